@@ -1,0 +1,1 @@
+"""One module per `heteroscale` subcommand; each exposes ``register(subparsers)``."""
