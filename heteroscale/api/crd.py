@@ -49,15 +49,14 @@ def _resolve(schema: Schema, defs: dict[str, Schema]) -> Schema:
 def structural(schema: Schema, defs: dict[str, Schema]) -> Schema:
     """Convert one pydantic JSON-schema node to a Kubernetes structural-schema node."""
     schema = _resolve(copy.deepcopy(schema), defs)
-    nullable = False
     if "anyOf" in schema:
-        options = [opt for opt in schema.pop("anyOf") if opt.get("type") != "null"]
+        options = [opt for opt in schema["anyOf"] if opt.get("type") != "null"]
         if len(options) != 1:
             raise ValueError(f"cannot express a union of {len(options)} types structurally: {options}")
-        nullable = True
-        inner = structural(options[0], defs)
-        inner.update({k: v for k, v in schema.items() if k not in {"default", "title"}})
-        schema = inner
+        siblings = {k: v for k, v in schema.items() if k not in {"anyOf", "default", "title"}}
+        inner = structural({**options[0], **siblings}, defs)
+        inner["nullable"] = True
+        return inner
     out: Schema = {}
     preserve = schema.get("x-kubernetes-preserve-unknown-fields", False)
     for key, value in schema.items():
@@ -91,8 +90,6 @@ def structural(schema: Schema, defs: dict[str, Schema]) -> Schema:
             out["additionalProperties"] = structural(schema["additionalProperties"], defs)
     if preserve:
         out["type"] = "object"
-    if nullable:
-        out["nullable"] = True
     # Optional sub-objects default to {} so the API server fills in their fields' defaults too.
     for name, prop in out.get("properties", {}).items():
         if (
