@@ -132,4 +132,5 @@ def decode_tps_series(trace: Trace, bin_seconds: float = 60.0, scale: float = 1.
     index = (trace.arrival[keep] // bin_seconds).astype(np.int64)
     weights = trace.output_tokens[keep].astype(np.float64)
     tokens = np.bincount(index, weights=weights, minlength=bins)
-    return tokens * scale / bin_seconds
+    result: npt.NDArray[np.float64] = tokens * scale / bin_seconds
+    return result

@@ -126,8 +126,17 @@ def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyStat
 
     pair = pair_for(spec, desired)
     notes.extend(pair.notes)
-    scaled_up = pair.prefill > cur_p or pair.decode > cur_d
-    scaled_down = pair.prefill < cur_p or pair.decode < cur_d
+    prefill, decode = pair.prefill, pair.decode
+    starting = observation.prefill.starting + observation.decode.starting
+    scale_in_blocked = starting > 0 or stabilization.down_cooldown_left(state, now, behavior.scale_down) > 0
+    if scale_in_blocked and (prefill < cur_p or decode < cur_d):
+        # Restoring the ratio by removing instances is a scale-in like any other: it waits for
+        # starting pods and the cooldown. Only the spec's bounds apply at once.
+        decode = max(decode, min(cur_d, spec.decode.max_replicas))
+        prefill = max(pair_for(spec, decode).prefill, min(cur_p, spec.prefill.max_replicas))
+        wait = (wait + "; " if wait else "") + "instances above the ratio stay until scale-in is allowed"
+    scaled_up = prefill > cur_p or decode > cur_d
+    scaled_down = prefill < cur_p or decode < cur_d
     if scaled_up:
         next_state = next_state.model_copy(update={"last_scale_up_time": now})
     if scaled_down:
@@ -141,15 +150,15 @@ def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyStat
             primary = Reason.SCALED_DOWN
         else:
             primary = held_reason or Reason.WITHIN_TOLERANCE
-    change = f"prefill {cur_p}->{pair.prefill}, decode {cur_d}->{pair.decode}"
+    change = f"prefill {cur_p}->{prefill}, decode {cur_d}->{decode}"
     parts = [change if (scaled_up or scaled_down) else f"no change at prefill {cur_p}, decode {cur_d}", load]
     parts += [p for p in (wait, pair.detail) if p]
     if Reason.STEP_LIMITED in notes:
         parts.append("step limited by maxStepPercent")
     secondary = tuple(r for r in dict.fromkeys(notes) if r is not primary)
     return Decision(
-        prefill=pair.prefill,
-        decode=pair.decode,
+        prefill=prefill,
+        decode=decode,
         reason=primary,
         message="; ".join(parts),
         state=next_state,

@@ -36,7 +36,8 @@ def pair_for(spec: PDServingGroupSpec, decode_wanted: int) -> Pair:
     prefill = ratio.prefill_for(decode)
     if prefill < pmin:
         # A prefill floor above the ratio's share: raise decode so the pair keeps the ratio.
-        raised = min(max(decode, ratio.decode_floor_for(pmin)), dmax)
+        floor = ratio.decode_floor_for(pmin)
+        raised = min(max(decode, floor), dmax)
         prefill = pmin
         if raised != decode:
             notes.append(Reason.RATIO_REPAIRED)
@@ -45,6 +46,12 @@ def pair_for(spec: PDServingGroupSpec, decode_wanted: int) -> Pair:
                 f"with prefill minReplicas {pmin}"
             )
             decode = raised
+        if raised < floor:
+            notes.append(Reason.CLAMPED_TO_MAX)
+            details.append(
+                f"prefill minReplicas {pmin} needs {floor} decode for the ratio but decode maxReplicas "
+                f"is {dmax}; ratio cannot be kept"
+            )
     elif prefill > pmax:
         notes.append(Reason.CLAMPED_TO_MAX)
         details.append(f"prefill needs {prefill} for {decode} decode but maxReplicas is {pmax}; ratio cannot be kept")

@@ -255,3 +255,15 @@ def test_manifest_errors_name_kind_and_metadata() -> None:
     assert "apiVersion: must be heteroscale.io/v1alpha1" in text
     assert "kind: must be PDServingGroup" in text
     assert "metadata.name: required" in text
+
+
+def test_readme_resource_reference_is_generated_from_the_models() -> None:
+    from heteroscale.api.reference import spec_reference
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("<!-- reference:start")
+    start = readme.index("\n", start) + 1
+    end = readme.index("<!-- reference:end -->")
+    assert readme[start:end] == spec_reference(), (
+        "README reference is stale: paste heteroscale.api.reference.spec_reference()"
+    )

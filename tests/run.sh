@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Set up and run every check: lint, format, types, layer rules and the whole pytest suite.
+# Usage: bash tests/run.sh [pytest args]. Needs Python >= 3.11 as python3.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The real-Prometheus tier needs Debian's prometheus (it brings promtool too).
+if ! command -v prometheus >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+  else
+    echo "note: prometheus is not installed; real-Prometheus tests will be skipped (apt-get install prometheus)" >&2
+  fi
+fi
+
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e '.[test]'
+# CPU PyTorch for the straggler end-to-end test (a real profiled training run).
+.venv/bin/python -m pip install -q 'torch==2.13.0'
+
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy heteroscale
+.venv/bin/lint-imports --no-cache
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,268 @@
+"""Table tests for every rule of the policy, including the Kubernetes HPA reference behaviour."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import pytest
+
+from heteroscale.api.enums import Reason
+from heteroscale.api.status import PolicyState, Recommendation
+from heteroscale.policy import Decision, Observation, PoolObservation, decide
+from tests.specs import merge, spec_with
+
+NOW = 10_000.0
+# No damping: isolates the proportional rule, as in the HPA documentation's arithmetic.
+UNDAMPED: dict[str, Any] = {
+    "ratio": {"prefill": 1, "decode": 1},
+    "decode": {"targetTPSPerInstance": {"H20": 100}, "minReplicas": 1, "maxReplicas": 100},
+    "prefill": {"minReplicas": 1, "maxReplicas": 100},
+    "behavior": {
+        "scaleUp": {"cooldownSeconds": 0, "maxStepPercent": 1000},
+        "scaleDown": {"cooldownSeconds": 0, "stabilizationWindowSeconds": 0, "maxStepPercent": 100},
+    },
+}
+
+
+def observe(
+    tps: float | None,
+    decode: int,
+    prefill: int | None = None,
+    *,
+    age: float | None = 1.0,
+    starting: int = 0,
+    tbt: float | None = None,
+    by_gpu: dict[str, int] | None = None,
+) -> Observation:
+    prefill = decode if prefill is None else prefill
+    return Observation(
+        decode_tps=tps,
+        metric_age_seconds=age,
+        prefill=PoolObservation(prefill, prefill),
+        decode=PoolObservation(decode, decode - starting, starting, by_gpu if by_gpu is not None else {"H20": decode}),
+        tbt_seconds=tbt,
+    )
+
+
+def run(observation: Observation, state: PolicyState | None = None, now: float = NOW, **spec: Any) -> Decision:
+    return decide(spec_with(**merge(UNDAMPED, spec)), observation, state or PolicyState(), now)
+
+
+# Kubernetes HPA docs ("Algorithm details"): desired = ceil(current * metric / target), no change
+# within 10% of the target. Per-instance metric here = decode TPS / current instances.
+@pytest.mark.parametrize(
+    ("current", "per_instance", "target", "expected"),
+    [
+        (4, 200, 100, 8),  # "200m / 100m == 2.0: the number of replicas will be doubled"
+        (4, 50, 100, 2),  # "50m / 100m == 0.5: you'll halve the number of replicas"
+        (4, 105, 100, 4),  # ratio 1.05 is within the 0.1 tolerance: no change
+        (4, 91, 100, 4),  # ratio 0.91, within tolerance
+        (10, 89, 100, 9),  # ratio 0.89 leaves the band: ceil(8.9) = 9
+        (1, 305, 50, 7),  # HPA walkthrough: 305% CPU against a 50% target on 1 pod gives 7
+    ],
+)
+def test_hpa_reference_behaviour(current: int, per_instance: float, target: float, expected: int) -> None:
+    decision = run(observe(current * per_instance, current), decode={"targetTPSPerInstance": {"H20": target}})
+    assert decision.decode == expected
+
+
+@pytest.mark.parametrize(
+    ("tps", "age", "reason"),
+    [
+        (None, 1.0, Reason.METRIC_MISSING),
+        (math.nan, 1.0, Reason.METRIC_INVALID),
+        (math.inf, 1.0, Reason.METRIC_INVALID),
+        (-5.0, 1.0, Reason.METRIC_INVALID),
+        (5000.0, 121.0, Reason.METRIC_STALE),
+        (5000.0, None, Reason.METRIC_STALE),
+        (5000.0, math.nan, Reason.METRIC_STALE),
+    ],
+)
+@pytest.mark.parametrize("load_would", ["raise", "lower"])
+def test_untrustworthy_metric_holds_both_roles(
+    tps: float | None, age: float | None, reason: Reason, load_would: str
+) -> None:
+    current = 2 if load_would == "raise" else 80
+    decision = run(observe(tps, current, prefill=current + 1, age=age))
+    assert (decision.prefill, decision.decode) == (current + 1, current)
+    assert decision.reason is reason
+    assert decision.held
+
+
+def test_stale_threshold_is_inclusive_of_stale_after() -> None:
+    fresh = run(observe(5000.0, 2, age=120.0))
+    assert fresh.reason is not Reason.METRIC_STALE
+
+
+def test_pods_starting_block_scale_in_but_not_scale_out() -> None:
+    down = run(observe(100.0, 10, starting=2))
+    assert down.reason is Reason.PODS_STARTING
+    assert down.decode == 10
+    up = run(observe(3000.0, 10, starting=2))
+    assert up.reason is Reason.SCALED_UP
+    assert up.decode == 30
+
+
+def test_zero_traffic_holds_until_k_readings_then_goes_to_minimum() -> None:
+    state = PolicyState()
+    spec: dict[str, Any] = {
+        "behavior": {"zeroTrafficReadings": 3},
+        "decode": {"minReplicas": 2},
+        "prefill": {"minReplicas": 1},
+    }
+    for expected_count in (1, 2):
+        decision = run(observe(0.0, 10, prefill=4), state, **spec)
+        assert decision.reason is Reason.ZERO_TRAFFIC
+        assert (decision.prefill, decision.decode) == (4, 10)
+        assert decision.state.zero_readings == expected_count
+        state = decision.state
+    final = run(observe(0.0, 10, prefill=4), state, **spec)
+    assert final.reason is Reason.ZERO_TRAFFIC
+    assert (final.prefill, final.decode) == (2, 2)  # ratio 1:1 from decode min 2
+    assert final.state.last_scale_down_time == NOW
+
+
+def test_a_nonzero_reading_resets_the_zero_count() -> None:
+    decision = run(observe(500.0, 5), PolicyState(zero_readings=7))
+    assert decision.state.zero_readings == 0
+
+
+def test_decode_target_is_weighted_by_the_gpu_types_serving() -> None:
+    targets = {"targetTPSPerInstance": {"H20": 2000, "H100": 4000}}
+    roles = {"decode": {"gpuTypes": ["H20", "H100"]}}
+    # 2 x H20 + 2 x H100: weighted target 3000 tok/s; 18,000 tok/s needs 6.
+    decision = run(observe(18_000.0, 4, by_gpu={"H20": 2, "H100": 2}), decode=targets, roles=roles)
+    assert decision.decode == 6
+    # Cold start (no instances): the most preferred type's target, 2000: 18,000 needs 9
+    # (the first step from zero is bounded by minStepInstances).
+    cold = run(observe(18_000.0, 0, prefill=1, by_gpu={}), decode={**targets, "minReplicas": 0}, roles=roles)
+    assert cold.recommended_decode == 9
+
+
+def test_prefill_follows_decode_at_the_ratio_in_the_same_decision() -> None:
+    decision = run(observe(700.0, 2, prefill=1), ratio={"prefill": 1, "decode": 3})
+    assert (decision.prefill, decision.decode) == (3, 7)  # ceil(7 / 3) = 3
+
+
+def test_ratio_repaired_by_raising_decode_when_prefill_minimum_binds() -> None:
+    decision = run(observe(150.0, 2, prefill=2), ratio={"prefill": 1, "decode": 3}, prefill={"minReplicas": 2})
+    # Load needs 2 decode; prefill's floor of 2 needs at least 4 decode for 1:3 (ceil(4/3) = 2).
+    assert (decision.prefill, decision.decode) == (2, 4)
+    assert decision.reason is Reason.RATIO_REPAIRED
+
+
+def test_clamped_to_max_is_reported_when_load_exceeds_decode_max() -> None:
+    decision = run(observe(50_000.0, 50), decode={"maxReplicas": 64})
+    assert decision.decode == 64
+    assert decision.reason is Reason.CLAMPED_TO_MAX
+    assert "maxReplicas is 64" in decision.message
+
+
+def test_prefill_max_that_breaks_the_ratio_is_reported() -> None:
+    decision = run(observe(3000.0, 30), prefill={"maxReplicas": 10})
+    assert (decision.prefill, decision.decode) == (10, 30)
+    assert decision.reason is Reason.CLAMPED_TO_MAX
+    assert "ratio cannot be kept" in decision.message
+
+
+def test_clamped_to_min() -> None:
+    decision = run(observe(10.0, 5), decode={"minReplicas": 3})
+    assert decision.decode == 3
+    assert decision.reason is Reason.CLAMPED_TO_MIN
+
+
+DAMPED: dict[str, Any] = {
+    "behavior": {
+        "scaleUp": {"cooldownSeconds": 60, "maxStepPercent": 50, "minStepInstances": 2},
+        "scaleDown": {"cooldownSeconds": 600, "stabilizationWindowSeconds": 300, "maxStepPercent": 20},
+    }
+}
+
+
+def test_scale_up_cooldown() -> None:
+    state = PolicyState(last_scale_up_time=NOW - 30)
+    decision = run(observe(2000.0, 10), state, **DAMPED)
+    assert decision.reason is Reason.COOLDOWN_ACTIVE
+    assert decision.decode == 10
+    assert "30s left" in decision.message
+    later = run(observe(2000.0, 10), state, now=NOW + 31, **DAMPED)
+    assert later.decode == 15  # 50% step of 10
+
+
+def test_scale_up_step_is_the_larger_of_percent_and_instances() -> None:
+    assert run(observe(2000.0, 2), **DAMPED).decode == 4  # 50% of 2 is 1, the instance step allows 2
+    limited = run(observe(5000.0, 20), **DAMPED)
+    assert limited.decode == 30  # 50% of 20 = 10 beats 2
+    assert Reason.STEP_LIMITED in limited.notes
+
+
+def test_scale_down_takes_the_highest_recommendation_in_the_window() -> None:
+    window = [Recommendation(time=NOW - 200, decode=18), Recommendation(time=NOW - 100, decode=14)]
+    decision = run(observe(1000.0, 20), PolicyState(recommendations=window), **DAMPED)
+    assert decision.decode == 18
+    assert decision.reason is Reason.SCALED_DOWN
+    expired = [Recommendation(time=NOW - 400, decode=20), Recommendation(time=NOW - 100, decode=17)]
+    assert run(observe(1000.0, 20), PolicyState(recommendations=expired), **DAMPED).decode == 17
+
+
+def test_scale_down_is_stabilizing_while_the_window_holds_the_current_count() -> None:
+    window = [Recommendation(time=NOW - 50, decode=20)]
+    decision = run(observe(1000.0, 20), PolicyState(recommendations=window), **DAMPED)
+    assert decision.reason is Reason.STABILIZING
+    assert decision.decode == 20
+
+
+def test_scale_down_waits_its_cooldown_after_a_scale_up() -> None:
+    decision = run(observe(1000.0, 20), PolicyState(last_scale_up_time=NOW - 100), **DAMPED)
+    assert decision.reason is Reason.COOLDOWN_ACTIVE
+    assert decision.decode == 20
+
+
+def test_scale_down_step_limit() -> None:
+    decision = run(observe(100.0, 20), **DAMPED)
+    assert decision.decode == 16  # 20% of 20
+    assert Reason.STEP_LIMITED in decision.notes
+
+
+@pytest.mark.parametrize(
+    ("tbt", "expected", "reason"),
+    [
+        (0.04, 10, Reason.WITHIN_TOLERANCE),
+        (0.059, 10, Reason.WITHIN_TOLERANCE),  # 1.18x the SLO: below the first tier
+        (0.065, 11, Reason.LATENCY_GUARD),  # 1.3x: +10%
+        (0.080, 12, Reason.LATENCY_GUARD),  # 1.6x: +20%
+    ],
+)
+def test_latency_guard_tiers(tbt: float, expected: int, reason: Reason) -> None:
+    guard = {
+        "latencyGuard": {
+            "sloSeconds": 0.05,
+            "tiers": [{"over": 1.2, "stepPercent": 10}, {"over": 1.5, "stepPercent": 20}],
+        }
+    }
+    decision = run(observe(1000.0, 10, tbt=tbt), behavior=guard)
+    assert decision.decode == expected
+    assert decision.reason is reason
+
+
+def test_latency_guard_never_lowers_the_throughput_recommendation() -> None:
+    guard = {"latencyGuard": {"sloSeconds": 0.05}}
+    decision = run(observe(3000.0, 10, tbt=0.065), behavior=guard)
+    assert decision.decode == 30
+
+
+def test_state_round_trips_through_the_status_json() -> None:
+    first = run(observe(2000.0, 10), **DAMPED)
+    wire = json.loads(json.dumps(first.state.model_dump(mode="json", by_alias=True)))
+    restored = PolicyState.model_validate(wire)
+    assert restored == first.state
+    assert "lastScaleUpTime" in wire
+
+
+def test_every_decision_has_a_reason_and_a_message() -> None:
+    for tps in (None, 0.0, 10.0, 1000.0, 1e6):
+        decision = run(observe(tps, 10))
+        assert isinstance(decision.reason, Reason)
+        assert len(decision.message) > 20
