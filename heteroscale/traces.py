@@ -132,5 +132,4 @@ def decode_tps_series(trace: Trace, bin_seconds: float = 60.0, scale: float = 1.
     index = (trace.arrival[keep] // bin_seconds).astype(np.int64)
     weights = trace.output_tokens[keep].astype(np.float64)
     tokens = np.bincount(index, weights=weights, minlength=bins)
-    result: npt.NDArray[np.float64] = tokens * scale / bin_seconds
-    return result
+    return np.asarray(tokens * (scale / bin_seconds), dtype=np.float64)
