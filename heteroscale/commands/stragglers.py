@@ -16,7 +16,9 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "stragglers",
         help="what-if straggler analysis of an LLM training trace",
-        description="Replay a per-operation training trace with and without stragglers and say why it is slow.",
+        description=(
+            "Replay a per-operation training trace with and without stragglers and say why it is slow."
+        ),
     )
     commands = parser.add_subparsers(dest="stragglers_command", metavar="ACTION", required=True)
 
@@ -32,7 +34,7 @@ def register(subparsers: Any) -> None:
     analyze = commands.add_parser("analyze", help="print a report; optionally write JSON and a heatmap")
     common(analyze)
     analyze.add_argument("--json", type=Path, help="write the full result as JSON here")
-    analyze.add_argument("--heatmap", type=Path, help="write the DP × PP worker-slowdown heatmap (PNG) here")
+    analyze.add_argument("--heatmap", type=Path, help="write the DP x PP worker-slowdown heatmap (PNG) here")
     analyze.set_defaults(func=_analyze)
 
     serve = commands.add_parser("serve", help="expose job, step and worker slowdown as Prometheus metrics")

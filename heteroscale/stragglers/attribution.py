@@ -9,7 +9,7 @@ Per DP rank and per worker, a naive what-if costs one full replay per DP rank, e
 trace: quadratic in DP. But in such a scenario every other DP rank runs with ideal times, so they
 all follow one identical timeline, and DP ranks only meet in DP collectives, which take the
 latest launch over ranks. One recorded lane plus one ideal lane therefore replays the scenario
-exactly, and all DP ranks' scenarios run side by side in one pass of size 2 × (trace / DP) × DP.
+exactly, and all DP ranks' scenarios run side by side in one pass of size 2 x (trace / DP) x DP.
 """
 
 from __future__ import annotations

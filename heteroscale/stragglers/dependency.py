@@ -2,7 +2,7 @@
 
 Built once from the template ops (DP rank 0, first step) and shared by every DP rank and step.
 Streams per worker: one compute stream (forward and backward), one DP-communication stream and four
-pipeline streams (forward/backward × send/recv); ops follow each other within a stream in launch
+pipeline streams (forward/backward x send/recv); ops follow each other within a stream in launch
 order. Across streams: parameter all-gather before its chunk's first forward; the last backward
 before the gradient reduce-scatter; recv before compute before send; a collective transfers only
 after all its members have launched. The rules follow the OSDI'25 what-if paper and its artifact

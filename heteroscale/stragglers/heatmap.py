@@ -1,4 +1,4 @@
-"""DP rank × PP stage heatmap of worker slowdown (SMon's view): one hot cell is a worker problem,
+"""DP rank x PP stage heatmap of worker slowdown (SMon's view): one hot cell is a worker problem,
 one hot column a stage imbalance, heat everywhere a sequence-length imbalance. Writes a PNG.
 """
 

@@ -41,7 +41,8 @@ class OpTensor:
 
     @property
     def duration(self) -> Cube:
-        return self.end - self.start
+        result: Cube = self.end - self.start
+        return result
 
     def template_start(self) -> npt.NDArray[np.float64]:
         return self.start[:, 0, 0]
@@ -51,7 +52,8 @@ class OpTensor:
 
     def recorded_step_time(self) -> npt.NDArray[np.float64]:
         """Per step: latest end minus earliest start over every op, as recorded."""
-        return self.end.max(axis=(0, 2)) - self.start.min(axis=(0, 2))
+        result: npt.NDArray[np.float64] = self.end.max(axis=(0, 2)) - self.start.min(axis=(0, 2))
+        return result
 
 
 def build_op_tensor(trace: Trace, meta: JobMeta) -> OpTensor:
@@ -76,14 +78,13 @@ def build_op_tensor(trace: Trace, meta: JobMeta) -> OpTensor:
             f"step {int(steps[s])}, dp_rank {d}, stage {stage} lacks {OP_TYPES[optype]} #{seq} that other "
             f"workers record; every DP rank of every step must run the same ops"
         )
-    start = np.empty(n_ops * n_steps * dp)
-    start[cell] = trace.start_ts
-    start = start.reshape(n_ops, n_steps, dp)
-    duration = np.empty(n_ops * n_steps * dp)
-    duration[cell] = trace.duration
-    step_origin = start.min(axis=(0, 2), keepdims=True)
-    start = start - step_origin
-    end = start + duration.reshape(n_ops, n_steps, dp)
+    flat_start = np.empty(n_ops * n_steps * dp)
+    flat_start[cell] = trace.start_ts
+    flat_duration = np.empty(n_ops * n_steps * dp)
+    flat_duration[cell] = trace.duration
+    start = flat_start.reshape(n_ops, n_steps, dp)
+    start = start - start.min(axis=(0, 2), keepdims=True)
+    end = start + flat_duration.reshape(n_ops, n_steps, dp)
 
     template_row = np.empty(n_ops, dtype=np.int64)
     first = (step_index.reshape(-1) == 0) & (trace.dp_rank == 0)

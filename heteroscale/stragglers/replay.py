@@ -78,9 +78,7 @@ def simulate(model: DependencyModel, work: FloatArray) -> FloatArray:
 def _launch(end: FloatArray, deps: npt.NDArray[np.int64], shape: tuple[int, ...]) -> FloatArray:
     if len(deps) == 0:
         return np.zeros(shape)
-    if len(deps) == 1:
-        return end[deps[0]]
-    launched: FloatArray = end[deps].max(axis=0)
+    launched: FloatArray = end[deps[0]] if len(deps) == 1 else end[deps].max(axis=0)
     return launched
 
 

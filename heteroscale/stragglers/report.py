@@ -89,7 +89,9 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "by_worker": by_worker,
         "M_W": attr.M_W,
         "M_S": attr.M_S,
-        "slowest_workers": [{"dp_rank": d, "stage": s, "rank": int(ops.rank[d, s])} for d, s in attr.slowest_workers],
+        "slowest_workers": [
+            {"dp_rank": d, "stage": s, "rank": int(ops.rank[d, s])} for d, s in attr.slowest_workers
+        ],
         "fb_correlation": diag.fb_correlation,
         "fb_correlation_by_stage": _indexed(diag.fb_correlation_by_stage),
         "straggling": diag.straggling,
@@ -110,7 +112,7 @@ def render_text(analysis: Analysis) -> str:
     )
     dp, pp = ops.rank.shape
     lines = [
-        f"Straggler analysis of {meta.name}: DP {meta.dp} × PP {meta.pp} × TP {meta.tp} × CP {meta.cp}"
+        f"Straggler analysis of {meta.name}: DP {meta.dp} x PP {meta.pp} x TP {meta.tp} x CP {meta.cp}"
         f" (VPP {meta.vpp}), {len(rep.steps)} steps, {analysis.n_ops:,} ops",
         f"Slowdown S = {rep.slowdown:.3f}: {rep.replayed.mean():.3f} s per step against "
         f"{rep.ideal.mean():.3f} s without stragglers; {rep.waste:.1%} of the GPU time is wasted.",

@@ -163,7 +163,7 @@ class Trace:
         lengths = {c: len(columns[c]) for c in REQUIRED_COLUMNS}
         if len(set(lengths.values())) != 1:
             raise TraceError(f"trace columns differ in length: {lengths}")
-        ints = {}
+        ints: dict[str, IntArray] = {}
         for c in REQUIRED_COLUMNS:
             if c in ("optype", "start_ts", "duration"):
                 continue
@@ -171,13 +171,26 @@ class Trace:
             if arr.dtype.kind not in "iu":
                 raise TraceError(f"trace column {c} must hold integers, got {arr.dtype}")
             ints[c] = arr.astype(np.int64)
-        floats = {}
+        floats: dict[str, FloatArray] = {}
         for c in ("start_ts", "duration"):
             arr = np.asarray(columns[c])
             if arr.dtype.kind not in "fiu":
                 raise TraceError(f"trace column {c} must hold numbers, got {arr.dtype}")
             floats[c] = arr.astype(np.float64)
-        return cls(optype=_encode_optypes(columns["optype"]), nodes=nodes, **ints, **floats)
+        return cls(
+            dp_rank=ints["dp_rank"],
+            stage=ints["stage"],
+            rank=ints["rank"],
+            step=ints["step"],
+            optype=_encode_optypes(columns["optype"]),
+            start_ts=floats["start_ts"],
+            duration=floats["duration"],
+            seq_id=ints["seq_id"],
+            mc=ints["mc"],
+            gmc=ints["gmc"],
+            mb_id=ints["mb_id"],
+            nodes=nodes,
+        )
 
 
 def _encode_optypes(values: Any) -> IntArray:

@@ -31,7 +31,8 @@ def load_trace(path: Path, meta: JobMeta) -> Trace:
     if path.is_dir():
         from heteroscale.stragglers.profiler_import import import_profiler_traces
 
-        return import_profiler_traces(sorted(path.glob("*.json")), meta)
+        traces: Trace = import_profiler_traces(sorted(path.glob("*.json")), meta)
+        return traces
     try:
         table = pq.read_table(path)
     except (OSError, pa.ArrowException) as exc:
