@@ -167,7 +167,7 @@ class _Builder:
         forwards = self.of(t.FORWARD_COMPUTE, stage)
         done: set[int] = set()
         for gather in reversed(gathers):
-            chunk = int(o.mc[gather])
+            chunk = _chunk(o, gather)
             if chunk in done:
                 continue
             first = [k for k in forwards if o.mc[k] == chunk]
@@ -197,7 +197,7 @@ class _Builder:
             # Reduce-scatter overlaps backward: each waits for the last backward of its own chunk.
             done: set[int] = set()
             for rs in reduce_scatters:
-                chunk = int(o.mc[rs])
+                chunk = _chunk(o, rs)
                 if chunk not in done:
                     last_bwd = [k for k in compute if OP_TYPES[o.optype[k]] == t.BACKWARD_COMPUTE]
                     mine = [k for k in last_bwd if o.mc[k] == chunk]
@@ -282,6 +282,11 @@ class _Builder:
             nodes=tuple(nodes[v] for v in order),
             is_collective=is_collective,
         )
+
+
+def _chunk(ops: OpTensor, k: int) -> int:
+    """Model chunk of a DP collective; one recorded without a chunk (mc = -1) serves chunk 0."""
+    return max(int(ops.mc[k]), 0)
 
 
 def _topological_order(waits: dict[int, set[int]]) -> list[int]:
