@@ -239,9 +239,7 @@ class _Builder:
             for optype in (t.PARAMS_ALL_GATHER, t.GRADS_REDUCE_SCATTER, t.SEPARATE_GRADS_ALL_REDUCE):
                 for stage in range(self.pp):
                     self.groups.extend(((k,), True) for k in self.by_type_stage.get((optype, stage), []))
-        first_of = {
-            (OP_TYPES[o.optype[k]], int(o.stage[k])): k for k in range(o.n_ops) if o.seq_id[k] == 0
-        }
+        first_of = {(OP_TYPES[o.optype[k]], int(o.stage[k])): k for k in range(o.n_ops) if o.seq_id[k] == 0}
         embedding = [
             first_of[key]
             for key in {(t.EMBEDDING_GRADS_ALL_REDUCE, 0), (t.EMBEDDING_GRADS_ALL_REDUCE, self.pp - 1)}

@@ -69,9 +69,7 @@ def forward_backward_correlation(ops: OpTensor) -> FloatArray:
     return result
 
 
-def diagnose(
-    ops: OpTensor, rep: Replay, attr: Attribution, nodes: dict[int, str] | None = None
-) -> Diagnosis:
+def diagnose(ops: OpTensor, rep: Replay, attr: Attribution, nodes: dict[int, str] | None = None) -> Diagnosis:
     by_stage = forward_backward_correlation(ops)
     # Sequence lengths hit every stage, since every stage runs the same microbatches; the median
     # keeps one stage's local noise from deciding.

@@ -52,11 +52,15 @@ PP_COMM_TYPES = frozenset({FORWARD_SEND, FORWARD_RECV, BACKWARD_SEND, BACKWARD_R
 DP_COMM_TYPES = frozenset({PARAMS_ALL_GATHER, GRADS_REDUCE_SCATTER, SEPARATE_GRADS_ALL_REDUCE})
 # Communication in the sense of the ideal durations: its ideal is the median, not the mean, because
 # comm stragglers are rare long outliers from external faults rather than workload imbalance.
-COMM_TYPES = PP_COMM_TYPES | DP_COMM_TYPES | {
-    LAYERNORM_GRADS_ALL_REDUCE,
-    EMBEDDING_GRADS_ALL_REDUCE,
-    OPTIMIZER_CLIP_MAIN_GRAD,
-}
+COMM_TYPES = (
+    PP_COMM_TYPES
+    | DP_COMM_TYPES
+    | {
+        LAYERNORM_GRADS_ALL_REDUCE,
+        EMBEDDING_GRADS_ALL_REDUCE,
+        OPTIMIZER_CLIP_MAIN_GRAD,
+    }
+)
 
 REQUIRED_COLUMNS: tuple[str, ...] = (
     "dp_rank",
@@ -153,9 +157,7 @@ class Trace:
         return len(self.step)
 
     @classmethod
-    def from_columns(
-        cls, columns: Mapping[str, Any], nodes: Mapping[int, str] | None = None
-    ) -> Trace:
+    def from_columns(cls, columns: Mapping[str, Any], nodes: Mapping[int, str] | None = None) -> Trace:
         """Build from column arrays; ``optype`` may hold names. Raises :class:`TraceError`."""
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
@@ -202,9 +204,7 @@ def _encode_optypes(values: Any) -> IntArray:
     names, inverse = np.unique(arr.astype(str), return_inverse=True)
     unknown = [str(n) for n in names if n not in OP_CODE]
     if unknown:
-        raise TraceError(
-            f"trace has unknown op type(s): {', '.join(unknown)}; known: {', '.join(OP_TYPES)}"
-        )
+        raise TraceError(f"trace has unknown op type(s): {', '.join(unknown)}; known: {', '.join(OP_TYPES)}")
     codes = np.array([OP_CODE[str(n)] for n in names], dtype=np.int64)
     return codes[inverse.reshape(-1)]
 
@@ -266,4 +266,3 @@ def describe_row(trace: Trace, row: int) -> str:
         f"row {row}: step {int(trace.step[row])}, dp_rank {int(trace.dp_rank[row])}, "
         f"stage {int(trace.stage[row])}, {OP_TYPES[int(trace.optype[row])]} #{int(trace.seq_id[row])}"
     )
-

@@ -32,13 +32,13 @@ def test_good_trace_passes() -> None:
 def test_missing_column() -> None:
     cols = columns(GOOD)
     del cols["mb_id"], cols["seq_id"]
-    with pytest.raises(TraceError, match="missing column.*seq_id, mb_id"):
+    with pytest.raises(TraceError, match=r"missing column.*seq_id, mb_id"):
         Trace.from_columns(cols)
 
 
 def test_unknown_op_type() -> None:
     rows = [*GOOD[:-1], (1, 0, 0, "data-load", 2.0, 1.0, 0)]
-    with pytest.raises(TraceError, match="unknown op type.*data-load"):
+    with pytest.raises(TraceError, match=r"unknown op type.*data-load"):
         make_trace(rows, pp=1)
 
 
@@ -49,9 +49,9 @@ def test_negative_duration() -> None:
 
 
 def test_sizes_that_do_not_match_the_metadata() -> None:
-    with pytest.raises(TraceError, match="dp_rank values .* do not match metadata dp_size=4"):
+    with pytest.raises(TraceError, match=r"dp_rank values .* do not match metadata dp_size=4"):
         analyze(make_trace(GOOD, pp=1), JobMeta(name="unit", dp=4, pp=1))
-    with pytest.raises(TraceError, match="stage values .* do not match metadata pp_size=2"):
+    with pytest.raises(TraceError, match=r"stage values .* do not match metadata pp_size=2"):
         analyze(make_trace(GOOD, pp=1), JobMeta(name="unit", dp=2, pp=2))
 
 
