@@ -16,9 +16,7 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "stragglers",
         help="what-if straggler analysis of an LLM training trace",
-        description=(
-            "Replay a per-operation training trace with and without stragglers and say why it is slow."
-        ),
+        description=("Replay a per-operation training trace with and without stragglers and say why it is slow."),
     )
     commands = parser.add_subparsers(dest="stragglers_command", metavar="ACTION", required=True)
 

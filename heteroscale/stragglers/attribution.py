@@ -70,18 +70,14 @@ def attribute(ops: OpTensor, model: DependencyModel, rep: Replay) -> Attribution
 
     groups = np.array([optype_group(int(c)) for c in ops.optype])
     by_optype_times = {
-        name: keep_recorded(np.repeat((groups == name)[:, None], dp, axis=1))
-        for name in sorted(set(groups.tolist()))
+        name: keep_recorded(np.repeat((groups == name)[:, None], dp, axis=1)) for name in sorted(set(groups.tolist()))
     }
     by_stage_times = np.stack(
         [keep_recorded(np.repeat((ops.stage == s)[:, None], dp, axis=1)) for s in range(pp)], axis=1
     )
     by_dp_times = _one_dp_rank_recorded(model, rec, ideal, np.ones(ops.n_ops, dtype=bool))
     by_worker = np.stack(
-        [
-            _one_dp_rank_recorded(model, rec, ideal, ops.stage == s).mean(axis=0) / mean_ideal
-            for s in range(pp)
-        ],
+        [_one_dp_rank_recorded(model, rec, ideal, ops.stage == s).mean(axis=0) / mean_ideal for s in range(pp)],
         axis=1,
     )
 

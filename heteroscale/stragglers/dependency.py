@@ -83,9 +83,7 @@ class _Builder:
         pp = self.pp
         noop: dict[int, bool] = {}
         for stage in range(pp):
-            compute = self.launch_order(
-                self.of(t.FORWARD_COMPUTE, stage) + self.of(t.BACKWARD_COMPUTE, stage)
-            )
+            compute = self.launch_order(self.of(t.FORWARD_COMPUTE, stage) + self.of(t.BACKWARD_COMPUTE, stage))
             self.chain(compute)
             for optype in _PEER_TYPE:
                 self.chain(self.of(optype, stage))
@@ -93,9 +91,7 @@ class _Builder:
             self.warm_up_rule(stage, compute)
             if self.use_dp:
                 self.chain(
-                    self.launch_order(
-                        self.of(t.PARAMS_ALL_GATHER, stage) + self.of(t.GRADS_REDUCE_SCATTER, stage)
-                    )
+                    self.launch_order(self.of(t.PARAMS_ALL_GATHER, stage) + self.of(t.GRADS_REDUCE_SCATTER, stage))
                 )
                 self.params_before_first_forward(stage)
             self.after_last_compute(stage, compute)
@@ -180,9 +176,7 @@ class _Builder:
         o = self.ops
         last_compute = max(compute, key=lambda k: self.end[k])
         overlapped = bool(self.by_type_stage.get((t.SEPARATE_GRADS_ALL_REDUCE, stage)))
-        reduce_scatters = sorted(
-            self.by_type_stage.get((t.GRADS_REDUCE_SCATTER, stage), []), key=lambda k: o.seq_id[k]
-        )
+        reduce_scatters = sorted(self.by_type_stage.get((t.GRADS_REDUCE_SCATTER, stage), []), key=lambda k: o.seq_id[k])
 
         def seq(optype: str) -> list[int]:
             return sorted(self.by_type_stage.get((optype, stage), []), key=lambda k: o.seq_id[k])

@@ -35,9 +35,7 @@ def build_registry(analyses: Sequence[Analysis]) -> CollectorRegistry:
         "S_w: slowdown with only this worker left as recorded",
         ["job", "dp_rank", "stage", "rank", "node"],
     )
-    worker_share = gauge(
-        "worker_share", "M_W: share of the slowdown due to the slowest 3% of workers", ["job"]
-    )
+    worker_share = gauge("worker_share", "M_W: share of the slowdown due to the slowest 3% of workers", ["job"])
     stage_share = gauge("last_stage_share", "M_S: share of the slowdown due to the last stage", ["job"])
     cause = gauge("root_cause", "1 when this root cause is diagnosed", ["job", "cause"])
     suspect = gauge("suspect_rank", "1 for each rank named as a worker problem", ["job", "rank", "node"])

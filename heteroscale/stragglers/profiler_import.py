@@ -70,9 +70,7 @@ def import_profiler_traces(paths: Sequence[Path], meta: JobMeta) -> Trace:
         if not isinstance(info, dict) or "rank" not in info:
             raise TraceError(f"profiler trace {path} has no distributedInfo.rank (not a distributed run?)")
         if int(info.get("world_size", meta.world_size)) != meta.world_size:
-            raise TraceError(
-                f"profiler trace {path} says world_size {info['world_size']}, metadata {meta.world_size}"
-            )
+            raise TraceError(f"profiler trace {path} says world_size {info['world_size']}, metadata {meta.world_size}")
         rank = int(info["rank"])
         if rank % (meta.tp * meta.cp) != 0:
             continue  # a TP/CP peer of a recorded worker

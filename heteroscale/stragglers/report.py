@@ -28,8 +28,7 @@ _ACTIONS = {
         "replace them, and give their nodes to placement as slow nodes (--slow-nodes)"
     ),
     Cause.LAST_STAGE: (
-        "rebalance the pipeline partition: move layers off the last stage, which also runs the "
-        "output layer and loss"
+        "rebalance the pipeline partition: move layers off the last stage, which also runs the output layer and loss"
     ),
     Cause.SEQUENCE_IMBALANCE: (
         "balance microbatches by token count (sequence-length-aware packing or sorting) so that "
@@ -89,9 +88,7 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "by_worker": by_worker,
         "M_W": attr.M_W,
         "M_S": attr.M_S,
-        "slowest_workers": [
-            {"dp_rank": d, "stage": s, "rank": int(ops.rank[d, s])} for d, s in attr.slowest_workers
-        ],
+        "slowest_workers": [{"dp_rank": d, "stage": s, "rank": int(ops.rank[d, s])} for d, s in attr.slowest_workers],
         "fb_correlation": diag.fb_correlation,
         "fb_correlation_by_stage": _indexed(diag.fb_correlation_by_stage),
         "straggling": diag.straggling,
@@ -138,8 +135,7 @@ def render_text(analysis: Analysis) -> str:
                 node = analysis.nodes.get(rank)
                 where = f" on node {node}" if node else ""
                 lines.append(
-                    f"      suspect rank {rank} (dp_rank {d}, stage {s}){where}: "
-                    f"S_w = {attr.by_worker[d, s]:.3f}"
+                    f"      suspect rank {rank} (dp_rank {d}, stage {s}){where}: S_w = {attr.by_worker[d, s]:.3f}"
                 )
         elif cause is Cause.LAST_STAGE:
             lines.append(

@@ -222,8 +222,7 @@ def validate(trace: Trace, meta: JobMeta) -> None:
         row = int(np.flatnonzero(trace.duration < 0)[0])
         count = int((trace.duration < 0).sum())
         raise TraceError(
-            f"trace has {count} negative duration(s), first {trace.duration[row]:.6g} s "
-            f"({describe_row(trace, row)})"
+            f"trace has {count} negative duration(s), first {trace.duration[row]:.6g} s ({describe_row(trace, row)})"
         )
     for column, size, label in ((trace.dp_rank, meta.dp, "dp_size"), (trace.stage, meta.pp, "pp_size")):
         found = np.unique(column)
@@ -234,9 +233,7 @@ def validate(trace: Trace, meta: JobMeta) -> None:
                 f"(expected each of 0..{size - 1})"
             )
     if trace.mc.max() >= meta.vpp:
-        raise TraceError(
-            f"trace model chunk mc up to {int(trace.mc.max())} does not fit metadata vpp_size={meta.vpp}"
-        )
+        raise TraceError(f"trace model chunk mc up to {int(trace.mc.max())} does not fit metadata vpp_size={meta.vpp}")
     if (trace.seq_id < 0).any():
         raise TraceError("trace has a negative seq_id")
     # A worker is one (dp_rank, stage) pair; its global rank must be one number.

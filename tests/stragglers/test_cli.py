@@ -79,9 +79,7 @@ def test_serve_exposes_metrics_and_writes_slow_nodes(tmp_path: Path) -> None:
         "--slow-nodes",
         str(slow),
     ]
-    process = subprocess.Popen(
-        argv, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2]
-    )
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[2])
     try:
         assert process.stdout is not None
         lines = [process.stdout.readline() for _ in range(2)]

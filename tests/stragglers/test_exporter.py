@@ -19,9 +19,7 @@ def test_metrics_endpoint_serves_job_step_and_worker_slowdown() -> None:
             body = reply.read().decode()
     finally:
         server.shutdown()
-    lines = {
-        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line[:1] != "#"
-    }
+    lines = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in body.splitlines() if line[:1] != "#"}
     assert abs(lines['heteroscale_straggler_job_slowdown{job="AR"}'] - analysis.replay.slowdown) < 1e-9
     step = int(analysis.replay.steps[0])
     assert f'heteroscale_straggler_step_slowdown{{job="AR",step="{step}"}}' in lines

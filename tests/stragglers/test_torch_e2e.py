@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,10 @@ from heteroscale.stragglers.analysis import analyze
 from heteroscale.stragglers.trace import JobMeta
 from heteroscale.stragglers.trace_io import load_trace
 
-pytest.importorskip("torch")
+if os.environ.get("CI") == "true":
+    import torch  # noqa: F401  - CI must run this test: a missing torch is a failure there
+else:
+    pytest.importorskip("torch", reason="install CPU PyTorch: pip install torch==2.13.0")
 
 SLOW_RANK = 1  # DP rank 1 of stage 0: not on the last stage, so only a worker problem explains it
 
