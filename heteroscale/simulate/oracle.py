@@ -1,7 +1,7 @@
 """Oracle lower bound: the fewest instances meeting the SLO at each step, with perfect foresight.
 
 It knows every future arrival. Per step it needs
-* prefill: the step's arriving prefill work at ORACLE_PREFILL_BUSY of capacity;
+* prefill: the arriving prefill work (mean over ORACLE_SMOOTH_S) at ORACLE_PREFILL_BUSY of capacity;
 * decode: the sequences that will be decoding (each from its arrival for ``output x TBT``
   at the largest batch that meets the TBT SLO), divided by that batch;
 and it starts instances early by the start-up delay, so they are ready when the load comes.
@@ -23,6 +23,9 @@ from heteroscale.simulate.workload import Workload
 
 #: Busy fraction the oracle runs prefill at: above it the M/G/k wait of a burst grows fast.
 ORACLE_PREFILL_BUSY = 0.9
+#: Prefill work is sized on its mean over this window: the FIFO absorbs shorter bursts within
+#: the TTFT SLO, and sizing on single 5 s bins would make the "lower bound" chase noise.
+ORACLE_SMOOTH_S = 15.0
 
 
 class Oracle:
@@ -36,7 +39,9 @@ class Oracle:
         step_of = (workload.arrival_s // dt).astype(np.int64)
         work = prefill.prefill_seconds(workload.input_tokens - workload.cached_tokens, workload.cached_tokens)
         prefill_rate = np.bincount(step_of, weights=work, minlength=steps)[:steps] * workload.weight / dt
-        need_p = np.ceil(prefill_rate / ORACLE_PREFILL_BUSY)
+        k = max(round(ORACLE_SMOOTH_S / dt), 1)
+        smooth = np.convolve(prefill_rate, np.ones(k) / k, mode="same")
+        need_p = np.ceil(smooth / ORACLE_PREFILL_BUSY)
 
         ctx = mean_context(workload)
         batch = decode.batch_at_tbt(service.slo.tbt_s, ctx)
