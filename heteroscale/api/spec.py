@@ -1,0 +1,444 @@
+"""The PDServingGroup spec: the single source of truth for validation and the CRD schema.
+
+Every field carries a description (it is what ``kubectl explain`` shows) and its bounds. Rules
+that span fields are declared once, in :data:`CROSS_FIELD_RULES` style ``x-kubernetes-validations``
+on the model *and* checked by a pydantic validator with the same message, so the API server and
+``heteroscale`` reject the same specs with the same words.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from heteroscale.api.enums import Engine, Mode
+from heteroscale.api.promql import promql_syntax_error
+
+DURATION_PATTERN = r"^[0-9]+(s|m|h)$"
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
+# Kubernetes label keys: optional DNS prefix, then a name of at most 63 characters.
+_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
+_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+LABEL_KEY_PATTERN = rf"^({_DNS_SUBDOMAIN}/)?{_LABEL_NAME}$"
+# GPU type names end up as label values and Deployment name parts.
+GPU_TYPE_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+DNS_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+
+GpuType = Annotated[str, Field(pattern=GPU_TYPE_PATTERN, max_length=63)]
+LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN, max_length=316)]
+Duration = Annotated[
+    str,
+    Field(pattern=DURATION_PATTERN, description="A duration: whole seconds, minutes or hours, e.g. 60s, 5m, 1h."),
+]
+
+
+def duration_seconds(value: str) -> int:
+    """Seconds in a validated duration string such as ``90s`` or ``2m``."""
+    match = re.fullmatch(DURATION_PATTERN, value)
+    if match is None:
+        raise ValueError(f"{value!r} is not a duration like 60s, 5m or 1h")
+    return int(value[:-1]) * _DURATION_UNITS[value[-1]]
+
+
+def cel(rule: str, message: str, field_path: str | None = None) -> dict[str, JsonValue]:
+    """One ``x-kubernetes-validations`` entry."""
+    entry: dict[str, JsonValue] = {"rule": rule, "message": message}
+    if field_path:
+        entry["fieldPath"] = field_path
+    return entry
+
+
+class SpecModel(BaseModel):
+    """Base for every spec object: camelCase on the wire, unknown fields rejected, immutable."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+
+class Ratio(SpecModel):
+    """Prefill instances per decode instances, e.g. 1:3. Fixed online, set from a stress test."""
+
+    prefill: int = Field(1, ge=1, le=1000, description="Prefill side of the P:D ratio (a positive integer).")
+    decode: int = Field(1, ge=1, le=1000, description="Decode side of the P:D ratio (a positive integer).")
+
+    def prefill_for(self, decode_instances: int) -> int:
+        """Prefill instances that go with this many decode instances (rounded up)."""
+        return -(-decode_instances * self.prefill // self.decode)
+
+    def decode_floor_for(self, prefill_instances: int) -> int:
+        """The fewest decode instances for which :meth:`prefill_for` gives ``prefill_instances``."""
+        if prefill_instances <= 0:
+            return 0
+        return (prefill_instances - 1) * self.decode // self.prefill + 1
+
+
+class PrometheusSource(SpecModel):
+    """Where to read the metric from."""
+
+    url: str = Field(
+        "http://prometheus.monitoring:9090",
+        pattern=r"^https?://[^\s]+$",
+        description="Base URL of the Prometheus HTTP API (http or https).",
+    )
+    bearer_token_file: str = Field(
+        "", description="Path of a file in the operator pod holding a bearer token; empty for none."
+    )
+    ca_file: str = Field("", description="Path of a CA bundle for https; empty to use the system CAs.")
+    timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout of one query, in seconds.")
+
+
+class MetricSource(SpecModel):
+    """The decode-throughput signal that drives scaling."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.engine != 'custom' || size(self.query) > 0",
+                    "query is required when engine is custom",
+                    ".query",
+                ),
+                cel(
+                    "self.engine == 'custom' || size(self.query) == 0",
+                    "query is only used with engine: custom; remove it or set engine: custom",
+                    ".query",
+                ),
+            ]
+        }
+    )
+
+    engine: Engine = Field(
+        Engine.VLLM,
+        description="Serving engine whose metrics to read: vllm, sglang, or custom (give query).",
+    )
+    query: str = Field(
+        "",
+        max_length=4096,
+        description=(
+            "PromQL returning decode tokens per second as one series (engine: custom only). "
+            "Placeholders {namespace}, {pods} (regex of the decode pods) and {window} are filled in."
+        ),
+    )
+    window: Duration = Field("60s", description="Rate window for the decode tokens/s query, e.g. 60s.")
+    stale_after: Duration = Field(
+        "120s", description="A sample older than this is stale: the policy holds instead of scaling."
+    )
+    prometheus: PrometheusSource = Field(default_factory=PrometheusSource, description="Prometheus server to query.")
+
+    @property
+    def window_seconds(self) -> int:
+        return duration_seconds(self.window)
+
+    @property
+    def stale_after_seconds(self) -> int:
+        return duration_seconds(self.stale_after)
+
+    @field_validator("query")
+    @classmethod
+    def _query_is_promql(cls, query: str) -> str:
+        problem = promql_syntax_error(query)
+        if problem:
+            raise ValueError(f"query is not valid PromQL: {problem}")
+        return query
+
+    @model_validator(mode="after")
+    def _query_matches_engine(self) -> Self:
+        if self.engine is Engine.CUSTOM and not self.query:
+            raise ValueError("query is required when engine is custom")
+        if self.engine is not Engine.CUSTOM and self.query:
+            raise ValueError("query is only used with engine: custom; remove it or set engine: custom")
+        return self
+
+
+_MIN_LE_MAX = cel("self.minReplicas <= self.maxReplicas", "minReplicas must be <= maxReplicas", ".minReplicas")
+
+
+class ReplicaBounds(SpecModel):
+    """Bounds for one role's instance count."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [_MIN_LE_MAX]})
+
+    min_replicas: int = Field(1, ge=0, le=10000, description="Fewest instances of this role.")
+    max_replicas: int = Field(64, ge=1, le=10000, description="Most instances of this role.")
+
+    @model_validator(mode="after")
+    def _min_le_max(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas must be <= maxReplicas (got {self.min_replicas} > {self.max_replicas})")
+        return self
+
+
+class DecodeScaling(ReplicaBounds):
+    """Decode pool: per-instance throughput targets and bounds."""
+
+    target_tps_per_instance: dict[GpuType, Annotated[float, Field(gt=0, le=1e9)]] = Field(
+        alias="targetTPSPerInstance",
+        min_length=1,
+        max_length=16,
+        description=(
+            "Decode tokens/s one decode instance should serve, per GPU type (from a stress test). "
+            "Every GPU type in roles.decode.gpuTypes needs an entry."
+        ),
+    )
+
+
+class PrefillScaling(ReplicaBounds):
+    """Prefill pool bounds; its count follows decode through the ratio."""
+
+
+class StepUp(SpecModel):
+    """How fast to scale out."""
+
+    cooldown_seconds: int = Field(60, ge=0, le=86400, description="Minimum seconds between scale-ups.")
+    max_step_percent: int = Field(
+        100, ge=1, le=1000, description="Most instances added per period, in percent of the current count."
+    )
+    min_step_instances: int = Field(
+        4,
+        ge=1,
+        le=1000,
+        description="A scale-up may always add this many instances, whatever maxStepPercent allows "
+        "(Kubernetes HPA's default is 4), so a small pool can answer a surge.",
+    )
+
+
+class StepDown(SpecModel):
+    """How cautiously to scale in."""
+
+    cooldown_seconds: int = Field(
+        600, ge=0, le=86400, description="Minimum seconds after any scale action before a scale-in."
+    )
+    stabilization_window_seconds: int = Field(
+        300,
+        ge=0,
+        le=86400,
+        description="Scale in only to the highest recommendation seen in this many seconds.",
+    )
+    max_step_percent: int = Field(
+        20, ge=1, le=100, description="Most instances removed per period, in percent of the current count."
+    )
+    drain_seconds: int = Field(
+        30,
+        ge=0,
+        le=3600,
+        description="Seconds a pod chosen for removal stays out of the Service before it is deleted.",
+    )
+
+
+class LatencyTier(SpecModel):
+    """An extra scale-out step when time-between-tokens exceeds the SLO by a factor."""
+
+    over: float = Field(gt=1.0, le=100.0, description="Factor over the SLO that triggers this tier, e.g. 1.2.")
+    step_percent: int = Field(ge=1, le=1000, description="Extra decode instances to add, in percent.")
+
+
+class LatencyGuard(SpecModel):
+    """Latency safety net on time-between-tokens (TBT/TPOT); a backstop, not the main signal."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.tiers.all(t, self.tiers.exists_one(u, u.over == t.over))",
+                    "latencyGuard tiers must have distinct 'over' factors",
+                    ".tiers",
+                )
+            ]
+        }
+    )
+
+    slo_seconds: float = Field(gt=0, le=60, description="Time-between-tokens SLO in seconds, e.g. 0.05.")
+    quantile: float = Field(0.9, gt=0, lt=1, description="TBT quantile compared with the SLO.")
+    tiers: list[LatencyTier] = Field(
+        # A plain default (pydantic copies it) rather than a factory, so it appears in the CRD too.
+        default=[LatencyTier(over=1.2, step_percent=10), LatencyTier(over=1.5, step_percent=20)],
+        max_length=8,
+        description="Tiers by factor over the SLO; the highest tier exceeded applies.",
+    )
+
+    @field_validator("tiers")
+    @classmethod
+    def _distinct_tiers(cls, tiers: list[LatencyTier]) -> list[LatencyTier]:
+        overs = [t.over for t in tiers]
+        if len(set(overs)) != len(overs):
+            raise ValueError("latencyGuard tiers must have distinct 'over' factors")
+        return sorted(tiers, key=lambda t: t.over)
+
+
+class Behavior(SpecModel):
+    """Timing, dead band and step limits of the control loop."""
+
+    interval_seconds: int = Field(15, ge=1, le=3600, description="Seconds between two reconciles.")
+    tolerance: float = Field(
+        0.1, ge=0, lt=1, description="Dead band: no change while load/capacity is within 1 ± tolerance."
+    )
+    scale_up: StepUp = Field(default_factory=StepUp, description="Scale-out behaviour.")
+    scale_down: StepDown = Field(default_factory=StepDown, description="Scale-in behaviour.")
+    latency_guard: LatencyGuard | None = Field(None, description="Optional extra scale-out when TBT exceeds the SLO.")
+    zero_traffic_readings: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="Consecutive zero-throughput readings before both roles go to their minimum.",
+    )
+
+
+class DeploymentRef(SpecModel):
+    """An existing Deployment to adopt (never deleted by the operator)."""
+
+    name: str = Field(pattern=DNS_NAME_PATTERN, max_length=253, description="Deployment name in the same namespace.")
+
+
+class RoleSpec(SpecModel):
+    """How to run one role: a pod template to create Deployments from, or an existing Deployment."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "has(self.template) != has(self.deploymentRef)",
+                    "set exactly one of template or deploymentRef",
+                )
+            ]
+        }
+    )
+
+    template: dict[str, Any] | None = Field(
+        None,
+        description="Pod template (metadata and spec, as in a Deployment) for the Deployments the operator creates.",
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+    )
+    deployment_ref: DeploymentRef | None = Field(
+        None, description="Adopt this existing Deployment instead of creating one."
+    )
+    gpu_types: list[GpuType] = Field(
+        min_length=1, max_length=16, description="GPU types this role may run on, most preferred first."
+    )
+    gpus_per_instance: int = Field(8, ge=1, le=64, description="GPUs one instance of this role uses.")
+
+    @field_validator("gpu_types")
+    @classmethod
+    def _distinct_types(cls, types: list[str]) -> list[str]:
+        if len(set(types)) != len(types):
+            raise ValueError("gpuTypes must not repeat a GPU type")
+        return types
+
+    @field_validator("template")
+    @classmethod
+    def _template_has_containers(cls, template: dict[str, Any] | None) -> dict[str, Any] | None:
+        if template is None:
+            return None
+        pod_spec = template.get("spec")
+        containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
+        if not isinstance(containers, list) or not containers:
+            raise ValueError("template.spec.containers must list at least one container")
+        return template
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.template is None) == (self.deployment_ref is None):
+            raise ValueError("set exactly one of template or deploymentRef")
+        return self
+
+
+class Roles(SpecModel):
+    """The two roles of a disaggregated deployment."""
+
+    prefill: RoleSpec = Field(description="Prefill (prompt processing) instances.")
+    decode: RoleSpec = Field(description="Decode (token generation) instances.")
+
+
+class Topology(SpecModel):
+    """Node labels that describe GPU types and the switch hierarchy."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.colocate == '' || self.colocate in self.tiers",
+                    "colocate must be one of tiers (or empty for cluster scope)",
+                    ".colocate",
+                )
+            ]
+        }
+    )
+
+    gpu_type_label: LabelKey = Field(
+        "nvidia.com/gpu.product", description="Node label whose value is the node's GPU type."
+    )
+    gpu_resource: str = Field("nvidia.com/gpu", max_length=253, description="Extended resource name of one GPU.")
+    tiers: list[LabelKey] = Field(
+        default=["heteroscale.io/s0", "heteroscale.io/s1", "heteroscale.io/s2"],
+        max_length=8,
+        description="Node labels naming the switch domain at each tier, leaf first (S0, S1, S2 ...).",
+    )
+    colocate: str = Field(
+        "heteroscale.io/s2",
+        max_length=316,
+        description="Tier label whose domain the prefill and decode of one group share; empty for cluster scope.",
+    )
+    slow_node_label: LabelKey = Field(
+        "heteroscale.io/slow",
+        description="Nodes with this label set to 'true' are used last (e.g. stragglers found by analysis).",
+    )
+
+    @model_validator(mode="after")
+    def _colocate_in_tiers(self) -> Self:
+        if self.colocate and self.colocate not in self.tiers:
+            raise ValueError(f"colocate must be one of tiers {self.tiers} (or empty), got {self.colocate!r}")
+        return self
+
+
+class PDServingGroupSpec(SpecModel):
+    """Desired behaviour of one prefill/decode serving group."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "self.roles.decode.gpuTypes.all(t, t in self.decode.targetTPSPerInstance)",
+                    "every GPU type in roles.decode.gpuTypes needs a decode.targetTPSPerInstance entry",
+                    ".decode.targetTPSPerInstance",
+                ),
+                cel(
+                    "self.decode.targetTPSPerInstance.all(t, t in self.roles.decode.gpuTypes)",
+                    "decode.targetTPSPerInstance names a GPU type that is not in roles.decode.gpuTypes",
+                    ".decode.targetTPSPerInstance",
+                ),
+            ]
+        }
+    )
+
+    mode: Mode = Field(Mode.ENFORCE, description="Enforce patches Deployments; DryRun only writes status.")
+    ratio: Ratio = Field(default_factory=Ratio, description="Fixed prefill:decode instance ratio.")
+    metric: MetricSource = Field(default_factory=MetricSource, description="The scaling signal.")
+    decode: DecodeScaling = Field(description="Decode targets and bounds.")
+    prefill: PrefillScaling = Field(default_factory=PrefillScaling, description="Prefill bounds.")
+    behavior: Behavior = Field(default_factory=Behavior, description="Control-loop timing and limits.")
+    roles: Roles = Field(description="Pod templates or Deployments per role, and their GPU types.")
+    topology: Topology = Field(default_factory=Topology, description="Node labels for placement.")
+    priority: int = Field(100, ge=0, le=1000000, description="Higher is placed first when groups compete for GPUs.")
+
+    @model_validator(mode="after")
+    def _targets_match_gpu_types(self) -> Self:
+        types = self.roles.decode.gpu_types
+        targets = self.decode.target_tps_per_instance
+        missing = [t for t in types if t not in targets]
+        if missing:
+            raise ValueError(
+                f"every GPU type in roles.decode.gpuTypes needs a decode.targetTPSPerInstance entry; missing: {missing}"
+            )
+        unknown = [t for t in targets if t not in types]
+        if unknown:
+            raise ValueError(
+                f"decode.targetTPSPerInstance names a GPU type that is not in roles.decode.gpuTypes: {unknown}; "
+                "remove it or add the type to the role"
+            )
+        return self

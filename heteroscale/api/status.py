@@ -1,0 +1,90 @@
+"""The PDServingGroup status, including the policy state carried from one tick to the next.
+
+The operator keeps nothing in memory that it needs to decide: everything the policy remembers
+(recent recommendations, last scale times, the zero-reading count) round-trips through
+``status.policyState``, so a restarted operator continues where the last one stopped.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+from heteroscale.api.enums import ConditionStatus, ConditionType, Reason, Role
+
+
+class StatusModel(BaseModel):
+    """Base for status objects: camelCase on the wire; unknown fields are ignored, not fatal,
+    so an older operator can read a status written by a newer one."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore")
+
+
+class Recommendation(StatusModel):
+    """One decode recommendation, kept for the scale-down stabilization window."""
+
+    time: float = Field(description="Unix time of the recommendation, in seconds.")
+    decode: int = Field(ge=0, description="Decode instances recommended then.")
+
+
+class PolicyState(StatusModel):
+    """What the policy carries between ticks; opaque to users, shown for debugging."""
+
+    recommendations: list[Recommendation] = Field(
+        default_factory=list, description="Recent decode recommendations inside the stabilization window."
+    )
+    last_scale_up_time: float | None = Field(None, description="Unix time of the last scale-up.")
+    last_scale_down_time: float | None = Field(None, description="Unix time of the last scale-down.")
+    zero_readings: int = Field(0, ge=0, description="Consecutive zero-throughput readings so far.")
+
+
+class RoleCounts(StatusModel):
+    """Instances per role."""
+
+    prefill: int = Field(0, ge=0, description="Prefill instances.")
+    decode: int = Field(0, ge=0, description="Decode instances.")
+
+
+class GroupStatus(StatusModel):
+    """One deployment group: one role's Deployment pinned to a GPU type and a network domain."""
+
+    name: str = Field(description="Deployment name.")
+    role: Role = Field(description="prefill or decode.")
+    gpu_type: str = Field(description="GPU type of its nodes.")
+    domain: str = Field(
+        "", description="Colocation domain (value of the colocate tier label); empty for cluster scope."
+    )
+    desired: int = Field(0, ge=0, description="Replicas the operator wants.")
+    current: int = Field(0, ge=0, description="Replicas ready now.")
+
+
+class LastDecision(StatusModel):
+    """The most recent policy decision."""
+
+    reason: Reason = Field(description="Reason code, e.g. ScaledUp, WithinTolerance, MetricStale.")
+    message: str = Field(description="What happened and why, for a person.")
+    time: str = Field(description="When it was made (RFC 3339).")
+
+
+class Condition(StatusModel):
+    """A Kubernetes-style condition."""
+
+    type: ConditionType = Field(description="Ready, MetricsAvailable, ScalingActive, RatioSatisfied or Conflict.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    reason: str = Field(description="One-word CamelCase reason.")
+    message: str = Field("", description="Human-readable detail.")
+    last_transition_time: str = Field(description="When status last changed (RFC 3339).")
+
+
+class PDServingGroupStatus(StatusModel):
+    """Observed state of a PDServingGroup."""
+
+    observed_generation: int | None = Field(None, description="metadata.generation this status reflects.")
+    decode_tps: float | None = Field(None, alias="decodeTPS", description="Decode tokens/s last read from Prometheus.")
+    metric_age_seconds: float | None = Field(None, description="Age of that reading in seconds.")
+    desired: RoleCounts = Field(default_factory=RoleCounts, description="Instances wanted per role.")
+    current: RoleCounts = Field(default_factory=RoleCounts, description="Instances ready per role.")
+    groups: list[GroupStatus] = Field(default_factory=list, description="Deployment groups and their sizes.")
+    last_decision: LastDecision | None = Field(None, description="The most recent decision.")
+    policy_state: PolicyState = Field(default_factory=PolicyState, description="State carried between ticks.")
+    conditions: list[Condition] = Field(default_factory=list, description="Current conditions.")

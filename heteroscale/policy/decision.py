@@ -1,0 +1,28 @@
+"""The outcome of one policy step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from heteroscale.api.enums import HOLD_REASONS, Reason
+from heteroscale.api.status import PolicyState
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Replica targets for both roles, decided together, with the reason and the next state."""
+
+    prefill: int
+    decode: int
+    reason: Reason
+    message: str
+    state: PolicyState
+    recommended_decode: int | None = None
+    """Decode instances the load alone asks for, before limits; None when the policy held."""
+    notes: tuple[Reason, ...] = ()
+    """Secondary reasons that also shaped the outcome (e.g. StepLimited behind ScaledUp)."""
+
+    @property
+    def held(self) -> bool:
+        """True when the signal was not trusted and nothing was allowed to change."""
+        return self.reason in HOLD_REASONS
