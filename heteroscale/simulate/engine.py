@@ -142,14 +142,18 @@ def run(
     prefill_ref = ref_p.prefill_seconds(new_tokens, workload.cached_tokens)
     # Relative prefill speed of every prefill type on this workload's requests.
     speed = {
-        g: float(prefill_ref.sum() / InstanceModel(perf[g], service.model).prefill_seconds(
-            new_tokens, workload.cached_tokens).sum())
+        g: float(
+            prefill_ref.sum()
+            / InstanceModel(perf[g], service.model).prefill_seconds(new_tokens, workload.cached_tokens).sum()
+        )
         for g in service.gpu_types[Role.PREFILL]
     }
     decode_models = {g: InstanceModel(perf[g], service.model) for g in service.gpu_types[Role.DECODE]}
     ctx_mean = mean_context(workload)
     slo_tps = {
-        g: (b / float(m.decode_step_seconds(b, ctx_mean)) if (b := m.batch_at_tbt(service.slo.tbt_s, ctx_mean)) else 0.0)
+        g: (
+            b / float(m.decode_step_seconds(b, ctx_mean)) if (b := m.batch_at_tbt(service.slo.tbt_s, ctx_mean)) else 0.0
+        )
         for g, m in decode_models.items()
     }
 
@@ -162,9 +166,26 @@ def run(
     step_of = (workload.arrival_s // dt).astype(np.int64)
     offered = np.bincount(step_of, weights=workload.output_tokens, minlength=n_steps)[:n_steps] * w / dt
 
-    rec = {k: np.zeros(n_steps) for k in (
-        "p_inst", "d_inst", "p_ready", "d_ready", "p_busy", "d_busy", "p_util", "d_util", "d_tps",
-        "d_cap", "p_missed", "p_raw", "tbt", "xp", "xd")}
+    rec = {
+        k: np.zeros(n_steps)
+        for k in (
+            "p_inst",
+            "d_inst",
+            "p_ready",
+            "d_ready",
+            "p_busy",
+            "d_busy",
+            "p_util",
+            "d_util",
+            "d_tps",
+            "d_cap",
+            "p_missed",
+            "p_raw",
+            "tbt",
+            "xp",
+            "xd",
+        )
+    }
 
     fleet = Fleet(service.gpus_per_instance, {g: InstanceModel(perf[g], service.model).startup_seconds for g in perf})
     p0, d0 = policy.initial()

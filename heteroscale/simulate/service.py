@@ -100,9 +100,7 @@ def derive(
     prefill_per_rps = prefill_seconds[prefill_gpus[0]] / TARGET_BUSY
     frac = Fraction(prefill_per_rps / decode_per_rps).limit_denominator(8)
     ratio = (max(frac.numerator, 1), max(frac.denominator, 1))
-    peak_rps_tokens = windowed_peak(
-        workload.arrival_s, workload.output_tokens * workload.weight, PEAK_WINDOW_S
-    )
+    peak_rps_tokens = windowed_peak(workload.arrival_s, workload.output_tokens * workload.weight, PEAK_WINDOW_S)
     decode_peak = max(math.ceil(peak_rps_tokens / decode_target[decode_gpus[0]]), 1)
     first_prefill = InstanceModel(perf[prefill_gpus[0]], model)
     peak_work = windowed_peak(
@@ -155,7 +153,11 @@ def spec_document(service: Service, interval_s: float) -> dict[str, Any]:
             },
         },
         "roles": {
-            role.value: {"template": {}, "gpuTypes": service.gpu_types[role], "gpusPerInstance": service.gpus_per_instance}
+            role.value: {
+                "template": _template(role),
+                "gpuTypes": service.gpu_types[role],
+                "gpusPerInstance": service.gpus_per_instance,
+            }
             for role in (Role.PREFILL, Role.DECODE)
         },
         "topology": {
@@ -164,4 +166,20 @@ def spec_document(service: Service, interval_s: float) -> dict[str, Any]:
             "colocate": "heteroscale.io/s2",
         },
         "priority": 100,
+    }
+
+
+def _template(role: Role) -> dict[str, Any]:
+    # The simulator starts no pods; the template only has to be a valid vLLM P/D pod.
+    return {
+        "spec": {
+            "containers": [
+                {
+                    "name": "vllm",
+                    "image": "vllm/vllm-openai:v0.14.0",
+                    "args": ["--model", "meta-llama/Llama-3.1-70B-Instruct", "--tensor-parallel-size", "8"],
+                    "env": [{"name": "HETEROSCALE_ROLE", "value": role.value}],
+                }
+            ]
+        }
     }

@@ -9,18 +9,13 @@ Loaders are the only I/O; :func:`scale` is pure and seeded.
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
-import json
 import math
 from dataclasses import dataclass
-from datetime import datetime
-from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
+
+from heteroscale import traces
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -31,12 +26,11 @@ MOONCAKE_BLOCK_TOKENS = 512
 #: peak at 14:00 and its trough at 02:00, the trough at 25% of the peak rate.
 DIURNAL_PEAK_HOUR = 14.0
 DIURNAL_TROUGH_FRACTION = 0.25
-
-BUNDLED = {
-    "azure-conv": "azure_llm_2023/AzureLLMInferenceTrace_conv.csv.gz",
-    "azure-code": "azure_llm_2023/AzureLLMInferenceTrace_code.csv.gz",
-    "mooncake": "mooncake/conversation_trace.jsonl.gz",
-}
+#: A fleet X times larger serves X times more independent users: its load is the superposition
+#: of X independent streams, relatively smoother than one stream with every request counted X
+#: times. Up to this many independently rotated copies are superposed (the rest of the factor is
+#: carried as weight), which bounds the cost while removing most of that false burstiness.
+MAX_SUPERPOSED_COPIES = 8
 
 
 @dataclass(frozen=True)
@@ -57,81 +51,45 @@ class Workload:
         return int(self.arrival_s.size)
 
 
-
 def load(trace: str) -> Workload:
-    """A bundled trace by name (``azure-conv``, ``azure-code``, ``mooncake``) or a file path.
+    """A bundled trace by name or a file (formats: :mod:`heteroscale.traces`), with prefix hits.
 
-    Files ending in ``.csv``/``.csv.gz`` use the Azure schema; ``.jsonl``/``.jsonl.gz`` the
-    Mooncake schema. Raises ``ValueError`` (with the reason) for an unreadable file.
+    Raises ``ValueError``/``FileNotFoundError`` with the reason for an unusable trace.
     """
-    if trace in BUNDLED:
-        raw = resources.files("heteroscale.data").joinpath(BUNDLED[trace]).read_bytes()
-        filename = BUNDLED[trace]
-    else:
-        path = Path(trace)
-        if not path.is_file():
-            raise ValueError(f"no such trace file: {trace} (bundled: {', '.join(BUNDLED)})")
-        raw = path.read_bytes()
-        filename = path.name
-    text = gzip.decompress(raw).decode() if filename.endswith(".gz") else raw.decode()
-    stem = filename.removesuffix(".gz")
-    if stem.endswith(".csv"):
-        return _parse_azure(trace, text)
-    if stem.endswith(".jsonl"):
-        return _parse_mooncake(trace, text)
-    raise ValueError(f"{trace}: expected .csv[.gz] (Azure schema) or .jsonl[.gz] (Mooncake schema)")
-
-
-def _finish(name: str, t: FloatArray, inp: FloatArray, out: FloatArray, cached: FloatArray) -> Workload:
-    if t.size == 0:
-        raise ValueError(f"{name}: the trace has no requests")
-    order = np.argsort(t, kind="stable")
-    t = t[order] - t[order][0]
+    raw = traces.load(trace)
+    n = raw.arrival.size
+    cached = np.zeros(n) if raw.hash_ids is None else _prefix_hits(raw.hash_ids, raw.input_tokens)
+    last = float(raw.arrival[-1])
     # One mean inter-arrival gap past the last request, so tiling keeps the trace's rate.
-    duration = float(t[-1] + (t[-1] / max(t.size - 1, 1)) if t[-1] > 0 else 1.0)
-    return Workload(name, t, inp[order], np.maximum(out[order], 1.0), cached[order], duration)
+    duration = last + last / max(n - 1, 1) if last > 0 else 1.0
+    return Workload(
+        name=raw.name,
+        arrival_s=raw.arrival.astype(np.float64),
+        input_tokens=raw.input_tokens.astype(np.float64),
+        output_tokens=np.maximum(raw.output_tokens, 1).astype(np.float64),
+        cached_tokens=cached,
+        duration_s=duration,
+    )
 
 
-def _parse_azure(name: str, text: str) -> Workload:
-    t, inp, out = [], [], []
-    try:
-        for row in csv.DictReader(io.StringIO(text)):
-            # Seven fractional digits; fromisoformat takes at most six.
-            t.append(datetime.fromisoformat(row["TIMESTAMP"][:26]).timestamp())
-            inp.append(float(row["ContextTokens"]))
-            out.append(float(row["GeneratedTokens"]))
-    except (KeyError, ValueError) as exc:
-        raise ValueError(f"{name}: not an Azure LLM trace (TIMESTAMP,ContextTokens,GeneratedTokens): {exc}") from exc
-    n = len(t)
-    return _finish(name, np.array(t), np.array(inp), np.array(out), np.zeros(n))
+def _prefix_hits(hash_ids: list[list[int]], input_tokens: npt.NDArray[np.int64]) -> FloatArray:
+    """Prompt tokens served from the prefix cache, in arrival order.
 
-
-def _parse_mooncake(name: str, text: str) -> Workload:
-    t, inp, out, cached = [], [], [], []
+    A prefix cache reuses only the leading run of blocks already computed; remembering every block
+    seen is the infinite-cache upper bound the trace's README quotes. At least one token is always
+    computed: the last position's logits are needed.
+    """
     seen: set[int] = set()
-    try:
-        for line in text.splitlines():
-            if not line.strip():
-                continue
-            rec = json.loads(line)
-            length = float(rec["input_length"])
-            hashes: list[int] = rec.get("hash_ids", [])
-            # A prefix cache reuses only the leading run of blocks already computed; the set of
-            # every block seen so far is the infinite-cache upper bound the trace's README quotes.
-            hit_blocks = 0
-            for h in hashes:
-                if h not in seen:
-                    break
-                hit_blocks += 1
-            seen.update(hashes)
-            t.append(float(rec["timestamp"]) / 1000.0)
-            inp.append(length)
-            out.append(float(rec["output_length"]))
-            # Keep at least one token to compute: the last block's logits are always needed.
-            cached.append(min(hit_blocks * MOONCAKE_BLOCK_TOKENS, max(length - 1.0, 0.0)))
-    except (KeyError, ValueError, TypeError) as exc:
-        raise ValueError(f"{name}: not a Mooncake trace (timestamp,input_length,output_length): {exc}") from exc
-    return _finish(name, np.array(t), np.array(inp), np.array(out), np.array(cached))
+    cached = np.zeros(len(hash_ids))
+    for i, hashes in enumerate(hash_ids):
+        hit = 0
+        for h in hashes:
+            if h not in seen:
+                break
+            hit += 1
+        seen.update(hashes)
+        cached[i] = min(hit * MOONCAKE_BLOCK_TOKENS, max(float(input_tokens[i]) - 1.0, 0.0))
+    return cached
 
 
 def diurnal_factor(t_s: FloatArray) -> FloatArray:
@@ -157,7 +115,7 @@ def scale(
     faster), < 1 stretches it. The (compressed) trace is tiled until ``hours`` are covered; every
     tile after the first is rotated by a seeded random offset, so tiles are not copies of one another.
     ``diurnal`` thins arrivals by :func:`diurnal_factor` (clock starting at ``start_hour``).
-    ``fleet_scale`` multiplies the load: each request stands for that many.
+    ``fleet_scale`` multiplies the load (see MAX_SUPERPOSED_COPIES for how).
     """
     if hours <= 0 or fleet_scale <= 0 or time_scale <= 0:
         raise ValueError("hours, fleet_scale and time_scale must be positive")
@@ -165,14 +123,16 @@ def scale(
     tile = base.duration_s / time_scale
     horizon = hours * 3600.0
     tiles = math.ceil(horizon / tile)
+    copies = min(max(math.ceil(fleet_scale), 1), MAX_SUPERPOSED_COPIES)
     parts_t, parts_i = [], []
     index = np.arange(base.size)
     for j in range(tiles):
-        t = base.arrival_s / time_scale
-        if j > 0:
-            t = (t + rng.uniform(0.0, tile)) % tile
-        parts_t.append(t + j * tile)
-        parts_i.append(index)
+        for c in range(copies):
+            t = base.arrival_s / time_scale
+            if j > 0 or c > 0:
+                t = (t + rng.uniform(0.0, tile)) % tile
+            parts_t.append(t + j * tile)
+            parts_i.append(index)
     t_all = np.concatenate(parts_t)
     i_all = np.concatenate(parts_i)
     keep = t_all < horizon
@@ -188,5 +148,5 @@ def scale(
         output_tokens=base.output_tokens[i_all],
         cached_tokens=base.cached_tokens[i_all],
         duration_s=horizon,
-        weight=base.weight * fleet_scale,
+        weight=base.weight * fleet_scale / copies,
     )
