@@ -94,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     with tqdm(total=total, unit="step", disable=args.no_progress, mininterval=0.5) as bar:
         study = run_study(workload, service, perf, policies, config, progress=bar.update)
     print(
-        f"trace {args.trace}: {args.hours:g} h, fleet scale {args.fleet_scale:g}, diurnal {'on' if diurnal else 'off'}; "
+        f"trace {args.trace}: {args.hours:g} h, fleet scale {args.fleet_scale:g}, "
+        f"diurnal {'on' if diurnal else 'off'}; "
         f"P/D ratio {service.ratio[0]}:{service.ratio[1]}, static peak {sum(service.static_peak)} instances"
     )
     print(table(study))

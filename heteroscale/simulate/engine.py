@@ -164,7 +164,9 @@ def run(
     cum_out = np.concatenate([zero, np.cumsum(workload.output_tokens)])
     arrived_idx = np.searchsorted(workload.arrival_s, (np.arange(n_steps) + 1) * dt, side="left")
     step_of = (workload.arrival_s // dt).astype(np.int64)
-    offered = np.bincount(step_of, weights=workload.output_tokens, minlength=n_steps)[:n_steps] * w / dt
+    offered = np.asarray(
+        np.bincount(step_of, weights=workload.output_tokens, minlength=n_steps)[:n_steps] * (w / dt), dtype=np.float64
+    )
 
     rec = {
         k: np.zeros(n_steps)
@@ -282,7 +284,7 @@ def run(
             progress(1)
 
     # Per-request latencies from the FIFO trajectories.
-    idx = np.arange(workload.size) + 1.0
+    idx = np.arange(1, workload.size + 1, dtype=np.float64)
     arrival = workload.arrival_s
     t_prefilled = _time_at(rec["xp"], idx, dt)
     own = prefill_ref
