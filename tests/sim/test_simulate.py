@@ -48,14 +48,16 @@ def test_every_request_finishes_or_is_dropped_and_gpu_hours_integrate_instances(
     s = summarize(r)
     assert s.requests == pytest.approx(w.size * w.weight)
     assert r.finished.sum() * r.weight + s.dropped == pytest.approx(s.requests)
-    assert np.isfinite(r.ttft_s[r.finished]).all() and np.isinf(r.ttft_s[~r.finished]).all()
+    assert np.isfinite(r.ttft_s[r.finished]).all()
+    assert np.isinf(r.ttft_s[~r.finished]).all()
     horizon = r.steps * cfg.dt
     expected = (12 * 1800 + 24 * (horizon - 1800)) * 8 / 3600
     assert gpu_hours(r) == pytest.approx(expected)
     # The new instances take the start-up delay to become ready.
     startup = InstanceModel(PERF["L20"], ModelSpec()).startup_seconds
     s_up = int(1800 / cfg.dt)
-    assert r.prefill_ready[s_up] == 10 and r.prefill_instances[s_up] == 20
+    assert r.prefill_ready[s_up] == 10
+    assert r.prefill_instances[s_up] == 20
     assert r.prefill_ready[s_up + math.ceil(startup / cfg.dt) + 1] == 20
 
 
