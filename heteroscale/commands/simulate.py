@@ -1,0 +1,109 @@
+"""`heteroscale simulate`: replay a trace against HeteroScale and the baselines, report and plot."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from heteroscale.cli import UserInputError
+
+DEFAULT_POLICIES = "heteroscale,hpa-util,independent,static,oracle"
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "simulate",
+        help="replay a request trace against HeteroScale and baseline policies",
+        description=(
+            "Replay a real request trace on a simulated heterogeneous P/D fleet under each policy and "
+            "report GPU-hours, utilisation, SLO attainment and latency, with plots."
+        ),
+    )
+    parser.add_argument("--trace", default="azure-conv", help="azure-conv, azure-code, mooncake or a file path")
+    parser.add_argument("--policies", default=DEFAULT_POLICIES, help=f"comma-separated (default {DEFAULT_POLICIES})")
+    parser.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
+    parser.add_argument(
+        "--fleet-scale", type=float, default=50.0, help="multiply the trace's load to reach a large fleet (default 50)"
+    )
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help=">1 compresses the trace in time, <1 stretches it (default 1)"
+    )
+    parser.add_argument(
+        "--diurnal",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="shape load with a day curve (default: on when --hours exceeds the trace)",
+    )
+    parser.add_argument("--prefill-gpus", default="L20,H20", help="prefill GPU types by preference (default L20,H20)")
+    parser.add_argument("--decode-gpus", default="H20", help="decode GPU types by preference (default H20)")
+    parser.add_argument("--tbt-slo", type=float, default=0.05, help="TBT SLO in seconds (default 0.05)")
+    parser.add_argument("--step", type=float, default=5.0, help="time step in seconds, 1 to 5 (default 5)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, help="directory for PNG plots")
+    parser.add_argument("--json", type=Path, help="write the results as JSON to this file")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from heteroscale.simulate import workload as wl
+    from heteroscale.simulate.engine import EngineConfig
+    from heteroscale.simulate.perfmodel import ModelSpec, load_gpu_perf
+    from heteroscale.simulate.report import table, write_json
+    from heteroscale.simulate.service import Slo, derive
+    from heteroscale.simulate.study import POLICIES, run_study, steps_for
+
+    policies = [p.strip() for p in args.policies.split(",") if p.strip()]
+    unknown = sorted(set(policies) - set(POLICIES))
+    if not policies or unknown:
+        raise UserInputError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
+    if not 1.0 <= args.step <= 5.0:
+        raise UserInputError("--step must be between 1 and 5 seconds")
+    perf = load_gpu_perf()
+    prefill_gpus = [g.strip() for g in args.prefill_gpus.split(",") if g.strip()]
+    decode_gpus = [g.strip() for g in args.decode_gpus.split(",") if g.strip()]
+    missing = sorted(set(prefill_gpus + decode_gpus) - set(perf))
+    if missing or not prefill_gpus or not decode_gpus:
+        raise UserInputError(f"unknown GPU types {missing}; known: {', '.join(perf)}")
+    try:
+        base = wl.load(args.trace)
+        diurnal = args.diurnal if args.diurnal is not None else args.hours * 3600 > base.duration_s / args.time_scale
+        workload = wl.scale(
+            base,
+            hours=args.hours,
+            fleet_scale=args.fleet_scale,
+            time_scale=args.time_scale,
+            diurnal=diurnal,
+            seed=args.seed,
+        )
+        service = derive(
+            workload,
+            perf,
+            prefill_gpus=prefill_gpus,
+            decode_gpus=decode_gpus,
+            slo=Slo(tbt_s=args.tbt_slo),
+            model=ModelSpec(),
+            gpus_per_instance=8,
+        )
+    except (ValueError, FileNotFoundError) as exc:
+        raise UserInputError(str(exc)) from None
+    config = EngineConfig(dt=args.step)
+    total = steps_for(workload, config) * len(policies)
+    with tqdm(total=total, unit="step", disable=args.no_progress, mininterval=0.5) as bar:
+        study = run_study(workload, service, perf, policies, config, progress=bar.update)
+    print(
+        f"trace {args.trace}: {args.hours:g} h, fleet scale {args.fleet_scale:g}, "
+        f"diurnal {'on' if diurnal else 'off'}; "
+        f"P/D ratio {service.ratio[0]}:{service.ratio[1]}, static peak {sum(service.static_peak)} instances"
+    )
+    print(table(study))
+    if args.json:
+        write_json(study, args.json)
+    if args.out:
+        from heteroscale.simulate.plots import write_plots
+
+        for path in write_plots(study, args.out):
+            print(f"wrote {path}")
+    return 0

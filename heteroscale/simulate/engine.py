@@ -1,0 +1,349 @@
+"""Time-stepped fluid queueing model of one P/D service under one scaling policy.
+
+Why fluid: a 24 h day of a 1,000-instance fleet is hundreds of millions of requests, far beyond
+a per-request event loop. Each pool is therefore a fluid FIFO server whose capacity is the sum
+of its ready instances, stepped every ``dt`` seconds; the requests (representatives of the
+trace, each standing for ``weight`` requests) keep their identity as *positions* in the FIFO.
+After the loop, each request's latency is read off the recorded trajectories in one vectorised
+pass:
+
+* prefill: work (seconds on the preferred prefill GPU) drains at the pool's capacity; a request
+  is prefilled when the pool's processed work passes its cumulative position, no earlier than its
+  own unloaded prefill time, plus a Sakasegawa M/G/k waiting time when the pool is below
+  saturation (the fluid alone has no queueing below 100% busy);
+* P->D KV transfer at the GPU type's RDMA bandwidth (slower across domains);
+* decode: sequences are admitted in FIFO order while the pool has batch slots and KV cache; every
+  ready instance holds the same batch (round-robin routing) and steps at the perf model's step
+  time, which is each sequence's TBT; sequences finish in proportion to the tokens generated.
+
+Approximations (documented in README.simulate.md): arrivals within a step may be served in that
+step; decode completions use the mean remaining length; heterogeneous instances of one role share
+work in proportion to their speed. Pure: no clock, no I/O.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from heteroscale.api.enums import Role
+from heteroscale.simulate.cluster import Fleet
+from heteroscale.simulate.perfmodel import FloatArray, GpuPerf, InstanceModel
+from heteroscale.simulate.placement_seam import Placed, place
+from heteroscale.simulate.policies import Policy, PoolState, SimObservation
+from heteroscale.simulate.service import Service, mean_context
+from heteroscale.simulate.workload import Workload
+
+#: Prometheus rate window for the metrics policies read (DESIGN.md spec.metric.window).
+METRIC_WINDOW_S = 60.0
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    dt: float = 5.0
+    #: Policy period (DESIGN.md spec.behavior.intervalSeconds).
+    interval_s: float = 15.0
+    #: Time after the last arrival for queues to drain; what is left then is dropped.
+    drain_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    policy: str
+    dt: float
+    weight: float
+    gpus_per_instance: int
+    # Per step (index s covers [s*dt, (s+1)*dt)).
+    prefill_instances: FloatArray
+    decode_instances: FloatArray
+    prefill_ready: FloatArray
+    decode_ready: FloatArray
+    prefill_busy: FloatArray
+    decode_busy: FloatArray
+    prefill_util_reported: FloatArray
+    decode_util_reported: FloatArray
+    decode_tps: FloatArray
+    decode_capacity_tps: FloatArray
+    prefill_missed_tps: FloatArray
+    prefill_raw_tps: FloatArray
+    offered_decode_tps: FloatArray
+    tbt_step: FloatArray
+    # Per representative request.
+    arrival_s: FloatArray
+    ttft_s: FloatArray
+    ttft_limit_s: FloatArray
+    tbt_s: FloatArray
+    tbt_limit_s: float
+    finished: npt.NDArray[np.bool_]
+    scale_actions: int
+    ratio: tuple[int, int]
+
+    @property
+    def steps(self) -> int:
+        return int(self.prefill_instances.size)
+
+
+def _position(cum0: FloatArray, value: float) -> float:
+    """Fractional request index at which the cumulative quantity ``cum0`` reaches ``value``."""
+    j = int(np.searchsorted(cum0, value, side="left"))
+    if j <= 0:
+        return 0.0
+    if j >= cum0.size:
+        return float(cum0.size - 1)
+    lo, hi = cum0[j - 1], cum0[j]
+    return j - 1 + (value - lo) / (hi - lo) if hi > lo else float(j)
+
+
+def _value(cum0: FloatArray, x: float) -> float:
+    i = min(int(x), cum0.size - 2)
+    return float(cum0[i] + (x - i) * (cum0[i + 1] - cum0[i]))
+
+
+def _time_at(traj: FloatArray, target: FloatArray, dt: float) -> FloatArray:
+    """Time at which the non-decreasing per-step-end position ``traj`` first reaches ``target``
+    (linear within a step); inf where it never does."""
+    s = np.searchsorted(traj, target - 1e-9, side="left")
+    reached = s < traj.size
+    s_c = np.minimum(s, traj.size - 1)
+    prev = np.where(s_c > 0, traj[np.maximum(s_c - 1, 0)], 0.0)
+    span = np.maximum(traj[s_c] - prev, 1e-12)
+    frac_left = np.clip((traj[s_c] - target) / span, 0.0, 1.0)
+    t = (s_c + 1) * dt - frac_left * dt
+    return np.where(reached, t, np.inf)
+
+
+def _sakasegawa_wait(rho: FloatArray, k: FloatArray, mean_service: float, scv: float) -> FloatArray:
+    """Mean M/G/k queueing delay (Sakasegawa 1977) below saturation; 0 at or above it (the
+    fluid queue carries the wait there)."""
+    r = np.clip(rho, 0.0, 0.999)
+    kk = np.maximum(k, 1.0)
+    wait = mean_service * (1 + scv) / 2 * r ** (np.sqrt(2 * (kk + 1)) - 1) / (kk * (1 - r))
+    result: FloatArray = np.where(rho < 1.0, wait, 0.0)
+    return result
+
+
+def run(
+    workload: Workload,
+    service: Service,
+    perf: dict[str, GpuPerf],
+    policy: Policy,
+    config: EngineConfig,
+    progress: Callable[[int], None] | None = None,
+) -> RunResult:
+    dt = config.dt
+    w = workload.weight
+    n_steps = math.ceil((workload.duration_s + config.drain_s) / dt)
+    ref_p = InstanceModel(perf[service.preferred_gpu(Role.PREFILL)], service.model)
+    new_tokens = workload.input_tokens - workload.cached_tokens
+    prefill_ref = ref_p.prefill_seconds(new_tokens, workload.cached_tokens)
+    # Relative prefill speed of every prefill type on this workload's requests.
+    speed = {
+        g: float(
+            prefill_ref.sum()
+            / InstanceModel(perf[g], service.model).prefill_seconds(new_tokens, workload.cached_tokens).sum()
+        )
+        for g in service.gpu_types[Role.PREFILL]
+    }
+    decode_models = {g: InstanceModel(perf[g], service.model) for g in service.gpu_types[Role.DECODE]}
+    ctx_mean = mean_context(workload)
+    slo_tps = {
+        g: (
+            b / float(m.decode_step_seconds(b, ctx_mean)) if (b := m.batch_at_tbt(service.slo.tbt_s, ctx_mean)) else 0.0
+        )
+        for g, m in decode_models.items()
+    }
+
+    zero = np.zeros(1)
+    cum_work = np.concatenate([zero, np.cumsum(prefill_ref)]) * w
+    cum_in = np.concatenate([zero, np.cumsum(workload.input_tokens)])
+    cum_new = np.concatenate([zero, np.cumsum(new_tokens)])
+    cum_out = np.concatenate([zero, np.cumsum(workload.output_tokens)])
+    arrived_idx = np.searchsorted(workload.arrival_s, (np.arange(n_steps) + 1) * dt, side="left")
+    step_of = (workload.arrival_s // dt).astype(np.int64)
+    offered = np.asarray(
+        np.bincount(step_of, weights=workload.output_tokens, minlength=n_steps)[:n_steps] * (w / dt), dtype=np.float64
+    )
+
+    rec = {
+        k: np.zeros(n_steps)
+        for k in (
+            "p_inst",
+            "d_inst",
+            "p_ready",
+            "d_ready",
+            "p_busy",
+            "d_busy",
+            "p_util",
+            "d_util",
+            "d_tps",
+            "d_cap",
+            "p_missed",
+            "p_raw",
+            "tbt",
+            "xp",
+            "xd",
+        )
+    }
+
+    fleet = Fleet(service.gpus_per_instance, {g: InstanceModel(perf[g], service.model).startup_seconds for g in perf})
+    p0, d0 = policy.initial()
+    placed: Placed = place(service.gpu_types, p0, d0)
+    fleet.set_ready(placed.counts)
+    tick = max(round(policy.interval_s / dt), 1)
+    window = max(round(METRIC_WINDOW_S / dt), 1)
+    kv_model = InstanceModel(perf[service.preferred_gpu(Role.DECODE)], service.model)
+
+    processed = 0.0  # prefill work done (reference-GPU seconds)
+    x_p = x_d = 0.0  # FIFO positions: requests prefilled / admitted to decode
+    active = remaining = kv_tokens = 0.0  # decoding sequences, their remaining tokens and KV
+    actions = 0
+    for s in range(n_steps):
+        now = s * dt
+        fleet.advance(now)
+        # Policies start once a full metric window exists, as an operator's first rate() would.
+        if s % tick == 0 and s >= window:
+            lo = max(s - window, 0)
+            obs = SimObservation(
+                now=now,
+                metric_age_s=dt,
+                decode_tps=float(rec["d_tps"][lo:s].mean()),
+                prefill_missed_tps=float(rec["p_missed"][lo:s].mean()),
+                prefill_utilization=float(rec["p_util"][lo:s].mean()),
+                decode_utilization=float(rec["d_util"][lo:s].mean()),
+                tbt_s=float(rec["tbt"][lo:s].mean()) if active > 0 else None,
+                prefill=_pool(fleet, Role.PREFILL),
+                decode=_pool(fleet, Role.DECODE),
+            )
+            placed = place(service.gpu_types, *policy.decide(obs))
+            actions += fleet.apply(placed.counts, now)
+
+        ready_p = fleet.ready(Role.PREFILL)
+        ready_d = fleet.ready(Role.DECODE)
+        n_p = sum(ready_p.values())
+        n_d = sum(ready_d.values())
+
+        # Prefill: a fluid FIFO over the arrived work.
+        cap = sum(n * speed[g] for g, n in ready_p.items()) * dt
+        arrived = int(arrived_idx[s])
+        backlog = cum_work[arrived] - processed
+        done = min(backlog, cap)
+        processed += done
+        x_prev = x_p
+        x_p = float(arrived) if done >= backlog else _position(cum_work, processed)
+        busy_p = done / cap if cap > 0 else 0.0
+        rec["p_missed"][s] = (_value(cum_new, x_p) - _value(cum_new, x_prev)) * w / dt
+        rec["p_raw"][s] = (_value(cum_in, x_p) - _value(cum_in, x_prev)) * w / dt
+
+        # Decode: admit in FIFO order while batch slots and KV cache allow.
+        ctx = kv_tokens / active if active > 0 else ctx_mean
+        slots = sum(n * decode_models[g].max_batch(ctx) for g, n in ready_d.items())
+        admit = min((x_p - x_d) * w, max(slots - active, 0.0))
+        if admit > 0:
+            x_new = x_d + admit / w
+            remaining += (_value(cum_out, x_new) - _value(cum_out, x_d)) * w
+            kv_tokens += (_value(cum_in, x_new) - _value(cum_in, x_d)) * w
+            active += admit
+            x_d = x_new
+        generated = 0.0
+        tbt = 0.0
+        if n_d > 0:
+            batch = active / n_d
+            ctx = kv_tokens / active if active > 0 else ctx_mean
+            rate = 0.0
+            for g, n in ready_d.items():
+                step_s = float(decode_models[g].decode_step_seconds(max(batch, 1.0), ctx))
+                rate += n * batch / step_s
+                tbt += n * step_s
+            tbt /= n_d
+            generated = min(remaining, rate * dt)
+            if remaining > 0:
+                finished = generated * active / remaining
+                kv_tokens = (kv_tokens + generated) * (1 - finished / active)
+                active -= finished
+                remaining -= generated
+            rec["d_util"][s] = 1.0 - math.exp(-batch)
+        d_cap = sum(n * slo_tps[g] for g, n in ready_d.items())
+        rec["d_busy"][s] = min(generated / dt / d_cap, 1.0) if d_cap > 0 else 0.0
+
+        rec["p_inst"][s] = fleet.total(Role.PREFILL)
+        rec["d_inst"][s] = fleet.total(Role.DECODE)
+        rec["p_ready"][s] = n_p
+        rec["d_ready"][s] = n_d
+        rec["p_busy"][s] = busy_p
+        rec["p_util"][s] = busy_p  # compute-bound prefill: kernel-active time tracks the work done
+        rec["d_tps"][s] = generated / dt
+        rec["d_cap"][s] = d_cap
+        rec["tbt"][s] = tbt
+        rec["xp"][s] = x_p
+        rec["xd"][s] = x_d
+        if progress is not None:
+            progress(1)
+
+    # Per-request latencies from the FIFO trajectories.
+    idx = np.arange(1, workload.size + 1, dtype=np.float64)
+    arrival = workload.arrival_s
+    t_prefilled = _time_at(rec["xp"], idx, dt)
+    own = prefill_ref
+    scv = float(own.var() / own.mean() ** 2) if own.size > 1 else 1.0
+    wait = _sakasegawa_wait(rec["p_busy"][step_of], rec["p_ready"][step_of], float(own.mean()), scv)
+    kv = kv_model.kv_transfer_seconds(workload.input_tokens, placed.cross_domain_fraction)
+    t_prefilled = np.maximum(t_prefilled, arrival + own) + wait + kv
+    t_admitted = np.maximum(_time_at(rec["xd"], idx, dt), t_prefilled)
+    tbt_series = np.where(rec["tbt"] > 0, rec["tbt"], np.inf)
+    s_adm = np.minimum((np.where(np.isfinite(t_admitted), t_admitted, 0) // dt).astype(np.int64), n_steps - 1)
+    # A step with no ready decode instance has no TBT; a request admitted there misses its SLO.
+    finite = np.where(np.isfinite(tbt_series), tbt_series, 1e6)
+    first_step = finite[s_adm]
+    span = np.clip(np.ceil(workload.output_tokens * first_step / dt), 1, n_steps).astype(np.int64)
+    s_end = np.minimum(s_adm + span, n_steps)
+    csum = np.concatenate([zero, np.cumsum(finite)])
+    tbt_req = (csum[s_end] - csum[s_adm]) / (s_end - s_adm)
+    ttft = t_admitted - arrival + first_step
+    end = t_admitted + workload.output_tokens * tbt_req
+    horizon = n_steps * dt
+    finished = np.isfinite(t_admitted) & (end <= horizon)
+    unloaded = own + kv + float(kv_model.decode_step_seconds(1.0, ctx_mean))
+    ttft_limit = np.maximum(service.slo.ttft_floor_s, service.slo.ttft_scale * unloaded)
+
+    return RunResult(
+        policy=policy.name,
+        dt=dt,
+        weight=w,
+        gpus_per_instance=service.gpus_per_instance,
+        prefill_instances=rec["p_inst"],
+        decode_instances=rec["d_inst"],
+        prefill_ready=rec["p_ready"],
+        decode_ready=rec["d_ready"],
+        prefill_busy=rec["p_busy"],
+        decode_busy=rec["d_busy"],
+        prefill_util_reported=rec["p_util"],
+        decode_util_reported=rec["d_util"],
+        decode_tps=rec["d_tps"],
+        decode_capacity_tps=rec["d_cap"],
+        prefill_missed_tps=rec["p_missed"],
+        prefill_raw_tps=rec["p_raw"],
+        offered_decode_tps=offered,
+        tbt_step=rec["tbt"],
+        arrival_s=arrival,
+        ttft_s=np.where(finished, ttft, np.inf),
+        ttft_limit_s=ttft_limit,
+        tbt_s=np.where(finished, tbt_req, np.inf),
+        tbt_limit_s=service.slo.tbt_s,
+        finished=finished,
+        scale_actions=actions,
+        ratio=service.ratio,
+    )
+
+
+def _pool(fleet: Fleet, role: Role) -> PoolState:
+    ready = sum(fleet.ready(role).values())
+    return PoolState(
+        replicas=fleet.total(role),
+        ready=ready,
+        starting=fleet.starting(role),
+        by_gpu_type=fleet.by_gpu_type(role),
+    )

@@ -1,0 +1,72 @@
+"""Oracle lower bound: the fewest instances meeting the SLO at each step, with perfect foresight.
+
+It knows every future arrival. Per step it needs
+* prefill: the arriving prefill work (mean over ORACLE_SMOOTH_S) at ORACLE_PREFILL_BUSY of capacity;
+* decode: the sequences that will be decoding (each from its arrival for ``output x TBT``
+  at the largest batch that meets the TBT SLO), divided by that batch;
+and it starts instances early by the start-up delay, so they are ready when the load comes.
+Pure and vectorised.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from heteroscale.api.enums import Role
+from heteroscale.simulate.perfmodel import FloatArray, GpuPerf, InstanceModel
+from heteroscale.simulate.policies import SimObservation
+from heteroscale.simulate.service import Service, mean_context
+from heteroscale.simulate.workload import Workload
+
+#: Busy fraction the oracle runs prefill at: above it the M/G/k wait of a burst grows fast.
+ORACLE_PREFILL_BUSY = 0.9
+#: Prefill work is sized on its mean over this window: the FIFO absorbs shorter bursts within
+#: the TTFT SLO, and sizing on single 5 s bins would make the "lower bound" chase noise.
+ORACLE_SMOOTH_S = 15.0
+
+
+class Oracle:
+    name = "oracle"
+
+    def __init__(self, workload: Workload, service: Service, perf: dict[str, GpuPerf], dt: float, steps: int) -> None:
+        self.interval_s = dt
+        self._dt = dt
+        prefill = InstanceModel(perf[service.preferred_gpu(Role.PREFILL)], service.model)
+        decode = InstanceModel(perf[service.preferred_gpu(Role.DECODE)], service.model)
+        step_of = (workload.arrival_s // dt).astype(np.int64)
+        work = prefill.prefill_seconds(workload.input_tokens - workload.cached_tokens, workload.cached_tokens)
+        prefill_rate = np.bincount(step_of, weights=work, minlength=steps)[:steps] * workload.weight / dt
+        k = max(round(ORACLE_SMOOTH_S / dt), 1)
+        smooth = np.convolve(prefill_rate, np.ones(k) / k, mode="same")
+        need_p = np.ceil(smooth / ORACLE_PREFILL_BUSY)
+
+        ctx = mean_context(workload)
+        batch = decode.batch_at_tbt(service.slo.tbt_s, ctx)
+        tbt = float(decode.decode_step_seconds(batch, ctx))
+        end_step = ((workload.arrival_s + workload.output_tokens * tbt) // dt).astype(np.int64) + 1
+        delta = np.zeros(steps + 1)
+        np.add.at(delta, np.minimum(step_of, steps), workload.weight)
+        np.add.at(delta, np.minimum(end_step, steps), -workload.weight)
+        active = np.cumsum(delta)[:steps]
+        need_d = np.ceil(active / batch)
+
+        lead = math.ceil(max(prefill.startup_seconds, decode.startup_seconds) / dt) + 1
+        self._prefill = _ahead_max(np.maximum(need_p, 1), lead)
+        self._decode = _ahead_max(np.maximum(need_d, 1), lead)
+
+    def initial(self) -> tuple[int, int]:
+        return int(self._prefill[0]), int(self._decode[0])
+
+    def decide(self, obs: SimObservation) -> tuple[int, int]:
+        s = min(int(obs.now // self._dt), self._prefill.size - 1)
+        return int(self._prefill[s]), int(self._decode[s])
+
+
+def _ahead_max(need: FloatArray, lead: int) -> FloatArray:
+    """max(need[s : s + lead]) for every s: what must be running or starting at s."""
+    padded = np.concatenate([need, np.full(lead - 1, need[-1])])
+    result: FloatArray = sliding_window_view(padded, lead).max(axis=1)
+    return result

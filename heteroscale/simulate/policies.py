@@ -1,0 +1,155 @@
+"""Scaling policies behind one interface, and the baselines HeteroScale is compared with.
+
+A policy sees what an autoscaler could scrape (windowed fleet metrics and pool readiness) and
+returns replica targets per role; :mod:`placement_seam` turns them into instances per GPU type.
+HeteroScale itself lives in :mod:`heteroscale_adapter` (it calls the operator's real policy),
+the oracle in :mod:`oracle`. Pure: time arrives in the observation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Protocol
+
+from heteroscale.api.enums import Role
+from heteroscale.simulate.service import Service
+
+#: Kubernetes HPA defaults (pkg/controller/podautoscaler): 10% tolerance, 300 s scale-down
+#: stabilization, scale-up limited to max(100%, 4 pods) per 15 s period.
+HPA_TOLERANCE = 0.1
+HPA_DOWN_STABILIZATION_S = 300.0
+HPA_UP_PERCENT = 100
+HPA_UP_PODS = 4
+#: GPU-utilisation target for the HPA baseline: a common production setting.
+HPA_UTILIZATION_TARGET = 0.8
+
+
+@dataclass(frozen=True)
+class PoolState:
+    replicas: int
+    ready: int
+    starting: int
+    by_gpu_type: dict[str, int]
+
+
+@dataclass(frozen=True)
+class SimObservation:
+    """What an autoscaler could read at ``now``: metrics averaged over the metric window."""
+
+    now: float
+    metric_age_s: float
+    decode_tps: float
+    #: Prefill tokens computed per second, prefix-cache hits excluded.
+    prefill_missed_tps: float
+    #: Engine-reported GPU utilisation (share of time a kernel runs), mean over ready instances.
+    prefill_utilization: float
+    decode_utilization: float
+    tbt_s: float | None
+    prefill: PoolState
+    decode: PoolState
+
+
+class Policy(Protocol):
+    name: str
+    interval_s: float
+
+    def initial(self) -> tuple[int, int]:
+        """(prefill, decode) instances serving when the run starts."""
+
+    def decide(self, obs: SimObservation) -> tuple[int, int]:
+        """(prefill, decode) replica targets."""
+
+
+class Hpa:
+    """The Kubernetes HPA replica calculation for one scale target, metrics from ready pods."""
+
+    def __init__(self, min_replicas: int, max_replicas: int) -> None:
+        self._min = min_replicas
+        self._max = max_replicas
+        self._recommendations: deque[tuple[float, int]] = deque()
+
+    def desired(self, now: float, current: int, ready: int, usage_ratio: float) -> int:
+        if ready == 0 or abs(usage_ratio - 1.0) <= HPA_TOLERANCE:
+            recommendation = current
+        else:
+            recommendation = math.ceil(usage_ratio * ready)
+        recommendation = min(max(recommendation, self._min), self._max)
+        self._recommendations.append((now, recommendation))
+        while self._recommendations[0][0] < now - HPA_DOWN_STABILIZATION_S:
+            self._recommendations.popleft()
+        if recommendation < current:
+            # Scale down only to the highest recommendation in the stabilization window.
+            recommendation = min(current, max(r for _, r in self._recommendations))
+        up_limit = max(current * (100 + HPA_UP_PERCENT) // 100, current + HPA_UP_PODS)
+        return min(recommendation, up_limit)
+
+
+class HpaUtilization:
+    """One HPA per pool on engine-reported GPU utilisation, each pool on its own."""
+
+    name = "hpa-util"
+
+    def __init__(self, service: Service, interval_s: float, initial: tuple[int, int]) -> None:
+        self.interval_s = interval_s
+        self._initial = initial
+        self._prefill = Hpa(1, service.max_replicas[0])
+        self._decode = Hpa(1, service.max_replicas[1])
+
+    def initial(self) -> tuple[int, int]:
+        return self._initial
+
+    def decide(self, obs: SimObservation) -> tuple[int, int]:
+        p = self._prefill.desired(
+            obs.now, obs.prefill.replicas, obs.prefill.ready, obs.prefill_utilization / HPA_UTILIZATION_TARGET
+        )
+        d = self._decode.desired(
+            obs.now, obs.decode.replicas, obs.decode.ready, obs.decode_utilization / HPA_UTILIZATION_TARGET
+        )
+        return p, d
+
+
+class IndependentPD:
+    """One HPA per pool on its own throughput: KV-cache-missed prefill TPS and decode TPS
+    (AverageValue targets from the stress test); nothing keeps the two pools at a ratio."""
+
+    name = "independent"
+
+    def __init__(self, service: Service, interval_s: float, initial: tuple[int, int]) -> None:
+        self.interval_s = interval_s
+        self._initial = initial
+        self._prefill_target = service.prefill_target_tps[service.preferred_gpu(Role.PREFILL)]
+        self._decode_target = service.decode_target_tps[service.preferred_gpu(Role.DECODE)]
+        self._prefill = Hpa(1, service.max_replicas[0])
+        self._decode = Hpa(1, service.max_replicas[1])
+
+    def initial(self) -> tuple[int, int]:
+        return self._initial
+
+    def decide(self, obs: SimObservation) -> tuple[int, int]:
+        p_ready, d_ready = max(obs.prefill.ready, 1), max(obs.decode.ready, 1)
+        p = self._prefill.desired(
+            obs.now, obs.prefill.replicas, obs.prefill.ready, obs.prefill_missed_tps / p_ready / self._prefill_target
+        )
+        d = self._decode.desired(
+            obs.now, obs.decode.replicas, obs.decode.ready, obs.decode_tps / d_ready / self._decode_target
+        )
+        return p, d
+
+
+class StaticPeak:
+    """A fixed fleet sized for the run's peak with the stress-test targets (what one provisions
+    by hand without an autoscaler)."""
+
+    name = "static"
+
+    def __init__(self, service: Service, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._counts = service.static_peak
+
+    def initial(self) -> tuple[int, int]:
+        return self._counts
+
+    def decide(self, obs: SimObservation) -> tuple[int, int]:
+        return self._counts

@@ -1,0 +1,185 @@
+"""The served service: SLOs, GPU types per role, and the per-service settings a stress test yields.
+
+The HeteroScale paper sets the P/D ratio and per-instance targets per service "from a stress
+test"; :func:`derive` plays that stress test on the performance model and the workload's mean
+request, so every policy gets the same, data-derived settings. Pure.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from heteroscale.api.enums import Role
+from heteroscale.simulate.perfmodel import FloatArray, GpuPerf, InstanceModel, ModelSpec
+from heteroscale.simulate.workload import Workload
+
+#: Per-instance targets are this share of the throughput that still meets the SLO (decode: the
+#: largest batch within the TBT SLO; prefill: full compute): the headroom a stress test leaves for
+#: bursts within one control interval and for the start-up delay. Without it a saturated decode
+#: pool's throughput sits inside the tolerance band of its target and overload goes unseen.
+TARGET_BUSY = 0.8
+#: maxReplicas for every policy, as a multiple of the static peak fleet: room to over-provision
+#: without letting a runaway signal take the whole cluster.
+MAX_REPLICAS_FACTOR = 2.0
+#: Window for the offered-load peak that sizes static provisioning (Prometheus rate window).
+PEAK_WINDOW_S = 60.0
+
+
+@dataclass(frozen=True)
+class Slo:
+    #: TBT (per-output-token time) limit: DESIGN.md's latencyGuard sloSeconds.
+    tbt_s: float = 0.05
+    #: TTFT limit = max(ttft_floor_s, ttft_scale x the request's unloaded TTFT), the DistServe-style
+    #: "SLO scale", because a fixed limit cannot fit both 100-token and 100k-token prompts.
+    ttft_floor_s: float = 2.0
+    ttft_scale: float = 3.0
+
+
+@dataclass(frozen=True)
+class Service:
+    model: ModelSpec
+    slo: Slo
+    gpu_types: dict[Role, list[str]]
+    gpus_per_instance: int
+    ratio: tuple[int, int]  # (prefill, decode)
+    #: Decode tokens/s per instance at TARGET_BUSY of the throughput within the TBT SLO, per GPU type.
+    decode_target_tps: dict[str, float]
+    #: KV-cache-missed prefill tokens/s per instance at TARGET_BUSY, per GPU type.
+    prefill_target_tps: dict[str, float]
+    static_peak: tuple[int, int]
+    max_replicas: tuple[int, int]
+
+    def preferred_gpu(self, role: Role) -> str:
+        return self.gpu_types[role][0]
+
+
+def mean_context(w: Workload) -> float:
+    """Mean KV length of a decoding sequence: its prompt plus half its output."""
+    return float(np.mean(w.input_tokens + w.output_tokens / 2))
+
+
+def windowed_peak(times: FloatArray, values: FloatArray, window_s: float) -> float:
+    """Highest mean rate of ``values`` over any ``window_s`` bin."""
+    bins = np.bincount((times // window_s).astype(np.int64), weights=values, minlength=1)
+    return float(bins.max() / window_s)
+
+
+def derive(
+    workload: Workload,
+    perf: dict[str, GpuPerf],
+    *,
+    prefill_gpus: list[str],
+    decode_gpus: list[str],
+    slo: Slo,
+    model: ModelSpec,
+    gpus_per_instance: int,
+) -> Service:
+    ctx = mean_context(workload)
+    decode_target: dict[str, float] = {}
+    for gpu in decode_gpus:
+        inst = InstanceModel(perf[gpu], model)
+        batch = inst.batch_at_tbt(slo.tbt_s, ctx)
+        if batch < 1:
+            raise ValueError(f"{gpu}: even one sequence misses the TBT SLO of {slo.tbt_s}s")
+        decode_target[gpu] = TARGET_BUSY * batch / float(inst.decode_step_seconds(batch, ctx))
+    new = workload.input_tokens - workload.cached_tokens
+    prefill_target: dict[str, float] = {}
+    prefill_seconds: dict[str, float] = {}
+    for gpu in prefill_gpus:
+        inst = InstanceModel(perf[gpu], model)
+        seconds = float(np.sum(inst.prefill_seconds(new, workload.cached_tokens)))
+        prefill_seconds[gpu] = seconds / workload.size
+        prefill_target[gpu] = TARGET_BUSY * float(np.sum(new)) / seconds
+    # Instances per request/s on the first (preferred) type of each role give the ratio.
+    decode_per_rps = float(np.mean(workload.output_tokens)) / decode_target[decode_gpus[0]]
+    prefill_per_rps = prefill_seconds[prefill_gpus[0]] / TARGET_BUSY
+    frac = Fraction(prefill_per_rps / decode_per_rps).limit_denominator(8)
+    ratio = (max(frac.numerator, 1), max(frac.denominator, 1))
+    peak_rps_tokens = windowed_peak(workload.arrival_s, workload.output_tokens * workload.weight, PEAK_WINDOW_S)
+    decode_peak = max(math.ceil(peak_rps_tokens / decode_target[decode_gpus[0]]), 1)
+    first_prefill = InstanceModel(perf[prefill_gpus[0]], model)
+    peak_work = windowed_peak(
+        workload.arrival_s,
+        first_prefill.prefill_seconds(new, workload.cached_tokens) * workload.weight,
+        PEAK_WINDOW_S,
+    )
+    prefill_peak = max(math.ceil(peak_work / TARGET_BUSY), 1)
+    return Service(
+        model=model,
+        slo=slo,
+        gpu_types={Role.PREFILL: list(prefill_gpus), Role.DECODE: list(decode_gpus)},
+        gpus_per_instance=gpus_per_instance,
+        ratio=ratio,
+        decode_target_tps=decode_target,
+        prefill_target_tps=prefill_target,
+        static_peak=(prefill_peak, decode_peak),
+        max_replicas=(
+            math.ceil(prefill_peak * MAX_REPLICAS_FACTOR),
+            math.ceil(decode_peak * MAX_REPLICAS_FACTOR),
+        ),
+    )
+
+
+def spec_document(service: Service, interval_s: float) -> dict[str, Any]:
+    """The PDServingGroup ``spec`` (DESIGN.md shape) the HeteroScale operator would be given."""
+    return {
+        "mode": "Enforce",
+        "ratio": {"prefill": service.ratio[0], "decode": service.ratio[1]},
+        "metric": {"engine": "vllm", "window": "60s", "staleAfter": "120s"},
+        "decode": {
+            "targetTPSPerInstance": {k: round(v, 1) for k, v in service.decode_target_tps.items()},
+            "minReplicas": 1,
+            "maxReplicas": service.max_replicas[1],
+        },
+        "prefill": {"minReplicas": 1, "maxReplicas": service.max_replicas[0]},
+        "behavior": {
+            "intervalSeconds": int(interval_s),
+            "tolerance": 0.1,
+            "scaleUp": {"cooldownSeconds": 60, "maxStepPercent": 100},
+            "scaleDown": {
+                "cooldownSeconds": 600,
+                "stabilizationWindowSeconds": 300,
+                "maxStepPercent": 20,
+                "drainSeconds": 30,
+            },
+            "latencyGuard": {
+                "sloSeconds": service.slo.tbt_s,
+                "tiers": [{"over": 1.2, "stepPercent": 10}, {"over": 1.5, "stepPercent": 20}],
+            },
+        },
+        "roles": {
+            role.value: {
+                "template": _template(role),
+                "gpuTypes": service.gpu_types[role],
+                "gpusPerInstance": service.gpus_per_instance,
+            }
+            for role in (Role.PREFILL, Role.DECODE)
+        },
+        "topology": {
+            "gpuTypeLabel": "nvidia.com/gpu.product",
+            "tiers": ["heteroscale.io/s0", "heteroscale.io/s1", "heteroscale.io/s2"],
+            "colocate": "heteroscale.io/s2",
+        },
+        "priority": 100,
+    }
+
+
+def _template(role: Role) -> dict[str, Any]:
+    # The simulator starts no pods; the template only has to be a valid vLLM P/D pod.
+    return {
+        "spec": {
+            "containers": [
+                {
+                    "name": "vllm",
+                    "image": "vllm/vllm-openai:v0.14.0",
+                    "args": ["--model", "meta-llama/Llama-3.1-70B-Instruct", "--tensor-parallel-size", "8"],
+                    "env": [{"name": "HETEROSCALE_ROLE", "value": role.value}],
+                }
+            ]
+        }
+    }

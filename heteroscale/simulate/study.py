@@ -1,0 +1,75 @@
+"""One comparison: a workload, the service derived from it, every requested policy run on it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from heteroscale.simulate.engine import EngineConfig, RunResult, run
+from heteroscale.simulate.oracle import Oracle
+from heteroscale.simulate.perfmodel import GpuPerf
+from heteroscale.simulate.policies import HpaUtilization, IndependentPD, Policy, StaticPeak
+from heteroscale.simulate.service import Service
+from heteroscale.simulate.signals import signal_correlations
+from heteroscale.simulate.summary import Summary, summarize
+from heteroscale.simulate.workload import Workload
+
+POLICIES = ("heteroscale", "hpa-util", "independent", "static", "oracle")
+
+
+@dataclass(frozen=True)
+class Study:
+    service: Service
+    runs: dict[str, RunResult]
+    summaries: dict[str, Summary]
+    #: Correlation of each candidate signal with the offered load, on the static run.
+    signals: dict[str, float]
+
+
+def steps_for(workload: Workload, config: EngineConfig) -> int:
+    return math.ceil((workload.duration_s + config.drain_s) / config.dt)
+
+
+def build_policy(
+    name: str, workload: Workload, service: Service, perf: dict[str, GpuPerf], config: EngineConfig, oracle: Oracle
+) -> Policy:
+    # Reactive policies start sized for the first minutes of load, as after a previous day.
+    initial = oracle.initial()
+    if name == "heteroscale":
+        from heteroscale.simulate.heteroscale_adapter import HeteroScale
+
+        return HeteroScale(service, config.interval_s, initial)
+    if name == "hpa-util":
+        return HpaUtilization(service, config.interval_s, initial)
+    if name == "independent":
+        return IndependentPD(service, config.interval_s, initial)
+    if name == "static":
+        return StaticPeak(service, config.interval_s)
+    if name == "oracle":
+        return oracle
+    raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
+
+
+def run_study(
+    workload: Workload,
+    service: Service,
+    perf: dict[str, GpuPerf],
+    policies: list[str],
+    config: EngineConfig,
+    progress: Callable[[int], None] | None = None,
+) -> Study:
+    steps = steps_for(workload, config)
+    runs: dict[str, RunResult] = {}
+    for name in policies:
+        oracle = Oracle(workload, service, perf, config.dt, steps)
+        runs[name] = run(
+            workload, service, perf, build_policy(name, workload, service, perf, config, oracle), config, progress
+        )
+    static = runs.get("static") or run(workload, service, perf, StaticPeak(service, config.interval_s), config)
+    return Study(
+        service=service,
+        runs=runs,
+        summaries={name: summarize(r) for name, r in runs.items()},
+        signals=signal_correlations(static),
+    )

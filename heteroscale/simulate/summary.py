@@ -1,0 +1,69 @@
+"""Per-policy figures of one run: GPU-hours, utilisation, SLO attainment, latency, stability. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from heteroscale.simulate.engine import RunResult
+
+
+@dataclass(frozen=True)
+class Summary:
+    policy: str
+    gpu_hours: float
+    #: Work done / capacity held, GPU-weighted; starting instances count as idle. Prefill: work
+    #: over compute capacity; decode: tokens over the throughput at the TBT SLO.
+    avg_utilization: float
+    #: Share of all requests (dropped ones count as misses) meeting both TTFT and TBT SLOs.
+    slo_attainment: float
+    ttft_attainment: float
+    tbt_attainment: float
+    ttft_p99: float
+    tbt_p99: float
+    scale_actions: int
+    #: Time-mean relative error of the ready P/D ratio against the configured one.
+    pd_ratio_error: float
+    decode_tps_per_instance: float
+    dropped: float
+    requests: float
+    peak_instances: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def gpu_hours(run: RunResult) -> float:
+    return float((run.prefill_instances + run.decode_instances).sum() * run.gpus_per_instance * run.dt / 3600.0)
+
+
+def summarize(run: RunResult) -> Summary:
+    held = run.prefill_instances + run.decode_instances
+    used = run.prefill_busy * run.prefill_ready + run.decode_busy * run.decode_ready
+    ttft_ok = run.finished & (run.ttft_s <= run.ttft_limit_s)
+    # The TBT SLO applies to each request's mean time between tokens (its TPOT).
+    tbt_ok = run.finished & (run.tbt_s <= run.tbt_limit_s)
+    n = max(run.finished.size, 1)
+    done_ttft = run.ttft_s[run.finished]
+    done_tbt = run.tbt_s[run.finished]
+    has_d = run.decode_ready > 0
+    target = run.ratio[0] / run.ratio[1]
+    ratio = run.prefill_ready[has_d] / run.decode_ready[has_d]
+    return Summary(
+        policy=run.policy,
+        gpu_hours=gpu_hours(run),
+        avg_utilization=float(used.sum() / held.sum()) if held.sum() > 0 else 0.0,
+        slo_attainment=float((ttft_ok & tbt_ok).sum() / n),
+        ttft_attainment=float(ttft_ok.sum() / n),
+        tbt_attainment=float(tbt_ok.sum() / n),
+        ttft_p99=float(np.percentile(done_ttft, 99)) if done_ttft.size else float("inf"),
+        tbt_p99=float(np.percentile(done_tbt, 99)) if done_tbt.size else float("inf"),
+        scale_actions=run.scale_actions,
+        pd_ratio_error=float(np.mean(np.abs(ratio - target)) / target) if ratio.size else 0.0,
+        decode_tps_per_instance=float(np.mean(run.decode_tps[has_d] / run.decode_ready[has_d])) if has_d.any() else 0.0,
+        dropped=float((~run.finished).sum() * run.weight),
+        requests=float(run.finished.size * run.weight),
+        peak_instances=int(held.max()) if held.size else 0,
+    )

@@ -1,0 +1,155 @@
+"""Simulator tier: conservation, determinism, model sanity, CLI, and the policy orderings."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from heteroscale.cli import main
+from heteroscale.simulate import workload as wl
+from heteroscale.simulate.engine import EngineConfig, run
+from heteroscale.simulate.perfmodel import InstanceModel, ModelSpec, load_gpu_perf
+from heteroscale.simulate.policies import SimObservation
+from heteroscale.simulate.service import Slo, derive
+from heteroscale.simulate.study import run_study
+from heteroscale.simulate.summary import gpu_hours, summarize
+
+PERF = load_gpu_perf()
+
+
+def _service(w: wl.Workload):  # type: ignore[no-untyped-def]
+    return derive(
+        w, PERF, prefill_gpus=["L20", "H20"], decode_gpus=["H20"], slo=Slo(), model=ModelSpec(), gpus_per_instance=8
+    )
+
+
+class _Schedule:
+    """10 P + 2 D for the first half hour, then 20 P + 4 D."""
+
+    name = "schedule"
+    interval_s = 15.0
+
+    def initial(self) -> tuple[int, int]:
+        return 10, 2
+
+    def decide(self, obs: SimObservation) -> tuple[int, int]:
+        return (10, 2) if obs.now < 1800 else (20, 4)
+
+
+def test_every_request_finishes_or_is_dropped_and_gpu_hours_integrate_instances() -> None:
+    w = wl.scale(wl.load("azure-conv"), hours=1, fleet_scale=2)
+    svc = _service(w)
+    cfg = EngineConfig()
+    r = run(w, svc, PERF, _Schedule(), cfg)
+    s = summarize(r)
+    assert s.requests == pytest.approx(w.size * w.weight)
+    assert r.finished.sum() * r.weight + s.dropped == pytest.approx(s.requests)
+    assert np.isfinite(r.ttft_s[r.finished]).all()
+    assert np.isinf(r.ttft_s[~r.finished]).all()
+    horizon = r.steps * cfg.dt
+    expected = (12 * 1800 + 24 * (horizon - 1800)) * 8 / 3600
+    assert gpu_hours(r) == pytest.approx(expected)
+    # The new instances take the start-up delay to become ready.
+    startup = InstanceModel(PERF["L20"], ModelSpec()).startup_seconds
+    s_up = int(1800 / cfg.dt)
+    assert r.prefill_ready[s_up] == 10
+    assert r.prefill_instances[s_up] == 20
+    assert r.prefill_ready[s_up + math.ceil(startup / cfg.dt) + 1] == 20
+
+
+def test_overload_drops_requests_it_cannot_finish() -> None:
+    w = wl.scale(wl.load("azure-conv"), hours=1, fleet_scale=50)
+    r = run(w, _service(w), PERF, _Schedule(), EngineConfig())
+    s = summarize(r)
+    assert s.dropped > 0
+    assert r.finished.sum() * r.weight + s.dropped == pytest.approx(s.requests)
+
+
+def test_workload_scaling() -> None:
+    base = wl.load("azure-conv")
+    fast = wl.scale(base, hours=base.duration_s / 3600 / 4, time_scale=4)
+    assert fast.size == pytest.approx(base.size, rel=0.01)
+    day = wl.scale(base, hours=24, diurnal=True, seed=1)
+    hour_of = (day.arrival_s // 3600).astype(int)
+    per_hour = np.bincount(hour_of, minlength=24)
+    assert per_hour[14] > 3 * per_hour[2]  # peak at 14:00, trough at 02:00
+    assert wl.scale(base, hours=2, seed=3).arrival_s.tolist() == wl.scale(base, hours=2, seed=3).arrival_s.tolist()
+    big = wl.scale(base, hours=base.duration_s / 3600, fleet_scale=100)
+    assert big.size * big.weight == pytest.approx(100 * base.size)
+
+
+def test_mooncake_prefix_hits_reduce_prefill_work() -> None:
+    m = wl.load("mooncake")
+    assert (m.cached_tokens > 0).any()
+    assert (m.cached_tokens < m.input_tokens).all()
+    share = m.cached_tokens.sum() / m.input_tokens.sum()
+    assert 0.1 < share < 0.5  # the README's block reuse is 36.6%, the prefix-only share is lower or equal
+
+
+def test_perf_model_is_monotone_and_ordered_by_hardware() -> None:
+    model = ModelSpec()
+    h20, l20, h100 = (InstanceModel(PERF[g], model) for g in ("H20", "L20", "H100"))
+    steps = h20.decode_step_seconds(np.array([1.0, 16, 64, 256]), 2000)
+    assert (np.diff(steps) > 0).all()
+    tokens, zero = np.array([4096.0]), np.array([0.0])
+    assert (
+        h100.prefill_seconds(tokens, zero)[0]
+        < h20.prefill_seconds(tokens, zero)[0]
+        < l20.prefill_seconds(tokens, zero)[0]
+    )
+    assert h20.prefill_seconds(tokens, np.array([8192.0]))[0] > h20.prefill_seconds(tokens, zero)[0]
+    assert h20.kv_capacity_tokens > h100.kv_capacity_tokens > l20.kv_capacity_tokens > 0
+    assert h20.kv_transfer_seconds(tokens, 1.0)[0] > h20.kv_transfer_seconds(tokens, 0.0)[0]
+
+
+def test_cli_is_deterministic_and_writes_the_json_shape(tmp_path: Path) -> None:
+    args = ["simulate", "--trace", "azure-code", "--hours", "0.5", "--fleet-scale", "5", "--no-progress"]
+    assert main([*args, "--json", str(tmp_path / "a.json"), "--out", str(tmp_path / "png")]) == 0
+    assert main([*args, "--json", str(tmp_path / "b.json")]) == 0
+    a = json.loads((tmp_path / "a.json").read_text())
+    assert a == json.loads((tmp_path / "b.json").read_text())
+    for name in ("heteroscale", "hpa-util", "independent", "static", "oracle"):
+        assert set(a["policies"][name]) >= {
+            "gpu_hours",
+            "avg_utilization",
+            "slo_attainment",
+            "ttft_p99",
+            "tbt_p99",
+            "scale_actions",
+        }
+    assert "decode_tps" in a["signals"]
+    assert len(list((tmp_path / "png").glob("*.png"))) == 5
+    assert main(["simulate", "--policies", "magic"]) == 2
+
+
+@pytest.fixture(scope="module")
+def conv_day():  # type: ignore[no-untyped-def]
+    w = wl.scale(wl.load("azure-conv"), hours=24, fleet_scale=50, diurnal=True)
+    svc = _service(w)
+    study = run_study(w, svc, PERF, ["heteroscale", "hpa-util", "static", "oracle"], EngineConfig())
+    return svc, study
+
+
+def test_orderings_on_a_fleet_of_hundreds(conv_day) -> None:  # type: ignore[no-untyped-def]
+    svc, study = conv_day
+    s = study.summaries
+    assert sum(svc.static_peak) >= 100
+    assert s["heteroscale"].gpu_hours < s["static"].gpu_hours
+    assert s["heteroscale"].gpu_hours < s["hpa-util"].gpu_hours
+    assert s["oracle"].gpu_hours < min(s[p].gpu_hours for p in ("heteroscale", "hpa-util", "static"))
+    assert s["oracle"].slo_attainment >= 0.99
+    # Decode GPU utilisation stays pinned high at any load (the paper's signal study); decode TPS tracks it.
+    assert study.signals["decode_tps"] > 0.9 > study.signals["decode_gpu_utilization"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="measured 97.7%: prefill follows decode only after cooldown/step limits; see README.simulate.md, open item",
+)
+def test_heteroscale_meets_the_slo(conv_day) -> None:  # type: ignore[no-untyped-def]
+    _, study = conv_day
+    assert study.summaries["heteroscale"].slo_attainment >= 0.99
