@@ -57,7 +57,6 @@ class CapacityIndex:
         self._domains = dict(by_type)
         self._undo: list[tuple[PoolKey, dict[int, int], int, int]] = []
         self._slots: dict[PoolKey, dict[int, tuple[int, ...]]] = {}
-        self._state: dict[PoolKey, tuple[tuple[Rank, tuple[tuple[int, int], ...]], ...]] = {}
 
     def domains(self, gpu_type: str) -> list[str]:
         """Domains with schedulable nodes of this GPU type, sorted by name."""
@@ -80,17 +79,6 @@ class CapacityIndex:
                 sum(count * (free // gpus) for free, count in b.free.items()) for b in self._pools.get(key, ())
             )
             cached[gpus] = found
-        return found
-
-    def state(self, domain: str, gpu_type: str) -> tuple[tuple[Rank, tuple[tuple[int, int], ...]], ...]:
-        """A hashable picture of the pool: equal pictures plan alike, so callers evaluate one."""
-        key = (domain, gpu_type)
-        found = self._state.get(key)
-        if found is None:
-            found = tuple(
-                (b.rank, tuple(sorted((f, c) for f, c in b.free.items() if c))) for b in self._pools.get(key, ())
-            )
-            self._state[key] = found
         return found
 
     def rank_for(self, domain: str, gpu_type: str, gpus: int, instances: int) -> Rank | None:
@@ -128,7 +116,6 @@ class CapacityIndex:
             self._undo.append((key, free, bin_, old))
             free[bin_] = old + delta
         self._slots.pop(key, None)
-        self._state.pop(key, None)
 
     def mark(self) -> int:
         """A point to :meth:`rollback` to."""
@@ -140,4 +127,3 @@ class CapacityIndex:
             key, free, bin_, old = self._undo.pop()
             free[bin_] = old
             self._slots.pop(key, None)
-            self._state.pop(key, None)

@@ -155,38 +155,59 @@ class _Planner:
         """Instances of ``role`` still to reserve for the group to hold ``count``."""
         return max(0, count - group.bound[role]) - group.reserved[role]
 
+    def demand(self, group: _Group, lead: int) -> list[tuple[Role, int]]:
+        """What holding ``lead`` lead instances still needs per role, larger instances first: with
+        that order best-fit packing on a shared pool never strands room the smaller role could use."""
+        order = sorted((self.lead, self.follow), key=lambda r: -self.gpus[r])
+        return [(role, max(0, self.missing(group, role, self.need(role, lead)))) for role in order]
+
+    def shared_pool(self, group: _Group) -> bool:
+        """True when both roles draw on one pool (same GPU type)."""
+        return group.types[Role.PREFILL] == group.types[Role.DECODE]
+
+    def divisible(self) -> bool:
+        """True when the larger instance size is a multiple of the smaller (e.g. 8 and 4 GPUs):
+        then one large instance uses exactly that many small slots, and slot counts decide."""
+        big, small = sorted(self.gpus.values(), reverse=True)
+        return big % small == 0
+
+    def fits(self, group: _Group, lead: int) -> bool:
+        """Whether the group can hold ``lead`` lead instances on its one shared pool."""
+        (big_role, big_n), (small_role, small_n) = self.demand(group, lead)
+        domain, gpu_type = group.domain, group.types[big_role]
+        if self.divisible():
+            per_big = self.gpus[big_role] // self.gpus[small_role]
+            big_slots = sum(self.index.slots(domain, gpu_type, self.gpus[big_role]))
+            small_slots = sum(self.index.slots(domain, gpu_type, self.gpus[small_role]))
+            return big_n <= big_slots and small_n + per_big * big_n <= small_slots
+        mark = self.index.mark()
+        try:
+            demands = ((big_role, big_n), (small_role, small_n))
+            return all(self.index.take(domain, gpu_type, self.gpus[role], n) == n for role, n in demands)
+        finally:
+            self.index.rollback(mark)
+
     def reserve(self, group: _Group, counts: dict[Role, int]) -> None:
         """Reserve capacity for the group to hold ``counts``; a part that does not fit lowers it."""
-        for role in (self.lead, self.follow):
+        for role in sorted(counts, key=lambda r: -self.gpus[r]):
             want = self.missing(group, role, counts[role])
             got = self.index.take(group.domain, group.types[role], self.gpus[role], want) if want > 0 else 0
             group.reserved[role] += got
             group.count[role] = min(counts[role], group.bound[role] + group.reserved[role])
 
-    def fits(self, group: _Group, lead: int) -> bool:
-        mark = self.index.mark()
-        try:
-            for role in (self.lead, self.follow):
-                want = self.missing(group, role, self.need(role, lead))
-                if want > 0 and self.index.take(group.domain, group.types[role], self.gpus[role], want) < want:
-                    return False
-            return True
-        finally:
-            self.index.rollback(mark)
-
     def max_lead(self, group: _Group, ceiling: int) -> int:
         """The most lead instances, up to ``ceiling``, the group can hold."""
-        lead_t, follow_t = group.types[self.lead], group.types[self.follow]
-        lead_room = group.bound[self.lead] + group.reserved[self.lead]
-        lead_room += sum(self.index.slots(group.domain, lead_t, self.gpus[self.lead]))
-        hi = min(ceiling, lead_room)
-        if lead_t != follow_t:
+
+        def room(role: Role) -> int:
+            slots = sum(self.index.slots(group.domain, group.types[role], self.gpus[role]))
+            return group.bound[role] + group.reserved[role] + slots
+
+        hi = min(ceiling, room(self.lead))
+        if not self.shared_pool(group):
             # Independent pools: the follower's room bounds the lead directly.
-            room = group.bound[self.follow] + group.reserved[self.follow]
-            room += sum(self.index.slots(group.domain, follow_t, self.gpus[self.follow]))
             follow_target = self.target[self.follow]
             if follow_target:
-                hi = min(hi, room * self.target[self.lead] // follow_target)
+                hi = min(hi, room(self.follow) * self.target[self.lead] // follow_target)
             return max(hi, 0)
         lo = 0
         while lo < hi:
@@ -199,15 +220,23 @@ class _Planner:
 
     def touched_rank(self, group: _Group, lead: int) -> Rank:
         """The highest rank the group's reservation for ``lead`` lead instances touches."""
-        mark = self.index.mark()
-        worst = LOWEST_RANK
-        for role in (self.lead, self.follow):
-            want = self.missing(group, role, self.need(role, lead))
-            rank = self.index.rank_for(group.domain, group.types[role], self.gpus[role], want)
-            worst = max(worst, rank or LOWEST_RANK)
-            self.index.take(group.domain, group.types[role], self.gpus[role], want)
-        self.index.rollback(mark)
-        return worst
+        (big_role, big_n), (small_role, small_n) = self.demand(group, lead)
+        domain = group.domain
+        if self.shared_pool(group) and self.divisible():
+            # Large instances fill the lowest ranks first and use per_big small slots each.
+            small_n += self.gpus[big_role] // self.gpus[small_role] * big_n
+        elif self.shared_pool(group):
+            mark = self.index.mark()
+            self.index.take(domain, group.types[big_role], self.gpus[big_role], big_n)
+            after = self.index.rank_for(domain, group.types[small_role], self.gpus[small_role], small_n)
+            self.index.rollback(mark)
+            before = self.index.rank_for(domain, group.types[big_role], self.gpus[big_role], big_n)
+            return max(before or LOWEST_RANK, after or LOWEST_RANK)
+        ranks = (
+            self.index.rank_for(domain, group.types[big_role], self.gpus[big_role], big_n),
+            self.index.rank_for(domain, group.types[small_role], self.gpus[small_role], small_n),
+        )
+        return max(r or LOWEST_RANK for r in ranks)
 
     # -- the cycle ------------------------------------------------------------------------
 
@@ -243,25 +272,20 @@ class _Planner:
             for follow_t in follow_types:
                 types = {self.lead: lead_t, self.follow: follow_t}
                 best: tuple[tuple[Rank, bool, int, str], _Group, int] | None = None
-                seen: set[object] = set()
                 for domain in self.index.domains(lead_t):
                     if self.target[self.follow] and not self.index.nodes_available(domain, follow_t):
                         continue
-                    picture = (self.index.state(domain, lead_t), self.index.state(domain, follow_t))
-                    if picture in seen:
-                        continue  # same free capacity as an earlier (smaller-named) domain
-                    seen.add(picture)
                     candidate = _Group(gid, domain, dict(types), dict(no_bound), dict(no_bound))
                     lead = self.max_lead(candidate, ceiling)
                     if lead <= 0:
                         continue
-                    spare = sum(self.index.slots(domain, lead_t, self.gpus[self.lead])) - lead
-                    key = (
-                        self.touched_rank(candidate, lead),
-                        lead < ceiling,
-                        spare if lead == ceiling else -lead,
-                        domain,
-                    )
+                    lead_slots = sum(self.index.slots(domain, lead_t, self.gpus[self.lead]))
+                    fit = (lead < ceiling, lead_slots - lead if lead == ceiling else -lead)
+                    # The pool's lowest rank bounds the rank; a bound no better than the best so far
+                    # (domains come in name order, so ties lose too) skips the rank computation.
+                    if best is not None and (self.index.ranks(domain, lead_t)[0], *fit) >= best[0][:3]:
+                        continue
+                    key = (self.touched_rank(candidate, lead), *fit, domain)
                     if best is None or key < best[0]:
                         best = (key, candidate, lead)
                 if best is not None:
