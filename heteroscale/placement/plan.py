@@ -139,12 +139,16 @@ class _Planner:
         self.types = {role: roles[role].gpu_types for role in Role}
         self.gpus = {role: roles[role].gpus_per_instance for role in Role}
 
-    def need(self, role: Role, lead: int) -> int:
-        """Instances of ``role`` a group with ``lead`` lead instances needs at most."""
+    def need(self, role: Role, lead: int, *, at_least: bool = False) -> int:
+        """Instances of ``role`` a group with ``lead`` lead instances wants: for the follower the
+        ratio's share rounded up, or with ``at_least`` rounded down (the least the ratio allows)."""
         if role is self.lead:
             return lead
         t_lead = self.target[self.lead]
-        return -(-lead * self.target[self.follow] // t_lead) if t_lead else 0
+        if not t_lead:
+            return 0
+        share = lead * self.target[self.follow]
+        return share // t_lead if at_least else -(-share // t_lead)
 
     def rank(self, group: _Group) -> Rank:
         return max((r for role in Role for r in self.index.ranks(group.domain, group.types[role])), default=LOWEST_RANK)
@@ -159,7 +163,7 @@ class _Planner:
         """What holding ``lead`` lead instances still needs per role, larger instances first: with
         that order best-fit packing on a shared pool never strands room the smaller role could use."""
         order = sorted((self.lead, self.follow), key=lambda r: -self.gpus[r])
-        return [(role, max(0, self.missing(group, role, self.need(role, lead)))) for role in order]
+        return [(role, max(0, self.missing(group, role, self.need(role, lead, at_least=True)))) for role in order]
 
     def shared_pool(self, group: _Group) -> bool:
         """True when both roles draw on one pool (same GPU type)."""
@@ -207,7 +211,8 @@ class _Planner:
             # Independent pools: the follower's room bounds the lead directly.
             follow_target = self.target[self.follow]
             if follow_target:
-                hi = min(hi, room(self.follow) * self.target[self.lead] // follow_target)
+                # The largest lead whose rounded-down follower share fits the follower's room.
+                hi = min(hi, ((room(self.follow) + 1) * self.target[self.lead] - 1) // follow_target)
             return max(hi, 0)
         lo = 0
         while lo < hi:
@@ -295,7 +300,8 @@ class _Planner:
         return None
 
     def apportion(self, groups: list[_Group]) -> dict[str, int]:
-        """Follower instances per group: the largest-remainder share of the follower target."""
+        """Follower instances per group: the ratio's share of the follower target, rounded down,
+        plus one for the groups with the largest remainders that have room for it."""
         t_lead, t_follow = self.target[self.lead], self.target[self.follow]
         if not t_lead:
             return {g.gid: 0 for g in groups}
@@ -303,7 +309,9 @@ class _Planner:
         total = -(-sum(g.count[self.lead] for g in groups) * t_follow // t_lead)
         result = {gid: whole for gid, (whole, _) in shares.items()}
         extra = total - sum(result.values())
-        for gid in sorted(shares, key=lambda gid: (-shares[gid][1], len(gid), gid))[:extra]:
+        # A group has room when its trial reservation got the rounded-up share.
+        roomy = [g.gid for g in groups if shares[g.gid][1] and g.count[self.follow] > shares[g.gid][0]]
+        for gid in sorted(roomy, key=lambda gid: (-shares[gid][1], len(gid), gid))[:extra]:
             result[gid] += 1
         return result
 
@@ -343,7 +351,7 @@ class _Planner:
         for group in groups:
             group.reserved = {Role.PREFILL: 0, Role.DECODE: 0}
             self.reserve(group, {lead: group.count[lead], follow: follower[group.gid]})
-        return self.result(groups)
+        return self.result([g for g in groups if g.count[lead] > 0])
 
     def result(self, groups: list[_Group]) -> Plan:
         planned = [

@@ -96,7 +96,9 @@ def pod(
 ) -> dict[str, Any]:
     """A Pod as ``kubectl get pods -A -o json`` prints it."""
     spec: dict[str, Any] = {
-        "containers": [{"name": "engine", "image": "vllm/vllm-openai:v0.11.0", "resources": {"limits": {GPU: str(gpus)}}}]
+        "containers": [
+            {"name": "engine", "image": "vllm/vllm-openai:v0.11.0", "resources": {"limits": {GPU: str(gpus)}}}
+        ]
     }
     if node_name:
         spec["nodeName"] = node_name
