@@ -1,1 +1,36 @@
-"""placement"""
+"""Topology-aware placement (pure): inventory, deployment-group plans, rendered pod templates.
+
+No kopf, kubernetes or HTTP imports, no I/O, no clock. The operator builds an
+:class:`Inventory` from its Node/Pod indexes, calls :func:`plan_many` (or :func:`plan`) with the
+policy's targets, and patches one Deployment per :class:`PlannedGroup` with
+:func:`render_pod_template`. See ``README.placement.md`` for the whole contract.
+"""
+
+from heteroscale.placement.inventory import GROUP_LABEL, Inventory, Node, inventory_from_k8s
+from heteroscale.placement.plan import (
+    Plan,
+    PlannedGroup,
+    PlanRequest,
+    RoleTargets,
+    Shortfall,
+    deployment_name,
+    plan,
+    plan_many,
+)
+from heteroscale.placement.render import render_pod_template
+
+__all__ = [
+    "GROUP_LABEL",
+    "Inventory",
+    "Node",
+    "Plan",
+    "PlanRequest",
+    "PlannedGroup",
+    "RoleTargets",
+    "Shortfall",
+    "deployment_name",
+    "inventory_from_k8s",
+    "plan",
+    "plan_many",
+    "render_pod_template",
+]

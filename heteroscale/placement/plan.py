@@ -1,0 +1,420 @@
+"""``plan()``: prefill/decode replica targets to deployment groups over an inventory (pure).
+
+API::
+
+    plan(inventory, current_groups: Sequence[GroupStatus], targets: RoleTargets,
+         spec: PDServingGroupSpec, name: str, namespace: str = "") -> Plan
+    plan_many(inventory, requests: Sequence[PlanRequest]) -> list[Plan]   # same order as requests
+    Plan(name, groups: tuple[PlannedGroup, ...], unschedulable: tuple[Shortfall, ...])
+    PlannedGroup(name, group, role, gpu_type, domain, replicas, gpus_per_instance, nodes_available)
+    Shortfall(role, gpu_type, instances, message, reason=Reason.UNSCHEDULABLE)
+
+A deployment group is one prefill and one decode Deployment, named ``<pdsg>-<role>-<group>``,
+both pinned to one colocation domain, each role to one GPU type. One cycle, per PDServingGroup
+in ``spec.priority`` order (highest first) over one shared capacity index:
+
+1. The *lead* role is decode (prefill when the decode target is 0); the other role *follows*
+   with ``ceil(lead * target_follow / target_lead)`` instances per group.
+2. Scale-in of the lead role shrinks groups on premium (then slow) resources first, smaller
+   groups first, so groups empty and are removed. Freed GPUs are not reused in the same cycle:
+   the next cycle's inventory shows them.
+3. Kept groups reserve what their pods not yet bound to nodes need; a group that no longer fits
+   keeps what fits and the rest is placed elsewhere.
+4. Existing groups grow before new groups are created.
+5. A new group takes the most preferred GPU type pair (decode's order, then prefill's) that has
+   room anywhere, and the domain whose reservation touches the least premium rank; among those,
+   one that takes all that is left with the least capacity to spare (best fit), else the one
+   taking the most.
+6. The follower total is apportioned over groups by largest remainder, so every group keeps the
+   ratio within one instance; then the reservations are made for real.
+
+What does not fit is reported as a :class:`Shortfall` (reason ``Unschedulable``) rather than
+over-committing a node. Groups listed in ``current_groups`` whose name does not follow the
+naming scheme, or whose GPU type the spec no longer allows, are given up (their instances are
+planned again like new ones).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from heteroscale.api.enums import Reason, Role
+from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.api.status import GroupStatus
+from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex, Rank
+from heteroscale.placement.inventory import Inventory
+
+
+@dataclass(frozen=True)
+class RoleTargets:
+    """Instances wanted per role (what the policy decided)."""
+
+    prefill: int
+    decode: int
+
+    def of(self, role: Role) -> int:
+        return self.prefill if role is Role.PREFILL else self.decode
+
+
+@dataclass(frozen=True)
+class PlannedGroup:
+    """One Deployment of a deployment group: a role on one GPU type in one domain."""
+
+    name: str
+    """Deployment name, ``<pdsg>-<role>-<group>``."""
+    group: str
+    role: Role
+    gpu_type: str
+    domain: str
+    """Value of the colocation tier label; empty for cluster scope."""
+    replicas: int
+    gpus_per_instance: int
+    nodes_available: int
+    """Schedulable nodes of this GPU type in this domain."""
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """Instances of a role that could not be placed."""
+
+    role: Role
+    gpu_type: str | None
+    """The most preferred GPU type of the role (None when the role allows none that exist)."""
+    instances: int
+    message: str
+    reason: Reason = Reason.UNSCHEDULABLE
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Deployment groups for one PDServingGroup and what could not be placed."""
+
+    name: str
+    groups: tuple[PlannedGroup, ...]
+    unschedulable: tuple[Shortfall, ...]
+
+    def replicas(self, role: Role) -> int:
+        return sum(g.replicas for g in self.groups if g.role is role)
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    """One PDServingGroup's input to :func:`plan_many`."""
+
+    name: str
+    spec: PDServingGroupSpec
+    targets: RoleTargets
+    current_groups: Sequence[GroupStatus] = ()
+    namespace: str = ""
+
+
+def deployment_name(pdsg: str, role: Role, group: str) -> str:
+    return f"{pdsg}-{role.value}-{group}"
+
+
+@dataclass
+class _Group:
+    gid: str
+    domain: str
+    types: dict[Role, str]
+    count: dict[Role, int]
+    bound: dict[Role, int]
+    reserved: dict[Role, int] = field(default_factory=lambda: {Role.PREFILL: 0, Role.DECODE: 0})
+
+
+class _Planner:
+    """One PDServingGroup's cycle over a shared index."""
+
+    def __init__(self, index: CapacityIndex, inventory: Inventory, request: PlanRequest) -> None:
+        self.index = index
+        self.inventory = inventory
+        self.request = request
+        spec = request.spec
+        targets = request.targets
+        self.lead = Role.DECODE if targets.decode > 0 else Role.PREFILL
+        self.follow = Role.PREFILL if self.lead is Role.DECODE else Role.DECODE
+        self.target = {role: max(0, targets.of(role)) for role in Role}
+        roles = {Role.PREFILL: spec.roles.prefill, Role.DECODE: spec.roles.decode}
+        self.types = {role: roles[role].gpu_types for role in Role}
+        self.gpus = {role: roles[role].gpus_per_instance for role in Role}
+
+    def need(self, role: Role, lead: int, *, at_least: bool = False) -> int:
+        """Instances of ``role`` a group with ``lead`` lead instances wants: for the follower the
+        ratio's share rounded up, or with ``at_least`` rounded down (the least the ratio allows)."""
+        if role is self.lead:
+            return lead
+        t_lead = self.target[self.lead]
+        if not t_lead:
+            return 0
+        share = lead * self.target[self.follow]
+        return share // t_lead if at_least else -(-share // t_lead)
+
+    def rank(self, group: _Group) -> Rank:
+        return max((r for role in Role for r in self.index.ranks(group.domain, group.types[role])), default=LOWEST_RANK)
+
+    # -- capacity -------------------------------------------------------------------------
+
+    def missing(self, group: _Group, role: Role, count: int) -> int:
+        """Instances of ``role`` still to reserve for the group to hold ``count``."""
+        return max(0, count - group.bound[role]) - group.reserved[role]
+
+    def demand(self, group: _Group, lead: int) -> list[tuple[Role, int]]:
+        """What holding ``lead`` lead instances still needs per role, larger instances first: with
+        that order best-fit packing on a shared pool never strands room the smaller role could use."""
+        order = sorted((self.lead, self.follow), key=lambda r: -self.gpus[r])
+        return [(role, max(0, self.missing(group, role, self.need(role, lead, at_least=True)))) for role in order]
+
+    def shared_pool(self, group: _Group) -> bool:
+        """True when both roles draw on one pool (same GPU type)."""
+        return group.types[Role.PREFILL] == group.types[Role.DECODE]
+
+    def divisible(self) -> bool:
+        """True when the larger instance size is a multiple of the smaller (e.g. 8 and 4 GPUs):
+        then one large instance uses exactly that many small slots, and slot counts decide."""
+        big, small = sorted(self.gpus.values(), reverse=True)
+        return big % small == 0
+
+    def fits(self, group: _Group, lead: int) -> bool:
+        """Whether the group can hold ``lead`` lead instances on its one shared pool."""
+        (big_role, big_n), (small_role, small_n) = self.demand(group, lead)
+        domain, gpu_type = group.domain, group.types[big_role]
+        if self.divisible():
+            per_big = self.gpus[big_role] // self.gpus[small_role]
+            big_slots = sum(self.index.slots(domain, gpu_type, self.gpus[big_role]))
+            small_slots = sum(self.index.slots(domain, gpu_type, self.gpus[small_role]))
+            return big_n <= big_slots and small_n + per_big * big_n <= small_slots
+        mark = self.index.mark()
+        try:
+            demands = ((big_role, big_n), (small_role, small_n))
+            return all(self.index.take(domain, gpu_type, self.gpus[role], n) == n for role, n in demands)
+        finally:
+            self.index.rollback(mark)
+
+    def reserve(self, group: _Group, counts: dict[Role, int]) -> None:
+        """Reserve capacity for the group to hold ``counts``; a part that does not fit lowers it."""
+        for role in sorted(counts, key=lambda r: -self.gpus[r]):
+            want = self.missing(group, role, counts[role])
+            got = self.index.take(group.domain, group.types[role], self.gpus[role], want) if want > 0 else 0
+            group.reserved[role] += got
+            group.count[role] = min(counts[role], group.bound[role] + group.reserved[role])
+
+    def max_lead(self, group: _Group, ceiling: int) -> int:
+        """The most lead instances, up to ``ceiling``, the group can hold."""
+
+        def room(role: Role) -> int:
+            slots = sum(self.index.slots(group.domain, group.types[role], self.gpus[role]))
+            return group.bound[role] + group.reserved[role] + slots
+
+        hi = min(ceiling, room(self.lead))
+        if not self.shared_pool(group):
+            # Independent pools: the follower's room bounds the lead directly.
+            follow_target = self.target[self.follow]
+            if follow_target:
+                # The largest lead whose rounded-down follower share fits the follower's room.
+                hi = min(hi, ((room(self.follow) + 1) * self.target[self.lead] - 1) // follow_target)
+            return max(hi, 0)
+        lo = 0
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            if self.fits(group, mid):
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
+
+    def touched_rank(self, group: _Group, lead: int) -> Rank:
+        """The highest rank the group's reservation for ``lead`` lead instances touches."""
+        (big_role, big_n), (small_role, small_n) = self.demand(group, lead)
+        domain = group.domain
+        if self.shared_pool(group) and self.divisible():
+            # Large instances fill the lowest ranks first and use per_big small slots each.
+            small_n += self.gpus[big_role] // self.gpus[small_role] * big_n
+        elif self.shared_pool(group):
+            mark = self.index.mark()
+            self.index.take(domain, group.types[big_role], self.gpus[big_role], big_n)
+            after = self.index.rank_for(domain, group.types[small_role], self.gpus[small_role], small_n)
+            self.index.rollback(mark)
+            before = self.index.rank_for(domain, group.types[big_role], self.gpus[big_role], big_n)
+            return max(before or LOWEST_RANK, after or LOWEST_RANK)
+        ranks = (
+            self.index.rank_for(domain, group.types[big_role], self.gpus[big_role], big_n),
+            self.index.rank_for(domain, group.types[small_role], self.gpus[small_role], small_n),
+        )
+        return max(r or LOWEST_RANK for r in ranks)
+
+    # -- the cycle ------------------------------------------------------------------------
+
+    def existing(self) -> list[_Group]:
+        by_gid: dict[str, _Group] = {}
+        for status in self.request.current_groups:
+            prefix = f"{self.request.name}-{status.role.value}-"
+            if not status.name.startswith(prefix) or status.gpu_type not in self.types[status.role]:
+                continue
+            gid = status.name[len(prefix) :]
+            group = by_gid.setdefault(
+                gid,
+                _Group(gid, status.domain, {}, {Role.PREFILL: 0, Role.DECODE: 0}, {Role.PREFILL: 0, Role.DECODE: 0}),
+            )
+            if group.domain != status.domain:
+                continue
+            group.types[status.role] = status.gpu_type
+            group.count[status.role] = status.desired
+            group.bound[status.role] = self.inventory.bound_instances(self.request.namespace, status.name)
+        for group in by_gid.values():
+            for role in Role:
+                # A group missing one half gets the role's most preferred type present in its domain.
+                present = [t for t in self.types[role] if self.index.nodes_available(group.domain, t)]
+                group.types.setdefault(role, (present or self.types[role])[0])
+        return sorted(by_gid.values(), key=lambda g: (len(g.gid), g.gid))
+
+    def new_group(self, ceiling: int, used: set[str]) -> _Group | None:
+        """The best new group for up to ``ceiling`` lead instances, or None if none fits."""
+        gid = next(f"g{n}" for n in range(len(used) + 1) if f"g{n}" not in used)
+        no_bound = {Role.PREFILL: 0, Role.DECODE: 0}
+        follow_types = self.types[self.follow] if self.target[self.follow] else self.types[self.follow][:1]
+        for lead_t in self.types[self.lead]:
+            for follow_t in follow_types:
+                types = {self.lead: lead_t, self.follow: follow_t}
+                best: tuple[tuple[Rank, bool, int, str], _Group, int] | None = None
+                for domain in self.index.domains(lead_t):
+                    if self.target[self.follow] and not self.index.nodes_available(domain, follow_t):
+                        continue
+                    candidate = _Group(gid, domain, dict(types), dict(no_bound), dict(no_bound))
+                    lead = self.max_lead(candidate, ceiling)
+                    if lead <= 0:
+                        continue
+                    lead_slots = sum(self.index.slots(domain, lead_t, self.gpus[self.lead]))
+                    fit = (lead < ceiling, lead_slots - lead if lead == ceiling else -lead)
+                    # The pool's lowest rank bounds the rank; a bound no better than the best so far
+                    # (domains come in name order, so ties lose too) skips the rank computation.
+                    if best is not None and (self.index.ranks(domain, lead_t)[0], *fit) >= best[0][:3]:
+                        continue
+                    key = (self.touched_rank(candidate, lead), *fit, domain)
+                    if best is None or key < best[0]:
+                        best = (key, candidate, lead)
+                if best is not None:
+                    _, group, lead = best
+                    self.reserve(group, {self.lead: lead, self.follow: self.need(self.follow, lead)})
+                    return group
+        return None
+
+    def apportion(self, groups: list[_Group]) -> dict[str, int]:
+        """Follower instances per group: the ratio's share of the follower target, rounded down,
+        plus one for the groups with the largest remainders that have room for it."""
+        t_lead, t_follow = self.target[self.lead], self.target[self.follow]
+        if not t_lead:
+            return {g.gid: 0 for g in groups}
+        shares = {g.gid: divmod(g.count[self.lead] * t_follow, t_lead) for g in groups}
+        total = -(-sum(g.count[self.lead] for g in groups) * t_follow // t_lead)
+        result = {gid: whole for gid, (whole, _) in shares.items()}
+        extra = total - sum(result.values())
+        # A group has room when its trial reservation got the rounded-up share.
+        roomy = [g.gid for g in groups if shares[g.gid][1] and g.count[self.follow] > shares[g.gid][0]]
+        for gid in sorted(roomy, key=lambda gid: (-shares[gid][1], len(gid), gid))[:extra]:
+            result[gid] += 1
+        return result
+
+    def run(self) -> Plan:
+        lead, follow = self.lead, self.follow
+        groups = self.existing()
+        used = {g.gid for g in groups}
+        excess = sum(g.count[lead] for g in groups) - self.target[lead]
+        for group in sorted(groups, key=lambda g: (tuple(-r for r in self.rank(g)), g.count[lead], len(g.gid), g.gid)):
+            cut = min(max(excess, 0), group.count[lead])
+            group.count[lead] -= cut
+            excess -= cut
+        groups = [g for g in groups if g.count[lead] > 0]
+
+        mark = self.index.mark()
+        by_rank = sorted(groups, key=lambda g: (self.rank(g), len(g.gid), g.gid))
+        for group in by_rank:
+            keep = self.max_lead(group, group.count[lead])
+            self.reserve(group, {lead: keep, follow: self.need(follow, keep)})
+        left = self.target[lead] - sum(g.count[lead] for g in groups)
+        for group in by_rank:
+            grow = self.max_lead(group, group.count[lead] + left)
+            if grow > group.count[lead]:
+                left -= grow - group.count[lead]
+                self.reserve(group, {lead: grow, follow: self.need(follow, grow)})
+        groups = [g for g in groups if g.count[lead] > 0]
+        while left > 0:
+            created = self.new_group(left, used)
+            if created is None:
+                break
+            used.add(created.gid)
+            groups.append(created)
+            left -= created.count[lead]
+
+        follower = self.apportion(groups)
+        self.index.rollback(mark)
+        for group in groups:
+            group.reserved = {Role.PREFILL: 0, Role.DECODE: 0}
+            self.reserve(group, {lead: group.count[lead], follow: follower[group.gid]})
+        return self.result([g for g in groups if g.count[lead] > 0])
+
+    def result(self, groups: list[_Group]) -> Plan:
+        planned = [
+            PlannedGroup(
+                name=deployment_name(self.request.name, role, g.gid),
+                group=g.gid,
+                role=role,
+                gpu_type=g.types[role],
+                domain=g.domain,
+                replicas=g.count[role],
+                gpus_per_instance=self.gpus[role],
+                nodes_available=self.index.nodes_available(g.domain, g.types[role]),
+            )
+            for g in sorted(groups, key=lambda g: (len(g.gid), g.gid))
+            for role in (Role.PREFILL, Role.DECODE)
+        ]
+        short = []
+        for role in Role:
+            missing = self.target[role] - sum(g.count[role] for g in groups)
+            if missing > 0:
+                types = self.types[role]
+                scope = self.request.spec.topology.colocate or "the cluster"
+                short.append(
+                    Shortfall(
+                        role=role,
+                        gpu_type=types[0],
+                        instances=missing,
+                        message=(
+                            f"{missing} of {self.target[role]} {role.value} instance(s) of "
+                            f"{self.gpus[role]} GPU(s) on {'/'.join(types)} do not fit: no {scope} "
+                            "domain has room for them next to their group's other role"
+                        ),
+                    )
+                )
+        return Plan(self.request.name, tuple(planned), tuple(short))
+
+
+def plan_many(inventory: Inventory, requests: Sequence[PlanRequest]) -> list[Plan]:
+    """Plan several PDServingGroups competing for one inventory, highest ``spec.priority`` first
+    (then by namespace and name); plans come back in the order of ``requests``."""
+    for request in requests:
+        if request.spec.topology != inventory.topology:
+            raise ValueError(
+                f"PDServingGroup {request.name!r} uses topology labels that differ from the inventory's; "
+                "build one inventory per topology"
+            )
+    index = CapacityIndex(inventory)
+    order = sorted(
+        range(len(requests)), key=lambda i: (-requests[i].spec.priority, requests[i].namespace, requests[i].name)
+    )
+    plans: dict[int, Plan] = {}
+    for i in order:
+        plans[i] = _Planner(index, inventory, requests[i]).run()
+    return [plans[i] for i in range(len(requests))]
+
+
+def plan(
+    inventory: Inventory,
+    current_groups: Sequence[GroupStatus],
+    targets: RoleTargets,
+    spec: PDServingGroupSpec,
+    name: str,
+    namespace: str = "",
+) -> Plan:
+    """Plan one PDServingGroup alone (see :func:`plan_many`)."""
+    return plan_many(inventory, [PlanRequest(name, spec, targets, current_groups, namespace)])[0]

@@ -1,0 +1,127 @@
+"""The pod template of one planned Deployment: where it may run and what it requests (pure).
+
+API::
+
+    render_pod_template(group: PlannedGroup, spec: PDServingGroupSpec, pdsg: str,
+                        slow_nodes: Collection[str] = ()) -> dict
+
+returns a new pod template (the role's ``template`` is not modified) with:
+
+* labels ``heteroscale.io/pdsg``, ``heteroscale.io/role``, ``heteroscale.io/group`` and
+  :data:`~heteroscale.placement.inventory.GROUP_LABEL` (the Deployment name, which the inventory
+  counts bound instances by); the operator uses the same labels as the Deployment's selector;
+* required node affinity on the GPU type label and the colocation domain, ANDed into every
+  required term the template already has (so the template's own choices still hold);
+* preferred node affinity away from slow nodes (the slow label, and the straggler list by
+  node name), so the scheduler uses them last;
+* the template's pod affinity and anti-affinity kept, plus a preferred pod affinity towards the
+  group's other role inside the tier below the colocation tier (shorter KV-cache path);
+* ``<gpuResource>`` requests and limits of ``gpusPerInstance`` on the first container;
+* a toleration of the ``<gpuResource>`` taint GPU nodes usually carry.
+
+The operator puts the result in ``spec.template`` of the Deployment named ``group.name`` with
+``replicas: group.replicas``.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection
+from typing import Any
+
+from heteroscale.api.enums import Role
+from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.placement.inventory import GROUP_LABEL
+from heteroscale.placement.plan import PlannedGroup
+
+PDSG_LABEL = "heteroscale.io/pdsg"
+ROLE_LABEL = "heteroscale.io/role"
+GROUP_ID_LABEL = "heteroscale.io/group"
+#: Scheduler weights (1-100): avoiding a slow node matters more than sitting next to the peer role.
+SLOW_NODE_WEIGHT = 100
+PEER_WEIGHT = 50
+
+
+def group_labels(group: PlannedGroup, pdsg: str) -> dict[str, str]:
+    """Labels that identify the pods of one planned Deployment."""
+    return {PDSG_LABEL: pdsg, ROLE_LABEL: group.role.value, GROUP_ID_LABEL: group.group, GROUP_LABEL: group.name}
+
+
+def _required_expressions(group: PlannedGroup, spec: PDServingGroupSpec) -> list[dict[str, Any]]:
+    topology = spec.topology
+    expressions: list[dict[str, Any]] = [{"key": topology.gpu_type_label, "operator": "In", "values": [group.gpu_type]}]
+    if topology.colocate:
+        expressions.append({"key": topology.colocate, "operator": "In", "values": [group.domain]})
+    return expressions
+
+
+def _node_affinity(
+    existing: dict[str, Any], group: PlannedGroup, spec: PDServingGroupSpec, slow_nodes: Collection[str]
+) -> dict[str, Any]:
+    ours = _required_expressions(group, spec)
+    required = existing.get("requiredDuringSchedulingIgnoredDuringExecution") or {}
+    terms = required.get("nodeSelectorTerms") or [{}]
+    # Terms are ORed and expressions ANDed: our expressions go into every term.
+    merged_terms = [{**term, "matchExpressions": [*(term.get("matchExpressions") or []), *ours]} for term in terms]
+    preferred = list(existing.get("preferredDuringSchedulingIgnoredDuringExecution") or [])
+    avoid: dict[str, Any] = {
+        "matchExpressions": [{"key": spec.topology.slow_node_label, "operator": "NotIn", "values": ["true"]}]
+    }
+    if slow_nodes:
+        avoid["matchFields"] = [{"key": "metadata.name", "operator": "NotIn", "values": sorted(slow_nodes)}]
+    preferred.append({"weight": SLOW_NODE_WEIGHT, "preference": avoid})
+    return {
+        **existing,
+        "requiredDuringSchedulingIgnoredDuringExecution": {**required, "nodeSelectorTerms": merged_terms},
+        "preferredDuringSchedulingIgnoredDuringExecution": preferred,
+    }
+
+
+def _pod_affinity(existing: dict[str, Any], group: PlannedGroup, spec: PDServingGroupSpec, pdsg: str) -> dict[str, Any]:
+    tiers, colocate = spec.topology.tiers, spec.topology.colocate
+    below = tiers.index(colocate) - 1 if colocate else len(tiers) - 1
+    if below < 0:
+        return existing
+    peer = Role.DECODE if group.role is Role.PREFILL else Role.PREFILL
+    term = {
+        "weight": PEER_WEIGHT,
+        "podAffinityTerm": {
+            "labelSelector": {"matchLabels": {PDSG_LABEL: pdsg, GROUP_ID_LABEL: group.group, ROLE_LABEL: peer.value}},
+            "topologyKey": tiers[below],
+        },
+    }
+    preferred = [*(existing.get("preferredDuringSchedulingIgnoredDuringExecution") or []), term]
+    return {**existing, "preferredDuringSchedulingIgnoredDuringExecution": preferred}
+
+
+def render_pod_template(
+    group: PlannedGroup, spec: PDServingGroupSpec, pdsg: str, slow_nodes: Collection[str] = ()
+) -> dict[str, Any]:
+    """The pod template for ``group``'s Deployment (see the module docstring)."""
+    role = spec.roles.prefill if group.role is Role.PREFILL else spec.roles.decode
+    if role.template is None:
+        raise ValueError(
+            f"the {group.role.value} role adopts a Deployment (deploymentRef); there is no template to render"
+        )
+    template: dict[str, Any] = copy.deepcopy(role.template)
+    metadata = template.setdefault("metadata", {})
+    metadata["labels"] = {**(metadata.get("labels") or {}), **group_labels(group, pdsg)}
+    pod_spec = template.setdefault("spec", {})
+
+    affinity = pod_spec.get("affinity") or {}
+    affinity["nodeAffinity"] = _node_affinity(affinity.get("nodeAffinity") or {}, group, spec, slow_nodes)
+    affinity["podAffinity"] = _pod_affinity(affinity.get("podAffinity") or {}, group, spec, pdsg)
+    pod_spec["affinity"] = affinity
+
+    resource = spec.topology.gpu_resource
+    # The spec guarantees at least one container; the first one is the engine.
+    resources = pod_spec["containers"][0].setdefault("resources", {})
+    for kind in ("requests", "limits"):
+        resources[kind] = {**(resources.get(kind) or {}), resource: str(group.gpus_per_instance)}
+
+    gpu_toleration = {"key": resource, "operator": "Exists", "effect": "NoSchedule"}
+    tolerations = list(pod_spec.get("tolerations") or [])
+    if gpu_toleration not in tolerations:
+        tolerations.append(gpu_toleration)
+    pod_spec["tolerations"] = tolerations
+    return template

@@ -1,0 +1,101 @@
+"""Placement benchmark: plan 200 PDServingGroups on 1,000 and 10,000 nodes (8 GPUs each).
+
+Run with ``python -m tests.benchmarks.bench_placement``. It prints the median time of
+``plan_many`` (building the capacity index included) and of ``inventory_from_k8s`` per cluster
+size, and the growth from 1,000 to 10,000 nodes. Target: at most 100 ms median at 10,000 nodes
+and near-linear growth (ratio about 10 or less).
+
+The cluster is HeteroScale-shaped: S2 big-pods of four S1 mini-pods of eight nodes; half the
+big-pods are H20, a quarter L20, a quarter mixed (one of their S1s itself mixed); a fifth of the
+GPUs are already taken by other pods. Demand is about 70% of the free GPUs, from groups with
+varied GPU types, ratios and GPUs per instance, with priorities that compete.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from typing import Any
+
+from heteroscale.placement import PlanRequest, RoleTargets, inventory_from_k8s, plan_many
+from tests.unit.placement.cluster import MiniPod, layout, pdsg_spec, pod
+
+GROUPS = 200
+SIZES = (1_000, 10_000)
+REPEATS = 7
+TARGET_MS = 100.0
+
+
+def cluster(nodes: int, rng: random.Random) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    minis = []
+    for b in range(nodes // 32):
+        kind = b % 4
+        for m in range(4):
+            if kind < 2:
+                types = ["H20"] * 8
+            elif kind == 2:
+                types = ["L20"] * 8
+            else:
+                types = ["H20"] * 8 if m < 2 else ["L20"] * 8 if m == 2 else ["H20"] * 4 + ["L20"] * 4
+            minis.append(MiniPod(f"s2-{b}", f"s2-{b}-s1-{m}", types))
+    node_objs = layout(minis)
+    pods = [
+        pod(f"other-{i}", n["metadata"]["name"], rng.choice((4, 8)))
+        for i, n in enumerate(node_objs)
+        if rng.random() < 0.2
+    ]
+    return node_objs, pods
+
+
+def requests(free_gpus: int, rng: random.Random) -> list[PlanRequest]:
+    shapes = [(("L20", "H20"), ("H20",)), (("H20",), ("H20",)), (("L20",), ("L20", "H20")), (("L20",), ("H20",))]
+    out = []
+    budget = 0.7 * free_gpus / GROUPS
+    for i in range(GROUPS):
+        prefill_types, decode_types = rng.choice(shapes)
+        ratio = (rng.randint(1, 3), rng.randint(1, 5))
+        gpus = rng.choice((4, 8))
+        spec = pdsg_spec(prefill_types, decode_types, ratio=ratio, prefill_gpus=gpus, decode_gpus=8, priority=i % 5)
+        # Split the GPU budget between the roles by the ratio.
+        decode = max(1, int(budget / (8 + gpus * ratio[0] / ratio[1])))
+        out.append(PlanRequest(f"svc-{i}", spec, RoleTargets(spec.ratio.prefill_for(decode), decode)))
+    return out
+
+
+def median_ms(func: Any) -> float:
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        func()
+        times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def main() -> int:
+    rng = random.Random(2508)
+    medians = {}
+    for size in SIZES:
+        nodes, pods = cluster(size, rng)
+        reqs = requests(sum(8 for _ in nodes) * 4 // 5, rng)
+        topology = reqs[0].spec.topology
+        inventory = inventory_from_k8s(nodes, pods, topology)
+        plans = plan_many(inventory, reqs)
+        groups = sum(len(p.groups) for p in plans) // 2
+        short = sum(s.instances for p in plans for s in p.unschedulable)
+        inv_ms = median_ms(lambda n=nodes, p=pods, t=topology: inventory_from_k8s(n, p, t))
+        medians[size] = median_ms(lambda i=inventory, r=reqs: plan_many(i, r))
+        print(
+            f"{size:>6} nodes, {size * 8:>6} GPUs, {GROUPS} PDServingGroups: plan median {medians[size]:.1f} ms "
+            f"({groups} deployment groups, {short} instances unschedulable); inventory median {inv_ms:.1f} ms"
+        )
+    small, large = SIZES
+    growth = medians[large] / medians[small]
+    print(f"growth {small} -> {large} nodes: x{growth:.2f} (linear would be x{large / small:.0f})")
+    verdict = "meets" if medians[large] <= TARGET_MS else "MISSES"
+    print(f"{verdict} the target of {TARGET_MS:.0f} ms median at {large} nodes")
+    return 0 if medians[large] <= TARGET_MS else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
