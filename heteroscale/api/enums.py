@@ -51,9 +51,7 @@ class Reason(StrEnum):
 
 
 #: Reasons under which the policy refuses to change anything because the signal is untrustworthy.
-HOLD_REASONS = frozenset(
-    {Reason.METRIC_MISSING, Reason.METRIC_INVALID, Reason.METRIC_STALE, Reason.PODS_STARTING}
-)
+HOLD_REASONS = frozenset({Reason.METRIC_MISSING, Reason.METRIC_INVALID, Reason.METRIC_STALE, Reason.PODS_STARTING})
 
 
 class ConditionType(StrEnum):

@@ -130,9 +130,7 @@ class MetricSource(SpecModel):
     stale_after: Duration = Field(
         "120s", description="A sample older than this is stale: the policy holds instead of scaling."
     )
-    prometheus: PrometheusSource = Field(
-        default_factory=PrometheusSource, description="Prometheus server to query."
-    )
+    prometheus: PrometheusSource = Field(default_factory=PrometheusSource, description="Prometheus server to query.")
 
     @property
     def window_seconds(self) -> int:
@@ -159,9 +157,7 @@ class MetricSource(SpecModel):
         return self
 
 
-_MIN_LE_MAX = cel(
-    "self.minReplicas <= self.maxReplicas", "minReplicas must be <= maxReplicas", ".minReplicas"
-)
+_MIN_LE_MAX = cel("self.minReplicas <= self.maxReplicas", "minReplicas must be <= maxReplicas", ".minReplicas")
 
 
 class ReplicaBounds(SpecModel):
@@ -175,9 +171,7 @@ class ReplicaBounds(SpecModel):
     @model_validator(mode="after")
     def _min_le_max(self) -> Self:
         if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"minReplicas must be <= maxReplicas (got {self.min_replicas} > {self.max_replicas})"
-            )
+            raise ValueError(f"minReplicas must be <= maxReplicas (got {self.min_replicas} > {self.max_replicas})")
         return self
 
 
@@ -286,9 +280,7 @@ class Behavior(SpecModel):
     )
     scale_up: StepUp = Field(default_factory=StepUp, description="Scale-out behaviour.")
     scale_down: StepDown = Field(default_factory=StepDown, description="Scale-in behaviour.")
-    latency_guard: LatencyGuard | None = Field(
-        None, description="Optional extra scale-out when TBT exceeds the SLO."
-    )
+    latency_guard: LatencyGuard | None = Field(None, description="Optional extra scale-out when TBT exceeds the SLO.")
     zero_traffic_readings: int = Field(
         8,
         ge=1,
@@ -380,9 +372,7 @@ class Topology(SpecModel):
     gpu_type_label: LabelKey = Field(
         "nvidia.com/gpu.product", description="Node label whose value is the node's GPU type."
     )
-    gpu_resource: str = Field(
-        "nvidia.com/gpu", max_length=253, description="Extended resource name of one GPU."
-    )
+    gpu_resource: str = Field("nvidia.com/gpu", max_length=253, description="Extended resource name of one GPU.")
     tiers: list[LabelKey] = Field(
         default_factory=lambda: ["heteroscale.io/s0", "heteroscale.io/s1", "heteroscale.io/s2"],
         max_length=8,
@@ -433,9 +423,7 @@ class PDServingGroupSpec(SpecModel):
     behavior: Behavior = Field(default_factory=Behavior, description="Control-loop timing and limits.")
     roles: Roles = Field(description="Pod templates or Deployments per role, and their GPU types.")
     topology: Topology = Field(default_factory=Topology, description="Node labels for placement.")
-    priority: int = Field(
-        100, ge=0, le=1000000, description="Higher is placed first when groups compete for GPUs."
-    )
+    priority: int = Field(100, ge=0, le=1000000, description="Higher is placed first when groups compete for GPUs.")
 
     @model_validator(mode="after")
     def _targets_match_gpu_types(self) -> Self:

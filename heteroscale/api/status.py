@@ -80,9 +80,7 @@ class PDServingGroupStatus(StatusModel):
     """Observed state of a PDServingGroup."""
 
     observed_generation: int | None = Field(None, description="metadata.generation this status reflects.")
-    decode_tps: float | None = Field(
-        None, alias="decodeTPS", description="Decode tokens/s last read from Prometheus."
-    )
+    decode_tps: float | None = Field(None, alias="decodeTPS", description="Decode tokens/s last read from Prometheus.")
     metric_age_seconds: float | None = Field(None, description="Age of that reading in seconds.")
     desired: RoleCounts = Field(default_factory=RoleCounts, description="Instances wanted per role.")
     current: RoleCounts = Field(default_factory=RoleCounts, description="Instances ready per role.")

@@ -41,7 +41,7 @@ from typing import Any
 import requests
 from prometheus_api_client import PrometheusConnect
 from prometheus_api_client.exceptions import PrometheusApiClientException
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from heteroscale.api.spec import PDServingGroupSpec, PrometheusSource
@@ -276,7 +276,11 @@ def _http_failure(message: str) -> QueryFailed:
 def _transport_problem(error: requests.RequestException, timeout: float) -> str:
     cause = error.args[0] if error.args else None
     reason = cause.reason if isinstance(cause, MaxRetryError) else cause
-    if isinstance(error, requests.Timeout) or isinstance(reason, ReadTimeoutError | ConnectTimeoutError | TimeoutError):
+    # urllib3 derives NewConnectionError (refused, no route, name not found) from ConnectTimeoutError.
+    timed_out = isinstance(reason, ReadTimeoutError | ConnectTimeoutError | TimeoutError) or isinstance(
+        error, requests.Timeout
+    )
+    if timed_out and not isinstance(reason, NewConnectionError):
         return f"timeout after {timeout:g}s"
     # urllib3 prefixes the cause with the connection's repr; the part after it is what happened.
     return f"unreachable: {str(reason).rsplit('): ', 1)[-1]}"

@@ -156,4 +156,3 @@ def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyStat
         recommended_decode=recommended,
         notes=secondary,
     )
-
