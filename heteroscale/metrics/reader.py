@@ -163,9 +163,10 @@ class PrometheusReader:
         decode_tps: float | None = None
         problem: str | None = None
         try:
-            decode_tps = self._value(tps_query, now)
-            if decode_tps < 0:
-                raise QueryFailed(f"value is negative ({decode_tps})")
+            value = self._value(tps_query, now)
+            if value < 0:
+                raise QueryFailed(f"value is negative ({value})")
+            decode_tps = value
         except QueryFailed as failed:
             if failed.transport:
                 raise

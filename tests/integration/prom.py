@@ -228,7 +228,7 @@ class Exporter:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
 
     def wait_window(self, window_seconds: float) -> None:
         """Sleep until a ``window_seconds`` rate window holds only scraped samples (plus a scrape)."""
