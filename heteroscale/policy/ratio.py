@@ -38,7 +38,6 @@ def pair_for(spec: PDServingGroupSpec, decode_wanted: int) -> Pair:
         # A prefill floor above the ratio's share: raise decode so the pair keeps the ratio.
         floor = ratio.decode_floor_for(pmin)
         raised = min(max(decode, floor), dmax)
-        prefill = pmin
         if raised != decode:
             notes.append(Reason.RATIO_REPAIRED)
             details.append(
@@ -46,15 +45,18 @@ def pair_for(spec: PDServingGroupSpec, decode_wanted: int) -> Pair:
                 f"with prefill minReplicas {pmin}"
             )
             decode = raised
-        if raised < floor:
+        prefill = max(pmin, ratio.prefill_for(decode))
+        if decode < floor:
             notes.append(Reason.CLAMPED_TO_MAX)
             details.append(
                 f"prefill minReplicas {pmin} needs {floor} decode for the ratio but decode maxReplicas "
                 f"is {dmax}; ratio cannot be kept"
             )
-    elif prefill > pmax:
+    if prefill > pmax:
         notes.append(Reason.CLAMPED_TO_MAX)
-        details.append(f"prefill needs {prefill} for {decode} decode but maxReplicas is {pmax}; ratio cannot be kept")
+        details.append(
+            f"prefill needs {prefill} for {decode} decode but maxReplicas is {pmax}; ratio cannot be kept"
+        )
         prefill = pmax
     return Pair(prefill=prefill, decode=decode, notes=tuple(notes), detail="; ".join(details))
 

@@ -266,3 +266,18 @@ def test_every_decision_has_a_reason_and_a_message() -> None:
         decision = run(observe(tps, 10))
         assert isinstance(decision.reason, Reason)
         assert len(decision.message) > 20
+
+
+def test_ratio_repair_that_needs_more_prefill_than_its_max_is_reported() -> None:
+    # Found by hypothesis: 2:1 with prefill fixed at 1. Raising decode to 1 for prefill's floor
+    # asks for 2 prefill, beyond its max: the pair is (1, 1) and the broken ratio is reported.
+    decision = run(
+        observe(0.0, 0, prefill=1, by_gpu={}),
+        ratio={"prefill": 2, "decode": 1},
+        decode={"minReplicas": 0, "maxReplicas": 1},
+        prefill={"minReplicas": 1, "maxReplicas": 1},
+        behavior={"zeroTrafficReadings": 1},
+    )
+    assert (decision.prefill, decision.decode) == (1, 1)
+    assert Reason.CLAMPED_TO_MAX in {decision.reason, *decision.notes}
+    assert "ratio cannot be kept" in decision.message
