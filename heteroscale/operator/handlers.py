@@ -38,12 +38,14 @@ class Operator:
         connect: Connect = kopf.login_via_client,
         clock: Callable[[], float] = time.time,
         error_retry_seconds: float = 1.0,
+        client_timeout_seconds: float = 10.0,
     ) -> None:
         self.readers = readers
         self.metrics = metrics
         self.connect = connect
         self.clock = clock
         self.error_retry_seconds = error_retry_seconds
+        self.client_timeout_seconds = client_timeout_seconds
         self.context: Context | None = None
         self.registry = kopf.OperatorRegistry()
         self._register()
@@ -72,7 +74,7 @@ class Operator:
     def _login(self, **kwargs: Any) -> kopf.ConnectionInfo | None:
         info = self.connect(**kwargs)
         if info is not None:
-            self.context = Context(KubeClient(info), self.readers, self.metrics, self.clock)
+            self.context = Context(KubeClient(info, timeout_seconds=self.client_timeout_seconds), self.readers, self.metrics, self.clock)
         return info
 
     async def _cleanup(self, **_: Any) -> None:
@@ -80,8 +82,17 @@ class Operator:
             await self.context.client.close()
 
     async def _run_group(
-        self, namespace: str, name: str, body: kopf.Body, stopped: kopf.DaemonStopped, logger: kopf.Logger, **_: Any
+        self,
+        *,
+        namespace: str | None,
+        name: str,
+        body: kopf.Body,
+        stopped: kopf.DaemonStopped,
+        logger: kopf.Logger,
+        **_: Any,
     ) -> None:
+        assert namespace is not None, "PDServingGroups are namespaced"
+
         def emit(type_: str, reason: str, message: str) -> None:
             kopf.event(body, type=type_, reason=reason, message=message[:1024])
 
