@@ -1,0 +1,303 @@
+"""Reads one PDServingGroup's signals from Prometheus and gives every odd answer a defined outcome.
+
+Built on prometheus-api-client: one session per reader, with the source's timeout, ``retries``
+retries (connection errors, read timeouts, 429 and 5xx, short exponential backoff; a server's
+Retry-After is not obeyed, since a tick cannot wait minutes), a bearer token re-read from its file
+on every read (projected tokens rotate) and an optional CA bundle.
+
+Outcomes for decode tokens/s, the signal that drives scaling; each leaves ``decode_tps`` None and
+says why in ``problem``, and the policy holds on None:
+
+============================== ==============================================
+answer                         ``problem``
+============================== ==============================================
+no series                      ``empty result``
+several series                 ``N series where one was expected``
+NaN, +Inf, -Inf, negative      ``value is NaN`` (etc.)
+not a number / not JSON        ``bad response: ...``
+HTTP status other than 2xx     ``HTTP 503`` (with Prometheus' error text)
+timeout                        ``timeout after 5s``
+connection failed              ``unreachable: ...``
+============================== ==============================================
+
+A value whose newest sample is older than ``staleAfter`` is kept, with its age, and ``problem``
+says ``stale: ...``; the policy holds on the age. The secondary signals (KV-cache-missed prefill
+tokens/s, TBT) are None on any odd answer; they never hold the group on their own.
+This module never raises for a bad answer and never decides anything.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from prometheus_api_client import PrometheusConnect
+from prometheus_api_client.exceptions import PrometheusApiClientException
+from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from heteroscale.api.spec import PDServingGroupSpec, PrometheusSource
+from heteroscale.metrics import queries
+
+log = logging.getLogger(__name__)
+
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_HTTP_ERROR = "HTTP Status Code "
+
+
+@dataclass(frozen=True)
+class Signals:
+    """What one read found; the operator copies it into the policy's Observation."""
+
+    decode_tps: float | None
+    """Decode tokens/s over the window; None when no trustworthy value."""
+    metric_age_seconds: float | None
+    """Age of the newest sample behind decode_tps (now - sample time); None when unknown."""
+    prefill_missed_tps: float | None
+    """KV-cache-missed prefill tokens/s of the prefill pods (secondary)."""
+    tbt_seconds: float | None
+    """TBT at spec.behavior.latencyGuard.quantile; None without a guard or without data."""
+    problem: str | None
+    """Why decode_tps is None or stale, for a person; None when fine."""
+
+
+class QueryFailed(Exception):
+    """One query gave no usable value; the message is the ``problem`` a person reads."""
+
+    def __init__(self, problem: str, *, transport: bool = False) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.transport = transport
+        """True when the server was not reached or did not answer in time: later queries would fail alike."""
+
+
+class PrometheusReader:
+    """Runs the group's queries against one Prometheus source. Blocking; call it from a thread.
+
+    Reads through one reader are serialised: the HTTP session and its auth header are shared.
+    """
+
+    def __init__(self, source: PrometheusSource, *, retries: int = 2) -> None:
+        self._source = source
+        self._lock = threading.Lock()
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=0,
+            backoff_factor=0.2,
+            status_forcelist=_RETRY_STATUSES,
+            allowed_methods=frozenset({"GET"}),
+            raise_on_status=False,
+            respect_retry_after_header=False,
+        )
+        session = requests.Session()
+        session.verify = source.ca_file or True
+        self._prometheus = PrometheusConnect(
+            url=source.url.rstrip("/"), retry=retry, session=session, timeout=source.timeout_seconds
+        )
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._prometheus.close()
+
+    def read(
+        self,
+        spec: PDServingGroupSpec,
+        namespace: str,
+        decode_deployments: Sequence[str],
+        prefill_deployments: Sequence[str],
+        now: float,
+    ) -> Signals:
+        """Decode tokens/s and its age, plus the secondary signals, evaluated at ``now``."""
+        with self._lock:
+            try:
+                self._prometheus.headers = self._auth_headers()
+                return self._read(spec, namespace, decode_deployments, prefill_deployments, now)
+            except QueryFailed as failed:
+                return Signals(None, None, None, None, failed.problem)
+
+    def _auth_headers(self) -> dict[str, str] | None:
+        path = self._source.bearer_token_file
+        if not path:
+            return None
+        try:
+            token = Path(path).read_text(encoding="utf-8").strip()
+        except OSError as error:
+            raise QueryFailed(f"cannot read bearerTokenFile: {error.strerror or error}") from error
+        return {"Authorization": f"Bearer {token}"}
+
+    def _read(
+        self,
+        spec: PDServingGroupSpec,
+        namespace: str,
+        decode_deployments: Sequence[str],
+        prefill_deployments: Sequence[str],
+        now: float,
+    ) -> Signals:
+        metric = spec.metric
+        guard = spec.behavior.latency_guard
+        if not decode_deployments:
+            raise QueryFailed("no decode Deployments to read")
+        try:
+            tps_query = queries.decode_tps_query(metric, namespace, decode_deployments)
+            time_query = queries.decode_sample_time_query(metric, namespace, decode_deployments)
+            prefill_query = None
+            if prefill_deployments:
+                prefill_query = queries.prefill_missed_tps_query(metric, namespace, prefill_deployments)
+            tbt_query = None
+            if guard is not None:
+                tbt_query = queries.tbt_quantile_query(metric, namespace, decode_deployments, guard.quantile)
+        except ValueError as error:
+            raise QueryFailed(f"cannot build the query: {error}") from error
+
+        decode_tps: float | None = None
+        problem: str | None = None
+        try:
+            decode_tps = self._value(tps_query, now)
+            if decode_tps < 0:
+                raise QueryFailed(f"value is negative ({decode_tps})")
+        except QueryFailed as failed:
+            if failed.transport:
+                raise
+            problem = failed.problem
+
+        age: float | None
+        if time_query is None:
+            # A custom query's inputs are unknown, so only Prometheus' own staleness handling
+            # (markers on failed scrapes, the 5-minute lookback) guards it: the answer is as of now.
+            age = 0.0 if decode_tps is not None else None
+        else:
+            lookback = metric.window_seconds + metric.stale_after_seconds
+            try:
+                # Prometheus and the operator may disagree on the clock by a little; never negative.
+                age = max(0.0, now - self._value(time_query, now))
+                seen = f"newest sample is {age:.0f}s old"
+            except QueryFailed as failed:
+                if failed.transport:
+                    raise
+                age = None
+                empty = failed.problem == EMPTY
+                seen = f"no sample in the last {lookback}s" if empty else f"sample time: {failed.problem}"
+            if problem is not None:
+                problem = f"{problem}; {seen}"
+            elif age is None or age > metric.stale_after_seconds:
+                problem = f"stale: {seen} (staleAfter {metric.stale_after})"
+
+        return Signals(
+            decode_tps=decode_tps,
+            metric_age_seconds=age,
+            prefill_missed_tps=self._secondary("KV-cache-missed prefill tokens/s", prefill_query, now),
+            tbt_seconds=self._secondary("TBT", tbt_query, now),
+            problem=problem,
+        )
+
+    def _secondary(self, what: str, query: str | None, now: float) -> float | None:
+        if query is None:
+            return None
+        try:
+            return max(0.0, self._value(query, now))
+        except QueryFailed as failed:
+            log.debug("no %s: %s", what, failed.problem)
+            return None
+
+    def _value(self, query: str, now: float) -> float:
+        """The single finite number ``query`` gives at ``now``, or QueryFailed saying why not."""
+        timeout = self._source.timeout_seconds
+        try:
+            result = self._prometheus.custom_query(query, params={"time": f"{now:.3f}"})
+        except PrometheusApiClientException as error:
+            raise _http_failure(str(error)) from error
+        except requests.exceptions.JSONDecodeError as error:
+            raise QueryFailed("bad response: not JSON") from error
+        except requests.RequestException as error:
+            raise QueryFailed(_transport_problem(error, timeout), transport=True) from error
+        except OSError as error:
+            # requests raises a bare OSError when caFile does not exist.
+            raise QueryFailed(f"unreachable: {error}", transport=True) from error
+        except (KeyError, TypeError) as error:
+            raise QueryFailed("bad response: no data.result") from error
+        return _single_value(result)
+
+
+#: ``problem`` for a query that matched no series.
+EMPTY = "empty result"
+
+
+def _single_value(result: Any) -> float:
+    if not isinstance(result, list):
+        raise QueryFailed(f"bad response: result is {type(result).__name__}, not a list")
+    if len(result) == 2 and not isinstance(result[0], dict):
+        sample = result  # a scalar answer: [time, "value"]
+    elif not result:
+        raise QueryFailed(EMPTY)
+    elif len(result) > 1:
+        raise QueryFailed(f"{len(result)} series where one was expected")
+    elif not isinstance(result[0], dict) or "value" not in result[0]:
+        raise QueryFailed("bad response: not an instant vector")
+    else:
+        sample = result[0]["value"]
+    try:
+        value = float(sample[1])
+    except (TypeError, ValueError, IndexError) as error:
+        raise QueryFailed(f"bad response: sample {sample!r} is not a number") from error
+    if math.isnan(value):
+        raise QueryFailed("value is NaN")
+    if math.isinf(value):
+        raise QueryFailed(f"value is {value:+}")
+    return value
+
+
+def _http_failure(message: str) -> QueryFailed:
+    """Turn prometheus-api-client's ``HTTP Status Code 503 (b'...')`` into ``HTTP 503: <error>``."""
+    if not message.startswith(_HTTP_ERROR):
+        return QueryFailed(f"bad response: {message}")
+    code, _, body = message.removeprefix(_HTTP_ERROR).partition(" ")
+    problem = f"HTTP {code}"
+    try:
+        detail = json.loads(ast.literal_eval(body.strip()[1:-1]))["error"]
+    except (ValueError, SyntaxError, TypeError, KeyError):
+        detail = None  # not Prometheus' JSON error body (a proxy's page, say): the status says enough
+    if isinstance(detail, str) and detail:
+        problem += f": {detail}"
+    # A server error survived the retries; the next query of this tick would meet the same.
+    return QueryFailed(problem, transport=code.startswith("5"))
+
+
+def _transport_problem(error: requests.RequestException, timeout: float) -> str:
+    cause = error.args[0] if error.args else None
+    reason = cause.reason if isinstance(cause, MaxRetryError) else cause
+    if isinstance(error, requests.Timeout) or isinstance(reason, ReadTimeoutError | ConnectTimeoutError | TimeoutError):
+        return f"timeout after {timeout:g}s"
+    # urllib3 prefixes the cause with the connection's repr; the part after it is what happened.
+    return f"unreachable: {str(reason).rsplit('): ', 1)[-1]}"
+
+
+# ``problem`` prefixes and the bounded ``kind`` label they are counted under (the text itself is
+# unbounded: it quotes server errors).
+_PROBLEM_KINDS = (
+    (EMPTY, "empty"),
+    ("value is", "invalid_value"),
+    ("stale", "stale"),
+    ("HTTP ", "http"),
+    ("timeout", "timeout"),
+    ("unreachable", "unreachable"),
+    ("bad response", "bad_response"),
+    ("cannot read bearerTokenFile", "auth"),
+)
+
+
+def problem_kind(problem: str) -> str:
+    """A short, bounded name for a :attr:`Signals.problem`, for a metric label."""
+    if problem.split(" ", 1)[0].isdigit() and "series where one was expected" in problem:
+        return "several_series"
+    return next((kind for prefix, kind in _PROBLEM_KINDS if problem.startswith(prefix)), "other")
