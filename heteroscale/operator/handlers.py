@@ -74,7 +74,8 @@ class Operator:
     def _login(self, **kwargs: Any) -> kopf.ConnectionInfo | None:
         info = self.connect(**kwargs)
         if info is not None:
-            self.context = Context(KubeClient(info, timeout_seconds=self.client_timeout_seconds), self.readers, self.metrics, self.clock)
+            client = KubeClient(info, timeout_seconds=self.client_timeout_seconds)
+            self.context = Context(client, self.readers, self.metrics, self.clock)
         return info
 
     async def _cleanup(self, **_: Any) -> None:

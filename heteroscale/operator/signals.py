@@ -11,23 +11,9 @@ from typing import Protocol
 
 from heteroscale.api.spec import PDServingGroupSpec, PrometheusSource
 from heteroscale.api.status import GroupStatus
+from heteroscale.metrics.reader import Signals
 from heteroscale.policy.decision import Decision
 from heteroscale.policy.observation import Observation
-
-
-class Signals(Protocol):
-    """One reading of the scaling signals (``heteroscale.metrics.reader.Signals``)."""
-
-    @property
-    def decode_tps(self) -> float | None: ...
-    @property
-    def metric_age_seconds(self) -> float | None: ...
-    @property
-    def prefill_missed_tps(self) -> float | None: ...
-    @property
-    def tbt_seconds(self) -> float | None: ...
-    @property
-    def problem(self) -> str | None: ...
 
 
 class SignalReader(Protocol):

@@ -22,6 +22,7 @@ import kopf
 import pytest
 
 from heteroscale.api.crd import GROUP, PLURAL, VERSION
+from heteroscale.metrics.reader import Signals
 from heteroscale.operator.handlers import Operator
 from heteroscale.operator.naming import ANNOTATION_DELETION_COST, LABEL_SERVING
 
@@ -32,15 +33,6 @@ EVENTS = "v1/events"
 NS = "serving"
 
 
-@dataclass(frozen=True)
-class Reading:
-    decode_tps: float | None
-    metric_age_seconds: float | None
-    prefill_missed_tps: float | None = None
-    tbt_seconds: float | None = None
-    problem: str | None = None
-
-
 @dataclass
 class Load:
     """Stands in for the Prometheus reader until the metrics layer lands (tests/integration holds the
@@ -49,9 +41,10 @@ class Load:
     decode_tps: float | None = 50.0
     reads: int = 0
 
-    def read(self, spec: Any, namespace: str, decode: Any, prefill: Any, now: float) -> Reading:
+    def read(self, spec: Any, namespace: str, decode: Any, prefill: Any, now: float) -> Signals:
         self.reads += 1
-        return Reading(self.decode_tps, 1.0 if self.decode_tps is not None else None)
+        age = 1.0 if self.decode_tps is not None else None
+        return Signals(self.decode_tps, age, None, None, None if self.decode_tps is not None else "no data")
 
 
 @dataclass
