@@ -76,6 +76,23 @@ class Condition(StatusModel):
     last_transition_time: str = Field(description="When status last changed (RFC 3339).")
 
 
+class DrainGroup(StatusModel):
+    """One Deployment's part of a soft scale-in."""
+
+    name: str = Field(description="Deployment name.")
+    replicas: int = Field(ge=0, description="Replicas to set once the drain period is over.")
+    pods: list[str] = Field(default_factory=list, description="Pods taken out of serving, to be removed.")
+
+
+class Drain(StatusModel):
+    """A soft scale-in in progress: chosen pods are out of the Service, waiting for drainSeconds."""
+
+    started: float = Field(description="Unix time the pods were taken out of serving.")
+    groups: list[DrainGroup] = Field(default_factory=list, description="What each Deployment drains.")
+    reason: Reason = Field(description="Reason code of the decision that started the drain.")
+    message: str = Field("", description="Message of that decision.")
+
+
 class PDServingGroupStatus(StatusModel):
     """Observed state of a PDServingGroup."""
 
@@ -88,3 +105,6 @@ class PDServingGroupStatus(StatusModel):
     last_decision: LastDecision | None = Field(None, description="The most recent decision.")
     policy_state: PolicyState = Field(default_factory=PolicyState, description="State carried between ticks.")
     conditions: list[Condition] = Field(default_factory=list, description="Current conditions.")
+    drain: Drain | None = Field(
+        None, description="Soft scale-in in progress; kept here so a restarted operator finishes it."
+    )

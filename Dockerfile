@@ -1,0 +1,19 @@
+# syntax=docker/dockerfile:1
+# Slim, non-root image of `heteroscale run`. Dependencies are pinned by requirements.lock
+# (generated with `pip-compile pyproject.toml -o requirements.lock`) and installed by hash.
+FROM python:3.11.9-slim-bookworm AS build
+WORKDIR /src
+COPY requirements.lock ./
+RUN pip install --no-cache-dir --require-hashes --prefix=/install -r requirements.lock
+COPY pyproject.toml README.md ./
+COPY heteroscale ./heteroscale
+RUN pip install --no-cache-dir --no-deps --prefix=/install .
+
+FROM python:3.11.9-slim-bookworm
+RUN groupadd --gid 10001 heteroscale && useradd --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin heteroscale
+COPY --from=build /install /usr/local
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+USER 10001:10001
+EXPOSE 8080 9090
+ENTRYPOINT ["heteroscale"]
+CMD ["run", "--all-namespaces"]

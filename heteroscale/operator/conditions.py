@@ -1,0 +1,93 @@
+"""Status conditions from a tick's outcome (pure; the time is passed in).
+
+A condition keeps its ``lastTransitionTime`` while its status stays the same, as Kubernetes
+conditions do, so ``kubectl wait`` and alerts see real transitions only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from heteroscale.api.enums import ConditionStatus, ConditionType, Mode, Reason
+from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.api.status import Condition
+from heteroscale.policy.decision import Decision
+from heteroscale.policy.ratio import ratio_holds
+
+_METRIC_REASONS = frozenset({Reason.METRIC_MISSING, Reason.METRIC_INVALID, Reason.METRIC_STALE})
+
+T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
+
+
+def rfc3339(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def set_condition(
+    conditions: Sequence[Condition],
+    type_: ConditionType,
+    status: ConditionStatus,
+    reason: str,
+    message: str,
+    now: float,
+) -> list[Condition]:
+    """The conditions with ``type_`` set; other types are kept as they are, in a stable order."""
+    old = next((c for c in conditions if c.type == type_), None)
+    since = old.last_transition_time if old is not None and old.status == status else rfc3339(now)
+    new = Condition(type=type_, status=status, reason=reason, message=message, last_transition_time=since)
+    kept = [c for c in conditions if c.type != type_]
+    return sorted([*kept, new], key=lambda c: list(ConditionType).index(c.type))
+
+
+def changed(before: Sequence[Condition], after: Sequence[Condition], type_: ConditionType) -> bool:
+    """True when the condition's status, reason or message differs: the moment to emit an Event."""
+    old = next(((c.status, c.reason, c.message) for c in before if c.type == type_), None)
+    new = next(((c.status, c.reason, c.message) for c in after if c.type == type_), None)
+    return old != new
+
+
+def refused(conditions: Sequence[Condition], reason: str, message: str, now: float) -> list[Condition]:
+    """The operator will not act (bad spec, a conflict, a missing Deployment): not Ready, not scaling."""
+    out = set_condition(conditions, ConditionType.READY, F, reason, message, now)
+    out = set_condition(out, ConditionType.SCALING_ACTIVE, F, reason, message, now)
+    conflict = reason == Reason.CONFLICT
+    return set_condition(
+        out,
+        ConditionType.CONFLICT,
+        T if conflict else F,
+        Reason.CONFLICT.value if conflict else "NoConflict",
+        message if conflict else "",
+        now,
+    )
+
+
+def decided(
+    conditions: Sequence[Condition],
+    spec: PDServingGroupSpec,
+    decision: Decision,
+    pools_ready: str | None,
+    now: float,
+) -> list[Condition]:
+    """Conditions after a decision. ``pools_ready`` is None when every Deployment has all the pods it
+    asks for ready, else a message saying which do not."""
+    out = set_condition(conditions, ConditionType.CONFLICT, F, "NoConflict", "", now)
+    if decision.reason in _METRIC_REASONS:
+        out = set_condition(out, ConditionType.METRICS_AVAILABLE, F, decision.reason, decision.message, now)
+    else:
+        out = set_condition(out, ConditionType.METRICS_AVAILABLE, T, "MetricRead", "decode tokens/s is fresh", now)
+    if spec.mode is Mode.DRY_RUN:
+        why = "mode is DryRun: decisions are written to status, Deployments are not touched"
+        out = set_condition(out, ConditionType.SCALING_ACTIVE, F, Reason.DRY_RUN, why, now)
+    elif decision.held:
+        out = set_condition(out, ConditionType.SCALING_ACTIVE, F, decision.reason, decision.message, now)
+    else:
+        out = set_condition(out, ConditionType.SCALING_ACTIVE, T, decision.reason, decision.message, now)
+    if ratio_holds(spec, decision.prefill, decision.decode):
+        ratio = f"prefill {decision.prefill} : decode {decision.decode} keeps {spec.ratio.prefill}:{spec.ratio.decode}"
+        out = set_condition(out, ConditionType.RATIO_SATISFIED, T, "RatioHeld", ratio, now)
+    else:
+        out = set_condition(out, ConditionType.RATIO_SATISFIED, F, decision.reason, decision.message, now)
+    if pools_ready is None:
+        return set_condition(out, ConditionType.READY, T, "Reconciled", "every instance asked for is ready", now)
+    return set_condition(out, ConditionType.READY, F, "PodsNotReady", pools_ready, now)

@@ -1,0 +1,131 @@
+"""A small asyncio Kubernetes client for the objects the operator reads and writes.
+
+kopf watches PDServingGroups with its own session; Deployments, Pods, HPAs and ScaledObjects go
+through this client, built from the same :class:`kopf.ConnectionInfo` kopf logged in with, so the
+two always talk to the same API server with the same credentials.
+
+Every call retries what a healthy API server answers under load or during a restart (409 on a
+write, 429, 5xx, timeouts, dropped connections) with capped backoff, and raises
+:class:`ApiError` once the attempts are spent; the reconcile tick then ends and the next one starts
+from the observed state again. Writes are absolute (``replicas: 4``, never ``+1``), so a write that
+is retried after the server applied it cannot apply a scale step twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import kopf
+
+logger = logging.getLogger(__name__)
+
+JsonObject = dict[str, Any]
+
+_RETRIED_STATUSES = frozenset({409, 429, 500, 502, 503, 504})
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class ApiError(Exception):
+    """The API server refused a request, or did not answer after all retries."""
+
+    def __init__(self, status: int | None, message: str) -> None:
+        super().__init__(f"{status or 'no answer'}: {message}")
+        self.status = status
+
+
+class NotFound(ApiError):
+    """HTTP 404: the object, or the whole resource type (e.g. KEDA not installed), is absent."""
+
+
+class AlreadyExists(ApiError):
+    """HTTP 409 on a create: someone (maybe our own earlier, timed-out attempt) created it."""
+
+
+class KubeClient:
+    """JSON over HTTP to one API server; one aiohttp session, opened lazily in the running loop."""
+
+    def __init__(
+        self,
+        connection: kopf.ConnectionInfo,
+        *,
+        attempts: int = 4,
+        timeout_seconds: float = 10.0,
+        backoff_seconds: float = 0.2,
+        max_backoff_seconds: float = 5.0,
+    ) -> None:
+        self.connection = connection
+        self.attempts = attempts
+        self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self._session: aiohttp.ClientSession | None = None
+
+    def _open(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            info = self.connection
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=64, ssl=info.as_ssl_context()),
+                headers={**info.as_http_headers(), "User-Agent": "heteroscale-operator"},
+                timeout=self.timeout,
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Mapping[str, Any] | None = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> JsonObject:
+        url = self.connection.server.rstrip("/") + path
+        headers = {"Content-Type": content_type} if body is not None else {}
+        delay = self.backoff_seconds
+        last: ApiError = ApiError(None, f"{method} {path}: not attempted")
+        for attempt in range(1, self.attempts + 1):
+            try:
+                async with self._open().request(method, url, json=body, params=params, headers=headers) as response:
+                    if response.status < 300:
+                        payload: JsonObject = await response.json(content_type=None)
+                        return payload
+                    text = await response.text()
+                    if response.status == 404:
+                        raise NotFound(404, f"{method} {path}: {text[:200]}")
+                    if response.status == 409 and method == "POST":
+                        raise AlreadyExists(409, f"{method} {path}: {text[:200]}")
+                    last = ApiError(response.status, f"{method} {path}: {text[:200]}")
+                    if response.status not in _RETRIED_STATUSES:
+                        raise last
+                    retry_after = response.headers.get("Retry-After", "")
+                    if retry_after.isdigit():
+                        delay = max(delay, min(float(retry_after), self.max_backoff_seconds))
+            except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                last = ApiError(None, f"{method} {path}: {type(exc).__name__} {exc}")
+            if attempt < self.attempts:
+                logger.debug("retrying %s %s after %s (attempt %d)", method, path, last, attempt)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.max_backoff_seconds)
+        raise last
+
+    async def get(self, path: str) -> JsonObject:
+        return await self.request("GET", path)
+
+    async def list(self, path: str, *, label_selector: str = "") -> list[JsonObject]:
+        params = {"labelSelector": label_selector} if label_selector else None
+        items: list[JsonObject] = (await self.request("GET", path, params=params)).get("items") or []
+        return items
+
+    async def create(self, path: str, body: Mapping[str, Any]) -> JsonObject:
+        return await self.request("POST", path, body=body)
+
+    async def patch(self, path: str, body: Mapping[str, Any]) -> JsonObject:
+        return await self.request("PATCH", path, body=body, content_type=MERGE_PATCH)

@@ -1,0 +1,345 @@
+"""One reconcile tick of one PDServingGroup: spec → conflicts → Deployments → metrics → policy →
+patches → status. Level-based: every tick starts from a fresh read of the object and its
+Deployments, and everything carried between ticks is in the object's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from heteroscale.api.crd import GROUP, PLURAL, VERSION
+from heteroscale.api.enums import ConditionType, Mode, Reason, Role
+from heteroscale.api.errors import describe
+from heteroscale.api.spec import PDServingGroupSpec, PrometheusSource
+from heteroscale.api.status import Drain, DrainGroup, GroupStatus, LastDecision, PDServingGroupStatus, RoleCounts
+from heteroscale.operator import conditions, drain, manifests, observe
+from heteroscale.operator.conflicts import conflicting_autoscalers
+from heteroscale.operator.kube import AlreadyExists, JsonObject, KubeClient, NotFound
+from heteroscale.operator.naming import LABEL_SERVING, GroupPlan, plan_groups
+from heteroscale.operator.signals import MetricsSink, ReaderFactory, SignalReader
+from heteroscale.policy import Decision, Observation, decide
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between ticks while the spec cannot be read (it has no valid intervalSeconds).
+DEFAULT_INTERVAL = 15
+
+#: ``emit(type, reason, message)`` posts a Kubernetes Event about the PDServingGroup.
+Emit = Callable[[str, str, str], None]
+
+
+def cr_path(namespace: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+
+
+def deployment_path(namespace: str, name: str = "") -> str:
+    return f"/apis/apps/v1/namespaces/{namespace}/deployments" + (f"/{name}" if name else "")
+
+
+@dataclass
+class Context:
+    """What every tick shares: the API client, the metric readers, the exported metrics, the clock."""
+
+    client: KubeClient
+    readers: ReaderFactory
+    metrics: MetricsSink
+    clock: Callable[[], float] = time.time
+    _reader_cache: dict[PrometheusSource, SignalReader] = field(default_factory=dict)
+
+    def reader(self, source: PrometheusSource) -> SignalReader:
+        if source not in self._reader_cache:
+            self._reader_cache[source] = self.readers(source)
+        return self._reader_cache[source]
+
+
+def _finite(value: float | None) -> float | None:
+    """NaN and Inf are not JSON; the status shows them as absent (the condition says why)."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+async def tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
+    """Reconcile once; returns the seconds until the next tick."""
+    started = time.monotonic()
+    try:
+        return await _tick(ctx, namespace, name, emit)
+    finally:
+        ctx.metrics.observe_reconcile(namespace, name, time.monotonic() - started)
+
+
+async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
+    client, now = ctx.client, ctx.clock()
+    path = cr_path(namespace, name)
+    try:
+        obj = await client.get(path)
+    except NotFound:
+        return DEFAULT_INTERVAL
+    status = _parse_status(obj.get("status"))
+    generation = obj.get("metadata", {}).get("generation")
+
+    async def write(patch: dict[str, Any]) -> None:
+        await client.patch(path + "/status", {"status": {"observedGeneration": generation, **patch}})
+
+    async def refuse(reason: str, message: str, event_on: ConditionType) -> None:
+        conds = conditions.refused(status.conditions, reason, message, now)
+        if conditions.changed(status.conditions, conds, event_on):
+            emit("Warning", reason, message)
+        await write({"conditions": _dump(conds)})
+
+    try:
+        spec = PDServingGroupSpec.model_validate(obj.get("spec") or {})
+    except ValidationError as exc:
+        await refuse(Reason.INVALID_SPEC, "invalid spec: " + "; ".join(describe(exc)), ConditionType.READY)
+        return DEFAULT_INTERVAL
+    interval = spec.behavior.interval_seconds
+
+    names = plan_groups(spec, name, 0, 0)
+    found = await _conflicts(client, namespace, [g.name for g in names])
+    if found:
+        ctx.metrics.count_conflict(namespace, name)
+        why = (
+            "; ".join(found) + ". Two autoscalers on one Deployment fight: remove the other one or this PDServingGroup"
+        )
+        await refuse(Reason.CONFLICT, why, ConditionType.CONFLICT)
+        return interval
+
+    deployments: dict[str, JsonObject | None] = {}
+    for group in names:
+        deployments[group.name] = await _get_or_none(client, deployment_path(namespace, group.name))
+    missing = [g.name for g in names if not g.owned and deployments[g.name] is None]
+    if missing:
+        await refuse("DeploymentMissing", f"referenced Deployment(s) {missing} not found", ConditionType.READY)
+        return interval
+    if spec.mode is Mode.ENFORCE:
+        prefill0, decode0 = manifests.initial_replicas(spec)
+        for group in plan_groups(spec, name, prefill0, decode0):
+            if deployments[group.name] is None:
+                deployments[group.name] = await _create(
+                    client, namespace, manifests.deployment_manifest(obj, spec, group)
+                )
+
+    decode_names = [g.name for g in names if g.role is Role.DECODE]
+    prefill_names = [g.name for g in names if g.role is Role.PREFILL]
+    reader = ctx.reader(spec.metric.prometheus)
+    signals = await asyncio.to_thread(reader.read, spec, namespace, decode_names, prefill_names, now)
+    if signals.problem:
+        ctx.metrics.count_fetch_error(namespace, name, signals.problem)
+    observation = Observation(
+        decode_tps=signals.decode_tps,
+        metric_age_seconds=signals.metric_age_seconds,
+        prefill=observe.pool(Role.PREFILL, names, deployments),
+        decode=observe.pool(Role.DECODE, names, deployments),
+        tbt_seconds=signals.tbt_seconds,
+    )
+    decision = decide(spec, observation, status.policy_state, now)
+    ctx.metrics.observe_decision(namespace, name, spec, observation, decision, signals)
+    targets = plan_groups(spec, name, decision.prefill, decision.decode)
+
+    state, pending = decision.state, status.drain
+    if spec.mode is Mode.ENFORCE:
+        apply = _Apply(ctx, namespace, name, spec, deployments, emit, now)
+        if pending is not None and _wants_more(decision, observation):
+            await apply.cancel_drain(pending, decision)
+            pending = None
+        if pending is not None:
+            # The policy already chose this scale-in; its state is kept until the drain ends.
+            state = status.policy_state
+            if now >= pending.started + spec.behavior.scale_down.drain_seconds:
+                await apply.finish_drain(pending)
+                pending = None
+            else:
+                targets = _with_drain_targets(targets, pending)
+        else:
+            pending = await apply.decision(decision, targets, observation)
+
+    groups = [
+        GroupStatus(
+            name=g.name,
+            role=g.role,
+            gpu_type=g.gpu_type,
+            domain=g.domain,
+            desired=g.replicas,
+            current=observe.ready(deployments.get(g.name)),
+        )
+        for g in targets
+    ]
+    ctx.metrics.observe_groups(namespace, name, groups)
+    not_ready = [
+        f"{g.name} {observe.ready(d)}/{observe.asked(d)} ready"
+        for g in names
+        for d in [deployments.get(g.name)]
+        if d is None or observe.ready(d) < observe.asked(d)
+    ]
+    conds = conditions.decided(status.conditions, spec, decision, "; ".join(not_ready) or None, now)
+    await write(
+        {
+            "decodeTPS": _finite(signals.decode_tps),
+            "metricAgeSeconds": _finite(signals.metric_age_seconds),
+            "desired": _counts(targets, lambda g: g.replicas),
+            "current": RoleCounts(prefill=observation.prefill.ready, decode=observation.decode.ready).model_dump(
+                by_alias=True
+            ),
+            "groups": [g.model_dump(by_alias=True, mode="json") for g in groups],
+            "lastDecision": LastDecision(
+                reason=decision.reason, message=decision.message, time=conditions.rfc3339(now)
+            ).model_dump(by_alias=True, mode="json"),
+            "policyState": state.model_dump(by_alias=True, mode="json"),
+            "conditions": _dump(conds),
+            "drain": pending.model_dump(by_alias=True, mode="json") if pending else None,
+        }
+    )
+    return interval
+
+
+def _wants_more(decision: Decision, observation: Observation) -> bool:
+    """A drain is put back when the policy now wants more than is running (load came back, latency
+    degraded): the drained pods still run, so serving them again costs no cold start."""
+    return decision.prefill > observation.prefill.replicas or decision.decode > observation.decode.replicas
+
+
+def _with_drain_targets(targets: Sequence[GroupPlan], pending: Drain) -> list[GroupPlan]:
+    by_name = {g.name: g.replicas for g in pending.groups}
+    return [GroupPlan(g.name, g.role, g.gpu_type, g.domain, by_name.get(g.name, g.replicas), g.owned) for g in targets]
+
+
+def _counts(groups: Sequence[GroupPlan], value: Callable[[GroupPlan], int]) -> dict[str, int]:
+    return {role.value: sum(value(g) for g in groups if g.role is role) for role in (Role.PREFILL, Role.DECODE)}
+
+
+def _dump(conds: Sequence[Any]) -> list[dict[str, Any]]:
+    return [c.model_dump(by_alias=True, mode="json") for c in conds]
+
+
+def _parse_status(raw: Mapping[str, Any] | None) -> PDServingGroupStatus:
+    """The carried status; one written by someone else in a shape we cannot read starts fresh."""
+    try:
+        return PDServingGroupStatus.model_validate(raw or {})
+    except ValidationError:
+        logger.warning("ignoring an unreadable status: %s", raw)
+        return PDServingGroupStatus()
+
+
+async def _get_or_none(client: KubeClient, path: str) -> JsonObject | None:
+    try:
+        return await client.get(path)
+    except NotFound:
+        return None
+
+
+async def _create(client: KubeClient, namespace: str, manifest: JsonObject) -> JsonObject:
+    try:
+        return await client.create(deployment_path(namespace), manifest)
+    except AlreadyExists:
+        # An earlier attempt timed out after the server created it: take what is there.
+        return await client.get(deployment_path(namespace, manifest["metadata"]["name"]))
+
+
+async def _conflicts(client: KubeClient, namespace: str, deployments: Sequence[str]) -> list[str]:
+    hpas = await client.list(f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers")
+    try:
+        scaled = await client.list(f"/apis/keda.sh/v1alpha1/namespaces/{namespace}/scaledobjects")
+    except NotFound:
+        scaled = []  # KEDA is not installed: nothing of it can target us.
+    return conflicting_autoscalers(hpas, scaled, deployments)
+
+
+@dataclass
+class _Apply:
+    """The writes of one Enforce tick."""
+
+    ctx: Context
+    namespace: str
+    name: str
+    spec: PDServingGroupSpec
+    deployments: dict[str, JsonObject | None]
+    emit: Emit
+    now: float
+
+    async def _patch_deployment(self, deployment: str, patch: JsonObject) -> None:
+        self.deployments[deployment] = await self.ctx.client.patch(deployment_path(self.namespace, deployment), patch)
+
+    async def _patch_pods(self, pods: Sequence[str], patch: JsonObject) -> None:
+        for pod in pods:
+            try:
+                await self.ctx.client.patch(f"/api/v1/namespaces/{self.namespace}/pods/{pod}", patch)
+            except NotFound:
+                continue  # Already gone: nothing left to drain or restore.
+
+    def _count(self, before: Mapping[str, int], after: Mapping[str, int]) -> None:
+        for role in (Role.PREFILL, Role.DECODE):
+            if after[role.value] != before[role.value]:
+                direction = "up" if after[role.value] > before[role.value] else "down"
+                self.ctx.metrics.count_scale_event(self.namespace, self.name, role.value, direction)
+
+    async def decision(
+        self, decision: Decision, targets: Sequence[GroupPlan], observation: Observation
+    ) -> Drain | None:
+        """Scale-ups and affinity now; scale-ins start a drain (or go at once with no pod to drain)."""
+        before = {Role.PREFILL.value: observation.prefill.replicas, Role.DECODE.value: observation.decode.replicas}
+        draining: list[DrainGroup] = []
+        for group in targets:
+            current = self.deployments[group.name] or {}
+            shrink = observe.asked(current) - group.replicas
+            chosen = await self._choose(current, shrink) if shrink > 0 else []
+            if chosen:
+                await self._patch_pods(chosen, drain.out_of_serving_patch())
+                draining.append(DrainGroup(name=group.name, replicas=group.replicas, pods=chosen))
+                continue
+            patch = manifests.group_patch(current, group, self.spec.topology)
+            if patch:
+                await self._patch_deployment(group.name, patch)
+        after = _counts(targets, lambda g: g.replicas)
+        if after == before:
+            return None
+        if draining:
+            seconds = self.spec.behavior.scale_down.drain_seconds
+            pods = ", ".join(p for d in draining for p in d.pods)
+            self.emit("Normal", decision.reason, f"{decision.message}; draining {pods} for {seconds}s first")
+            return Drain(started=self.now, groups=draining, reason=decision.reason, message=decision.message)
+        self._count(before, after)
+        self.emit("Normal", decision.reason, decision.message)
+        return None
+
+    async def _choose(self, deployment: Mapping[str, Any], count: int) -> list[str]:
+        """Pods to take out of serving, or none when the scale-in cannot be soft: no drain period, or
+        the Deployment's selector includes the serving label (flipping it would orphan the pod)."""
+        match = deployment.get("spec", {}).get("selector", {}).get("matchLabels") or {}
+        if self.spec.behavior.scale_down.drain_seconds == 0 or LABEL_SERVING in match:
+            return []
+        selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
+        pods = await self.ctx.client.list(f"/api/v1/namespaces/{self.namespace}/pods", label_selector=selector)
+        serving = [
+            p for p in drain.selected(pods, match) if (p["metadata"].get("labels") or {}).get(LABEL_SERVING) != "false"
+        ]
+        return drain.choose_pods_to_drain(serving, count)
+
+    async def finish_drain(self, pending: Drain) -> None:
+        """Lower the replicas: the drained pods carry the lowest deletion cost, so exactly they go."""
+        before = {Role.PREFILL.value: 0, Role.DECODE.value: 0}
+        after = dict(before)
+        roles = {g.name: g.role for g in plan_groups(self.spec, self.name, 0, 0)}
+        for group in pending.groups:
+            role = roles.get(group.name)
+            current = self.deployments.get(group.name)
+            if role is None or current is None:
+                continue  # The group went away meanwhile; nothing to lower.
+            before[role.value] += observe.asked(current)
+            after[role.value] += group.replicas
+            if observe.asked(current) != group.replicas:
+                await self._patch_deployment(group.name, {"spec": {"replicas": group.replicas}})
+        self._count(before, after)
+        pods = ", ".join(p for g in pending.groups for p in g.pods)
+        self.emit("Normal", "DrainComplete", f"removed {pods} after the drain period; {pending.message}")
+
+    async def cancel_drain(self, pending: Drain, decision: Decision) -> None:
+        for group in pending.groups:
+            await self._patch_pods(group.pods, drain.back_in_serving_patch())
+        pods = ", ".join(p for g in pending.groups for p in g.pods)
+        self.emit("Normal", "DrainCancelled", f"{pods} back in serving: {decision.message}")

@@ -1,0 +1,281 @@
+"""The real operator, in-process under kopf, against KMock's Kubernetes emulator over HTTP.
+
+The emulator runs no controllers, so :class:`ReplicaSetStandIn` plays the part of the ReplicaSet
+controller and kubelet: it makes each Deployment's pods exist and be ready, and removes surplus pods
+in the controller's order (not ready first, then the lowest pod-deletion-cost). That order is the
+documented Kubernetes behaviour the soft scale-in relies on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import kmock
+import kopf
+import pytest
+
+from heteroscale.api.crd import GROUP, PLURAL, VERSION
+from heteroscale.metrics.reader import Signals
+from heteroscale.operator.handlers import Operator
+from heteroscale.operator.naming import ANNOTATION_DELETION_COST, LABEL_SERVING
+
+CR = f"{GROUP}/{VERSION}/{PLURAL}"
+DEPLOYMENTS = "apps/v1/deployments"
+PODS = "v1/pods"
+EVENTS = "v1/events"
+NS = "serving"
+
+
+@dataclass
+class Load:
+    """Stands in for the Prometheus reader until the metrics layer lands (tests/integration holds the
+    real-Prometheus fixtures then); the operator only sees the Protocol."""
+
+    decode_tps: float | None = 50.0
+    reads: int = 0
+
+    def read(self, spec: Any, namespace: str, decode: Any, prefill: Any, now: float) -> Signals:
+        self.reads += 1
+        age = 1.0 if self.decode_tps is not None else None
+        return Signals(self.decode_tps, age, None, None, None if self.decode_tps is not None else "no data")
+
+
+@dataclass
+class RecordingMetrics:
+    calls: list[tuple[str, tuple[Any, ...]]] = field(default_factory=list)
+
+    def __getattr__(self, method: str) -> Callable[..., None]:
+        if method.startswith("_"):
+            raise AttributeError(method)
+        return lambda *args: self.calls.append((method, args))
+
+    def scale_events(self) -> list[tuple[Any, ...]]:
+        return [args for method, args in self.calls if method == "count_scale_event"]
+
+
+@dataclass
+class ReplicaSetStandIn:
+    emulator: kmock.KubernetesEmulator
+    removed: list[tuple[str, str | None]] = field(default_factory=list)
+    """(pod, its serving label when it was removed)."""
+    _names: itertools.count[int] = field(default_factory=itertools.count)
+
+    def step(self) -> None:
+        objects = self.emulator.objects
+        for key in [k for k in objects if str(k[0]) == str(kmock.resource(DEPLOYMENTS))]:
+            deployment = objects[key]
+            if deployment.deleted:
+                continue
+            _, namespace, name = key
+            want = deployment["spec"].get("replicas", 0)
+            match = deployment["spec"]["selector"]["matchLabels"]
+            pods = [
+                objects[k]
+                for k in objects
+                if str(k[0]) == str(kmock.resource(PODS))
+                and k[1] == namespace
+                and not objects[k].deleted
+                and all(objects[k]["metadata"]["labels"].get(a) == b for a, b in match.items())
+            ]
+            for _ in range(want - len(pods)):
+                pod_name = f"{name}-{next(self._names)}"
+                labels = dict(deployment["spec"]["template"].get("metadata", {}).get("labels", {}))
+                objects[PODS, namespace, pod_name] = {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {
+                        "name": pod_name,
+                        "namespace": namespace,
+                        "labels": labels,
+                        "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    },
+                    "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+                }
+            surplus = len(pods) - want
+            if surplus > 0:
+
+                def cost(pod: Any) -> int:
+                    return int((pod["metadata"].get("annotations") or {}).get(ANNOTATION_DELETION_COST, "0"))
+
+                for pod in sorted(pods, key=cost)[:surplus]:
+                    self.removed.append((pod["metadata"]["name"], pod["metadata"]["labels"].get(LABEL_SERVING)))
+                    pod.delete()
+            if deployment.get("status", {}).get("readyReplicas") != want:
+                deployment.patch({"status": {"replicas": want, "readyReplicas": want}})
+
+    async def run(self) -> None:
+        while True:
+            self.step()
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def emulator(kmock: kmock.KubernetesEmulator) -> kmock.KubernetesEmulator:
+    kmock.resources.load_bundled()
+    kmock.resources[CR] = kmock.ResourceInfo(
+        kind="PDServingGroup",
+        singular="pdservinggroup",
+        namespaced=True,
+        subresources={"status"},
+        verbs={"get", "list", "watch", "create", "update", "patch", "delete"},
+    )
+    return kmock
+
+
+@pytest.fixture
+def load() -> Load:
+    return Load()
+
+
+@pytest.fixture
+def metrics() -> RecordingMetrics:
+    return RecordingMetrics()
+
+
+@pytest.fixture
+async def cluster(emulator: kmock.KubernetesEmulator) -> AsyncIterator[ReplicaSetStandIn]:
+    standin = ReplicaSetStandIn(emulator)
+    task = asyncio.create_task(standin.run())
+    yield standin
+    task.cancel()
+
+
+@pytest.fixture
+async def api(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Api]:
+    async with aiohttp.ClientSession(base_url=str(emulator.url)) as session:
+        yield Api(session)
+
+
+@dataclass
+class Api:
+    session: aiohttp.ClientSession
+
+    async def create(self, path: str, body: dict[str, Any]) -> None:
+        async with self.session.post(path, json=body) as response:
+            assert response.status < 300, await response.text()
+
+    async def delete(self, path: str) -> None:
+        async with self.session.delete(path) as response:
+            assert response.status < 300, await response.text()
+
+
+@dataclass
+class Running:
+    operator: Operator
+    stop: threading.Event
+    thread: threading.Thread
+
+    async def shutdown(self) -> None:
+        self.stop.set()
+        await asyncio.to_thread(self.thread.join, 30)
+        assert not self.thread.is_alive(), "the operator did not stop"
+
+
+def start_operator(
+    emulator: kmock.KubernetesEmulator, load: Load, metrics: RecordingMetrics, **options: Any
+) -> Running:
+    """Run kopf in its own thread and loop, as in production: on exit kopf cancels every task it
+    did not start with, which in the test's loop would include pytest's own fixture tasks."""
+    operator = Operator(
+        lambda source: load,
+        metrics,
+        connect=lambda **_: kopf.ConnectionInfo(server=str(emulator.url)),
+        error_retry_seconds=0.2,
+        **options,
+    )
+    stop = threading.Event()
+
+    def main() -> None:
+        asyncio.run(kopf.operator(registry=operator.registry, clusterwide=True, standalone=True, stop_flag=stop))
+
+    thread = threading.Thread(target=main, name="operator", daemon=True)
+    thread.start()
+    return Running(operator, stop, thread)
+
+
+@pytest.fixture
+async def operator(
+    emulator: kmock.KubernetesEmulator, load: Load, metrics: RecordingMetrics
+) -> AsyncIterator[Operator]:
+    running = start_operator(emulator, load, metrics)
+    yield running.operator
+    await running.shutdown()
+
+
+async def eventually(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
+    """Poll until ``check()`` is truthy (and return it) or fail with the last value seen."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+        except (KeyError, ValueError, TypeError):
+            value = None
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    pytest.fail(f"timed out waiting for {what or check}: last {value!r}")
+
+
+def template(role: str) -> dict[str, Any]:
+    return {
+        "metadata": {"labels": {"app": f"chat-{role}"}},
+        "spec": {"containers": [{"name": "engine", "image": "vllm/vllm-openai:v0.6.0"}]},
+    }
+
+
+def pdsg(name: str = "chat", **spec: Any) -> dict[str, Any]:
+    """A PDServingGroup with short windows (seconds, not minutes) so a test sees a whole cycle."""
+    body: dict[str, Any] = {
+        "mode": "Enforce",
+        "ratio": {"prefill": 1, "decode": 2},
+        "decode": {"targetTPSPerInstance": {"H20": 100}, "minReplicas": 1, "maxReplicas": 10},
+        "prefill": {"minReplicas": 1, "maxReplicas": 10},
+        "behavior": {
+            "intervalSeconds": 1,
+            "scaleUp": {"cooldownSeconds": 0},
+            "scaleDown": {
+                "cooldownSeconds": 0,
+                "stabilizationWindowSeconds": 3,
+                "maxStepPercent": 100,
+                "drainSeconds": 1,
+            },
+        },
+        "roles": {
+            "prefill": {"template": template("prefill"), "gpuTypes": ["L20"]},
+            "decode": {"template": template("decode"), "gpuTypes": ["H20"]},
+        },
+    }
+    body.update(spec)
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "PDServingGroup",
+        "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}", "resourceVersion": "1", "generation": 1},
+        "spec": body,
+    }
+
+
+def cr_path(name: str = "", namespace: str = NS) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}" + (f"/{name}" if name else "")
+
+
+def condition(obj: Any, type_: str) -> dict[str, Any] | None:
+    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), None)
+
+
+def events(emulator: kmock.KubernetesEmulator, reason: str | None = None) -> list[dict[str, Any]]:
+    """Events the operator posted. Read from the requests, not the stored objects: kopf posts Events
+    with ``generateName``, which the emulator does not expand, so it keeps only the first one."""
+    return [
+        request.data
+        for request in list(emulator)
+        if request.method == "POST" and request.url.path.endswith("/events") and isinstance(request.data, dict)
+        if reason is None or request.data.get("reason") == reason
+    ]

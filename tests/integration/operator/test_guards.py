@@ -1,0 +1,230 @@
+"""When the operator must not act (DryRun, a conflicting autoscaler, a bad spec), faults of the API
+server, and a restart between two ticks."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from typing import Any
+
+import kmock
+import pytest
+
+from heteroscale.operator.handlers import Operator
+from tests.integration.operator.conftest import (
+    CR,
+    DEPLOYMENTS,
+    NS,
+    Api,
+    Load,
+    RecordingMetrics,
+    ReplicaSetStandIn,
+    condition,
+    cr_path,
+    events,
+    eventually,
+    pdsg,
+    start_operator,
+    template,
+)
+
+
+def deployment(name: str, replicas: int = 2) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": template("x")["spec"]},
+        },
+        "status": {"readyReplicas": replicas},
+    }
+
+
+def referencing(name: str = "chat", **spec: Any) -> dict[str, Any]:
+    body = pdsg(name, **spec)
+    body["spec"]["roles"] = {
+        "prefill": {"deploymentRef": {"name": "user-prefill"}, "gpuTypes": ["L20"]},
+        "decode": {"deploymentRef": {"name": "user-decode"}, "gpuTypes": ["H20"]},
+    }
+    return body
+
+
+def writes(emulator: kmock.KubernetesEmulator, kind: str = "/deployments") -> list[Any]:
+    return [r for r in list(emulator) if r.method in {"POST", "PATCH", "PUT", "DELETE"} and kind in r.url.path]
+
+
+@pytest.fixture
+def user_deployments(emulator: kmock.KubernetesEmulator) -> None:
+    emulator.objects[DEPLOYMENTS, NS, "user-prefill"] = deployment("user-prefill", 1)
+    emulator.objects[DEPLOYMENTS, NS, "user-decode"] = deployment("user-decode", 2)
+
+
+@pytest.mark.usefixtures("user_deployments")
+async def test_dry_run_writes_status_only(
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, operator: Operator
+) -> None:
+    load.decode_tps = 900.0
+    await api.create(cr_path(), referencing(mode="DryRun"))
+    obj = await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"]["lastDecision"], what="a decision")
+    assert obj["reason"] == "ScaledUp"
+    status = emulator.objects[CR, NS, "chat"]["status"]
+    assert status["desired"] == {"prefill": 3, "decode": 6}
+    assert condition(emulator.objects[CR, NS, "chat"], "ScalingActive")["reason"] == "DryRun"
+    await asyncio.sleep(1.5)  # a few more ticks
+    assert writes(emulator) == []
+    assert len(emulator.objects[DEPLOYMENTS, NS, "user-decode"].history) == 1
+
+
+@pytest.mark.usefixtures("user_deployments")
+async def test_conflicting_hpa_blocks_every_patch(
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, operator: Operator
+) -> None:
+    await api.create(
+        f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers",
+        {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": {"name": "old-hpa", "namespace": NS},
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "user-decode"}},
+        },
+    )
+    load.decode_tps = 900.0
+    await api.create(cr_path(), referencing())
+    conflict = await eventually(lambda: condition(emulator.objects[CR, NS, "chat"], "Conflict"), what="Conflict")
+    assert conflict["status"] == "True"
+    assert "HorizontalPodAutoscaler/old-hpa" in conflict["message"]
+    warning = await eventually(lambda: events(emulator, "Conflict"), what="a Conflict Event")
+    assert warning[0]["type"] == "Warning"
+    await asyncio.sleep(1.5)
+    assert writes(emulator) == []
+    assert len(events(emulator, "Conflict")) == 1, "one Event per transition, not per tick"
+
+
+def _set(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    body = copy.deepcopy(body)
+    *parents, leaf = path.split(".")
+    node = body["spec"]
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value
+    return body
+
+
+BAD_SPECS: dict[str, tuple[str, Any, str]] = {
+    "negative-ratio": ("ratio.prefill", -1, "spec.ratio.prefill"),
+    "min-over-max": ("decode.minReplicas", 20, "minReplicas must be <= maxReplicas"),
+    "prefill-min-over-max": ("prefill.minReplicas", 11, "minReplicas must be <= maxReplicas"),
+    "unknown-gpu-target": ("decode.targetTPSPerInstance", {"H20": 100, "B200": 10}, "B200"),
+    "missing-gpu-target": ("decode.targetTPSPerInstance", {"L20": 100}, "no target for GPU type"),
+    "empty-template": ("roles.decode.template", {}, "template.spec.containers"),
+    "bad-promql": ("metric", {"engine": "custom", "query": "sum(rate(x[1m]"}, "not valid PromQL"),
+    "unknown-engine": ("metric.engine", "tgi", "spec.metric.engine"),
+    "custom-without-query": ("metric.engine", "custom", "query is required"),
+    "bad-window": ("metric.window", "a minute", "spec.metric.window"),
+    "zero-interval": ("behavior.intervalSeconds", 0, "spec.behavior.intervalSeconds"),
+    "colocate-not-a-tier": ("topology.colocate", "rack", "colocate must be one of tiers"),
+    "unknown-field": ("decode.maxReplica", 3, "unknown field"),
+}
+
+
+async def test_bad_specs_get_a_condition_and_an_event_and_touch_nothing(
+    emulator: kmock.KubernetesEmulator, api: Api, operator: Operator
+) -> None:
+    for name, (path, value, _) in BAD_SPECS.items():
+        await api.create(cr_path(), _set(pdsg(name), path, value))
+    for name, (_, _, words) in BAD_SPECS.items():
+        ready = await eventually(lambda n=name: condition(emulator.objects[CR, NS, n], "Ready"), what=name)
+        assert (ready["status"], ready["reason"]) == ("False", "InvalidSpec"), name
+        assert words in ready["message"], (name, ready["message"])
+    warnings = await eventually(
+        lambda: len(events(emulator, "InvalidSpec")) >= len(BAD_SPECS) and events(emulator, "InvalidSpec")
+    )
+    assert {e["involvedObject"]["name"] for e in warnings} == set(BAD_SPECS)
+    assert all(e["type"] == "Warning" for e in warnings)
+    assert writes(emulator) == []
+    assert writes(emulator, "/pods") == []
+
+
+@pytest.mark.parametrize("fault", [409, 429, 500, "timeout"])
+async def test_api_faults_end_in_the_right_state(
+    emulator: kmock.KubernetesEmulator,
+    cluster: ReplicaSetStandIn,
+    api: Api,
+    load: Load,
+    metrics: RecordingMetrics,
+    fault: int | str,
+) -> None:
+    async def slow(request: Any) -> dict[str, Any]:
+        await asyncio.sleep(2.0)  # longer than the operator's client timeout below
+        return {}
+
+    # The emulator applies the write and then answers with the fault, the nastiest case: a retry
+    # must not add a second step on top of the first.
+    deployments = emulator["patch", kmock.resource(DEPLOYMENTS)]
+    deployments[:2] << (slow if fault == "timeout" else fault)
+    emulator["patch", kmock.resource(CR)][:1] << (slow if fault == "timeout" else fault)
+    running = start_operator(emulator, load, metrics, client_timeout_seconds=0.5)
+    try:
+        load.decode_tps = 80.0
+        await api.create(cr_path(), pdsg())
+        await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode"]["spec"]["replicas"] == 1)
+        load.decode_tps = 490.0
+        await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode"]["spec"]["replicas"] == 5)
+        await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-prefill"]["spec"]["replicas"] == 3)
+        await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"]["desired"] == {"prefill": 3, "decode": 5})
+        await asyncio.sleep(1.5)
+        for name, final in (("chat-decode", 5), ("chat-prefill", 3)):
+            sizes = [v["spec"]["replicas"] for v in emulator.objects[DEPLOYMENTS, NS, name].history if v]
+            assert sorted(set(sizes)) == sorted({1, final}), (name, sizes)
+            assert sizes[-1] == final
+        assert running.thread.is_alive()
+    finally:
+        await running.shutdown()
+
+
+async def test_dropped_watch_stream_is_resumed(
+    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, operator: Operator
+) -> None:
+    emulator["watch", kmock.resource(CR)][:1] << 500
+    await api.create(cr_path(), pdsg())
+    await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode"]["spec"]["replicas"] == 1, timeout=20)
+
+
+async def test_restart_between_ticks_keeps_the_stabilization_window(
+    emulator: kmock.KubernetesEmulator,
+    cluster: ReplicaSetStandIn,
+    api: Api,
+    load: Load,
+    metrics: RecordingMetrics,
+) -> None:
+    window = 4
+    spec = pdsg()
+    spec["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] = window
+    first = start_operator(emulator, load, metrics)
+    load.decode_tps = 490.0
+    await api.create(cr_path(), spec)
+    await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode"]["spec"]["replicas"] == 5)
+    await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"]["desired"] == {"prefill": 3, "decode": 5})
+    load.decode_tps = 190.0
+    dropped = time.monotonic()
+    await asyncio.sleep(1.2)  # at least one tick that remembers the high recommendation
+    await first.shutdown()
+    sizes_before = len(emulator.objects[DEPLOYMENTS, NS, "chat-decode"].history)
+
+    second = start_operator(emulator, load, metrics)
+    try:
+        await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode"]["spec"]["replicas"] == 2, timeout=20)
+        assert time.monotonic() - dropped >= window, "the restarted operator honoured the window from the status"
+        sizes = [
+            v["spec"]["replicas"]
+            for v in emulator.objects[DEPLOYMENTS, NS, "chat-decode"].history[sizes_before - 1 :]
+            if v
+        ]
+        assert sorted(set(sizes)) == [2, 5], sizes
+    finally:
+        await second.shutdown()
