@@ -72,7 +72,8 @@ def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyStat
             floor.decode,
             Reason.ZERO_TRAFFIC,
             f"no decode traffic for {zeros} readings; both roles at their minimum: "
-            f"prefill {cur_p}->{floor.prefill}, decode {cur_d}->{floor.decode}",
+            f"prefill {cur_p}->{floor.prefill}, decode {cur_d}->{floor.decode}"
+            + (f"; {floor.detail}" if floor.detail else ""),
             counted.model_copy(update=update),
             recommended_decode=0,
             notes=floor.notes,
