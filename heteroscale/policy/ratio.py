@@ -54,9 +54,7 @@ def pair_for(spec: PDServingGroupSpec, decode_wanted: int) -> Pair:
             )
     if prefill > pmax:
         notes.append(Reason.CLAMPED_TO_MAX)
-        details.append(
-            f"prefill needs {prefill} for {decode} decode but maxReplicas is {pmax}; ratio cannot be kept"
-        )
+        details.append(f"prefill needs {prefill} for {decode} decode but maxReplicas is {pmax}; ratio cannot be kept")
         prefill = pmax
     return Pair(prefill=prefill, decode=decode, notes=tuple(notes), detail="; ".join(details))
 

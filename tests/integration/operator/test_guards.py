@@ -120,7 +120,7 @@ BAD_SPECS: dict[str, tuple[str, Any, str]] = {
     "min-over-max": ("decode.minReplicas", 20, "minReplicas must be <= maxReplicas"),
     "prefill-min-over-max": ("prefill.minReplicas", 11, "minReplicas must be <= maxReplicas"),
     "unknown-gpu-target": ("decode.targetTPSPerInstance", {"H20": 100, "B200": 10}, "B200"),
-    "missing-gpu-target": ("decode.targetTPSPerInstance", {"L20": 100}, "no target for GPU type"),
+    "missing-gpu-target": ("decode.targetTPSPerInstance", {"L20": 100}, "needs a decode.targetTPSPerInstance entry"),
     "empty-template": ("roles.decode.template", {}, "template.spec.containers"),
     "bad-promql": ("metric", {"engine": "custom", "query": "sum(rate(x[1m]"}, "not valid PromQL"),
     "unknown-engine": ("metric.engine", "tgi", "spec.metric.engine"),
