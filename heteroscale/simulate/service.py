@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from heteroscale.api.enums import Role
-from heteroscale.simulate.perfmodel import FloatArray, GpuPerf, InstanceModel, ModelSpec
+from heteroscale.simulate.perfmodel import GpuPerf, InstanceModel, ModelSpec
 from heteroscale.simulate.workload import Workload
 
 #: Per-instance targets are this share of the throughput that still meets the SLO (decode: the
@@ -60,13 +60,7 @@ class Service:
 
 def mean_context(w: Workload) -> float:
     """Mean KV length of a decoding sequence: its prompt plus half its output."""
-    return float(np.mean(w.input_tokens + w.output_tokens / 2))
-
-
-def windowed_peak(times: FloatArray, values: FloatArray, window_s: float) -> float:
-    """Highest mean rate of ``values`` over any ``window_s`` bin."""
-    bins = np.bincount((times // window_s).astype(np.int64), weights=values, minlength=1)
-    return float(bins.max() / window_s)
+    return float(np.mean(w.trace.input_tokens + w.trace.output_tokens / 2))
 
 
 def derive(
@@ -87,28 +81,26 @@ def derive(
         if batch < 1:
             raise ValueError(f"{gpu}: even one sequence misses the TBT SLO of {slo.tbt_s}s")
         decode_target[gpu] = TARGET_BUSY * batch / float(inst.decode_step_seconds(batch, ctx))
-    new = workload.input_tokens - workload.cached_tokens
+    trace = workload.trace
+    new = trace.input_tokens - trace.cached_tokens
     prefill_target: dict[str, float] = {}
     prefill_seconds: dict[str, float] = {}
     for gpu in prefill_gpus:
         inst = InstanceModel(perf[gpu], model)
-        seconds = float(np.sum(inst.prefill_seconds(new, workload.cached_tokens)))
-        prefill_seconds[gpu] = seconds / workload.size
+        seconds = float(np.sum(inst.prefill_seconds(new, trace.cached_tokens)))
+        prefill_seconds[gpu] = seconds / trace.size
         prefill_target[gpu] = TARGET_BUSY * float(np.sum(new)) / seconds
     # Instances per request/s on the first (preferred) type of each role give the ratio.
-    decode_per_rps = float(np.mean(workload.output_tokens)) / decode_target[decode_gpus[0]]
+    decode_per_rps = float(np.mean(trace.output_tokens)) / decode_target[decode_gpus[0]]
     prefill_per_rps = prefill_seconds[prefill_gpus[0]] / TARGET_BUSY
     frac = Fraction(prefill_per_rps / decode_per_rps).limit_denominator(8)
     ratio = (max(frac.numerator, 1), max(frac.denominator, 1))
-    peak_rps_tokens = windowed_peak(workload.arrival_s, workload.output_tokens * workload.weight, PEAK_WINDOW_S)
-    decode_peak = max(math.ceil(peak_rps_tokens / decode_target[decode_gpus[0]]), 1)
     first_prefill = InstanceModel(perf[prefill_gpus[0]], model)
-    peak_work = windowed_peak(
-        workload.arrival_s,
-        first_prefill.prefill_seconds(new, workload.cached_tokens) * workload.weight,
-        PEAK_WINDOW_S,
+    tokens, work = workload.offered(
+        np.vstack([trace.output_tokens, first_prefill.prefill_seconds(new, trace.cached_tokens)]), PEAK_WINDOW_S
     )
-    prefill_peak = max(math.ceil(peak_work / TARGET_BUSY), 1)
+    decode_peak = max(math.ceil(tokens.max() / PEAK_WINDOW_S / decode_target[decode_gpus[0]]), 1)
+    prefill_peak = max(math.ceil(work.max() / PEAK_WINDOW_S / TARGET_BUSY), 1)
     return Service(
         model=model,
         slo=slo,
