@@ -235,12 +235,17 @@ def run(
         rec["p_missed"][s] = (_value(cum_new, x_p) - _value(cum_new, x_prev)) / dt
         rec["p_raw"][s] = (_value(cum_in, x_p) - _value(cum_in, x_prev)) / dt
 
-        # Decode: admit in FIFO order while batch slots and KV cache allow.
+        # Decode: admit in FIFO order while batch slots and KV cache allow. A slot is held only
+        # for its sequence's decode time, so sequences shorter than the step turn a slot over
+        # several times within it (Little's law on the slot: occupancy = duration / dt).
         ctx = kv_tokens / active if active > 0 else ctx_mean
-        slots = sum(n * decode_models[g].max_batch(ctx) for g, n in ready_d.items())
+        full = {g: decode_models[g].max_batch(ctx) for g, n in ready_d.items() if n > 0}
+        slots = sum(ready_d[g] * b for g, b in full.items())
         waiting = _value(cum_n, x_p) - _value(cum_n, x_d)
-        admit = min(waiting, max(slots - active, 0.0))
-        if admit > 0:
+        if waiting > 0 and n_d > 0:
+            step_full = sum(ready_d[g] * float(decode_models[g].decode_step_seconds(b, ctx)) for g, b in full.items())
+            duration = (_value(cum_out, x_p) - _value(cum_out, x_d)) / waiting * step_full / n_d
+            admit = min(waiting, max(slots - active, 0.0) / min(duration / dt, 1.0))
             x_new = x_p if admit >= waiting else max(_position(cum_n, _value(cum_n, x_d) + admit), x_d)
             remaining += _value(cum_out, x_new) - _value(cum_out, x_d)
             kv_tokens += _value(cum_in, x_new) - _value(cum_in, x_d)
@@ -249,21 +254,25 @@ def run(
         generated = 0.0
         tbt = 0.0
         if n_d > 0:
-            batch = active / n_d
             ctx = kv_tokens / active if active > 0 else ctx_mean
-            rate = 0.0
-            for g, n in ready_d.items():
-                step_s = float(decode_models[g].decode_step_seconds(max(batch, 1.0), ctx))
-                rate += n * batch / step_s
-                tbt += n * step_s
+            batch = {g: max(min(active / n_d, b), 1.0) for g, b in full.items()}
+            rate = {g: ready_d[g] * b / float(decode_models[g].decode_step_seconds(b, ctx)) for g, b in batch.items()}
+            generated = min(remaining, sum(rate.values()) * dt)
+            # The batch a sequence sees is the time average over the step: lower than the batch
+            # at the step's start when the pool drains within the step (Little's law again).
+            mean_batch = 0.0
+            for g, b in batch.items():
+                share = generated * rate[g] / sum(rate.values()) / dt / ready_d[g]
+                seen = min(b, max(decode_models[g].batch_for_throughput(share, ctx), 1.0))
+                tbt += ready_d[g] * float(decode_models[g].decode_step_seconds(seen, ctx))
+                mean_batch += ready_d[g] * seen
             tbt /= n_d
-            generated = min(remaining, rate * dt)
             if remaining > 0:
                 finished = generated * active / remaining
                 kv_tokens = (kv_tokens + generated) * (1 - finished / active)
                 active -= finished
                 remaining -= generated
-            rec["d_util"][s] = 1.0 - math.exp(-batch)
+            rec["d_util"][s] = 1.0 - math.exp(-mean_batch / n_d)
         d_cap = sum(n * slo_tps[g] for g, n in ready_d.items())
         rec["d_busy"][s] = min(generated / dt / d_cap, 1.0) if d_cap > 0 else 0.0
 
