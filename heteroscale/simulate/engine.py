@@ -37,11 +37,8 @@ from heteroscale.simulate.cluster import Fleet
 from heteroscale.simulate.perfmodel import FloatArray, GpuPerf, InstanceModel
 from heteroscale.simulate.placement_seam import Placed, place
 from heteroscale.simulate.policies import Policy, PoolState, SimObservation
-from heteroscale.simulate.service import Service, mean_context
+from heteroscale.simulate.service import METRIC_WINDOW_S, Service, mean_context
 from heteroscale.simulate.workload import Workload
-
-#: Prometheus rate window for the metrics policies read (DESIGN.md spec.metric.window).
-METRIC_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
