@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -14,14 +15,14 @@ from heteroscale.simulate import workload as wl
 from heteroscale.simulate.engine import EngineConfig, run
 from heteroscale.simulate.perfmodel import InstanceModel, ModelSpec, load_gpu_perf
 from heteroscale.simulate.policies import SimObservation
-from heteroscale.simulate.service import Slo, derive
-from heteroscale.simulate.study import run_study
+from heteroscale.simulate.service import Service, Slo, derive
+from heteroscale.simulate.study import Study, run_study
 from heteroscale.simulate.summary import gpu_hours, summarize
 
 PERF = load_gpu_perf()
 
 
-def _service(w: wl.Workload):  # type: ignore[no-untyped-def]
+def _service(w: wl.Workload) -> Service:
     return derive(
         w, PERF, prefill_gpus=["L20", "H20"], decode_gpus=["H20"], slo=Slo(), model=ModelSpec(), gpus_per_instance=8
     )
@@ -155,26 +156,65 @@ def test_cli_is_deterministic_and_writes_the_json_shape(tmp_path: Path) -> None:
     assert main(["simulate", "--policies", "magic"]) == 2
 
 
-@pytest.fixture(scope="module")
-def conv_day():  # type: ignore[no-untyped-def]
-    w = wl.scale(wl.load("azure-conv"), hours=24, fleet_scale=50, diurnal=True)
+TRACES = ("azure-conv", "mooncake", "azure-code")
+
+
+@functools.cache
+def _day(trace: str) -> tuple[Service, Study]:
+    """The README's default run: 24 h diurnal day at fleet scale 50 (hundreds of instances)."""
+    w = wl.scale(wl.load(trace), hours=24, fleet_scale=50, diurnal=True)
     svc = _service(w)
-    study = run_study(w, svc, PERF, ["heteroscale", "hpa-util", "static", "oracle"], EngineConfig())
-    return svc, study
+    return svc, run_study(w, svc, PERF, ["heteroscale", "hpa-util", "static", "oracle"], EngineConfig())
 
 
-def test_orderings_on_a_fleet_of_hundreds(conv_day) -> None:  # type: ignore[no-untyped-def]
-    svc, study = conv_day
-    s = study.summaries
+def _measured(trace: str, reason: str) -> object:
+    return pytest.param(trace, marks=pytest.mark.xfail(strict=True, reason=reason))
+
+
+@pytest.mark.parametrize("trace", TRACES)
+def test_heteroscale_meets_the_slo_on_a_fleet_of_hundreds(trace: str) -> None:
+    svc, study = _day(trace)
     assert sum(svc.static_peak) >= 100
-    assert s["heteroscale"].gpu_hours < s["static"].gpu_hours
-    assert s["heteroscale"].gpu_hours < s["hpa-util"].gpu_hours
-    assert s["oracle"].gpu_hours < min(s[p].gpu_hours for p in ("heteroscale", "hpa-util", "static"))
-    assert s["oracle"].slo_attainment >= 0.99
-    # Decode GPU utilisation stays pinned high at any load (the paper's signal study); decode TPS tracks it.
-    assert study.signals["decode_tps"] > 0.9 > study.signals["decode_gpu_utilization"]
-
-
-def test_heteroscale_meets_the_slo(conv_day) -> None:  # type: ignore[no-untyped-def]
-    _, study = conv_day
     assert study.summaries["heteroscale"].slo_attainment >= 0.99
+
+
+@pytest.mark.parametrize("trace", TRACES)
+def test_heteroscale_uses_fewer_gpu_hours_than_static_peak(trace: str) -> None:
+    s = _day(trace)[1].summaries
+    assert s["static"].slo_attainment >= 0.99
+    assert s["heteroscale"].gpu_hours < s["static"].gpu_hours
+
+
+@pytest.mark.parametrize(
+    "trace",
+    [
+        "azure-conv",
+        _measured("mooncake", "measured 103.6k vs 102.9k GPU-h: the 99%-window P/D ratio over-provisions prefill"),
+        _measured(
+            "azure-code", "measured 27.6k vs 18.7k GPU-h: the fixed 453:5 ratio holds prefill for the 99%-window burst"
+        ),
+    ],
+)
+def test_heteroscale_uses_fewer_gpu_hours_than_hpa_on_utilisation(trace: str) -> None:
+    s = _day(trace)[1].summaries
+    assert s["heteroscale"].gpu_hours < s["hpa-util"].gpu_hours
+
+
+@pytest.mark.parametrize(
+    "trace",
+    [
+        "azure-conv",
+        "mooncake",
+        _measured("azure-code", "measured: hpa-util 18.7k < oracle 19.9k GPU-h, at 98.2% SLO attainment"),
+    ],
+)
+def test_oracle_uses_the_fewest_gpu_hours(trace: str) -> None:
+    s = _day(trace)[1].summaries
+    assert s["oracle"].slo_attainment >= 0.99
+    assert s["oracle"].gpu_hours < min(s[p].gpu_hours for p in ("heteroscale", "hpa-util", "static"))
+
+
+def test_decode_gpu_utilisation_is_a_poor_signal() -> None:
+    # Decode GPU utilisation stays pinned high at any load (the paper's signal study); decode TPS tracks it.
+    signals = _day("azure-conv")[1].signals
+    assert signals["decode_tps"] > 0.9 > signals["decode_gpu_utilization"]
