@@ -2,7 +2,7 @@
 KV-cache capacity, P->D KV transfer and start-up delay.
 
 The model is a roofline with efficiencies measured on real kernels, so every number traces to
-data (see ``data/gpu_perf.csv`` and README.simulate.md):
+data (see ``data/gpu_perf.csv`` and the README's simulator section):
 
 * spec-sheet peak BF16 TFLOPS, HBM bandwidth and memory per GPU: ``gpu_specs.csv``;
 * achieved fraction of peak for large GEMMs (prefill), causal context attention, small-m GEMMs
