@@ -2,23 +2,25 @@
 
 Why fluid: a 24 h day of a 1,000-instance fleet is hundreds of millions of requests, far beyond
 a per-request event loop. Each pool is therefore a fluid FIFO server whose capacity is the sum
-of its ready instances, stepped every ``dt`` seconds; the requests (representatives of the
-trace, each standing for ``weight`` requests) keep their identity as *positions* in the FIFO.
-After the loop, each request's latency is read off the recorded trajectories in one vectorised
-pass:
+of its ready instances, stepped every ``dt`` seconds, driven by the work the *whole* fleet's
+users offer per step (:meth:`Workload.offered`: the superposition of every user population).
+A FIFO position is an arrival time (in steps): the pool has served everything that arrived
+before it. After the loop, each *sampled* request's latency is read off the recorded position
+trajectories in one vectorised pass (its weight only counts in the attainment averages):
 
 * prefill: work (seconds on the preferred prefill GPU) drains at the pool's capacity; a request
-  is prefilled when the pool's processed work passes its cumulative position, no earlier than its
-  own unloaded prefill time, plus a Sakasegawa M/G/k waiting time when the pool is below
-  saturation (the fluid alone has no queueing below 100% busy);
+  is prefilled when the pool's position passes its arrival, no earlier than its own unloaded
+  prefill time, plus a Sakasegawa M/G/k waiting time when the pool is below saturation (the
+  fluid alone has no queueing below 100% busy);
 * P->D KV transfer at the GPU type's RDMA bandwidth (slower across domains);
 * decode: sequences are admitted in FIFO order while the pool has batch slots and KV cache; every
   ready instance holds the same batch (round-robin routing) and steps at the perf model's step
   time, which is each sequence's TBT; sequences finish in proportion to the tokens generated.
 
-Approximations (documented in README.simulate.md): arrivals within a step may be served in that
-step; decode completions use the mean remaining length; heterogeneous instances of one role share
-work in proportion to their speed. Pure: no clock, no I/O.
+Approximations (documented in the README's simulator section): arrivals within a step may be
+served in that step and are spread evenly over it; decode completions use the mean remaining
+length; heterogeneous instances of one role share work in proportion to their speed. Pure: no
+clock, no I/O.
 """
 
 from __future__ import annotations
@@ -35,11 +37,8 @@ from heteroscale.simulate.cluster import Fleet
 from heteroscale.simulate.perfmodel import FloatArray, GpuPerf, InstanceModel
 from heteroscale.simulate.placement_seam import Placed, place
 from heteroscale.simulate.policies import Policy, PoolState, SimObservation
-from heteroscale.simulate.service import Service, mean_context
+from heteroscale.simulate.service import METRIC_WINDOW_S, Service, mean_context
 from heteroscale.simulate.workload import Workload
-
-#: Prometheus rate window for the metrics policies read (DESIGN.md spec.metric.window).
-METRIC_WINDOW_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +54,8 @@ class EngineConfig:
 class RunResult:
     policy: str
     dt: float
-    weight: float
+    #: Requests each sampled request stands for.
+    weight: FloatArray
     gpus_per_instance: int
     # Per step (index s covers [s*dt, (s+1)*dt)).
     prefill_instances: FloatArray
@@ -72,7 +72,7 @@ class RunResult:
     prefill_raw_tps: FloatArray
     offered_decode_tps: FloatArray
     tbt_step: FloatArray
-    # Per representative request.
+    # Per sampled request.
     arrival_s: FloatArray
     ttft_s: FloatArray
     ttft_limit_s: FloatArray
@@ -88,7 +88,7 @@ class RunResult:
 
 
 def _position(cum0: FloatArray, value: float) -> float:
-    """Fractional request index at which the cumulative quantity ``cum0`` reaches ``value``."""
+    """Fractional position (step index) at which the cumulative quantity ``cum0`` reaches ``value``."""
     j = int(np.searchsorted(cum0, value, side="left"))
     if j <= 0:
         return 0.0
@@ -135,16 +135,16 @@ def run(
     progress: Callable[[int], None] | None = None,
 ) -> RunResult:
     dt = config.dt
-    w = workload.weight
     n_steps = math.ceil((workload.duration_s + config.drain_s) / dt)
     ref_p = InstanceModel(perf[service.preferred_gpu(Role.PREFILL)], service.model)
-    new_tokens = workload.input_tokens - workload.cached_tokens
-    prefill_ref = ref_p.prefill_seconds(new_tokens, workload.cached_tokens)
+    trace = workload.trace
+    trace_new = trace.input_tokens - trace.cached_tokens
+    trace_work = ref_p.prefill_seconds(trace_new, trace.cached_tokens)
     # Relative prefill speed of every prefill type on this workload's requests.
     speed = {
         g: float(
-            prefill_ref.sum()
-            / InstanceModel(perf[g], service.model).prefill_seconds(new_tokens, workload.cached_tokens).sum()
+            trace_work.sum()
+            / InstanceModel(perf[g], service.model).prefill_seconds(trace_new, trace.cached_tokens).sum()
         )
         for g in service.gpu_types[Role.PREFILL]
     }
@@ -157,16 +157,11 @@ def run(
         for g, m in decode_models.items()
     }
 
-    zero = np.zeros(1)
-    cum_work = np.concatenate([zero, np.cumsum(prefill_ref)]) * w
-    cum_in = np.concatenate([zero, np.cumsum(workload.input_tokens)])
-    cum_new = np.concatenate([zero, np.cumsum(new_tokens)])
-    cum_out = np.concatenate([zero, np.cumsum(workload.output_tokens)])
-    arrived_idx = np.searchsorted(workload.arrival_s, (np.arange(n_steps) + 1) * dt, side="left")
-    step_of = (workload.arrival_s // dt).astype(np.int64)
-    offered = np.asarray(
-        np.bincount(step_of, weights=workload.output_tokens, minlength=n_steps)[:n_steps] * (w / dt), dtype=np.float64
+    # Offered per step by the whole fleet's users, and its cumulative sums at step boundaries.
+    offered = workload.offered(
+        np.vstack([np.ones(trace.size), trace_work, trace.input_tokens, trace_new, trace.output_tokens]), dt, n_steps
     )
+    cum_n, cum_work, cum_in, cum_new, cum_out = np.concatenate([np.zeros((5, 1)), np.cumsum(offered, axis=1)], axis=1)
 
     rec = {
         k: np.zeros(n_steps)
@@ -228,44 +223,53 @@ def run(
 
         # Prefill: a fluid FIFO over the arrived work.
         cap = sum(n * speed[g] for g, n in ready_p.items()) * dt
-        arrived = int(arrived_idx[s])
-        backlog = cum_work[arrived] - processed
+        backlog = cum_work[s + 1] - processed
         done = min(backlog, cap)
         processed += done
         x_prev = x_p
-        x_p = float(arrived) if done >= backlog else _position(cum_work, processed)
+        x_p = float(s + 1) if done >= backlog else max(_position(cum_work, processed), x_p)
         busy_p = done / cap if cap > 0 else 0.0
-        rec["p_missed"][s] = (_value(cum_new, x_p) - _value(cum_new, x_prev)) * w / dt
-        rec["p_raw"][s] = (_value(cum_in, x_p) - _value(cum_in, x_prev)) * w / dt
+        rec["p_missed"][s] = (_value(cum_new, x_p) - _value(cum_new, x_prev)) / dt
+        rec["p_raw"][s] = (_value(cum_in, x_p) - _value(cum_in, x_prev)) / dt
 
-        # Decode: admit in FIFO order while batch slots and KV cache allow.
+        # Decode: admit in FIFO order while batch slots and KV cache allow. A slot is held only
+        # for its sequence's decode time, so sequences shorter than the step turn a slot over
+        # several times within it (Little's law on the slot: occupancy = duration / dt).
         ctx = kv_tokens / active if active > 0 else ctx_mean
-        slots = sum(n * decode_models[g].max_batch(ctx) for g, n in ready_d.items())
-        admit = min((x_p - x_d) * w, max(slots - active, 0.0))
-        if admit > 0:
-            x_new = x_d + admit / w
-            remaining += (_value(cum_out, x_new) - _value(cum_out, x_d)) * w
-            kv_tokens += (_value(cum_in, x_new) - _value(cum_in, x_d)) * w
+        full = {g: decode_models[g].max_batch(ctx) for g, n in ready_d.items() if n > 0}
+        slots = sum(ready_d[g] * b for g, b in full.items())
+        waiting = _value(cum_n, x_p) - _value(cum_n, x_d)
+        if waiting > 0 and n_d > 0:
+            step_full = sum(ready_d[g] * float(decode_models[g].decode_step_seconds(b, ctx)) for g, b in full.items())
+            duration = (_value(cum_out, x_p) - _value(cum_out, x_d)) / waiting * step_full / n_d
+            admit = min(waiting, max(slots - active, 0.0) / min(duration / dt, 1.0))
+            x_new = x_p if admit >= waiting else max(_position(cum_n, _value(cum_n, x_d) + admit), x_d)
+            remaining += _value(cum_out, x_new) - _value(cum_out, x_d)
+            kv_tokens += _value(cum_in, x_new) - _value(cum_in, x_d)
             active += admit
             x_d = x_new
         generated = 0.0
         tbt = 0.0
         if n_d > 0:
-            batch = active / n_d
             ctx = kv_tokens / active if active > 0 else ctx_mean
-            rate = 0.0
-            for g, n in ready_d.items():
-                step_s = float(decode_models[g].decode_step_seconds(max(batch, 1.0), ctx))
-                rate += n * batch / step_s
-                tbt += n * step_s
+            batch = {g: max(min(active / n_d, b), 1.0) for g, b in full.items()}
+            rate = {g: ready_d[g] * b / float(decode_models[g].decode_step_seconds(b, ctx)) for g, b in batch.items()}
+            generated = min(remaining, sum(rate.values()) * dt)
+            # The batch a sequence sees is the time average over the step: lower than the batch
+            # at the step's start when the pool drains within the step (Little's law again).
+            mean_batch = 0.0
+            for g, b in batch.items():
+                share = generated * rate[g] / sum(rate.values()) / dt / ready_d[g]
+                seen = min(b, max(decode_models[g].batch_for_throughput(share, ctx), 1.0))
+                tbt += ready_d[g] * float(decode_models[g].decode_step_seconds(seen, ctx))
+                mean_batch += ready_d[g] * seen
             tbt /= n_d
-            generated = min(remaining, rate * dt)
             if remaining > 0:
                 finished = generated * active / remaining
                 kv_tokens = (kv_tokens + generated) * (1 - finished / active)
                 active -= finished
                 remaining -= generated
-            rec["d_util"][s] = 1.0 - math.exp(-batch)
+            rec["d_util"][s] = 1.0 - math.exp(-mean_batch / n_d)
         d_cap = sum(n * slo_tps[g] for g, n in ready_d.items())
         rec["d_busy"][s] = min(generated / dt / d_cap, 1.0) if d_cap > 0 else 0.0
 
@@ -283,16 +287,17 @@ def run(
         if progress is not None:
             progress(1)
 
-    # Per-request latencies from the FIFO trajectories.
-    idx = np.arange(1, workload.size + 1, dtype=np.float64)
+    # Latencies of the sampled requests from the FIFO trajectories.
+    pos = workload.arrival_s / dt
     arrival = workload.arrival_s
-    t_prefilled = _time_at(rec["xp"], idx, dt)
-    own = prefill_ref
-    scv = float(own.var() / own.mean() ** 2) if own.size > 1 else 1.0
-    wait = _sakasegawa_wait(rec["p_busy"][step_of], rec["p_ready"][step_of], float(own.mean()), scv)
+    step_of = np.minimum((arrival // dt).astype(np.int64), n_steps - 1)
+    t_prefilled = _time_at(rec["xp"], pos, dt)
+    own = ref_p.prefill_seconds(workload.input_tokens - workload.cached_tokens, workload.cached_tokens)
+    scv = float(trace_work.var() / trace_work.mean() ** 2) if trace.size > 1 else 1.0
+    wait = _sakasegawa_wait(rec["p_busy"][step_of], rec["p_ready"][step_of], float(trace_work.mean()), scv)
     kv = kv_model.kv_transfer_seconds(workload.input_tokens, placed.cross_domain_fraction)
     t_prefilled = np.maximum(t_prefilled, arrival + own) + wait + kv
-    t_admitted = np.maximum(_time_at(rec["xd"], idx, dt), t_prefilled)
+    t_admitted = np.maximum(_time_at(rec["xd"], pos, dt), t_prefilled)
     tbt_series = np.where(rec["tbt"] > 0, rec["tbt"], np.inf)
     s_adm = np.minimum((np.where(np.isfinite(t_admitted), t_admitted, 0) // dt).astype(np.int64), n_steps - 1)
     # A step with no ready decode instance has no TBT; a request admitted there misses its SLO.
@@ -300,7 +305,7 @@ def run(
     first_step = finite[s_adm]
     span = np.clip(np.ceil(workload.output_tokens * first_step / dt), 1, n_steps).astype(np.int64)
     s_end = np.minimum(s_adm + span, n_steps)
-    csum = np.concatenate([zero, np.cumsum(finite)])
+    csum = np.concatenate([np.zeros(1), np.cumsum(finite)])
     tbt_req = (csum[s_end] - csum[s_adm]) / (s_end - s_adm)
     ttft = t_admitted - arrival + first_step
     end = t_admitted + workload.output_tokens * tbt_req
@@ -312,7 +317,7 @@ def run(
     return RunResult(
         policy=policy.name,
         dt=dt,
-        weight=w,
+        weight=workload.weight,
         gpus_per_instance=service.gpus_per_instance,
         prefill_instances=rec["p_inst"],
         decode_instances=rec["d_inst"],
@@ -326,7 +331,7 @@ def run(
         decode_capacity_tps=rec["d_cap"],
         prefill_missed_tps=rec["p_missed"],
         prefill_raw_tps=rec["p_raw"],
-        offered_decode_tps=offered,
+        offered_decode_tps=offered[4] / dt,
         tbt_step=rec["tbt"],
         arrival_s=arrival,
         ttft_s=np.where(finished, ttft, np.inf),

@@ -36,21 +36,22 @@ class Oracle:
         self._dt = dt
         prefill = InstanceModel(perf[service.preferred_gpu(Role.PREFILL)], service.model)
         decode = InstanceModel(perf[service.preferred_gpu(Role.DECODE)], service.model)
-        step_of = (workload.arrival_s // dt).astype(np.int64)
-        work = prefill.prefill_seconds(workload.input_tokens - workload.cached_tokens, workload.cached_tokens)
-        prefill_rate = np.bincount(step_of, weights=work, minlength=steps)[:steps] * workload.weight / dt
-        k = max(round(ORACLE_SMOOTH_S / dt), 1)
-        smooth = np.convolve(prefill_rate, np.ones(k) / k, mode="same")
-        need_p = np.ceil(smooth / ORACLE_PREFILL_BUSY)
-
+        trace = workload.trace
+        work = prefill.prefill_seconds(trace.input_tokens - trace.cached_tokens, trace.cached_tokens)
         ctx = mean_context(workload)
         batch = decode.batch_at_tbt(service.slo.tbt_s, ctx)
         tbt = float(decode.decode_step_seconds(batch, ctx))
-        end_step = ((workload.arrival_s + workload.output_tokens * tbt) // dt).astype(np.int64) + 1
-        delta = np.zeros(steps + 1)
-        np.add.at(delta, np.minimum(step_of, steps), workload.weight)
-        np.add.at(delta, np.minimum(end_step, steps), -workload.weight)
-        active = np.cumsum(delta)[:steps]
+        arrivals, prefill_work = workload.offered(np.vstack([np.ones(trace.size), work]), dt, steps)
+        k = max(round(ORACLE_SMOOTH_S / dt), 1)
+        smooth = np.convolve(prefill_work / dt, np.ones(k) / k, mode="same")
+        need_p = np.ceil(smooth / ORACLE_PREFILL_BUSY)
+
+        # Sequences decoding at each step: arrivals of earlier steps still running. A request
+        # arriving in step s decodes through the step its output (at the SLO batch's TBT) ends
+        # in; output lengths do not depend on the arrival time in a superposition of populations.
+        span = (trace.output_tokens * tbt // dt).astype(np.int64) + 1
+        still = np.bincount(span)[::-1].cumsum()[::-1][1:] / trace.size  # P(span > m)
+        active = np.convolve(arrivals, still)[:steps]
         need_d = np.ceil(active / batch)
 
         lead = math.ceil(max(prefill.startup_seconds, decode.startup_seconds) / dt) + 1

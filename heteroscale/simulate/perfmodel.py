@@ -2,7 +2,7 @@
 KV-cache capacity, P->D KV transfer and start-up delay.
 
 The model is a roofline with efficiencies measured on real kernels, so every number traces to
-data (see ``data/gpu_perf.csv`` and README.simulate.md):
+data (see ``data/gpu_perf.csv`` and the README's simulator section):
 
 * spec-sheet peak BF16 TFLOPS, HBM bandwidth and memory per GPU: ``gpu_specs.csv``;
 * achieved fraction of peak for large GEMMs (prefill), causal context attention, small-m GEMMs
@@ -18,8 +18,10 @@ Loading the CSV is the only I/O; every function below is pure and vectorised ove
 from __future__ import annotations
 
 import csv
+import math
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -147,19 +149,35 @@ class InstanceModel:
             + new_tokens * self._allreduce_s_per_token()
         )
 
+    def _step_pieces(self, context: Any) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+        """The decode step time is max over these (fixed, per-sequence) affine pieces of the batch:
+        memory-bound (weights + KV reads) and compute-bound, each plus the overheads."""
+        bw = self.gpu.mem_bandwidth_gbps * 1e9 * self.gpu.gpus_per_instance
+        per_seq = DECODE_OVERHEAD_PER_SEQ_S + self._allreduce_s_per_token()
+        memory = (
+            self.model.weight_bytes / (bw * self.gpu.weight_bw_eff) + DECODE_OVERHEAD_S,
+            context * self.model.kv_bytes_per_token / (bw * self.gpu.kv_bw_eff) + per_seq,
+        )
+        compute = (DECODE_OVERHEAD_S, 2.0 * self.model.params / (self._flops * self.gpu.gemm_eff) + per_seq)
+        return memory, compute
+
     def decode_step_seconds(self, batch: FloatArray | float, context: FloatArray | float) -> FloatArray:
         """One decode iteration for ``batch`` sequences of mean ``context`` tokens (the TBT)."""
         b = np.asarray(batch, dtype=np.float64)
-        c = np.asarray(context, dtype=np.float64)
-        g = self.gpu.gpus_per_instance
-        bw = self.gpu.mem_bandwidth_gbps * 1e9 * g
-        memory = self.model.weight_bytes / (bw * self.gpu.weight_bw_eff) + b * c * self.model.kv_bytes_per_token / (
-            bw * self.gpu.kv_bw_eff
-        )
-        compute = 2.0 * self.model.params * b / (self._flops * self.gpu.gemm_eff)
-        overhead = DECODE_OVERHEAD_S + DECODE_OVERHEAD_PER_SEQ_S * b + b * self._allreduce_s_per_token()
-        result: FloatArray = np.maximum(memory, compute) + overhead
+        (m_fixed, m_seq), (c_fixed, c_seq) = self._step_pieces(np.asarray(context, dtype=np.float64))
+        result: FloatArray = np.maximum(m_fixed + m_seq * b, c_fixed + c_seq * b)
         return result
+
+    def batch_for_throughput(self, tokens_per_s: float, context: float) -> float:
+        """Time-averaged batch that generates ``tokens_per_s`` (Little's law: batch = throughput x
+        step time); inf beyond what any batch can reach. With step time max_i(a_i + b_i * batch),
+        batch = tps * step holds at max_i tps * a_i / (1 - tps * b_i)."""
+        batch = 0.0
+        for fixed, per_seq in self._step_pieces(context):
+            if tokens_per_s * per_seq >= 1.0:
+                return math.inf
+            batch = max(batch, tokens_per_s * fixed / (1.0 - tokens_per_s * per_seq))
+        return batch
 
     @property
     def kv_capacity_tokens(self) -> float:

@@ -45,6 +45,7 @@ def document(study: Study) -> dict[str, Any]:
 
 
 def write_json(study: Study, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(document(study), indent=2) + "\n", encoding="utf-8")
 
 

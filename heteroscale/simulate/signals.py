@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from heteroscale.simulate.engine import METRIC_WINDOW_S, RunResult
+from heteroscale.simulate.engine import RunResult
 from heteroscale.simulate.perfmodel import FloatArray
+from heteroscale.simulate.service import METRIC_WINDOW_S
 
 
 def _windowed(x: FloatArray, k: int) -> FloatArray:

@@ -60,9 +60,10 @@ def run_study(
     progress: Callable[[int], None] | None = None,
 ) -> Study:
     steps = steps_for(workload, config)
+    # The oracle's plan is fixed in advance (decide only reads it), so one serves every run.
+    oracle = Oracle(workload, service, perf, config.dt, steps)
     runs: dict[str, RunResult] = {}
     for name in policies:
-        oracle = Oracle(workload, service, perf, config.dt, steps)
         runs[name] = run(
             workload, service, perf, build_policy(name, workload, service, perf, config, oracle), config, progress
         )

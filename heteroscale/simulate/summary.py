@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from heteroscale.simulate.engine import RunResult
 
@@ -17,7 +18,8 @@ class Summary:
     #: Work done / capacity held, GPU-weighted; starting instances count as idle. Prefill: work
     #: over compute capacity; decode: tokens over the throughput at the TBT SLO.
     avg_utilization: float
-    #: Share of all requests (dropped ones count as misses) meeting both TTFT and TBT SLOs.
+    #: Share of all requests (dropped ones count as misses) meeting both TTFT and TBT SLOs: the
+    #: sampled requests weighted by the requests each stands for.
     slo_attainment: float
     ttft_attainment: float
     tbt_attainment: float
@@ -39,15 +41,23 @@ def gpu_hours(run: RunResult) -> float:
     return float((run.prefill_instances + run.decode_instances).sum() * run.gpus_per_instance * run.dt / 3600.0)
 
 
+def _p99(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> float:
+    if not values.size:
+        return float("inf")
+    return float(np.quantile(values, 0.99, weights=weights, method="inverted_cdf"))
+
+
 def summarize(run: RunResult) -> Summary:
     held = run.prefill_instances + run.decode_instances
     used = run.prefill_busy * run.prefill_ready + run.decode_busy * run.decode_ready
     ttft_ok = run.finished & (run.ttft_s <= run.ttft_limit_s)
     # The TBT SLO applies to each request's mean time between tokens (its TPOT).
     tbt_ok = run.finished & (run.tbt_s <= run.tbt_limit_s)
-    n = max(run.finished.size, 1)
+    w = run.weight
+    n = max(float(w.sum()), 1e-12)
     done_ttft = run.ttft_s[run.finished]
     done_tbt = run.tbt_s[run.finished]
+    done_w = w[run.finished]
     has_d = run.decode_ready > 0
     target = run.ratio[0] / run.ratio[1]
     ratio = run.prefill_ready[has_d] / run.decode_ready[has_d]
@@ -55,15 +65,15 @@ def summarize(run: RunResult) -> Summary:
         policy=run.policy,
         gpu_hours=gpu_hours(run),
         avg_utilization=float(used.sum() / held.sum()) if held.sum() > 0 else 0.0,
-        slo_attainment=float((ttft_ok & tbt_ok).sum() / n),
-        ttft_attainment=float(ttft_ok.sum() / n),
-        tbt_attainment=float(tbt_ok.sum() / n),
-        ttft_p99=float(np.percentile(done_ttft, 99)) if done_ttft.size else float("inf"),
-        tbt_p99=float(np.percentile(done_tbt, 99)) if done_tbt.size else float("inf"),
+        slo_attainment=float(w[ttft_ok & tbt_ok].sum() / n),
+        ttft_attainment=float(w[ttft_ok].sum() / n),
+        tbt_attainment=float(w[tbt_ok].sum() / n),
+        ttft_p99=_p99(done_ttft, done_w),
+        tbt_p99=_p99(done_tbt, done_w),
         scale_actions=run.scale_actions,
         pd_ratio_error=float(np.mean(np.abs(ratio - target)) / target) if ratio.size else 0.0,
         decode_tps_per_instance=float(np.mean(run.decode_tps[has_d] / run.decode_ready[has_d])) if has_d.any() else 0.0,
-        dropped=float((~run.finished).sum() * run.weight),
-        requests=float(run.finished.size * run.weight),
+        dropped=float(w[~run.finished].sum()),
+        requests=float(w.sum()),
         peak_instances=int(held.max()) if held.size else 0,
     )

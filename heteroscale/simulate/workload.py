@@ -1,8 +1,13 @@
 """Request arrivals from real traces, and their scaling to a fleet, a time scale and a day.
 
-Each trace request becomes one *representative* request that stands for ``weight`` identical
-requests. Scaling to a fleet of hundreds of instances multiplies the weight instead of
-duplicating rows, so a 1,000-instance day costs no more to simulate than the trace itself.
+A fleet ``X`` times the traced one serves ``X`` times more independent users, so its load is the
+superposition of ``ceil(X)`` independently time-rotated copies of the trace (the last one
+weighted by the fractional part): relatively smoother than one stream counted ``X`` times, with
+the relative fluctuation of the summed load falling like ``1/sqrt(X)``. The pools are driven by
+that full superposition, binned (:meth:`Workload.offered`: a cumulative sum of the base trace
+per copy, so a 1,000-instance fleet costs one pass over the trace per copy). Latencies are read
+for a representative sample only (the first copy), each sampled request weighted by the number
+of users it stands for.
 
 Loaders are the only I/O; :func:`scale` is pure and seeded.
 """
@@ -26,16 +31,11 @@ MOONCAKE_BLOCK_TOKENS = 512
 #: peak at 14:00 and its trough at 02:00, the trough at 25% of the peak rate.
 DIURNAL_PEAK_HOUR = 14.0
 DIURNAL_TROUGH_FRACTION = 0.25
-#: A fleet X times larger serves X times more independent users: its load is the superposition
-#: of X independent streams, relatively smoother than one stream with every request counted X
-#: times. Up to this many independently rotated copies are superposed (the rest of the factor is
-#: carried as weight), which bounds the cost while removing most of that false burstiness.
-MAX_SUPERPOSED_COPIES = 8
 
 
 @dataclass(frozen=True)
-class Workload:
-    """Requests sorted by arrival; every representative request stands for ``weight`` requests."""
+class Trace:
+    """One trace's requests, sorted by arrival, over ``duration_s``."""
 
     name: str
     arrival_s: FloatArray
@@ -44,14 +44,83 @@ class Workload:
     #: Prompt tokens whose KV is already cached (a prefix hit); 0 where the trace has no hashes.
     cached_tokens: FloatArray
     duration_s: float
-    weight: float = 1.0
 
     @property
     def size(self) -> int:
         return int(self.arrival_s.size)
 
 
-def load(trace: str) -> Workload:
+@dataclass(frozen=True)
+class Workload:
+    """``duration_s`` of load: the superposition that drives the pools, and a weighted sample.
+
+    ``trace`` is the base (time-scaled) trace, one tile long. Copy ``c`` of the superposition
+    shows tile ``j`` rotated by ``offsets_s[c, j]``, and counts with the share
+    ``clip(population(t) - c, 0, 1)``, so ``population(t)`` copies are online at ``t`` (a diurnal
+    day has fewer users at night, not quieter ones). The sample is copy 0 in full: request ``i``
+    arrives at ``arrival_s[i]`` and stands for ``weight[i] = population(arrival_s[i])`` requests.
+    """
+
+    name: str
+    trace: Trace
+    duration_s: float
+    fleet_scale: float
+    offsets_s: FloatArray
+    diurnal: bool
+    start_hour: float
+    arrival_s: FloatArray
+    input_tokens: FloatArray
+    output_tokens: FloatArray
+    cached_tokens: FloatArray
+    weight: FloatArray
+
+    @property
+    def size(self) -> int:
+        return int(self.arrival_s.size)
+
+    @property
+    def copies(self) -> int:
+        return int(self.offsets_s.shape[0])
+
+    def population(self, t_s: FloatArray) -> FloatArray:
+        """Copies of the trace's user population online at ``t_s``."""
+        return _population(self.fleet_scale, self.diurnal, self.start_hour, t_s)
+
+    def offered(self, values: FloatArray, bin_s: float, bins: int | None = None) -> FloatArray:
+        """Sum over the whole superposition of ``values`` (one row of per-trace-request values,
+        or several rows) by arrival bin ``[k * bin_s, (k + 1) * bin_s)``.
+
+        Each bin of each copy is the rotated trace's content over that interval (exact, through
+        the trace's cumulative sums); a bin straddling a tile boundary uses its start's tile.
+        Bins past ``duration_s`` are empty.
+        """
+        rows = np.atleast_2d(values)
+        n_bins = math.ceil(self.duration_s / bin_s) if bins is None else bins
+        tile = self.trace.duration_s
+        cum = np.concatenate([np.zeros((rows.shape[0], 1)), np.cumsum(rows, axis=1)], axis=1)
+        start = np.arange(n_bins) * bin_s
+        end = np.minimum(start + bin_s, self.duration_s)
+        length = np.maximum(end - start, 0.0)
+        j = np.minimum((start // tile).astype(np.int64), self.offsets_s.shape[1] - 1)
+        population = self.population(start + length / 2)
+        total = np.zeros((rows.shape[0], n_bins))
+        for c in range(self.copies):
+            share = np.clip(population - c, 0.0, 1.0)
+            u = start - j * tile + self.offsets_s[c, j]
+            total += share * (self._cumulative(cum, u + length) - self._cumulative(cum, u))
+        result: FloatArray = total if np.ndim(values) > 1 else total[0]
+        return result
+
+    def _cumulative(self, cum: FloatArray, u: FloatArray) -> FloatArray:
+        """The trace's cumulative sums at unrolled phase ``u`` >= 0 (the trace repeats every tile)."""
+        tile = self.trace.duration_s
+        laps = np.floor(u / tile)
+        idx = np.searchsorted(self.trace.arrival_s, u - laps * tile, side="left")
+        result: FloatArray = laps * cum[:, -1:] + cum[:, idx]
+        return result
+
+
+def load(trace: str) -> Trace:
     """A bundled trace by name or a file (formats: :mod:`heteroscale.traces`), with prefix hits.
 
     Raises ``ValueError``/``FileNotFoundError`` with the reason for an unusable trace.
@@ -62,7 +131,7 @@ def load(trace: str) -> Workload:
     last = float(raw.arrival[-1])
     # One mean inter-arrival gap past the last request, so tiling keeps the trace's rate.
     duration = last + last / max(n - 1, 1) if last > 0 else 1.0
-    return Workload(
+    return Trace(
         name=raw.name,
         arrival_s=raw.arrival.astype(np.float64),
         input_tokens=raw.input_tokens.astype(np.float64),
@@ -100,7 +169,7 @@ def diurnal_factor(t_s: FloatArray) -> FloatArray:
 
 
 def scale(
-    base: Workload,
+    base: Trace,
     *,
     hours: float,
     fleet_scale: float = 1.0,
@@ -113,40 +182,50 @@ def scale(
 
     ``time_scale`` > 1 compresses the trace in time (the same requests arrive ``time_scale`` times
     faster), < 1 stretches it. The (compressed) trace is tiled until ``hours`` are covered; every
-    tile after the first is rotated by a seeded random offset, so tiles are not copies of one another.
-    ``diurnal`` thins arrivals by :func:`diurnal_factor` (clock starting at ``start_hour``).
-    ``fleet_scale`` multiplies the load (see MAX_SUPERPOSED_COPIES for how).
+    tile of every copy except copy 0's first is rotated by a seeded random offset, so tiles and
+    copies are not copies of one another. ``diurnal`` varies the users online by
+    :func:`diurnal_factor` (clock starting at ``start_hour``). ``fleet_scale`` multiplies the load
+    as a superposition of independent user populations (see the module docstring).
     """
     if hours <= 0 or fleet_scale <= 0 or time_scale <= 0:
         raise ValueError("hours, fleet_scale and time_scale must be positive")
     rng = np.random.default_rng(seed)
     tile = base.duration_s / time_scale
+    trace = Trace(
+        name=base.name,
+        arrival_s=base.arrival_s / time_scale,
+        input_tokens=base.input_tokens,
+        output_tokens=base.output_tokens,
+        cached_tokens=base.cached_tokens,
+        duration_s=tile,
+    )
     horizon = hours * 3600.0
     tiles = math.ceil(horizon / tile)
-    copies = min(max(math.ceil(fleet_scale), 1), MAX_SUPERPOSED_COPIES)
-    parts_t, parts_i = [], []
-    index = np.arange(base.size)
-    for j in range(tiles):
-        for c in range(copies):
-            t = base.arrival_s / time_scale
-            if j > 0 or c > 0:
-                t = (t + rng.uniform(0.0, tile)) % tile
-            parts_t.append(t + j * tile)
-            parts_i.append(index)
-    t_all = np.concatenate(parts_t)
-    i_all = np.concatenate(parts_i)
+    offsets = rng.uniform(0.0, tile, (max(math.ceil(fleet_scale), 1), tiles))
+    offsets[0, 0] = 0.0
+    t_all = np.concatenate([(trace.arrival_s + offsets[0, j]) % tile + j * tile for j in range(tiles)])
+    i_all = np.tile(np.arange(trace.size), tiles)
     keep = t_all < horizon
-    if diurnal:
-        keep &= rng.random(t_all.size) < diurnal_factor(t_all + start_hour * 3600.0)
-    t_all, i_all = t_all[keep], i_all[keep]
-    order = np.argsort(t_all, kind="stable")
-    i_all = i_all[order]
+    order = np.argsort(t_all[keep], kind="stable")
+    t_all, i_all = t_all[keep][order], i_all[keep][order]
     return Workload(
         name=base.name,
-        arrival_s=t_all[order],
+        trace=trace,
+        duration_s=horizon,
+        fleet_scale=fleet_scale,
+        offsets_s=offsets,
+        diurnal=diurnal,
+        start_hour=start_hour,
+        arrival_s=t_all,
         input_tokens=base.input_tokens[i_all],
         output_tokens=base.output_tokens[i_all],
         cached_tokens=base.cached_tokens[i_all],
-        duration_s=horizon,
-        weight=base.weight * fleet_scale / copies,
+        weight=_population(fleet_scale, diurnal, start_hour, t_all),
     )
+
+
+def _population(fleet_scale: float, diurnal: bool, start_hour: float, t_s: FloatArray) -> FloatArray:
+    if not diurnal:
+        return np.full(np.shape(t_s), fleet_scale)
+    result: FloatArray = fleet_scale * diurnal_factor(t_s + start_hour * 3600.0)
+    return result

@@ -14,7 +14,7 @@ from heteroscale.simulate.service import Slo, derive
 from heteroscale.simulate.study import POLICIES, run_study
 
 #: Load multiplier that puts the azure-conv day's static peak near 1,000 instances.
-FLEET_SCALE = 240.0
+FLEET_SCALE = 295.0
 
 
 def main() -> None:
