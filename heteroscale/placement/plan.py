@@ -42,8 +42,9 @@ from dataclasses import dataclass, field
 from heteroscale.api.enums import Reason, Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus
-from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex, Rank
+from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex
 from heteroscale.placement.inventory import Inventory
+from heteroscale.placement.order import Rank
 
 
 @dataclass(frozen=True)
@@ -277,19 +278,18 @@ class _Planner:
             for follow_t in follow_types:
                 types = {self.lead: lead_t, self.follow: follow_t}
                 best: tuple[tuple[Rank, bool, int, str], _Group, int] | None = None
-                for domain in self.index.domains(lead_t):
-                    if self.target[self.follow] and not self.index.nodes_available(domain, follow_t):
-                        continue
+                beside = follow_t if self.target[self.follow] else None
+                for bound in self.index.candidates(lead_t, self.gpus[self.lead], ceiling, beside):
+                    # Keys come no lower than their bounds, which come in increasing order.
+                    if best is not None and bound >= best[0]:
+                        break
+                    domain = bound[-1]
                     candidate = _Group(gid, domain, dict(types), dict(no_bound), dict(no_bound))
                     lead = self.max_lead(candidate, ceiling)
                     if lead <= 0:
                         continue
                     lead_slots = sum(self.index.slots(domain, lead_t, self.gpus[self.lead]))
                     fit = (lead < ceiling, lead_slots - lead if lead == ceiling else -lead)
-                    # The pool's lowest rank bounds the rank; a bound no better than the best so far
-                    # (domains come in name order, so ties lose too) skips the rank computation.
-                    if best is not None and (self.index.ranks(domain, lead_t)[0], *fit) >= best[0][:3]:
-                        continue
                     key = (self.touched_rank(candidate, lead), *fit, domain)
                     if best is None or key < best[0]:
                         best = (key, candidate, lead)
@@ -319,13 +319,50 @@ class _Planner:
         lead, follow = self.lead, self.follow
         groups = self.existing()
         used = {g.gid for g in groups}
-        excess = sum(g.count[lead] for g in groups) - self.target[lead]
-        for group in sorted(groups, key=lambda g: (tuple(-r for r in self.rank(g)), g.count[lead], len(g.gid), g.gid)):
-            cut = min(max(excess, 0), group.count[lead])
-            group.count[lead] -= cut
-            excess -= cut
-        groups = [g for g in groups if g.count[lead] > 0]
+        groups, follower = self.place(self.scale_in(groups, used), used)
+        for group in groups:
+            group.reserved = {Role.PREFILL: 0, Role.DECODE: 0}
+            self.reserve(group, {lead: group.count[lead], follow: follower[group.gid]})
+        return self.result([g for g in groups if g.count[lead] > 0])
 
+    def scale_in(self, groups: list[_Group], used: set[str]) -> list[_Group]:
+        """Cut the lead role down to its target: groups on premium (then slow) resources first,
+        smaller groups first. A cut is taken only if the cycle still places every instance: the
+        follower instances of a removed group must move to the remaining groups, and when those
+        have no room for them the cut would lose instances that a different cut keeps (e.g. a
+        group holding lead instances without its follower share, next to a full pool). Only the
+        excess no cut can shed that way is cut in plain preference order."""
+        lead = self.lead
+        excess = sum(g.count[lead] for g in groups) - self.target[lead]
+        if excess <= 0:
+            return groups
+        order = sorted(groups, key=lambda g: (tuple(-r for r in self.rank(g)), g.count[lead], len(g.gid), g.gid))
+        for checked in (True, False):
+            for group in order:
+                cut = min(excess, group.count[lead])
+                if cut <= 0:
+                    continue
+                group.count[lead] -= cut
+                if checked and not self.complete(*self.place(groups, used)):
+                    group.count[lead] += cut
+                    continue
+                excess -= cut
+        return [g for g in groups if g.count[lead] > 0]
+
+    def complete(self, groups: list[_Group], follower: dict[str, int]) -> bool:
+        """Whether a placement holds both roles' targets in full."""
+        placed = {self.lead: sum(g.count[self.lead] for g in groups), self.follow: sum(follower.values())}
+        return all(placed[role] >= self.target[role] for role in Role)
+
+    def place(self, kept: list[_Group], used: set[str]) -> tuple[list[_Group], dict[str, int]]:
+        """Keep, grow, then create groups for the lead target and apportion the follower; returns
+        the groups (copies: ``kept`` and ``used`` are left alone, the index is rolled back) and
+        the follower instances per group."""
+        lead, follow = self.lead, self.follow
+        groups = [
+            _Group(g.gid, g.domain, dict(g.types), dict(g.count), dict(g.bound)) for g in kept if g.count[lead] > 0
+        ]
+        taken = set(used)
         mark = self.index.mark()
         by_rank = sorted(groups, key=lambda g: (self.rank(g), len(g.gid), g.gid))
         for group in by_rank:
@@ -339,19 +376,15 @@ class _Planner:
                 self.reserve(group, {lead: grow, follow: self.need(follow, grow)})
         groups = [g for g in groups if g.count[lead] > 0]
         while left > 0:
-            created = self.new_group(left, used)
+            created = self.new_group(left, taken)
             if created is None:
                 break
-            used.add(created.gid)
+            taken.add(created.gid)
             groups.append(created)
             left -= created.count[lead]
-
         follower = self.apportion(groups)
         self.index.rollback(mark)
-        for group in groups:
-            group.reserved = {Role.PREFILL: 0, Role.DECODE: 0}
-            self.reserve(group, {lead: group.count[lead], follow: follower[group.gid]})
-        return self.result([g for g in groups if g.count[lead] > 0])
+        return groups, follower
 
     def result(self, groups: list[_Group]) -> Plan:
         planned = [
