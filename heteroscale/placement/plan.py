@@ -316,26 +316,23 @@ class _Planner:
         return result
 
     def run(self) -> Plan:
-        lead, follow = self.lead, self.follow
         groups = self.existing()
         used = {g.gid for g in groups}
-        groups, follower = self.place(self.scale_in(groups, used), used)
-        for group in groups:
-            group.reserved = {Role.PREFILL: 0, Role.DECODE: 0}
-            self.reserve(group, {lead: group.count[lead], follow: follower[group.gid]})
-        return self.result([g for g in groups if g.count[lead] > 0])
+        return self.result(self.place(self.scale_in(groups, used), used, commit=True))
 
     def scale_in(self, groups: list[_Group], used: set[str]) -> list[_Group]:
         """Cut the lead role down to its target: groups on premium (then slow) resources first,
-        smaller groups first. A cut is taken only if the cycle still places every instance: the
-        follower instances of a removed group must move to the remaining groups, and when those
-        have no room for them the cut would lose instances that a different cut keeps (e.g. a
-        group holding lead instances without its follower share, next to a full pool). Only the
-        excess no cut can shed that way is cut in plain preference order."""
+        smaller groups first. A cut is taken only if the cycle still places as much of each role
+        as it would without cutting (up to the targets): the follower instances of a removed
+        group must move to the remaining groups, and when those have no room for them (e.g. a
+        group holding lead instances without its follower share, next to a full pool) the cut
+        loses instances that a different cut keeps. Excess no such cut sheds is cut in plain
+        preference order."""
         lead = self.lead
         excess = sum(g.count[lead] for g in groups) - self.target[lead]
         if excess <= 0:
             return groups
+        keeps = {role: min(self.target[role], n) for role, n in self.placed(groups, used).items()}
         order = sorted(groups, key=lambda g: (tuple(-r for r in self.rank(g)), g.count[lead], len(g.gid), g.gid))
         for checked in (True, False):
             for group in order:
@@ -343,21 +340,21 @@ class _Planner:
                 if cut <= 0:
                     continue
                 group.count[lead] -= cut
-                if checked and not self.complete(*self.place(groups, used)):
+                if checked and any(n < keeps[role] for role, n in self.placed(groups, used).items()):
                     group.count[lead] += cut
                     continue
                 excess -= cut
         return [g for g in groups if g.count[lead] > 0]
 
-    def complete(self, groups: list[_Group], follower: dict[str, int]) -> bool:
-        """Whether a placement holds both roles' targets in full."""
-        placed = {self.lead: sum(g.count[self.lead] for g in groups), self.follow: sum(follower.values())}
-        return all(placed[role] >= self.target[role] for role in Role)
+    def placed(self, groups: list[_Group], used: set[str]) -> dict[Role, int]:
+        """Instances per role the rest of the cycle would place for these groups (a trial)."""
+        planned = self.place(groups, used, commit=False)
+        return {role: sum(g.count[role] for g in planned) for role in Role}
 
-    def place(self, kept: list[_Group], used: set[str]) -> tuple[list[_Group], dict[str, int]]:
-        """Keep, grow, then create groups for the lead target and apportion the follower; returns
-        the groups (copies: ``kept`` and ``used`` are left alone, the index is rolled back) and
-        the follower instances per group."""
+    def place(self, kept: list[_Group], used: set[str], *, commit: bool) -> list[_Group]:
+        """Keep, grow, then create groups for the lead target, apportion the follower, and
+        reserve it all; returns the groups. ``kept`` and ``used`` are left alone (the groups are
+        copies), and without ``commit`` so is the index."""
         lead, follow = self.lead, self.follow
         groups = [
             _Group(g.gid, g.domain, dict(g.types), dict(g.count), dict(g.bound)) for g in kept if g.count[lead] > 0
@@ -384,7 +381,12 @@ class _Planner:
             left -= created.count[lead]
         follower = self.apportion(groups)
         self.index.rollback(mark)
-        return groups, follower
+        for group in groups:
+            group.reserved = {Role.PREFILL: 0, Role.DECODE: 0}
+            self.reserve(group, {lead: group.count[lead], follow: follower[group.gid]})
+        if not commit:
+            self.index.rollback(mark)
+        return [g for g in groups if g.count[lead] > 0]
 
     def result(self, groups: list[_Group]) -> Plan:
         planned = [
