@@ -16,8 +16,9 @@ in ``spec.priority`` order (highest first) over one shared capacity index:
 1. The *lead* role is decode (prefill when the decode target is 0); the other role *follows*
    with ``ceil(lead * target_follow / target_lead)`` instances per group.
 2. Scale-in of the lead role shrinks groups on premium (then slow) resources first, smaller
-   groups first, so groups empty and are removed. Freed GPUs are not reused in the same cycle:
-   the next cycle's inventory shows them.
+   groups first, so groups empty and are removed; a cut that would make the rest of the cycle
+   place less of either role is passed over for the next group. Freed GPUs are not reused in
+   the same cycle: the next cycle's inventory shows them.
 3. Kept groups reserve what their pods not yet bound to nodes need; a group that no longer fits
    keeps what fits and the rest is placed elsewhere.
 4. Existing groups grow before new groups are created.
