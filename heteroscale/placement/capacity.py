@@ -16,13 +16,13 @@ empty ones and large holes stay available (the kube-scheduler does the same with
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from heteroscale.placement.inventory import Inventory
+from heteroscale.placement.order import Bound, DomainOrder, Rank
 from heteroscale.placement.topology import colocation_domain, premium_levels
 
-#: (uses slow nodes, premium level): lower is cheaper to give away.
-Rank = tuple[int, int]
 PoolKey = tuple[str, str]
 LOWEST_RANK: Rank = (0, 0)
 
@@ -57,6 +57,8 @@ class CapacityIndex:
         self._domains = dict(by_type)
         self._undo: list[tuple[PoolKey, dict[int, int], int, int]] = []
         self._slots: dict[PoolKey, dict[int, tuple[int, ...]]] = {}
+        self._orders: dict[tuple[str, int, str | None], DomainOrder] = {}
+        self._watching: defaultdict[str, list[DomainOrder]] = defaultdict(list)
 
     def domains(self, gpu_type: str) -> list[str]:
         """Domains with schedulable nodes of this GPU type, sorted by name."""
@@ -92,6 +94,23 @@ class CapacityIndex:
                 return rank
         return None
 
+    def candidates(self, gpu_type: str, gpus: int, ceiling: int, beside: str | None) -> Iterator[Bound]:
+        """Domains with a free slot for ``gpus`` GPUs of ``gpu_type`` (and schedulable nodes of
+        type ``beside`` too, unless None) by increasing lower bound of their new-group key for
+        ``ceiling`` instances (see :class:`~heteroscale.placement.order.DomainOrder`)."""
+        order = self._orders.get((gpu_type, gpus, beside))
+        if order is None:
+            domains = [d for d in self.domains(gpu_type) if beside is None or self.nodes_available(d, beside)]
+
+            def measure(domain: str) -> tuple[Rank, int]:
+                slots = self.slots(domain, gpu_type, gpus)
+                first = next((r for r, s in zip(self.ranks(domain, gpu_type), slots, strict=True) if s), LOWEST_RANK)
+                return first, sum(slots)
+
+            order = self._orders[(gpu_type, gpus, beside)] = DomainOrder(domains, measure)
+            self._watching[gpu_type].append(order)
+        return order.candidates(ceiling)
+
     def take(self, domain: str, gpu_type: str, gpus: int, instances: int) -> int:
         """Reserve up to ``instances`` of ``gpus`` GPUs, best fit; returns how many were reserved."""
         key = (domain, gpu_type)
@@ -115,7 +134,12 @@ class CapacityIndex:
             old = free.get(bin_, 0)
             self._undo.append((key, free, bin_, old))
             free[bin_] = old + delta
+        self._changed(key)
+
+    def _changed(self, key: PoolKey) -> None:
         self._slots.pop(key, None)
+        for order in self._watching.get(key[1], ()):
+            order.invalidate(key[0])
 
     def mark(self) -> int:
         """A point to :meth:`rollback` to."""
@@ -126,4 +150,4 @@ class CapacityIndex:
         while len(self._undo) > mark:
             key, free, bin_, old = self._undo.pop()
             free[bin_] = old
-            self._slots.pop(key, None)
+            self._changed(key)

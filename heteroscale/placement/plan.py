@@ -16,8 +16,9 @@ in ``spec.priority`` order (highest first) over one shared capacity index:
 1. The *lead* role is decode (prefill when the decode target is 0); the other role *follows*
    with ``ceil(lead * target_follow / target_lead)`` instances per group.
 2. Scale-in of the lead role shrinks groups on premium (then slow) resources first, smaller
-   groups first, so groups empty and are removed. Freed GPUs are not reused in the same cycle:
-   the next cycle's inventory shows them.
+   groups first, so groups empty and are removed; a cut that would make the rest of the cycle
+   place less of either role is passed over for the next group. Freed GPUs are not reused in
+   the same cycle: the next cycle's inventory shows them.
 3. Kept groups reserve what their pods not yet bound to nodes need; a group that no longer fits
    keeps what fits and the rest is placed elsewhere.
 4. Existing groups grow before new groups are created.
@@ -42,8 +43,9 @@ from dataclasses import dataclass, field
 from heteroscale.api.enums import Reason, Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus
-from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex, Rank
+from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex
 from heteroscale.placement.inventory import Inventory
+from heteroscale.placement.order import Rank
 
 
 @dataclass(frozen=True)
@@ -277,19 +279,18 @@ class _Planner:
             for follow_t in follow_types:
                 types = {self.lead: lead_t, self.follow: follow_t}
                 best: tuple[tuple[Rank, bool, int, str], _Group, int] | None = None
-                for domain in self.index.domains(lead_t):
-                    if self.target[self.follow] and not self.index.nodes_available(domain, follow_t):
-                        continue
+                beside = follow_t if self.target[self.follow] else None
+                for bound in self.index.candidates(lead_t, self.gpus[self.lead], ceiling, beside):
+                    # Keys come no lower than their bounds, which come in increasing order.
+                    if best is not None and bound >= best[0]:
+                        break
+                    domain = bound[-1]
                     candidate = _Group(gid, domain, dict(types), dict(no_bound), dict(no_bound))
                     lead = self.max_lead(candidate, ceiling)
                     if lead <= 0:
                         continue
                     lead_slots = sum(self.index.slots(domain, lead_t, self.gpus[self.lead]))
                     fit = (lead < ceiling, lead_slots - lead if lead == ceiling else -lead)
-                    # The pool's lowest rank bounds the rank; a bound no better than the best so far
-                    # (domains come in name order, so ties lose too) skips the rank computation.
-                    if best is not None and (self.index.ranks(domain, lead_t)[0], *fit) >= best[0][:3]:
-                        continue
                     key = (self.touched_rank(candidate, lead), *fit, domain)
                     if best is None or key < best[0]:
                         best = (key, candidate, lead)
@@ -316,16 +317,50 @@ class _Planner:
         return result
 
     def run(self) -> Plan:
-        lead, follow = self.lead, self.follow
         groups = self.existing()
         used = {g.gid for g in groups}
-        excess = sum(g.count[lead] for g in groups) - self.target[lead]
-        for group in sorted(groups, key=lambda g: (tuple(-r for r in self.rank(g)), g.count[lead], len(g.gid), g.gid)):
-            cut = min(max(excess, 0), group.count[lead])
-            group.count[lead] -= cut
-            excess -= cut
-        groups = [g for g in groups if g.count[lead] > 0]
+        return self.result(self.place(self.scale_in(groups, used), used, commit=True))
 
+    def scale_in(self, groups: list[_Group], used: set[str]) -> list[_Group]:
+        """Cut the lead role down to its target: groups on premium (then slow) resources first,
+        smaller groups first. A cut is taken only if the cycle still places as much of each role
+        as it would without cutting (up to the targets): the follower instances of a removed
+        group must move to the remaining groups, and when those have no room for them (e.g. a
+        group holding lead instances without its follower share, next to a full pool) the cut
+        loses instances that a different cut keeps. Excess no such cut sheds is cut in plain
+        preference order."""
+        lead = self.lead
+        excess = sum(g.count[lead] for g in groups) - self.target[lead]
+        if excess <= 0:
+            return groups
+        keeps = {role: min(self.target[role], n) for role, n in self.placed(groups, used).items()}
+        order = sorted(groups, key=lambda g: (tuple(-r for r in self.rank(g)), g.count[lead], len(g.gid), g.gid))
+        for checked in (True, False):
+            for group in order:
+                cut = min(excess, group.count[lead])
+                if cut <= 0:
+                    continue
+                group.count[lead] -= cut
+                if checked and any(n < keeps[role] for role, n in self.placed(groups, used).items()):
+                    group.count[lead] += cut
+                    continue
+                excess -= cut
+        return [g for g in groups if g.count[lead] > 0]
+
+    def placed(self, groups: list[_Group], used: set[str]) -> dict[Role, int]:
+        """Instances per role the rest of the cycle would place for these groups (a trial)."""
+        planned = self.place(groups, used, commit=False)
+        return {role: sum(g.count[role] for g in planned) for role in Role}
+
+    def place(self, kept: list[_Group], used: set[str], *, commit: bool) -> list[_Group]:
+        """Keep, grow, then create groups for the lead target, apportion the follower, and
+        reserve it all; returns the groups. ``kept`` and ``used`` are left alone (the groups are
+        copies), and without ``commit`` so is the index."""
+        lead, follow = self.lead, self.follow
+        groups = [
+            _Group(g.gid, g.domain, dict(g.types), dict(g.count), dict(g.bound)) for g in kept if g.count[lead] > 0
+        ]
+        taken = set(used)
         mark = self.index.mark()
         by_rank = sorted(groups, key=lambda g: (self.rank(g), len(g.gid), g.gid))
         for group in by_rank:
@@ -339,19 +374,20 @@ class _Planner:
                 self.reserve(group, {lead: grow, follow: self.need(follow, grow)})
         groups = [g for g in groups if g.count[lead] > 0]
         while left > 0:
-            created = self.new_group(left, used)
+            created = self.new_group(left, taken)
             if created is None:
                 break
-            used.add(created.gid)
+            taken.add(created.gid)
             groups.append(created)
             left -= created.count[lead]
-
         follower = self.apportion(groups)
         self.index.rollback(mark)
         for group in groups:
             group.reserved = {Role.PREFILL: 0, Role.DECODE: 0}
             self.reserve(group, {lead: group.count[lead], follow: follower[group.gid]})
-        return self.result([g for g in groups if g.count[lead] > 0])
+        if not commit:
+            self.index.rollback(mark)
+        return [g for g in groups if g.count[lead] > 0]
 
     def result(self, groups: list[_Group]) -> Plan:
         planned = [

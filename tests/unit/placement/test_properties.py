@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -133,11 +132,6 @@ def test_capacity_domain_ratio_and_accounting(cluster: tuple[list[Any], list[Any
     assert plan_many(inventory, reqs) == plans, "same input, same plan"
 
 
-@pytest.mark.xfail(
-    reason="known bug: scale-in after a scale-out can lose an instance when the follower share moves "
-    "to a group without room (found by this property; fix pending)",
-    strict=False,
-)
 @settings(max_examples=60, deadline=None)
 @given(clusters(), requests(), st.integers(1, 20))
 def test_scale_out_then_in_returns_to_the_same_size(
@@ -153,10 +147,14 @@ def test_scale_out_then_in_returns_to_the_same_size(
     grow = PlanRequest(request.name, request.spec, bigger, _as_status(first), "serving")
     out = plan_many(inventory_from_k8s(nodes, pods, topology), [grow])[0]
     pods = _bind(nodes, pods, out)
-    back = RoleTargets(first.replicas(Role.PREFILL), decode)
-    shrink = PlanRequest(request.name, request.spec, back, _as_status(out), "serving")
+    # Back to the first targets, not to the first plan's sizes: when the cluster was too full for
+    # the first plan, those break the ratio, which targets from the policy never do. Then the
+    # instances bound since may pack better than the first plan did, so "same size" is "no
+    # smaller"; with a complete first plan, placed + unschedulable = target makes it equal.
+    shrink = PlanRequest(request.name, request.spec, request.targets, _as_status(out), "serving")
     again = plan_many(inventory_from_k8s(nodes, pods, topology), [shrink])[0]
-    assert again.replicas(Role.DECODE) == first.replicas(Role.DECODE)
-    assert again.replicas(Role.PREFILL) == first.replicas(Role.PREFILL)
-    assert not again.unschedulable
+    for role in Role:
+        assert again.replicas(role) >= first.replicas(role)
+    if not first.unschedulable:
+        assert not again.unschedulable
     _check_groups(shrink, again)
