@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from heteroscale.placement.inventory import Inventory
-from heteroscale.placement.order import Bound, DomainOrder, Rank
+from heteroscale.placement.order import Bound, DomainOrder, Measure, Rank
 from heteroscale.placement.tolerations import Taint, View, admits
 from heteroscale.placement.topology import levels, path_domain, premium_by_path
 
@@ -50,11 +50,16 @@ class _Class(NamedTuple):
     buckets: tuple[_Bucket, ...]
 
 
+#: A view as :meth:`CapacityIndex.intern` numbers it: views key every cache, and hashing an int
+#: is much cheaper than hashing a tuple of tolerations.
+ViewId = int
+
+
 class Need(NamedTuple):
     """Instances of ``gpus`` GPUs of ``gpu_type``, for a role that tolerates ``view``."""
 
     gpu_type: str
-    view: View
+    view: ViewIdId
     gpus: int
 
 
@@ -81,21 +86,27 @@ class CapacityIndex:
             bucket.nodes += count
             bucket.free[free] = bucket.free.get(free, 0) + count
         self._pools = {key: list(buckets.values()) for key, buckets in pools.items()}
-        self._views: dict[tuple[PoolKey, View], tuple[_Class, ...]] = {}
-        self._domains: dict[tuple[str, View], list[str]] = {}
+        self._view_ids: dict[View, ViewId] = {}
+        self._views: dict[tuple[PoolKey, ViewId], tuple[_Class, ...]] = {}
+        self._domains: dict[tuple[str, ViewId], list[str]] = {}
         self._undo: list[tuple[PoolKey, dict[int, int], int, int]] = []
-        self._slots: dict[PoolKey, dict[tuple[View, int], tuple[int, ...]]] = {}
+        self._slots: dict[PoolKey, dict[tuple[ViewId, int], tuple[int, ...]]] = {}
         self._orders: dict[tuple[Need, Need | None, int], DomainOrder] = {}
         self._watching: defaultdict[str, list[DomainOrder]] = defaultdict(list)
 
-    def _view(self, key: PoolKey, view: View) -> tuple[_Class, ...]:
+    def intern(self, view: ViewId) -> ViewId:
+        """The number the other methods know ``view`` by."""
+        return self._view_ids.setdefault(view, len(self._view_ids))
+
+    def _view(self, key: PoolKey, view: ViewIdId) -> tuple[_Class, ...]:
         """The pool's buckets ``view`` may use, by rank (fixed for the cycle: only their
         histograms change)."""
         found = self._views.get((key, view))
         if found is None:
+            tolerations = next(v for v, i in self._view_ids.items() if i == view)
             ranked: defaultdict[Rank, list[_Bucket]] = defaultdict(list)
             for bucket in self._pools.get(key, ()):
-                usable, soft = admits(view, bucket.taints)
+                usable, soft = admits(tolerations, bucket.taints)
                 if usable:
                     ranked[(int(bucket.slow or soft), bucket.premium)].append(bucket)
             # Buckets of equal rank in taint order, so plans do not depend on node order.
@@ -103,7 +114,7 @@ class CapacityIndex:
             self._views[(key, view)] = found
         return found
 
-    def domains(self, gpu_type: str, view: View) -> list[str]:
+    def domains(self, gpu_type: str, view: ViewId) -> list[str]:
         """Domains with nodes of this GPU type the view may use, sorted by name."""
         found = self._domains.get((gpu_type, view))
         if found is None:
@@ -112,14 +123,14 @@ class CapacityIndex:
             )
         return found
 
-    def nodes_available(self, domain: str, gpu_type: str, view: View) -> int:
+    def nodes_available(self, domain: str, gpu_type: str, view: ViewId) -> int:
         """Schedulable nodes of this type in this domain the view may use (free or not)."""
         return sum(b.nodes for c in self._view((domain, gpu_type), view) for b in c.buckets)
 
-    def ranks(self, domain: str, gpu_type: str, view: View) -> tuple[Rank, ...]:
+    def ranks(self, domain: str, gpu_type: str, view: ViewId) -> tuple[Rank, ...]:
         return tuple(c.rank for c in self._view((domain, gpu_type), view))
 
-    def slots(self, domain: str, gpu_type: str, view: View, gpus: int) -> tuple[int, ...]:
+    def slots(self, domain: str, gpu_type: str, view: ViewId, gpus: int) -> tuple[int, ...]:
         """Instances of ``gpus`` GPUs that still fit, per rank in rank order."""
         key = (domain, gpu_type)
         cached = self._slots.setdefault(key, {})
@@ -132,7 +143,7 @@ class CapacityIndex:
             cached[(view, gpus)] = found
         return found
 
-    def rank_for(self, domain: str, gpu_type: str, view: View, gpus: int, instances: int) -> Rank | None:
+    def rank_for(self, domain: str, gpu_type: str, view: ViewId, gpus: int, instances: int) -> Rank | None:
         """The highest rank a reservation of ``instances`` would touch; None if they do not fit."""
         if instances <= 0:
             return LOWEST_RANK
@@ -151,17 +162,17 @@ class CapacityIndex:
         ranks = self.ranks(domain, need.gpu_type, need.view)
         return next((r for r, s in zip(ranks, slots, strict=True) if s), LOWEST_RANK), sum(slots)
 
-    def candidates(self, lead: Need, follow: Need | None, per_follower: int, ceiling: int) -> Iterator[Bound]:
+    def candidates(self, lead: Need, follow: Need | None, ratio: tuple[int, int], ceiling: int) -> Iterator[Bound]:
         """Domains that may take a new group, by increasing lower bound of its key for
         ``ceiling`` lead instances (see :class:`~heteroscale.placement.order.DomainOrder`).
 
-        ``follow`` is the other role (None when it has no target); ``per_follower`` is a power
-        of two no smaller than lead instances per follower instance in the ratio, so a group of
-        ``L`` lead instances needs at least ``L // per_follower`` followers. Domains need usable
-        nodes for both roles. The bound of the lead instances a group can take counts the
-        follower: with their own pool, at most ``(follower slots + 1) * per_follower - 1``;
-        sharing the lead's pool, no more than its free GPUs hold with the follower share."""
-        order_key = (lead, follow, per_follower)
+        ``follow`` is the other role (None when it has no target). ``ratio`` is ``(a, b)`` with
+        at most ``a / b`` lead instances per follower instance in the targets, so a group of
+        ``L`` lead instances needs at least ``L * b // a`` followers. Domains need usable nodes
+        for both roles. The bound of the lead instances a group can take counts the follower:
+        with their own pool, less than ``(follower slots + 1) * a / b``; sharing the lead's
+        pool, no more than its free GPUs hold with the follower share."""
+        order_key = (lead, follow, ratio)
         order = self._orders.get(order_key)
         if order is None:
             domains = [
@@ -169,23 +180,29 @@ class CapacityIndex:
                 for d in self.domains(lead.gpu_type, lead.view)
                 if follow is None or self.nodes_available(d, follow.gpu_type, follow.view)
             ]
+            a, b = ratio
 
-            def measure(domain: str) -> tuple[Rank, int]:
+            def measure(domain: str) -> Measure:
                 first, slots = self._first(domain, lead)
                 if follow is None:
-                    return first, slots
+                    return Measure(first, slots, slots)
                 if follow.gpu_type == lead.gpu_type:
                     if follow.view != lead.view:
-                        return first, slots
+                        return Measure(first, slots, slots)
                     gpus = sum(self.slots(domain, lead.gpu_type, lead.view, 1))
-                    # The most L with L * lead GPUs + (L // per_follower) * follower GPUs <= gpus.
-                    per_block = per_follower * lead.gpus + follow.gpus
-                    blocks, rest = divmod(gpus, per_block)
-                    return first, min(slots, blocks * per_follower + min(per_follower - 1, rest // lead.gpus))
+                    # The most L with L * lead GPUs + (L * b // a) * follower GPUs <= gpus.
+                    lo, hi = 0, slots
+                    while lo < hi:
+                        mid = (lo + hi + 1) // 2
+                        if mid * lead.gpus + mid * b // a * follow.gpus <= gpus:
+                            lo = mid
+                        else:
+                            hi = mid - 1
+                    return Measure(first, lo, slots)
                 follow_first, follow_slots = self._first(domain, follow)
                 # With a follower for every lead instance, the follower's first rank is touched too.
-                rank = max(first, follow_first) if per_follower == 1 else first
-                return rank, min(slots, (follow_slots + 1) * per_follower - 1)
+                rank = max(first, follow_first) if b >= a else first
+                return Measure(rank, min(slots, -(-(follow_slots + 1) * a // b) - 1), slots)
 
             order = self._orders[order_key] = DomainOrder(domains, measure)
             self._watching[lead.gpu_type].append(order)
@@ -193,7 +210,7 @@ class CapacityIndex:
                 self._watching[follow.gpu_type].append(order)
         return order.candidates(ceiling)
 
-    def take(self, domain: str, gpu_type: str, view: View, gpus: int, instances: int) -> int:
+    def take(self, domain: str, gpu_type: str, view: ViewId, gpus: int, instances: int) -> int:
         """Reserve up to ``instances`` of ``gpus`` GPUs, best fit; returns how many were reserved."""
         key = (domain, gpu_type)
         left = instances

@@ -142,7 +142,7 @@ class _Planner:
         self.types = {role: roles[role].gpu_types for role in Role}
         self.gpus = {role: roles[role].gpus_per_instance for role in Role}
         # Each role sees the nodes its own template tolerates.
-        self.view = {role: role_view(roles[role].template, spec.topology.gpu_resource) for role in Role}
+        self.view = {role: index.intern(role_view(roles[role].template, spec.topology.gpu_resource)) for role in Role}
 
     def need(self, role: Role, lead: int, *, at_least: bool = False) -> int:
         """Instances of ``role`` a group with ``lead`` lead instances wants: for the follower the
@@ -284,14 +284,16 @@ class _Planner:
                 group.types.setdefault(role, (present or self.types[role])[0])
         return sorted(by_gid.values(), key=lambda g: (len(g.gid), g.gid))
 
-    def per_follower(self) -> int:
-        """A power of two no smaller than lead instances per follower instance (1 without a
-        follower target): few distinct values, so requests share the capacity index's domain
-        orders, and a group of ``L`` lead instances needs at least ``L // per_follower`` followers."""
+    def ratio_class(self) -> tuple[int, int]:
+        """``(a, b)``: at most ``a / b`` lead instances per follower instance, with ``a`` or
+        ``b`` equal to 1, rounded so that few values occur and requests share the capacity
+        index's domain orders; ``(1, 0)`` without a follower target."""
         t_lead, t_follow = self.target[self.lead], self.target[self.follow]
         if not t_follow:
-            return 1
-        return 1 << (-(-t_lead // t_follow) - 1).bit_length()
+            return 1, 0
+        if t_follow > t_lead:
+            return 1, t_follow // t_lead
+        return -(-t_lead // t_follow), 1
 
     def new_group(self, ceiling: int, used: set[str]) -> _Group | None:
         """The best new group for up to ``ceiling`` lead instances, or None if none fits."""
@@ -306,7 +308,7 @@ class _Planner:
                 follow_need = (
                     Need(follow_t, self.view[self.follow], self.gpus[self.follow]) if self.target[self.follow] else None
                 )
-                for bound in self.index.candidates(lead_need, follow_need, self.per_follower(), ceiling):
+                for bound in self.index.candidates(lead_need, follow_need, self.ratio_class(), ceiling):
                     # Keys come no lower than their bounds, which come in increasing order.
                     if best is not None and bound >= best[0]:
                         break
