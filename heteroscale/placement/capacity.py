@@ -59,7 +59,7 @@ class Need(NamedTuple):
     """Instances of ``gpus`` GPUs of ``gpu_type``, for a role that tolerates ``view``."""
 
     gpu_type: str
-    view: ViewIdId
+    view: ViewId
     gpus: int
 
 
@@ -91,14 +91,14 @@ class CapacityIndex:
         self._domains: dict[tuple[str, ViewId], list[str]] = {}
         self._undo: list[tuple[PoolKey, dict[int, int], int, int]] = []
         self._slots: dict[PoolKey, dict[tuple[ViewId, int], tuple[int, ...]]] = {}
-        self._orders: dict[tuple[Need, Need | None, int], DomainOrder] = {}
+        self._orders: dict[tuple[Need, Need | None, tuple[int, int]], DomainOrder] = {}
         self._watching: defaultdict[str, list[DomainOrder]] = defaultdict(list)
 
-    def intern(self, view: ViewId) -> ViewId:
+    def intern(self, view: View) -> ViewId:
         """The number the other methods know ``view`` by."""
         return self._view_ids.setdefault(view, len(self._view_ids))
 
-    def _view(self, key: PoolKey, view: ViewIdId) -> tuple[_Class, ...]:
+    def _view(self, key: PoolKey, view: ViewId) -> tuple[_Class, ...]:
         """The pool's buckets ``view`` may use, by rank (fixed for the cycle: only their
         histograms change)."""
         found = self._views.get((key, view))

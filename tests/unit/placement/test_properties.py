@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -136,6 +135,7 @@ def _bind(
     for p in pods:
         free[p["spec"]["nodeName"]] -= int(p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
         bound[p["metadata"]["labels"].get(GROUP_LABEL, "")] += 1
+    tainted = {n["metadata"]["name"] for n in nodes if not _usable(n, [])}
     added = []
     for g in sorted(result.groups, key=lambda g: -g.gpus_per_instance):
         where = [
@@ -146,7 +146,10 @@ def _bind(
             and _usable(n, _tolerations(request, g.role))
         ]
         for i in range(g.replicas - bound[g.name]):
-            name = min((w for w in where if free[w] >= g.gpus_per_instance), key=lambda w: (free[w], w))
+            # Roles that may use tainted nodes go there first, leaving the others' nodes free.
+            name = min(
+                (w for w in where if free[w] >= g.gpus_per_instance), key=lambda w: (w not in tainted, free[w], w)
+            )
             free[name] -= g.gpus_per_instance
             added.append(pod(f"{g.name}-{bound[g.name] + i}", name, g.gpus_per_instance, labels={GROUP_LABEL: g.name}))
     return [*pods, *added]
