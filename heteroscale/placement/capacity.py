@@ -1,27 +1,34 @@
 """Free GPU capacity indexed by (colocation domain, GPU type), for planning without node scans.
 
-Nodes of one GPU type in one domain are kept as a few *buckets* by class rank ``(slow,
-premium)``; each bucket is a histogram ``free GPUs -> node count``. Instance slots for a role
-needing ``g`` GPUs are then ``sum(count * (free // g))`` over a handful of histogram bins, and a
-reservation moves whole histogram bins instead of visiting nodes. The index is built once per
-planning cycle and mutated as groups reserve capacity; :meth:`CapacityIndex.mark` and
+Nodes of one GPU type in one domain are kept as a few *buckets* by ``(slow, premium, taints)``;
+each bucket is a histogram ``free GPUs -> node count``. Instance slots for a role needing ``g``
+GPUs are then ``sum(count * (free // g))`` over a handful of histogram bins, and a reservation
+moves whole histogram bins instead of visiting nodes. The index is built once per planning
+cycle and mutated as groups reserve capacity; :meth:`CapacityIndex.mark` and
 :meth:`CapacityIndex.rollback` undo trial reservations.
 
-Reservations are best fit: the lowest rank bucket first (non-slow, least premium), and inside a
-bucket the nodes with the fewest free GPUs that still fit, so partly used nodes are filled before
-empty ones and large holes stay available (the kube-scheduler does the same with the
+Roles see the pool through a :data:`~heteroscale.placement.tolerations.View` (what their pod
+template tolerates): only the buckets whose hard taints they tolerate, ranked ``(slow or an
+untolerated PreferNoSchedule taint, premium)``. The buckets themselves are shared, so two roles
+with different views still never book the same GPUs twice.
+
+Reservations are best fit: the lowest rank first (non-slow, least premium), and inside a rank
+the nodes with the fewest free GPUs that still fit, so partly used nodes are filled before empty
+ones and large holes stay available (the kube-scheduler does the same with the
 ``MostAllocated`` scoring strategy).
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from heteroscale.placement.inventory import Inventory
-from heteroscale.placement.order import Bound, DomainOrder, Rank
-from heteroscale.placement.topology import colocation_domain, premium_levels
+from heteroscale.placement.order import Bound, DomainOrder, Measure, Rank
+from heteroscale.placement.tolerations import Taint, View, admits
+from heteroscale.placement.topology import levels, path_domain, premium_by_path
 
 PoolKey = tuple[str, str]
 LOWEST_RANK: Rank = (0, 0)
@@ -29,8 +36,31 @@ LOWEST_RANK: Rank = (0, 0)
 
 @dataclass
 class _Bucket:
-    rank: Rank
+    slow: bool
+    premium: int
+    taints: tuple[Taint, ...]
+    nodes: int = 0
     free: dict[int, int] = field(default_factory=dict)
+
+
+class _Class(NamedTuple):
+    """The buckets of one pool a view ranks equal."""
+
+    rank: Rank
+    buckets: tuple[_Bucket, ...]
+
+
+#: A view as :meth:`CapacityIndex.intern` numbers it: views key every cache, and hashing an int
+#: is much cheaper than hashing a tuple of tolerations.
+ViewId = int
+
+
+class Need(NamedTuple):
+    """Instances of ``gpus`` GPUs of ``gpu_type``, for a role that tolerates ``view``."""
+
+    gpu_type: str
+    view: ViewId
+    gpus: int
 
 
 class CapacityIndex:
@@ -38,94 +68,167 @@ class CapacityIndex:
 
     def __init__(self, inventory: Inventory) -> None:
         topology = inventory.topology
-        premium = premium_levels(inventory.nodes, topology)
-        buckets: defaultdict[PoolKey, dict[Rank, _Bucket]] = defaultdict(dict)
-        self._nodes: defaultdict[PoolKey, int] = defaultdict(int)
-        for node in inventory.nodes:
-            domain = colocation_domain(node, topology)
-            if domain is None or not node.schedulable:
+        premium = premium_by_path(inventory.nodes, topology)
+        depth = levels(topology)
+        # Count identical nodes first (C speed), then fill buckets once per distinct kind.
+        kinds = Counter(
+            (n.tiers[:depth], n.gpu_type, n.slow, n.taints, n.free) for n in inventory.nodes if n.schedulable
+        )
+        pools: defaultdict[PoolKey, dict[tuple[bool, int, tuple[Taint, ...]], _Bucket]] = defaultdict(dict)
+        for (path, gpu_type, slow, taints, free), count in kinds.items():
+            domain = path_domain(path, topology)
+            if domain is None:
                 continue
-            key = (domain, node.gpu_type)
-            self._nodes[key] += 1
-            rank = (int(node.slow), premium[node.name])
-            bucket = buckets[key].setdefault(rank, _Bucket(rank))
-            bucket.free[node.free] = bucket.free.get(node.free, 0) + 1
-        self._pools = {key: sorted(b.values(), key=lambda b: b.rank) for key, b in buckets.items()}
-        by_type: defaultdict[str, list[str]] = defaultdict(list)
-        for domain, gpu_type in sorted(self._pools):
-            by_type[gpu_type].append(domain)
-        self._domains = dict(by_type)
+            level = premium[path]
+            bucket = pools[(domain, gpu_type)].get((slow, level, taints))
+            if bucket is None:
+                bucket = pools[(domain, gpu_type)][(slow, level, taints)] = _Bucket(slow, level, taints)
+            bucket.nodes += count
+            bucket.free[free] = bucket.free.get(free, 0) + count
+        self._pools = {key: list(buckets.values()) for key, buckets in pools.items()}
+        self._view_ids: dict[View, ViewId] = {}
+        self._views: dict[tuple[PoolKey, ViewId], tuple[_Class, ...]] = {}
+        self._domains: dict[tuple[str, ViewId], list[str]] = {}
         self._undo: list[tuple[PoolKey, dict[int, int], int, int]] = []
-        self._slots: dict[PoolKey, dict[int, tuple[int, ...]]] = {}
-        self._orders: dict[tuple[str, int, str | None], DomainOrder] = {}
+        self._slots: dict[PoolKey, dict[tuple[ViewId, int], tuple[int, ...]]] = {}
+        self._orders: dict[tuple[Need, Need | None, tuple[int, int]], DomainOrder] = {}
         self._watching: defaultdict[str, list[DomainOrder]] = defaultdict(list)
 
-    def domains(self, gpu_type: str) -> list[str]:
-        """Domains with schedulable nodes of this GPU type, sorted by name."""
-        return self._domains.get(gpu_type, [])
+    def intern(self, view: View) -> ViewId:
+        """The number the other methods know ``view`` by."""
+        return self._view_ids.setdefault(view, len(self._view_ids))
 
-    def nodes_available(self, domain: str, gpu_type: str) -> int:
-        """Schedulable nodes of this type in this domain (free or not)."""
-        return self._nodes.get((domain, gpu_type), 0)
-
-    def ranks(self, domain: str, gpu_type: str) -> tuple[Rank, ...]:
-        return tuple(b.rank for b in self._pools.get((domain, gpu_type), ()))
-
-    def slots(self, domain: str, gpu_type: str, gpus: int) -> tuple[int, ...]:
-        """Instances of ``gpus`` GPUs that still fit, per bucket in rank order."""
-        key = (domain, gpu_type)
-        cached = self._slots.setdefault(key, {})
-        found = cached.get(gpus)
+    def _view(self, key: PoolKey, view: ViewId) -> tuple[_Class, ...]:
+        """The pool's buckets ``view`` may use, by rank (fixed for the cycle: only their
+        histograms change)."""
+        found = self._views.get((key, view))
         if found is None:
-            found = tuple(
-                sum(count * (free // gpus) for free, count in b.free.items()) for b in self._pools.get(key, ())
-            )
-            cached[gpus] = found
+            tolerations = next(v for v, i in self._view_ids.items() if i == view)
+            ranked: defaultdict[Rank, list[_Bucket]] = defaultdict(list)
+            for bucket in self._pools.get(key, ()):
+                usable, soft = admits(tolerations, bucket.taints)
+                if usable:
+                    ranked[(int(bucket.slow or soft), bucket.premium)].append(bucket)
+            # Buckets of equal rank in taint order, so plans do not depend on node order.
+            found = tuple(_Class(r, tuple(sorted(b, key=lambda b: b.taints))) for r, b in sorted(ranked.items()))
+            self._views[(key, view)] = found
         return found
 
-    def rank_for(self, domain: str, gpu_type: str, gpus: int, instances: int) -> Rank | None:
+    def domains(self, gpu_type: str, view: ViewId) -> list[str]:
+        """Domains with nodes of this GPU type the view may use, sorted by name."""
+        found = self._domains.get((gpu_type, view))
+        if found is None:
+            found = self._domains[(gpu_type, view)] = sorted(
+                d for d, t in self._pools if t == gpu_type and self._view((d, t), view)
+            )
+        return found
+
+    def nodes_available(self, domain: str, gpu_type: str, view: ViewId) -> int:
+        """Schedulable nodes of this type in this domain the view may use (free or not)."""
+        return sum(b.nodes for c in self._view((domain, gpu_type), view) for b in c.buckets)
+
+    def ranks(self, domain: str, gpu_type: str, view: ViewId) -> tuple[Rank, ...]:
+        return tuple(c.rank for c in self._view((domain, gpu_type), view))
+
+    def slots(self, domain: str, gpu_type: str, view: ViewId, gpus: int) -> tuple[int, ...]:
+        """Instances of ``gpus`` GPUs that still fit, per rank in rank order."""
+        key = (domain, gpu_type)
+        cached = self._slots.setdefault(key, {})
+        found = cached.get((view, gpus))
+        if found is None:
+            found = tuple(
+                sum(count * (free // gpus) for b in c.buckets for free, count in b.free.items())
+                for c in self._view(key, view)
+            )
+            cached[(view, gpus)] = found
+        return found
+
+    def rank_for(self, domain: str, gpu_type: str, view: ViewId, gpus: int, instances: int) -> Rank | None:
         """The highest rank a reservation of ``instances`` would touch; None if they do not fit."""
         if instances <= 0:
             return LOWEST_RANK
         total = 0
-        for rank, slots in zip(self.ranks(domain, gpu_type), self.slots(domain, gpu_type, gpus), strict=True):
+        for rank, slots in zip(
+            self.ranks(domain, gpu_type, view), self.slots(domain, gpu_type, view, gpus), strict=True
+        ):
             total += slots
             if total >= instances:
                 return rank
         return None
 
-    def candidates(self, gpu_type: str, gpus: int, ceiling: int, beside: str | None) -> Iterator[Bound]:
-        """Domains with a free slot for ``gpus`` GPUs of ``gpu_type`` (and schedulable nodes of
-        type ``beside`` too, unless None) by increasing lower bound of their new-group key for
-        ``ceiling`` instances (see :class:`~heteroscale.placement.order.DomainOrder`)."""
-        order = self._orders.get((gpu_type, gpus, beside))
+    def _first(self, domain: str, need: Need) -> tuple[Rank, int]:
+        """The first rank with a free slot (or the lowest) and the free slots in all."""
+        slots = self.slots(domain, need.gpu_type, need.view, need.gpus)
+        ranks = self.ranks(domain, need.gpu_type, need.view)
+        return next((r for r, s in zip(ranks, slots, strict=True) if s), LOWEST_RANK), sum(slots)
+
+    def candidates(self, lead: Need, follow: Need | None, ratio: tuple[int, int], ceiling: int) -> Iterator[Bound]:
+        """Domains that may take a new group, by increasing lower bound of its key for
+        ``ceiling`` lead instances (see :class:`~heteroscale.placement.order.DomainOrder`).
+
+        ``follow`` is the other role (None when it has no target). ``ratio`` is ``(a, b)`` with
+        at most ``a / b`` lead instances per follower instance in the targets, so a group of
+        ``L`` lead instances needs at least ``L * b // a`` followers. Domains need usable nodes
+        for both roles. The bound of the lead instances a group can take counts the follower:
+        with their own pool, less than ``(follower slots + 1) * a / b``; sharing the lead's
+        pool, no more than its free GPUs hold with the follower share."""
+        order_key = (lead, follow, ratio)
+        order = self._orders.get(order_key)
         if order is None:
-            domains = [d for d in self.domains(gpu_type) if beside is None or self.nodes_available(d, beside)]
+            domains = [
+                d
+                for d in self.domains(lead.gpu_type, lead.view)
+                if follow is None or self.nodes_available(d, follow.gpu_type, follow.view)
+            ]
+            a, b = ratio
 
-            def measure(domain: str) -> tuple[Rank, int]:
-                slots = self.slots(domain, gpu_type, gpus)
-                first = next((r for r, s in zip(self.ranks(domain, gpu_type), slots, strict=True) if s), LOWEST_RANK)
-                return first, sum(slots)
+            def measure(domain: str) -> Measure:
+                first, slots = self._first(domain, lead)
+                if follow is None:
+                    return Measure(first, slots, slots)
+                if follow.gpu_type == lead.gpu_type:
+                    if follow.view != lead.view:
+                        return Measure(first, slots, slots)
+                    gpus = sum(self.slots(domain, lead.gpu_type, lead.view, 1))
+                    # The most L with L * lead GPUs + (L * b // a) * follower GPUs <= gpus.
+                    lo, hi = 0, slots
+                    while lo < hi:
+                        mid = (lo + hi + 1) // 2
+                        if mid * lead.gpus + mid * b // a * follow.gpus <= gpus:
+                            lo = mid
+                        else:
+                            hi = mid - 1
+                    return Measure(first, lo, slots)
+                follow_first, follow_slots = self._first(domain, follow)
+                # With a follower for every lead instance, the follower's first rank is touched too.
+                rank = max(first, follow_first) if b >= a else first
+                return Measure(rank, min(slots, -(-(follow_slots + 1) * a // b) - 1), slots)
 
-            order = self._orders[(gpu_type, gpus, beside)] = DomainOrder(domains, measure)
-            self._watching[gpu_type].append(order)
+            order = self._orders[order_key] = DomainOrder(domains, measure)
+            self._watching[lead.gpu_type].append(order)
+            if follow is not None and follow.gpu_type != lead.gpu_type:
+                self._watching[follow.gpu_type].append(order)
         return order.candidates(ceiling)
 
-    def take(self, domain: str, gpu_type: str, gpus: int, instances: int) -> int:
+    def take(self, domain: str, gpu_type: str, view: ViewId, gpus: int, instances: int) -> int:
         """Reserve up to ``instances`` of ``gpus`` GPUs, best fit; returns how many were reserved."""
         key = (domain, gpu_type)
         left = instances
-        for bucket in self._pools.get(key, ()):
-            for free in sorted(k for k, c in bucket.free.items() if c and k >= gpus):
+        for cls in self._view(key, view):
+            bins = sorted(
+                (free, i) for i, b in enumerate(cls.buckets) for free, c in b.free.items() if c and free >= gpus
+            )
+            for free, i in bins:
                 if left <= 0:
                     break
+                histogram = cls.buckets[i].free
                 per_node = free // gpus
-                full_nodes = min(bucket.free[free], left // per_node)
+                full_nodes = min(histogram[free], left // per_node)
                 if full_nodes:
-                    self._move(key, bucket.free, free, free - per_node * gpus, full_nodes)
+                    self._move(key, histogram, free, free - per_node * gpus, full_nodes)
                     left -= full_nodes * per_node
-                if 0 < left < per_node and bucket.free.get(free, 0):
-                    self._move(key, bucket.free, free, free - left * gpus, 1)
+                if 0 < left < per_node and histogram.get(free, 0):
+                    self._move(key, histogram, free, free - left * gpus, 1)
                     left = 0
         return instances - max(left, 0)
 

@@ -10,7 +10,7 @@ API::
     inventory_from_k8s(nodes: Iterable[Mapping], pods: Iterable[Mapping], topology: Topology,
                        slow_nodes: Collection[str] = ()) -> Inventory
     Inventory(nodes: tuple[Node, ...], bound: Mapping[str, int], topology: Topology)
-    Node(name, gpu_type, allocatable, requested, tiers, schedulable, slow)
+    Node(name, gpu_type, allocatable, requested, tiers, schedulable, slow, taints=())
     GROUP_LABEL: the pod label that ties a pod to its deployment group's Deployment
 
 Rules:
@@ -18,9 +18,9 @@ Rules:
 * GPUs requested by a pod count against its node once the pod is bound (``spec.nodeName``) and
   until it terminates (phase Succeeded or Failed); a pod's request is the larger of the sum over
   its containers and the largest init container, as the kube-scheduler counts it.
-* A node is schedulable when it is not cordoned, its Ready condition is not False/Unknown, and
-  every NoSchedule/NoExecute taint on it is the GPU taint (``<gpuResource>``) that rendered
-  Deployments tolerate. Other hard taints keep the node out of plans.
+* A node is schedulable when it is not cordoned and its Ready condition is not False/Unknown.
+  Its taints are kept: each role uses the nodes whose hard taints its pod template tolerates
+  (see :mod:`heteroscale.placement.tolerations`).
 * A node is slow when ``topology.slowNodeLabel`` is ``"true"`` or its name is in ``slow_nodes``
   (e.g. from the straggler analysis); plans use slow nodes last.
 """
@@ -33,12 +33,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from heteroscale.api.spec import Topology
+from heteroscale.placement.tolerations import HARD_EFFECTS, SOFT_EFFECT, Taint
 
 #: Label the operator puts on every pod of a deployment group (value: the Deployment name), so
 #: the instances already bound to nodes are known and not planned twice.
 GROUP_LABEL = "heteroscale.io/deployment-group"
 
-_HARD_TAINT_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
+_EFFECTS = HARD_EFFECTS | {SOFT_EFFECT}
 _TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})
 
 
@@ -55,7 +56,10 @@ class Node:
     tiers: tuple[str | None, ...]
     """The node's domain at each ``topology.tiers`` label, leaf first; None where unlabelled."""
     schedulable: bool
+    """Not cordoned and Ready (taints are judged per role)."""
     slow: bool
+    taints: tuple[Taint, ...] = ()
+    """Taints that affect scheduling (NoSchedule, NoExecute, PreferNoSchedule), sorted."""
 
     @property
     def free(self) -> int:
@@ -97,13 +101,9 @@ def _pod_gpus(pod_spec: Mapping[str, Any], resource: str) -> int:
     return max(main, init)
 
 
-def _schedulable(node: Mapping[str, Any], gpu_resource: str) -> bool:
-    spec = node.get("spec") or {}
-    if spec.get("unschedulable"):
+def _schedulable(node: Mapping[str, Any]) -> bool:
+    if (node.get("spec") or {}).get("unschedulable"):
         return False
-    for taint in spec.get("taints") or ():
-        if taint.get("effect") in _HARD_TAINT_EFFECTS and taint.get("key") != gpu_resource:
-            return False
     conditions = (node.get("status") or {}).get("conditions") or ()
     return all(c.get("status") == "True" for c in conditions if c.get("type") == "Ready")
 
@@ -140,6 +140,7 @@ def inventory_from_k8s(
         if not gpu_type or allocatable <= 0:
             continue
         name = meta["name"]
+        taints = (node.get("spec") or {}).get("taints") or ()
         result.append(
             Node(
                 name=name,
@@ -147,8 +148,9 @@ def inventory_from_k8s(
                 allocatable=allocatable,
                 requested=requested[name],
                 tiers=tuple(labels.get(tier) for tier in topology.tiers),
-                schedulable=_schedulable(node, resource),
+                schedulable=_schedulable(node),
                 slow=labels.get(topology.slow_node_label) == "true" or name in slow_names,
+                taints=tuple(sorted({t for t in map(Taint.from_k8s, taints) if t.effect in _EFFECTS})),
             )
         )
     result.sort(key=lambda n: n.name)

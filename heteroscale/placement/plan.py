@@ -43,9 +43,10 @@ from dataclasses import dataclass, field
 from heteroscale.api.enums import Reason, Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus
-from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex
+from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex, Need
 from heteroscale.placement.inventory import Inventory
 from heteroscale.placement.order import Rank
+from heteroscale.placement.tolerations import role_view
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,8 @@ class _Planner:
         roles = {Role.PREFILL: spec.roles.prefill, Role.DECODE: spec.roles.decode}
         self.types = {role: roles[role].gpu_types for role in Role}
         self.gpus = {role: roles[role].gpus_per_instance for role in Role}
+        # Each role sees the nodes its own template tolerates.
+        self.view = {role: index.intern(role_view(roles[role].template, spec.topology.gpu_resource)) for role in Role}
 
     def need(self, role: Role, lead: int, *, at_least: bool = False) -> int:
         """Instances of ``role`` a group with ``lead`` lead instances wants: for the follower the
@@ -153,7 +156,20 @@ class _Planner:
         return share // t_lead if at_least else -(-share // t_lead)
 
     def rank(self, group: _Group) -> Rank:
-        return max((r for role in Role for r in self.index.ranks(group.domain, group.types[role])), default=LOWEST_RANK)
+        ranks = (r for role in Role for r in self.index.ranks(group.domain, group.types[role], self.view[role]))
+        return max(ranks, default=LOWEST_RANK)
+
+    def slots(self, group: _Group, role: Role, gpus: int | None = None) -> int:
+        """Free slots of ``role``'s pool in the group's domain (for ``gpus`` GPUs, default the role's)."""
+        gpus = self.gpus[role] if gpus is None else gpus
+        return sum(self.index.slots(group.domain, group.types[role], self.view[role], gpus))
+
+    def rank_for(self, group: _Group, role: Role, instances: int, gpus: int | None = None) -> Rank | None:
+        gpus = self.gpus[role] if gpus is None else gpus
+        return self.index.rank_for(group.domain, group.types[role], self.view[role], gpus, instances)
+
+    def take(self, group: _Group, role: Role, instances: int) -> int:
+        return self.index.take(group.domain, group.types[role], self.view[role], self.gpus[role], instances)
 
     # -- capacity -------------------------------------------------------------------------
 
@@ -171,25 +187,24 @@ class _Planner:
         """True when both roles draw on one pool (same GPU type)."""
         return group.types[Role.PREFILL] == group.types[Role.DECODE]
 
-    def divisible(self) -> bool:
-        """True when the larger instance size is a multiple of the smaller (e.g. 8 and 4 GPUs):
-        then one large instance uses exactly that many small slots, and slot counts decide."""
+    def slot_counts_decide(self) -> bool:
+        """True when, on a shared pool, slot counts decide what fits: both roles see the same
+        nodes and the larger instance size is a multiple of the smaller (e.g. 8 and 4 GPUs), so
+        one large instance uses exactly that many small slots."""
         big, small = sorted(self.gpus.values(), reverse=True)
-        return big % small == 0
+        return big % small == 0 and self.view[Role.PREFILL] == self.view[Role.DECODE]
 
     def fits(self, group: _Group, lead: int) -> bool:
         """Whether the group can hold ``lead`` lead instances on its one shared pool."""
         (big_role, big_n), (small_role, small_n) = self.demand(group, lead)
-        domain, gpu_type = group.domain, group.types[big_role]
-        if self.divisible():
+        if self.slot_counts_decide():
             per_big = self.gpus[big_role] // self.gpus[small_role]
-            big_slots = sum(self.index.slots(domain, gpu_type, self.gpus[big_role]))
-            small_slots = sum(self.index.slots(domain, gpu_type, self.gpus[small_role]))
+            big_slots = self.slots(group, big_role)
+            small_slots = self.slots(group, big_role, self.gpus[small_role])
             return big_n <= big_slots and small_n + per_big * big_n <= small_slots
         mark = self.index.mark()
         try:
-            demands = ((big_role, big_n), (small_role, small_n))
-            return all(self.index.take(domain, gpu_type, self.gpus[role], n) == n for role, n in demands)
+            return all(self.take(group, role, n) == n for role, n in ((big_role, big_n), (small_role, small_n)))
         finally:
             self.index.rollback(mark)
 
@@ -197,7 +212,7 @@ class _Planner:
         """Reserve capacity for the group to hold ``counts``; a part that does not fit lowers it."""
         for role in sorted(counts, key=lambda r: -self.gpus[r]):
             want = self.missing(group, role, counts[role])
-            got = self.index.take(group.domain, group.types[role], self.gpus[role], want) if want > 0 else 0
+            got = self.take(group, role, want) if want > 0 else 0
             group.reserved[role] += got
             group.count[role] = min(counts[role], group.bound[role] + group.reserved[role])
 
@@ -205,8 +220,7 @@ class _Planner:
         """The most lead instances, up to ``ceiling``, the group can hold."""
 
         def room(role: Role) -> int:
-            slots = sum(self.index.slots(group.domain, group.types[role], self.gpus[role]))
-            return group.bound[role] + group.reserved[role] + slots
+            return group.bound[role] + group.reserved[role] + self.slots(group, role)
 
         hi = min(ceiling, room(self.lead))
         if not self.shared_pool(group):
@@ -228,21 +242,21 @@ class _Planner:
     def touched_rank(self, group: _Group, lead: int) -> Rank:
         """The highest rank the group's reservation for ``lead`` lead instances touches."""
         (big_role, big_n), (small_role, small_n) = self.demand(group, lead)
-        domain = group.domain
-        if self.shared_pool(group) and self.divisible():
+        if self.shared_pool(group) and self.slot_counts_decide():
             # Large instances fill the lowest ranks first and use per_big small slots each.
-            small_n += self.gpus[big_role] // self.gpus[small_role] * big_n
+            per_big = self.gpus[big_role] // self.gpus[small_role]
+            ranks = (
+                self.rank_for(group, big_role, big_n),
+                self.rank_for(group, big_role, small_n + per_big * big_n, self.gpus[small_role]),
+            )
         elif self.shared_pool(group):
             mark = self.index.mark()
-            self.index.take(domain, group.types[big_role], self.gpus[big_role], big_n)
-            after = self.index.rank_for(domain, group.types[small_role], self.gpus[small_role], small_n)
+            self.take(group, big_role, big_n)
+            after = self.rank_for(group, small_role, small_n)
             self.index.rollback(mark)
-            before = self.index.rank_for(domain, group.types[big_role], self.gpus[big_role], big_n)
-            return max(before or LOWEST_RANK, after or LOWEST_RANK)
-        ranks = (
-            self.index.rank_for(domain, group.types[big_role], self.gpus[big_role], big_n),
-            self.index.rank_for(domain, group.types[small_role], self.gpus[small_role], small_n),
-        )
+            ranks = (self.rank_for(group, big_role, big_n), after)
+        else:
+            ranks = (self.rank_for(group, big_role, big_n), self.rank_for(group, small_role, small_n))
         return max(r or LOWEST_RANK for r in ranks)
 
     # -- the cycle ------------------------------------------------------------------------
@@ -266,9 +280,20 @@ class _Planner:
         for group in by_gid.values():
             for role in Role:
                 # A group missing one half gets the role's most preferred type present in its domain.
-                present = [t for t in self.types[role] if self.index.nodes_available(group.domain, t)]
+                present = [t for t in self.types[role] if self.index.nodes_available(group.domain, t, self.view[role])]
                 group.types.setdefault(role, (present or self.types[role])[0])
         return sorted(by_gid.values(), key=lambda g: (len(g.gid), g.gid))
+
+    def ratio_class(self) -> tuple[int, int]:
+        """``(a, b)``: at most ``a / b`` lead instances per follower instance, with ``a`` or
+        ``b`` equal to 1, rounded so that few values occur and requests share the capacity
+        index's domain orders; ``(1, 0)`` without a follower target."""
+        t_lead, t_follow = self.target[self.lead], self.target[self.follow]
+        if not t_follow:
+            return 1, 0
+        if t_follow > t_lead:
+            return 1, t_follow // t_lead
+        return -(-t_lead // t_follow), 1
 
     def new_group(self, ceiling: int, used: set[str]) -> _Group | None:
         """The best new group for up to ``ceiling`` lead instances, or None if none fits."""
@@ -279,8 +304,11 @@ class _Planner:
             for follow_t in follow_types:
                 types = {self.lead: lead_t, self.follow: follow_t}
                 best: tuple[tuple[Rank, bool, int, str], _Group, int] | None = None
-                beside = follow_t if self.target[self.follow] else None
-                for bound in self.index.candidates(lead_t, self.gpus[self.lead], ceiling, beside):
+                lead_need = Need(lead_t, self.view[self.lead], self.gpus[self.lead])
+                follow_need = (
+                    Need(follow_t, self.view[self.follow], self.gpus[self.follow]) if self.target[self.follow] else None
+                )
+                for bound in self.index.candidates(lead_need, follow_need, self.ratio_class(), ceiling):
                     # Keys come no lower than their bounds, which come in increasing order.
                     if best is not None and bound >= best[0]:
                         break
@@ -289,7 +317,7 @@ class _Planner:
                     lead = self.max_lead(candidate, ceiling)
                     if lead <= 0:
                         continue
-                    lead_slots = sum(self.index.slots(domain, lead_t, self.gpus[self.lead]))
+                    lead_slots = self.slots(candidate, self.lead)
                     fit = (lead < ceiling, lead_slots - lead if lead == ceiling else -lead)
                     key = (self.touched_rank(candidate, lead), *fit, domain)
                     if best is None or key < best[0]:
@@ -399,7 +427,7 @@ class _Planner:
                 domain=g.domain,
                 replicas=g.count[role],
                 gpus_per_instance=self.gpus[role],
-                nodes_available=self.index.nodes_available(g.domain, g.types[role]),
+                nodes_available=self.index.nodes_available(g.domain, g.types[role], self.view[role]),
             )
             for g in sorted(groups, key=lambda g: (len(g.gid), g.gid))
             for role in (Role.PREFILL, Role.DECODE)

@@ -17,7 +17,8 @@ returns a new pod template (the role's ``template`` is not modified) with:
 * the template's pod affinity and anti-affinity kept, plus a preferred pod affinity towards the
   group's other role inside the tier below the colocation tier (shorter KV-cache path);
 * ``<gpuResource>`` requests and limits of ``gpusPerInstance`` on the first container;
-* a toleration of the ``<gpuResource>`` taint GPU nodes usually carry.
+* the template's tolerations plus one of the ``<gpuResource>`` taint GPU nodes usually carry:
+  exactly what the plan admitted the role's nodes by.
 
 The operator puts the result in ``spec.template`` of the Deployment named ``group.name`` with
 ``replicas: group.replicas``.
@@ -33,6 +34,7 @@ from heteroscale.api.enums import Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.placement.inventory import GROUP_LABEL
 from heteroscale.placement.plan import PlannedGroup
+from heteroscale.placement.tolerations import rendered_tolerations
 
 PDSG_LABEL = "heteroscale.io/pdsg"
 ROLE_LABEL = "heteroscale.io/role"
@@ -119,9 +121,6 @@ def render_pod_template(
     for kind in ("requests", "limits"):
         resources[kind] = {**(resources.get(kind) or {}), resource: str(group.gpus_per_instance)}
 
-    gpu_toleration = {"key": resource, "operator": "Exists", "effect": "NoSchedule"}
-    tolerations = list(pod_spec.get("tolerations") or [])
-    if gpu_toleration not in tolerations:
-        tolerations.append(gpu_toleration)
-    pod_spec["tolerations"] = tolerations
+    # The same list the plan judged node taints by, so pods land only where it planned them.
+    pod_spec["tolerations"] = rendered_tolerations(template, resource)
     return template

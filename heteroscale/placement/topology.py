@@ -24,39 +24,41 @@ from heteroscale.placement.inventory import Node
 #: The colocation domain of every node under cluster scope.
 CLUSTER_DOMAIN = ""
 
-
-def colocation_domain(node: Node, topology: Topology) -> str | None:
-    """The domain a group on this node is pinned to; None when the node lacks the label."""
-    if not topology.colocate:
-        return CLUSTER_DOMAIN
-    return node.tiers[topology.tiers.index(topology.colocate)]
+#: A node's labels from the leaf tier up to the colocation tier: nodes with the same path share
+#: every domain premium levels look at.
+Path = tuple[str | None, ...]
 
 
-def _levels(topology: Topology) -> int:
+def levels(topology: Topology) -> int:
     """Tiers at or below the colocation tier (all tiers under cluster scope)."""
     if not topology.colocate:
         return len(topology.tiers)
     return topology.tiers.index(topology.colocate) + 1
 
 
-def premium_levels(nodes: Sequence[Node], topology: Topology) -> dict[str, int]:
-    """Premium level of every node that has a colocation domain, by node name."""
-    levels = _levels(topology)
-    placed = [n for n in nodes if colocation_domain(n, topology) is not None]
-    # A domain at tier i is named by its labels from tier i up to the colocation tier, so equal
-    # leaf names under different parents are different domains.
-    types_in: defaultdict[tuple[str | None, ...], set[str]] = defaultdict(set)
-    cluster_types = {n.gpu_type for n in placed}
-    for node in placed:
-        for i in range(levels):
-            if node.tiers[i] is not None:
-                types_in[(str(i), *node.tiers[i:levels])].add(node.gpu_type)
-    premium: dict[str, int] = {}
-    for node in placed:
-        mixed = sum(
-            1 for i in range(levels) if node.tiers[i] is not None and len(types_in[(str(i), *node.tiers[i:levels])]) > 1
-        )
-        if not topology.colocate and len(cluster_types) > 1:
-            mixed += 1
-        premium[node.name] = mixed
-    return premium
+def path_domain(path: Path, topology: Topology) -> str | None:
+    """The colocation domain of nodes on ``path``; None when they lack the label."""
+    return path[-1] if topology.colocate else CLUSTER_DOMAIN
+
+
+def premium_by_path(nodes: Sequence[Node], topology: Topology) -> dict[Path, int]:
+    """Premium level of the nodes on every path that has a colocation domain."""
+    depth = levels(topology)
+    # Nodes are grouped by path first: the domains around a node depend on its path alone, so
+    # the per-level work runs once per path, not once per node.
+    types_on: defaultdict[Path, set[str]] = defaultdict(set)
+    for node in nodes:
+        types_on[node.tiers[:depth]].add(node.gpu_type)
+    paths = {p: t for p, t in types_on.items() if path_domain(p, topology) is not None}
+    # A domain at tier i is named by its labels from tier i up to the colocation tier (a suffix
+    # of the path), so equal leaf names under different parents are different domains.
+    types_in: defaultdict[Path, set[str]] = defaultdict(set)
+    for path, types in paths.items():
+        for i in range(depth):
+            if path[i] is not None:
+                types_in[path[i:]] |= types
+    cluster_mixed = not topology.colocate and len(set().union(*paths.values())) > 1
+    return {
+        path: sum(1 for i in range(depth) if path[i] is not None and len(types_in[path[i:]]) > 1) + cluster_mixed
+        for path in paths
+    }

@@ -24,6 +24,8 @@ class MiniPod:
     s2: str
     s1: str
     gpu_types: Sequence[str]
+    taints: Sequence[dict[str, str]] = ()
+    """Taints on every node of the S1, besides the GPU taint."""
 
 
 def node(
@@ -70,7 +72,9 @@ def layout(pods: Sequence[MiniPod]) -> list[dict[str, Any]]:
     nodes = []
     for mini in pods:
         for i, gpu_type in enumerate(mini.gpu_types):
-            nodes.append(node(f"{mini.s1}-n{i}", gpu_type, mini.s2, mini.s1, f"{mini.s1}-l{i // 2}"))
+            nodes.append(
+                node(f"{mini.s1}-n{i}", gpu_type, mini.s2, mini.s1, f"{mini.s1}-l{i // 2}", taints=mini.taints)
+            )
     return nodes
 
 
@@ -125,9 +129,15 @@ def pdsg_spec(
     decode_gpus: int = 8,
     priority: int = 100,
     colocate: str = S2,
+    prefill_tolerations: Sequence[dict[str, str]] = (),
+    decode_tolerations: Sequence[dict[str, str]] = (),
 ) -> PDServingGroupSpec:
     """A valid PDServingGroup spec for placement tests."""
     container = {"name": "engine", "image": "vllm/vllm-openai:v0.11.0"}
+
+    def template(tolerations: Sequence[dict[str, str]]) -> dict[str, Any]:
+        return {"spec": {"containers": [container], **({"tolerations": list(tolerations)} if tolerations else {})}}
+
     return PDServingGroupSpec.model_validate(
         {
             "ratio": {"prefill": ratio[0], "decode": ratio[1]},
@@ -135,12 +145,12 @@ def pdsg_spec(
             "prefill": {"maxReplicas": 10000},
             "roles": {
                 "prefill": {
-                    "template": {"spec": {"containers": [container]}},
+                    "template": template(prefill_tolerations),
                     "gpuTypes": list(prefill_types),
                     "gpusPerInstance": prefill_gpus,
                 },
                 "decode": {
-                    "template": {"spec": {"containers": [container]}},
+                    "template": template(decode_tolerations),
                     "gpuTypes": list(decode_types),
                     "gpusPerInstance": decode_gpus,
                 },

@@ -3,24 +3,44 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from heteroscale.api.enums import Role
 from heteroscale.api.status import GroupStatus
 from heteroscale.placement import GROUP_LABEL, Plan, PlanRequest, RoleTargets, inventory_from_k8s, plan_many
+from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex, Need
+from heteroscale.placement.order import Bound
 from tests.unit.placement.cluster import GPU_LABEL, S2, MiniPod, layout, pdsg_spec, pod
 
 TYPES = ("H20", "L20")
 mini_kinds = st.sampled_from([("H20",) * 4, ("L20",) * 4, ("H20", "H20", "L20", "L20")])
+DEDICATED = {"key": "dedicated", "value": "prefill", "effect": "NoSchedule"}
+SOFT = {"key": "maintenance", "value": "soon", "effect": "PreferNoSchedule"}
+#: Some S1s are tainted (hard or soft); some templates tolerate the hard taint.
+mini_taints = st.sampled_from([(), (), (), (DEDICATED,), (SOFT,)])
+tolerations = st.sampled_from([(), (), ({"key": "dedicated", "operator": "Exists"},)])
+
+
+def _usable(node: dict[str, Any], role_tolerations: list[dict[str, str]]) -> bool:
+    """Independent of the package: every NoSchedule/NoExecute taint but the GPU's is tolerated
+    by an Exists toleration of its key (the only kind the generator makes)."""
+    keys = {t["key"] for t in role_tolerations}
+    return all(
+        t["key"] in keys or t["key"] == "nvidia.com/gpu"
+        for t in node["spec"]["taints"]
+        if t["effect"] in ("NoSchedule", "NoExecute")
+    )
 
 
 @st.composite
 def clusters(draw: st.DrawFn) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     minis = [
-        MiniPod(f"s2-{b}", f"s2-{b}-s1-{m}", draw(mini_kinds))
+        MiniPod(f"s2-{b}", f"s2-{b}-s1-{m}", draw(mini_kinds), draw(mini_taints))
         for b in range(draw(st.integers(1, 4)))
         for m in range(draw(st.integers(1, 3)))
     ]
@@ -41,38 +61,54 @@ def requests(draw: st.DrawFn) -> list[PlanRequest]:
             prefill_gpus=draw(st.sampled_from([2, 4, 8])),
             decode_gpus=draw(st.sampled_from([4, 8])),
             priority=draw(st.integers(0, 2)),
+            prefill_tolerations=draw(tolerations),
+            decode_tolerations=draw(tolerations),
         )
         decode = draw(st.integers(0, 30))
         out.append(PlanRequest(f"svc{i}", spec, RoleTargets(spec.ratio.prefill_for(decode), decode)))
     return out
 
 
-def _fits_on_nodes(free: list[int], sizes: list[int]) -> bool:
-    """Place instances, largest first, on the node with the least free GPUs that fits."""
-    free = sorted(free)
-    for size in sorted(sizes, reverse=True):
-        choice = next((i for i, f in enumerate(free) if f >= size), None)
-        if choice is None:
-            return False
-        free[choice] -= size
-        free.sort()
-    return True
+def _fits_on_nodes(free: list[tuple[int, bool]], sizes: list[tuple[int, bool]]) -> bool:
+    """Whether instances ``(GPUs, may use tainted nodes)`` pack onto nodes ``(free GPUs,
+    tainted)``: each on the node with the least free GPUs that it may use, largest first or
+    those kept off tainted nodes first (a packing found by either proves no over-commit)."""
+    for order in ((lambda s: (-s[0], s[1])), (lambda s: (s[1], -s[0]))):
+        left = sorted(free)
+        for size, anywhere in sorted(sizes, key=order):
+            choice = next((i for i, (f, tainted) in enumerate(left) if f >= size and (anywhere or not tainted)), None)
+            if choice is None:
+                break
+            left[choice] = (left[choice][0] - size, left[choice][1])
+            left.sort()
+        else:
+            return True
+    return False
 
 
-def _check_capacity(nodes: list[dict[str, Any]], pods: list[dict[str, Any]], plans: list[Plan]) -> None:
+def _check_capacity(
+    nodes: list[dict[str, Any]], pods: list[dict[str, Any]], reqs: list[PlanRequest], plans: list[Plan]
+) -> None:
     used: dict[str, int] = defaultdict(int)
     for p in pods:
         used[p["spec"]["nodeName"]] += int(p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
-    free: dict[tuple[str, str], list[int]] = defaultdict(list)
+    free: dict[tuple[str, str], list[tuple[int, bool]]] = defaultdict(list)
     for n in nodes:
         labels = n["metadata"]["labels"]
-        free[(labels[S2], labels[GPU_LABEL])].append(8 - used[n["metadata"]["name"]])
-    sizes: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for result in plans:
+        free[(labels[S2], labels[GPU_LABEL])].append((8 - used[n["metadata"]["name"]], not _usable(n, [])))
+    sizes: dict[tuple[str, str], list[tuple[int, bool]]] = defaultdict(list)
+    for request, result in zip(reqs, plans, strict=True):
         for g in result.groups:
-            sizes[(g.domain, g.gpu_type)] += [g.gpus_per_instance] * g.replicas
+            anywhere = bool(_tolerations(request, g.role))
+            sizes[(g.domain, g.gpu_type)] += [(g.gpus_per_instance, anywhere)] * g.replicas
     for key, wanted in sizes.items():
         assert _fits_on_nodes(free[key], wanted), f"{key} over-committed"
+
+
+def _tolerations(request: PlanRequest, role: Role) -> list[dict[str, str]]:
+    roles = request.spec.roles
+    template = (roles.prefill if role is Role.PREFILL else roles.decode).template or {}
+    return list(template["spec"].get("tolerations") or [])
 
 
 def _check_groups(request: PlanRequest, result: Plan) -> None:
@@ -90,22 +126,30 @@ def _check_groups(request: PlanRequest, result: Plan) -> None:
         assert result.replicas(role) + short == request.targets.of(role)
 
 
-def _bind(nodes: list[dict[str, Any]], pods: list[dict[str, Any]], result: Plan) -> list[dict[str, Any]]:
+def _bind(
+    nodes: list[dict[str, Any]], pods: list[dict[str, Any]], request: PlanRequest, result: Plan
+) -> list[dict[str, Any]]:
     """Apply a plan as the scheduler would: new instances' pods land, best fit, on their nodes."""
     free = {n["metadata"]["name"]: 8 for n in nodes}
     bound: dict[str, int] = defaultdict(int)
     for p in pods:
         free[p["spec"]["nodeName"]] -= int(p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
         bound[p["metadata"]["labels"].get(GROUP_LABEL, "")] += 1
+    tainted = {n["metadata"]["name"] for n in nodes if not _usable(n, [])}
     added = []
     for g in sorted(result.groups, key=lambda g: -g.gpus_per_instance):
         where = [
             n["metadata"]["name"]
             for n in nodes
-            if n["metadata"]["labels"][S2] == g.domain and n["metadata"]["labels"][GPU_LABEL] == g.gpu_type
+            if n["metadata"]["labels"][S2] == g.domain
+            and n["metadata"]["labels"][GPU_LABEL] == g.gpu_type
+            and _usable(n, _tolerations(request, g.role))
         ]
         for i in range(g.replicas - bound[g.name]):
-            name = min((w for w in where if free[w] >= g.gpus_per_instance), key=lambda w: (free[w], w))
+            # Roles that may use tainted nodes go there first, leaving the others' nodes free.
+            name = min(
+                (w for w in where if free[w] >= g.gpus_per_instance), key=lambda w: (w not in tainted, free[w], w)
+            )
             free[name] -= g.gpus_per_instance
             added.append(pod(f"{g.name}-{bound[g.name] + i}", name, g.gpus_per_instance, labels={GROUP_LABEL: g.name}))
     return [*pods, *added]
@@ -126,7 +170,7 @@ def test_capacity_domain_ratio_and_accounting(cluster: tuple[list[Any], list[Any
     nodes, pods = cluster
     inventory = inventory_from_k8s(nodes, pods, reqs[0].spec.topology)
     plans = plan_many(inventory, reqs)
-    _check_capacity(nodes, pods, plans)
+    _check_capacity(nodes, pods, reqs, plans)
     for request, result in zip(reqs, plans, strict=True):
         _check_groups(request, result)
     assert plan_many(inventory, reqs) == plans, "same input, same plan"
@@ -141,12 +185,12 @@ def test_scale_out_then_in_returns_to_the_same_size(
     request = PlanRequest(reqs[0].name, reqs[0].spec, reqs[0].targets, namespace="serving")
     topology = request.spec.topology
     first = plan_many(inventory_from_k8s(nodes, pods, topology), [request])[0]
-    pods = _bind(nodes, pods, first)
+    pods = _bind(nodes, pods, request, first)
     decode = first.replicas(Role.DECODE)
     bigger = RoleTargets(request.spec.ratio.prefill_for(decode + extra), decode + extra)
     grow = PlanRequest(request.name, request.spec, bigger, _as_status(first), "serving")
     out = plan_many(inventory_from_k8s(nodes, pods, topology), [grow])[0]
-    pods = _bind(nodes, pods, out)
+    pods = _bind(nodes, pods, grow, out)
     # Back to the first targets, not to the first plan's sizes: when the cluster was too full for
     # the first plan, those break the ratio, which targets from the policy never do. Then the
     # instances bound since may pack better than the first plan did, so "same size" is "no
@@ -158,3 +202,26 @@ def test_scale_out_then_in_returns_to_the_same_size(
     if not first.unschedulable:
         assert not again.unschedulable
     _check_groups(shrink, again)
+
+
+@settings(max_examples=100, deadline=None)
+@given(clusters(), requests())
+def test_pruned_domain_search_plans_what_visiting_every_domain_plans(
+    cluster: tuple[list[Any], list[Any]], reqs: list[PlanRequest]
+) -> None:
+    nodes, pods = cluster
+    inventory = inventory_from_k8s(nodes, pods, reqs[0].spec.topology)
+    pruned = plan_many(inventory, reqs)
+
+    def every_domain(
+        self: CapacityIndex, lead: Need, follow: Need | None, ratio: tuple[int, int], ceiling: int
+    ) -> Iterator[Bound]:
+        # A bound below every key: new_group then computes the exact key of every domain that
+        # has nodes for both roles.
+        for domain in self.domains(lead.gpu_type, lead.view):
+            if follow is None or self.nodes_available(domain, follow.gpu_type, follow.view):
+                yield LOWEST_RANK, False, -(10**9), domain
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CapacityIndex, "candidates", every_domain)
+        assert plan_many(inventory, reqs) == pruned

@@ -8,7 +8,15 @@ from typing import Any
 
 from heteroscale.api.enums import Reason, Role
 from heteroscale.api.status import GroupStatus
-from heteroscale.placement import GROUP_LABEL, Plan, PlanRequest, RoleTargets, inventory_from_k8s, plan_many
+from heteroscale.placement import (
+    GROUP_LABEL,
+    Plan,
+    PlanRequest,
+    RoleTargets,
+    inventory_from_k8s,
+    plan_many,
+    render_pod_template,
+)
 from tests.unit.placement.cluster import MiniPod, layout, pdsg_spec, pod
 
 H20_S1 = ["H20"] * 8
@@ -165,3 +173,57 @@ def test_what_does_not_fit_is_unschedulable_and_nothing_is_over_committed() -> N
         (Role.DECODE, 9, Reason.UNSCHEDULABLE),
     }
     assert "9 of 20 decode" in next(s.message for s in result.unschedulable if s.role is Role.DECODE)
+
+
+DEDICATED = {"key": "dedicated", "value": "prefill", "effect": "NoSchedule"}
+TOLERATE = {"key": "dedicated", "operator": "Equal", "value": "prefill", "effect": "NoSchedule"}
+
+
+def tainted(s2: str, h20_taints: list[dict[str, str]]) -> list[MiniPod]:
+    """A mixed S2 (premium 1 everywhere): one H20 S1 with ``h20_taints``, one L20 S1 tainted
+    ``dedicated=prefill:NoSchedule``."""
+    return [MiniPod(s2, f"{s2}-s1-0", H20_S1, h20_taints), MiniPod(s2, f"{s2}-s1-1", L20_S1, [DEDICATED])]
+
+
+def test_prefill_uses_a_tainted_s1_it_tolerates_next_to_untainted_decode_nodes() -> None:
+    # s2-a: 8 untainted H20 + 8 tainted L20; s2-b: 8 + 8 untainted. 10+10 (L20 prefill, H20
+    # decode): only the prefill template tolerates the taint. Both S2s hold 8 pairs, so the
+    # first group takes 8+8 in s2-a (first by name), its prefill on the tainted L20s; the other
+    # 2+2 go to s2-b.
+    nodes = layout([*tainted("s2-a", []), *big_pod("s2-b", H20_S1, L20_S1)])
+    spec = pdsg_spec(("L20",), ("H20",), ratio=(1, 1), prefill_tolerations=[TOLERATE])
+    (result,) = run(nodes, [], PlanRequest("chat", spec, RoleTargets(10, 10), (), "serving"))
+    assert groups(result) == {
+        ("g0", "prefill", "L20", "s2-a", 8),
+        ("g0", "decode", "H20", "s2-a", 8),
+        ("g1", "prefill", "L20", "s2-b", 2),
+        ("g1", "decode", "H20", "s2-b", 2),
+    }
+    # Rendered prefill pods tolerate the taint, decode pods do not need to.
+    prefill = next(g for g in result.groups if g.role is Role.PREFILL and g.domain == "s2-a")
+    assert TOLERATE in render_pod_template(prefill, spec, "chat")["spec"]["tolerations"]
+    # Without the toleration the tainted L20s are out: s2-b alone holds 8 pairs, 2+2 are short.
+    plain = pdsg_spec(("L20",), ("H20",), ratio=(1, 1))
+    (result,) = run(nodes, [], PlanRequest("chat", plain, RoleTargets(10, 10), (), "serving"))
+    assert groups(result) == {("g0", "prefill", "L20", "s2-b", 8), ("g0", "decode", "H20", "s2-b", 8)}
+    assert {(s.role, s.instances) for s in result.unschedulable} == {(Role.PREFILL, 2), (Role.DECODE, 2)}
+
+
+def test_prefill_does_not_use_a_tolerated_s2_where_its_decode_partner_cannot_run() -> None:
+    # As above, but s2-a's H20s are tainted too and decode does not tolerate it: s2-a has no
+    # decode node, so no group goes there although prefill could use its L20s.
+    nodes = layout([*tainted("s2-a", [DEDICATED]), *big_pod("s2-b", H20_S1, L20_S1)])
+    spec = pdsg_spec(("L20",), ("H20",), ratio=(1, 1), prefill_tolerations=[TOLERATE])
+    (result,) = run(nodes, [], PlanRequest("chat", spec, RoleTargets(10, 10), (), "serving"))
+    assert groups(result) == {("g0", "prefill", "L20", "s2-b", 8), ("g0", "decode", "H20", "s2-b", 8)}
+    assert {(s.role, s.instances) for s in result.unschedulable} == {(Role.PREFILL, 2), (Role.DECODE, 2)}
+
+
+def test_untolerated_prefer_no_schedule_nodes_are_used_last() -> None:
+    # Like slow nodes: s2-a's nodes carry a PreferNoSchedule taint, so a 3+3 group takes s2-b.
+    soft = [{"key": "maintenance", "value": "soon", "effect": "PreferNoSchedule"}]
+    nodes = layout(
+        [*(MiniPod(m.s2, m.s1, m.gpu_types, soft) for m in homogeneous("s2-a", H20_S1)), *homogeneous("s2-b", H20_S1)]
+    )
+    (result,) = run(nodes, [], request("chat", 3, 3))
+    assert groups(result) == {("g0", "prefill", "H20", "s2-b", 3), ("g0", "decode", "H20", "s2-b", 3)}
