@@ -33,6 +33,7 @@ class _Schedule:
 
     name = "schedule"
     interval_s = 15.0
+    paired = False
 
     def initial(self) -> tuple[int, int]:
         return 10, 2
