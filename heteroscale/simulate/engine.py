@@ -12,7 +12,8 @@ trajectories in one vectorised pass (its weight only counts in the attainment av
   is prefilled when the pool's position passes its arrival, no earlier than its own unloaded
   prefill time, plus a Sakasegawa M/G/k waiting time when the pool is below saturation (the
   fluid alone has no queueing below 100% busy);
-* P->D KV transfer at the GPU type's RDMA bandwidth (slower across domains);
+* P->D KV transfer at the GPU type's RDMA bandwidth, slower for the share of prefill instances
+  whose decode partners sit in another S2 domain (from the placement in force at arrival);
 * decode: sequences are admitted in FIFO order while the pool has batch slots and KV cache; every
   ready instance holds the same batch (round-robin routing) and steps at the perf model's step
   time, which is each sequence's TBT; sequences finish in proportion to the tokens generated.
@@ -33,11 +34,14 @@ import numpy as np
 import numpy.typing as npt
 
 from heteroscale.api.enums import Role
+from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.placement import Inventory
 from heteroscale.simulate.cluster import Fleet
+from heteroscale.simulate.inventory import simulated_inventory
 from heteroscale.simulate.perfmodel import FloatArray, GpuPerf, InstanceModel
-from heteroscale.simulate.placement_seam import Placed, place
+from heteroscale.simulate.placer import Placer
 from heteroscale.simulate.policies import Policy, PoolState, SimObservation
-from heteroscale.simulate.service import METRIC_WINDOW_S, Service, mean_context
+from heteroscale.simulate.service import METRIC_WINDOW_S, Service, mean_context, spec_document
 from heteroscale.simulate.workload import Workload
 
 
@@ -81,6 +85,10 @@ class RunResult:
     finished: npt.NDArray[np.bool_]
     scale_actions: int
     ratio: tuple[int, int]
+    #: Per step: share of prefill instances whose KV crosses S2 domains, and target instances
+    #: placement could not place (see :mod:`heteroscale.simulate.placer`).
+    cross_domain: FloatArray
+    unschedulable: FloatArray
 
     @property
     def steps(self) -> int:
@@ -133,7 +141,10 @@ def run(
     policy: Policy,
     config: EngineConfig,
     progress: Callable[[int], None] | None = None,
+    inventory: Inventory | None = None,
 ) -> RunResult:
+    """Replay ``workload`` under ``policy``, placed on ``inventory`` (default: the simulated
+    cluster sized for ``service``)."""
     dt = config.dt
     n_steps = math.ceil((workload.duration_s + config.drain_s) / dt)
     ref_p = InstanceModel(perf[service.preferred_gpu(Role.PREFILL)], service.model)
@@ -181,12 +192,15 @@ def run(
             "tbt",
             "xp",
             "xd",
+            "xdom",
+            "unsched",
         )
     }
 
     fleet = Fleet(service.gpus_per_instance, {g: InstanceModel(perf[g], service.model).startup_seconds for g in perf})
-    p0, d0 = policy.initial()
-    placed: Placed = place(service.gpu_types, p0, d0)
+    spec = PDServingGroupSpec.model_validate(spec_document(service, config.interval_s))
+    placer = Placer(inventory or simulated_inventory(service, spec.topology), spec, paired=policy.paired)
+    placed = placer.place(*policy.initial())
     fleet.set_ready(placed.counts)
     tick = max(round(policy.interval_s / dt), 1)
     window = max(round(METRIC_WINDOW_S / dt), 1)
@@ -213,7 +227,7 @@ def run(
                 prefill=_pool(fleet, Role.PREFILL),
                 decode=_pool(fleet, Role.DECODE),
             )
-            placed = place(service.gpu_types, *policy.decide(obs))
+            placed = placer.place(*policy.decide(obs))
             actions += fleet.apply(placed.counts, now)
 
         ready_p = fleet.ready(Role.PREFILL)
@@ -284,6 +298,8 @@ def run(
         rec["tbt"][s] = tbt
         rec["xp"][s] = x_p
         rec["xd"][s] = x_d
+        rec["xdom"][s] = placed.cross_domain_fraction
+        rec["unsched"][s] = placed.unschedulable
         if progress is not None:
             progress(1)
 
@@ -295,7 +311,8 @@ def run(
     own = ref_p.prefill_seconds(workload.input_tokens - workload.cached_tokens, workload.cached_tokens)
     scv = float(trace_work.var() / trace_work.mean() ** 2) if trace.size > 1 else 1.0
     wait = _sakasegawa_wait(rec["p_busy"][step_of], rec["p_ready"][step_of], float(trace_work.mean()), scv)
-    kv = kv_model.kv_transfer_seconds(workload.input_tokens, placed.cross_domain_fraction)
+    # The placement in force when the request arrived decides whether its KV crosses domains.
+    kv = kv_model.kv_transfer_seconds(workload.input_tokens, rec["xdom"][step_of])
     t_prefilled = np.maximum(t_prefilled, arrival + own) + wait + kv
     t_admitted = np.maximum(_time_at(rec["xd"], pos, dt), t_prefilled)
     tbt_series = np.where(rec["tbt"] > 0, rec["tbt"], np.inf)
@@ -341,6 +358,8 @@ def run(
         finished=finished,
         scale_actions=actions,
         ratio=service.ratio,
+        cross_domain=rec["xdom"],
+        unschedulable=rec["unsched"],
     )
 
 

@@ -22,6 +22,7 @@ def _pool(p: PoolState) -> PoolObservation:
 
 class HeteroScale:
     name = "heteroscale"
+    paired = True
 
     def __init__(self, service: Service, interval_s: float, initial: tuple[int, int]) -> None:
         self.interval_s = interval_s

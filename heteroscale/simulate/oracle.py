@@ -30,6 +30,8 @@ ORACLE_SMOOTH_S = 15.0
 
 class Oracle:
     name = "oracle"
+    #: Its need is computed per pool, so it is placed per pool like the other baselines.
+    paired = False
 
     def __init__(self, workload: Workload, service: Service, perf: dict[str, GpuPerf], dt: float, steps: int) -> None:
         self.interval_s = dt

@@ -195,7 +195,7 @@ class InstanceModel:
         ok = grid[self.decode_step_seconds(grid, context) <= tbt_seconds]
         return float(ok[-1]) if ok.size else 0.0
 
-    def kv_transfer_seconds(self, prompt_tokens: FloatArray, cross_domain_fraction: float) -> FloatArray:
+    def kv_transfer_seconds(self, prompt_tokens: FloatArray, cross_domain_fraction: FloatArray | float) -> FloatArray:
         """P->D transfer of the prompt's KV cache over RDMA; slower across switch domains."""
         bandwidth = self.gpu.rdma_gbps * 1e9
         factor = 1.0 - cross_domain_fraction * (1.0 - CROSS_DOMAIN_BANDWIDTH_FACTOR)

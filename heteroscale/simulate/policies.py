@@ -1,7 +1,8 @@
 """Scaling policies behind one interface, and the baselines HeteroScale is compared with.
 
 A policy sees what an autoscaler could scrape (windowed fleet metrics and pool readiness) and
-returns replica targets per role; :mod:`placement_seam` turns them into instances per GPU type.
+returns replica targets per role; :mod:`placer` turns them into instances per GPU type through the
+operator's placement.
 HeteroScale itself lives in :mod:`heteroscale_adapter` (it calls the operator's real policy),
 the oracle in :mod:`oracle`. Pure: time arrives in the observation.
 """
@@ -54,6 +55,9 @@ class SimObservation:
 class Policy(Protocol):
     name: str
     interval_s: float
+    #: True when the policy scales P/D deployment groups (placed as pairs in one domain), False
+    #: when it scales each pool on its own (each pool placed alone).
+    paired: bool
 
     def initial(self) -> tuple[int, int]:
         """(prefill, decode) instances serving when the run starts."""
@@ -90,6 +94,7 @@ class HpaUtilization:
     """One HPA per pool on engine-reported GPU utilisation, each pool on its own."""
 
     name = "hpa-util"
+    paired = False
 
     def __init__(self, service: Service, interval_s: float, initial: tuple[int, int]) -> None:
         self.interval_s = interval_s
@@ -115,6 +120,7 @@ class IndependentPD:
     (AverageValue targets from the stress test); nothing keeps the two pools at a ratio."""
 
     name = "independent"
+    paired = False
 
     def __init__(self, service: Service, interval_s: float, initial: tuple[int, int]) -> None:
         self.interval_s = interval_s
@@ -143,6 +149,7 @@ class StaticPeak:
     by hand without an autoscaler)."""
 
     name = "static"
+    paired = False
 
     def __init__(self, service: Service, interval_s: float) -> None:
         self.interval_s = interval_s

@@ -31,6 +31,8 @@ def document(study: Study) -> dict[str, Any]:
                 "dropped": s.dropped,
                 "requests": s.requests,
                 "peak_instances": s.peak_instances,
+                "cross_domain_fraction": _num(s.cross_domain_fraction),
+                "unschedulable_instance_steps": s.unschedulable_instance_steps,
             }
             for name, s in study.summaries.items()
         },
@@ -52,15 +54,18 @@ def write_json(study: Study, path: Path) -> None:
 def table(study: Study) -> str:
     head = (
         f"{'policy':<12} {'GPU-h':>10} {'util':>6} {'SLO':>8} {'TTFT ok':>8} {'TBT ok':>8} "
-        f"{'TTFT p99':>9} {'TBT p99':>8} {'actions':>8} {'P/D err':>8} {'dTPS/inst':>9}"
+        f"{'TTFT p99':>9} {'TBT p99':>8} {'actions':>8} {'P/D err':>8} {'dTPS/inst':>9} {'x-domain':>8} {'unsched':>9}"
     )
     lines = [head, "-" * len(head)]
     for s in study.summaries.values():
         lines.append(
             f"{s.policy:<12} {s.gpu_hours:>10.1f} {s.avg_utilization:>6.1%} {s.slo_attainment:>8.2%} "
             f"{s.ttft_attainment:>8.2%} {s.tbt_attainment:>8.2%} {s.ttft_p99:>8.2f}s {s.tbt_p99 * 1e3:>6.1f}ms "
-            f"{s.scale_actions:>8d} {s.pd_ratio_error:>8.1%} {s.decode_tps_per_instance:>9.0f}"
+            f"{s.scale_actions:>8d} {s.pd_ratio_error:>8.1%} {s.decode_tps_per_instance:>9.0f} "
+            f"{s.cross_domain_fraction:>8.1%} {s.unschedulable_instance_steps:>9d}"
         )
+    lines.append("(x-domain: prefill instances whose KV crosses S2 domains; unsched: instance-steps placement")
+    lines.append(" could not place on the simulated cluster)")
     lines.append("")
     lines.append("signal correlation with offered load (static fleet):")
     lines.extend(f"  {name:<24} {r:+.3f}" for name, r in study.signals.items())

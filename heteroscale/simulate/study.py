@@ -6,7 +6,9 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from heteroscale.placement import Inventory
 from heteroscale.simulate.engine import EngineConfig, RunResult, run
+from heteroscale.simulate.inventory import simulated_inventory
 from heteroscale.simulate.oracle import Oracle
 from heteroscale.simulate.perfmodel import GpuPerf
 from heteroscale.simulate.policies import HpaUtilization, IndependentPD, Policy, StaticPeak
@@ -21,6 +23,8 @@ POLICIES = ("heteroscale", "hpa-util", "independent", "static", "oracle")
 @dataclass(frozen=True)
 class Study:
     service: Service
+    #: The simulated cluster every policy was placed on.
+    inventory: Inventory
     runs: dict[str, RunResult]
     summaries: dict[str, Summary]
     #: Correlation of each candidate signal with the offered load, on the static run.
@@ -62,14 +66,17 @@ def run_study(
     steps = steps_for(workload, config)
     # The oracle's plan is fixed in advance (decide only reads it), so one serves every run.
     oracle = Oracle(workload, service, perf, config.dt, steps)
+    inventory = simulated_inventory(service)
     runs: dict[str, RunResult] = {}
     for name in policies:
-        runs[name] = run(
-            workload, service, perf, build_policy(name, workload, service, perf, config, oracle), config, progress
-        )
-    static = runs.get("static") or run(workload, service, perf, StaticPeak(service, config.interval_s), config)
+        policy = build_policy(name, workload, service, perf, config, oracle)
+        runs[name] = run(workload, service, perf, policy, config, progress, inventory)
+    static = runs.get("static") or run(
+        workload, service, perf, StaticPeak(service, config.interval_s), config, inventory=inventory
+    )
     return Study(
         service=service,
+        inventory=inventory,
         runs=runs,
         summaries={name: summarize(r) for name, r in runs.items()},
         signals=signal_correlations(static),

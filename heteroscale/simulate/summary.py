@@ -32,6 +32,10 @@ class Summary:
     dropped: float
     requests: float
     peak_instances: int
+    #: Share of prefill instances whose KV crosses S2 domains, weighted by prefill instances over time.
+    cross_domain_fraction: float
+    #: Sum over steps of the target instances placement could not place (capacity-bounded).
+    unschedulable_instance_steps: int
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -76,4 +80,8 @@ def summarize(run: RunResult) -> Summary:
         dropped=float(w[~run.finished].sum()),
         requests=float(w.sum()),
         peak_instances=int(held.max()) if held.size else 0,
+        cross_domain_fraction=float((run.cross_domain * run.prefill_instances).sum() / run.prefill_instances.sum())
+        if run.prefill_instances.sum() > 0
+        else 0.0,
+        unschedulable_instance_steps=int(run.unschedulable.sum()),
     )

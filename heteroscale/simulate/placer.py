@@ -1,0 +1,124 @@
+"""Role targets to instances per GPU type, through the operator's real ``placement.plan``.
+
+Every policy's targets pass through :class:`Placer` over the same simulated inventory
+(:mod:`heteroscale.simulate.inventory`); there is no second placement algorithm here. How a
+policy's targets become plans depends on what it scales:
+
+* paired (HeteroScale): one PDServingGroup, ``plan(inventory, groups, RoleTargets(p, d), ...)``,
+  so prefill and decode are placed as deployment groups, each group in one S2 domain;
+* pools (the baselines, which scale each pool on its own): two PDServingGroups with the same
+  spec, one holding only prefill (``RoleTargets(p, 0)``) and one only decode
+  (``RoleTargets(0, d)``), planned together by ``plan_many`` over the one inventory so they
+  compete for the same nodes. Placement puts each pool where it keeps mixed domains free, as it
+  would any single-role group.
+
+Like the operator, the groups of the previous plan are passed back as ``GroupStatus`` (desired =
+planned replicas), so groups grow and shrink instead of being re-planned from scratch. The
+inventory stays free of bound pods: the simulator binds no pod to a node, so every kept group
+reserves its instances afresh each cycle, before any growth or new group (what the operator's
+cycle does on a cluster this service has to itself). Placement runs only when the targets change.
+Instances a plan reports unschedulable are not started.
+
+KV routing, for the cross-domain share: a prefill instance hands its KV cache to the decode
+instances of its own deployment group when the group has any (placement pins both to one
+domain); a prefill instance without such partners (every pool-placed one) hands it to the whole
+decode fleet in proportion to the instances, so the share of decode instances outside its domain
+crosses domains. Pure.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from heteroscale.api.enums import Role
+from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.api.status import GroupStatus
+from heteroscale.placement import Inventory, PlannedGroup, PlanRequest, RoleTargets, plan, plan_many
+
+#: PDServingGroup name of a paired policy's plans, and of each pool of an unpaired one.
+PAIRED = "sim"
+POOLS = {Role.PREFILL: "sim-prefill-pool", Role.DECODE: "sim-decode-pool"}
+
+
+@dataclass(frozen=True)
+class Placed:
+    counts: dict[Role, dict[str, int]]
+    #: Share of prefill instances whose KV goes to a decode instance in another S2 domain.
+    cross_domain_fraction: float
+    #: Instances of the targets that placement could not place (not started).
+    unschedulable: int
+    groups: tuple[PlannedGroup, ...]
+
+
+def cross_domain_fraction(groups: Sequence[tuple[str, PlannedGroup]]) -> float:
+    """The cross-domain share of ``(pdsg name, planned group)`` pairs, by the routing rule above."""
+    decode_total = sum(g.replicas for _, g in groups if g.role is Role.DECODE)
+    prefill_total = sum(g.replicas for _, g in groups if g.role is Role.PREFILL)
+    if not decode_total or not prefill_total:
+        return 0.0
+    partners = {(name, g.group): g for name, g in groups if g.role is Role.DECODE and g.replicas}
+    decode_in: Counter[str] = Counter()
+    for _, g in groups:
+        if g.role is Role.DECODE:
+            decode_in[g.domain] += g.replicas
+    crossing = 0.0
+    for name, g in groups:
+        if g.role is not Role.PREFILL or not g.replicas:
+            continue
+        partner = partners.get((name, g.group))
+        if partner is not None:
+            crossing += g.replicas * (partner.domain != g.domain)
+        else:
+            crossing += g.replicas * (1.0 - decode_in[g.domain] / decode_total)
+    return crossing / prefill_total
+
+
+class Placer:
+    """Carries one policy's deployment groups from plan to plan."""
+
+    def __init__(self, inventory: Inventory, spec: PDServingGroupSpec, *, paired: bool) -> None:
+        self._inventory = inventory
+        self._spec = spec
+        self._paired = paired
+        self._groups: dict[str, list[GroupStatus]] = {}
+        self._last: tuple[tuple[int, int], Placed] | None = None
+
+    def place(self, prefill: int, decode: int) -> Placed:
+        if self._last is not None and self._last[0] == (prefill, decode):
+            return self._last[1]
+        if self._paired:
+            plans = [
+                plan(self._inventory, self._groups.get(PAIRED, ()), RoleTargets(prefill, decode), self._spec, PAIRED)
+            ]
+        else:
+            plans = plan_many(
+                self._inventory,
+                [
+                    PlanRequest(name, self._spec, targets, self._groups.get(name, ()))
+                    for name, targets in (
+                        (POOLS[Role.PREFILL], RoleTargets(prefill, 0)),
+                        (POOLS[Role.DECODE], RoleTargets(0, decode)),
+                    )
+                ],
+            )
+        self._groups = {
+            p.name: [
+                GroupStatus(name=g.name, role=g.role, gpu_type=g.gpu_type, domain=g.domain, desired=g.replicas)
+                for g in p.groups
+            ]
+            for p in plans
+        }
+        counts: dict[Role, Counter[str]] = {Role.PREFILL: Counter(), Role.DECODE: Counter()}
+        for p in plans:
+            for g in p.groups:
+                counts[g.role][g.gpu_type] += g.replicas
+        placed = Placed(
+            counts={role: dict(c) for role, c in counts.items()},
+            cross_domain_fraction=cross_domain_fraction([(p.name, g) for p in plans for g in p.groups]),
+            unschedulable=sum(s.instances for p in plans for s in p.unschedulable),
+            groups=tuple(g for p in plans for g in p.groups),
+        )
+        self._last = ((prefill, decode), placed)
+        return placed
