@@ -63,9 +63,8 @@ def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyStat
         if observation.prefill.starting or observation.decode.starting:
             return hold(Reason.PODS_STARTING, "zero decode throughput, but pods are still starting", counted)
         floor = pair_for(spec, 0)
-        went_down = floor.prefill < cur_p or floor.decode < cur_d
         update: dict[str, object] = {"recommendations": []}
-        if went_down:
+        if floor.decode < cur_d:
             update["last_scale_down_time"] = now
         return Decision(
             floor.prefill,
@@ -138,10 +137,16 @@ def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyStat
         wait = (wait + "; " if wait else "") + "instances above the ratio stay until scale-in is allowed"
     scaled_up = prefill > cur_p or decode > cur_d
     scaled_down = prefill < cur_p or decode < cur_d
-    if scaled_up:
+    # Cooldowns follow decode, the role the load drives. A prefill-only change restores the ratio
+    # (e.g. after placement could not place a prefill instance); restarting the cooldown for it
+    # would block decode from answering load for as long as the repair keeps recurring.
+    if decode > cur_d:
         next_state = next_state.model_copy(update={"last_scale_up_time": now})
-    if scaled_down:
+    elif decode < cur_d:
         next_state = next_state.model_copy(update={"last_scale_down_time": now})
+    elif prefill != cur_p:
+        notes.append(Reason.RATIO_REPAIRED)
+        wait = (wait + "; " if wait else "") + f"prefill restores the {spec.ratio.prefill}:{spec.ratio.decode} ratio"
 
     primary = next((r for r in _PRIMARY_ORDER if r in notes), None)
     if primary is None:

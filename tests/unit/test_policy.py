@@ -281,3 +281,17 @@ def test_ratio_repair_that_needs_more_prefill_than_its_max_is_reported() -> None
     assert (decision.prefill, decision.decode) == (1, 1)
     assert Reason.CLAMPED_TO_MAX in {decision.reason, *decision.notes}
     assert "ratio cannot be kept" in decision.message
+
+
+def test_a_prefill_only_repair_restarts_no_cooldown() -> None:
+    # Placement left prefill one short of the ratio (2 for 9 decode at 1:3 instead of 3). Found by
+    # the simulator: if restoring it restarted the scale-up cooldown, a repair that recurs every
+    # tick would keep decode from ever answering load.
+    damped = {**DAMPED, "ratio": {"prefill": 1, "decode": 3}}
+    repair = run(observe(900.0, 9, prefill=2), **damped)
+    assert (repair.prefill, repair.decode) == (3, 9)
+    assert repair.reason is Reason.RATIO_REPAIRED
+    assert repair.state.last_scale_up_time is None
+    surge = run(observe(2000.0, 9, prefill=2), repair.state, now=NOW + 15, **damped)
+    assert surge.decode > 9
+    assert surge.reason is Reason.SCALED_UP
