@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import NamedTuple
 
 from heteroscale.placement.inventory import Inventory
@@ -68,17 +69,19 @@ class CapacityIndex:
 
     def __init__(self, inventory: Inventory) -> None:
         topology = inventory.topology
-        premium = premium_by_path(inventory.nodes, topology)
         depth = levels(topology)
-        # Count identical nodes first (C speed), then fill buckets once per distinct kind.
-        kinds = Counter(
-            (n.tiers[:depth], n.gpu_type, n.slow, n.taints, n.free) for n in inventory.nodes if n.schedulable
-        )
+        # Count identical nodes first, reading their fields at C speed; everything after runs
+        # once per distinct kind of node, not once per node.
+        fields = attrgetter("tiers", "gpu_type", "slow", "taints", "allocatable", "requested", "schedulable")
+        kinds = Counter(map(fields, inventory.nodes))
+        premium = premium_by_path({(k[0][:depth], k[1]) for k in kinds}, topology)
         pools: defaultdict[PoolKey, dict[tuple[bool, int, tuple[Taint, ...]], _Bucket]] = defaultdict(dict)
-        for (path, gpu_type, slow, taints, free), count in kinds.items():
+        for (tiers, gpu_type, slow, taints, allocatable, requested, schedulable), count in kinds.items():
+            path = tiers[:depth]
             domain = path_domain(path, topology)
-            if domain is None:
+            if domain is None or not schedulable:
                 continue
+            free = max(0, allocatable - requested)
             level = premium[path]
             bucket = pools[(domain, gpu_type)].get((slow, level, taints))
             if bucket is None:
