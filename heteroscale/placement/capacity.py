@@ -91,6 +91,7 @@ class CapacityIndex:
         self._pools = {key: list(buckets.values()) for key, buckets in pools.items()}
         self._view_ids: dict[View, ViewId] = {}
         self._views: dict[tuple[PoolKey, ViewId], tuple[_Class, ...]] = {}
+        self._ranks: dict[tuple[PoolKey, ViewId], tuple[Rank, ...]] = {}
         self._domains: dict[tuple[str, ViewId], list[str]] = {}
         self._undo: list[tuple[PoolKey, dict[int, int], int, int]] = []
         self._slots: dict[PoolKey, dict[tuple[ViewId, int], tuple[int, ...]]] = {}
@@ -115,6 +116,7 @@ class CapacityIndex:
             # Buckets of equal rank in taint order, so plans do not depend on node order.
             found = tuple(_Class(r, tuple(sorted(b, key=lambda b: b.taints))) for r, b in sorted(ranked.items()))
             self._views[(key, view)] = found
+            self._ranks[(key, view)] = tuple(c.rank for c in found)
         return found
 
     def domains(self, gpu_type: str, view: ViewId) -> list[str]:
@@ -131,12 +133,19 @@ class CapacityIndex:
         return sum(b.nodes for c in self._view((domain, gpu_type), view) for b in c.buckets)
 
     def ranks(self, domain: str, gpu_type: str, view: ViewId) -> tuple[Rank, ...]:
-        return tuple(c.rank for c in self._view((domain, gpu_type), view))
+        key = (domain, gpu_type)
+        found = self._ranks.get((key, view))
+        if found is None:
+            self._view(key, view)
+            found = self._ranks[(key, view)]
+        return found
 
     def slots(self, domain: str, gpu_type: str, view: ViewId, gpus: int) -> tuple[int, ...]:
         """Instances of ``gpus`` GPUs that still fit, per rank in rank order."""
         key = (domain, gpu_type)
-        cached = self._slots.setdefault(key, {})
+        cached = self._slots.get(key)
+        if cached is None:
+            cached = self._slots[key] = {}
         found = cached.get((view, gpus))
         if found is None:
             found = tuple(
@@ -162,8 +171,10 @@ class CapacityIndex:
     def _first(self, domain: str, need: Need) -> tuple[Rank, int]:
         """The first rank with a free slot (or the lowest) and the free slots in all."""
         slots = self.slots(domain, need.gpu_type, need.view, need.gpus)
-        ranks = self.ranks(domain, need.gpu_type, need.view)
-        return next((r for r, s in zip(ranks, slots, strict=True) if s), LOWEST_RANK), sum(slots)
+        for rank, free in zip(self.ranks(domain, need.gpu_type, need.view), slots, strict=True):
+            if free:
+                return rank, sum(slots)
+        return LOWEST_RANK, 0
 
     def candidates(self, lead: Need, follow: Need | None, ratio: tuple[int, int], ceiling: int) -> Iterator[Bound]:
         """Domains that may take a new group, by increasing lower bound of its key for
