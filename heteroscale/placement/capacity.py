@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import NamedTuple
 
 from heteroscale.placement.inventory import Inventory
@@ -68,17 +69,19 @@ class CapacityIndex:
 
     def __init__(self, inventory: Inventory) -> None:
         topology = inventory.topology
-        premium = premium_by_path(inventory.nodes, topology)
         depth = levels(topology)
-        # Count identical nodes first (C speed), then fill buckets once per distinct kind.
-        kinds = Counter(
-            (n.tiers[:depth], n.gpu_type, n.slow, n.taints, n.free) for n in inventory.nodes if n.schedulable
-        )
+        # Count identical nodes first, reading their fields at C speed; everything after runs
+        # once per distinct kind of node, not once per node.
+        fields = attrgetter("tiers", "gpu_type", "slow", "taints", "allocatable", "requested", "schedulable")
+        kinds = Counter(map(fields, inventory.nodes))
+        premium = premium_by_path({(k[0][:depth], k[1]) for k in kinds}, topology)
         pools: defaultdict[PoolKey, dict[tuple[bool, int, tuple[Taint, ...]], _Bucket]] = defaultdict(dict)
-        for (path, gpu_type, slow, taints, free), count in kinds.items():
+        for (tiers, gpu_type, slow, taints, allocatable, requested, schedulable), count in kinds.items():
+            path = tiers[:depth]
             domain = path_domain(path, topology)
-            if domain is None:
+            if domain is None or not schedulable:
                 continue
+            free = max(0, allocatable - requested)
             level = premium[path]
             bucket = pools[(domain, gpu_type)].get((slow, level, taints))
             if bucket is None:
@@ -88,6 +91,7 @@ class CapacityIndex:
         self._pools = {key: list(buckets.values()) for key, buckets in pools.items()}
         self._view_ids: dict[View, ViewId] = {}
         self._views: dict[tuple[PoolKey, ViewId], tuple[_Class, ...]] = {}
+        self._ranks: dict[tuple[PoolKey, ViewId], tuple[Rank, ...]] = {}
         self._domains: dict[tuple[str, ViewId], list[str]] = {}
         self._undo: list[tuple[PoolKey, dict[int, int], int, int]] = []
         self._slots: dict[PoolKey, dict[tuple[ViewId, int], tuple[int, ...]]] = {}
@@ -112,6 +116,7 @@ class CapacityIndex:
             # Buckets of equal rank in taint order, so plans do not depend on node order.
             found = tuple(_Class(r, tuple(sorted(b, key=lambda b: b.taints))) for r, b in sorted(ranked.items()))
             self._views[(key, view)] = found
+            self._ranks[(key, view)] = tuple(c.rank for c in found)
         return found
 
     def domains(self, gpu_type: str, view: ViewId) -> list[str]:
@@ -128,12 +133,19 @@ class CapacityIndex:
         return sum(b.nodes for c in self._view((domain, gpu_type), view) for b in c.buckets)
 
     def ranks(self, domain: str, gpu_type: str, view: ViewId) -> tuple[Rank, ...]:
-        return tuple(c.rank for c in self._view((domain, gpu_type), view))
+        key = (domain, gpu_type)
+        found = self._ranks.get((key, view))
+        if found is None:
+            self._view(key, view)
+            found = self._ranks[(key, view)]
+        return found
 
     def slots(self, domain: str, gpu_type: str, view: ViewId, gpus: int) -> tuple[int, ...]:
         """Instances of ``gpus`` GPUs that still fit, per rank in rank order."""
         key = (domain, gpu_type)
-        cached = self._slots.setdefault(key, {})
+        cached = self._slots.get(key)
+        if cached is None:
+            cached = self._slots[key] = {}
         found = cached.get((view, gpus))
         if found is None:
             found = tuple(
@@ -159,8 +171,10 @@ class CapacityIndex:
     def _first(self, domain: str, need: Need) -> tuple[Rank, int]:
         """The first rank with a free slot (or the lowest) and the free slots in all."""
         slots = self.slots(domain, need.gpu_type, need.view, need.gpus)
-        ranks = self.ranks(domain, need.gpu_type, need.view)
-        return next((r for r, s in zip(ranks, slots, strict=True) if s), LOWEST_RANK), sum(slots)
+        for rank, free in zip(self.ranks(domain, need.gpu_type, need.view), slots, strict=True):
+            if free:
+                return rank, sum(slots)
+        return LOWEST_RANK, 0
 
     def candidates(self, lead: Need, follow: Need | None, ratio: tuple[int, int], ceiling: int) -> Iterator[Bound]:
         """Domains that may take a new group, by increasing lower bound of its key for

@@ -143,6 +143,13 @@ class _Planner:
         self.gpus = {role: roles[role].gpus_per_instance for role in Role}
         # Each role sees the nodes its own template tolerates.
         self.view = {role: index.intern(role_view(roles[role].template, spec.topology.gpu_resource)) for role in Role}
+        # Fixed for the cycle and asked for on every trial of every domain: computed once.
+        self.by_size = sorted((self.lead, self.follow), key=lambda r: -self.gpus[r])
+        # On a shared pool, slot counts decide what fits when both roles see the same nodes and
+        # the larger instance size is a multiple of the smaller (e.g. 8 and 4 GPUs): one large
+        # instance then uses exactly that many small slots.
+        big, small = sorted(self.gpus.values(), reverse=True)
+        self.slot_counts_decide = big % small == 0 and self.view[Role.PREFILL] == self.view[Role.DECODE]
 
     def need(self, role: Role, lead: int, *, at_least: bool = False) -> int:
         """Instances of ``role`` a group with ``lead`` lead instances wants: for the follower the
@@ -180,24 +187,18 @@ class _Planner:
     def demand(self, group: _Group, lead: int) -> list[tuple[Role, int]]:
         """What holding ``lead`` lead instances still needs per role, larger instances first: with
         that order best-fit packing on a shared pool never strands room the smaller role could use."""
-        order = sorted((self.lead, self.follow), key=lambda r: -self.gpus[r])
-        return [(role, max(0, self.missing(group, role, self.need(role, lead, at_least=True)))) for role in order]
+        return [
+            (role, max(0, self.missing(group, role, self.need(role, lead, at_least=True)))) for role in self.by_size
+        ]
 
     def shared_pool(self, group: _Group) -> bool:
         """True when both roles draw on one pool (same GPU type)."""
         return group.types[Role.PREFILL] == group.types[Role.DECODE]
 
-    def slot_counts_decide(self) -> bool:
-        """True when, on a shared pool, slot counts decide what fits: both roles see the same
-        nodes and the larger instance size is a multiple of the smaller (e.g. 8 and 4 GPUs), so
-        one large instance uses exactly that many small slots."""
-        big, small = sorted(self.gpus.values(), reverse=True)
-        return big % small == 0 and self.view[Role.PREFILL] == self.view[Role.DECODE]
-
     def fits(self, group: _Group, lead: int) -> bool:
         """Whether the group can hold ``lead`` lead instances on its one shared pool."""
         (big_role, big_n), (small_role, small_n) = self.demand(group, lead)
-        if self.slot_counts_decide():
+        if self.slot_counts_decide:
             per_big = self.gpus[big_role] // self.gpus[small_role]
             big_slots = self.slots(group, big_role)
             small_slots = self.slots(group, big_role, self.gpus[small_role])
@@ -242,7 +243,7 @@ class _Planner:
     def touched_rank(self, group: _Group, lead: int) -> Rank:
         """The highest rank the group's reservation for ``lead`` lead instances touches."""
         (big_role, big_n), (small_role, small_n) = self.demand(group, lead)
-        if self.shared_pool(group) and self.slot_counts_decide():
+        if self.shared_pool(group) and self.slot_counts_decide:
             # Large instances fill the lowest ranks first and use per_big small slots each.
             per_big = self.gpus[big_role] // self.gpus[small_role]
             ranks = (
@@ -308,20 +309,22 @@ class _Planner:
                 follow_need = (
                     Need(follow_t, self.view[self.follow], self.gpus[self.follow]) if self.target[self.follow] else None
                 )
+                # One probe is moved from domain to domain (measuring it reserves nothing); the
+                # best is copied.
+                probe = _Group(gid, "", types, no_bound, no_bound)
                 for bound in self.index.candidates(lead_need, follow_need, self.ratio_class(), ceiling):
                     # Keys come no lower than their bounds, which come in increasing order.
                     if best is not None and bound >= best[0]:
                         break
-                    domain = bound[-1]
-                    candidate = _Group(gid, domain, dict(types), dict(no_bound), dict(no_bound))
-                    lead = self.max_lead(candidate, ceiling)
+                    probe.domain = domain = bound[-1]
+                    lead = self.max_lead(probe, ceiling)
                     if lead <= 0:
                         continue
-                    lead_slots = self.slots(candidate, self.lead)
+                    lead_slots = self.slots(probe, self.lead)
                     fit = (lead < ceiling, lead_slots - lead if lead == ceiling else -lead)
-                    key = (self.touched_rank(candidate, lead), *fit, domain)
+                    key = (self.touched_rank(probe, lead), *fit, domain)
                     if best is None or key < best[0]:
-                        best = (key, candidate, lead)
+                        best = (key, _Group(gid, domain, dict(types), dict(no_bound), dict(no_bound)), lead)
                 if best is not None:
                     _, group, lead = best
                     self.reserve(group, {self.lead: lead, self.follow: self.need(self.follow, lead)})

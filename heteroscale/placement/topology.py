@@ -16,10 +16,9 @@ empty) the cluster is the colocation domain and every tier lies below it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable
 
 from heteroscale.api.spec import Topology
-from heteroscale.placement.inventory import Node
 
 #: The colocation domain of every node under cluster scope.
 CLUSTER_DOMAIN = ""
@@ -41,24 +40,29 @@ def path_domain(path: Path, topology: Topology) -> str | None:
     return path[-1] if topology.colocate else CLUSTER_DOMAIN
 
 
-def premium_by_path(nodes: Sequence[Node], topology: Topology) -> dict[Path, int]:
-    """Premium level of the nodes on every path that has a colocation domain."""
+def premium_by_path(kinds: Iterable[tuple[Path, str]], topology: Topology) -> dict[Path, int]:
+    """Premium level of the nodes on every path that has a colocation domain, from the
+    ``(path, GPU type)`` of every node (repeats allowed: callers pass distinct ones)."""
     depth = levels(topology)
-    # Nodes are grouped by path first: the domains around a node depend on its path alone, so
-    # the per-level work runs once per path, not once per node.
-    types_on: defaultdict[Path, set[str]] = defaultdict(set)
-    for node in nodes:
-        types_on[node.tiers[:depth]].add(node.gpu_type)
-    paths = {p: t for p, t in types_on.items() if path_domain(p, topology) is not None}
-    # A domain at tier i is named by its labels from tier i up to the colocation tier (a suffix
-    # of the path), so equal leaf names under different parents are different domains.
-    types_in: defaultdict[Path, set[str]] = defaultdict(set)
-    for path, types in paths.items():
-        for i in range(depth):
-            if path[i] is not None:
-                types_in[path[i:]] |= types
-    cluster_mixed = not topology.colocate and len(set().union(*paths.values())) > 1
-    return {
-        path: sum(1 for i in range(depth) if path[i] is not None and len(types_in[path[i:]]) > 1) + cluster_mixed
-        for path in paths
-    }
+    # Types per domain, level by level from the leaf up: a domain at tier i is named by its labels
+    # from tier i up to the colocation tier (a suffix of the path), so equal leaf names under
+    # different parents are different domains, and a domain's types are the union of its
+    # children's. Each level visits its distinct domains once, not every path once per level.
+    below: defaultdict[Path, set[str]] = defaultdict(set)
+    for path, gpu_type in kinds:
+        below[path].add(gpu_type)
+    paths = [p for p in below if path_domain(p, topology) is not None]
+    by_level = [below]
+    for _ in range(depth - 1):
+        above: defaultdict[Path, set[str]] = defaultdict(set)
+        for domain, types in by_level[-1].items():
+            above[domain[1:]] |= types
+        by_level.append(above)
+    cluster_mixed = not topology.colocate and len(set().union(*(below[p] for p in paths))) > 1
+    # A path's level counts the mixed domains from the top down to its leaf: once per domain.
+    premium: dict[Path, int] = {(): int(cluster_mixed)}
+    for level in reversed(by_level[:depth]):
+        premium = {
+            domain: (domain[0] is not None and len(types) > 1) + premium[domain[1:]] for domain, types in level.items()
+        }
+    return {path: premium[path] for path in paths}

@@ -2,7 +2,8 @@
 
 Run with ``python -m tests.benchmarks.bench_placement``. It prints the median time of
 ``plan_many`` (building the capacity index included) and of ``inventory_from_k8s`` per cluster
-size, and the growth from 1,000 to 10,000 nodes. Target: at most 100 ms median at 10,000 nodes
+size (wall-clock and CPU time), the growth from 1,000 to 10,000 nodes, and a digest of the plans
+(equal digests, equal plans: speed-ups must keep it). Target: at most 100 ms median at 10,000 nodes
 and near-linear growth (ratio about 10 or less).
 
 The cluster is HeteroScale-shaped: S2 big-pods of four S1 mini-pods of eight nodes; half the
@@ -13,12 +14,13 @@ varied GPU types, ratios and GPUs per instance, with priorities that compete.
 
 from __future__ import annotations
 
+import hashlib
 import random
 import statistics
 import time
 from typing import Any
 
-from heteroscale.placement import PlanRequest, RoleTargets, inventory_from_k8s, plan_many
+from heteroscale.placement import Plan, PlanRequest, RoleTargets, inventory_from_k8s, plan_many
 from tests.unit.placement.cluster import MiniPod, layout, pdsg_spec, pod
 
 GROUPS = 200
@@ -63,13 +65,30 @@ def requests(free_gpus: int, rng: random.Random) -> list[PlanRequest]:
     return out
 
 
-def median_ms(func: Any) -> float:
-    times = []
+def plans_digest(plans: list[Plan]) -> str:
+    """sha256 of every planned group and shortfall, one line each, in plan order."""
+    lines = []
+    for p in plans:
+        for g in p.groups:
+            lines.append(
+                f"{p.name} {g.name} {g.group} {g.role.value} {g.gpu_type} {g.domain} {g.replicas} "
+                f"{g.gpus_per_instance} {g.nodes_available}"
+            )
+        for s in p.unschedulable:
+            lines.append(f"{p.name} short {s.role.value} {s.gpu_type} {s.instances} {s.reason.value}")
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def median_ms(func: Any) -> tuple[float, float]:
+    """Median wall-clock and CPU (process) time of ``func`` in ms: on a busy machine the CPU time
+    is the steadier figure."""
+    wall, cpu = [], []
     for _ in range(REPEATS):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         func()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times)
+        wall.append((time.perf_counter() - start) * 1000)
+        cpu.append((time.process_time() - start_cpu) * 1000)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main() -> int:
@@ -83,11 +102,13 @@ def main() -> int:
         plans = plan_many(inventory, reqs)
         groups = sum(len(p.groups) for p in plans) // 2
         short = sum(s.instances for p in plans for s in p.unschedulable)
-        inv_ms = median_ms(lambda n=nodes, p=pods, t=topology: inventory_from_k8s(n, p, t))
-        medians[size] = median_ms(lambda i=inventory, r=reqs: plan_many(i, r))
+        digest = plans_digest(plans)[:16]
+        inv_ms, _ = median_ms(lambda n=nodes, p=pods, t=topology: inventory_from_k8s(n, p, t))
+        medians[size], cpu_ms = median_ms(lambda i=inventory, r=reqs: plan_many(i, r))
         print(
             f"{size:>6} nodes, {size * 8:>6} GPUs, {GROUPS} PDServingGroups: plan median {medians[size]:.1f} ms "
-            f"({groups} deployment groups, {short} instances unschedulable); inventory median {inv_ms:.1f} ms"
+            f"(CPU {cpu_ms:.1f} ms; {groups} deployment groups, {short} instances unschedulable, plans {digest}); "
+            f"inventory median {inv_ms:.1f} ms"
         )
     small, large = SIZES
     growth = medians[large] / medians[small]
