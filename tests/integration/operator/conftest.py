@@ -24,8 +24,8 @@ import pytest
 from heteroscale.api.crd import GROUP, PLURAL, VERSION
 from heteroscale.metrics.reader import Signals
 from heteroscale.operator.handlers import Operator
-from heteroscale.operator.signals import ReaderFactory
 from heteroscale.operator.naming import ANNOTATION_DELETION_COST, LABEL_SERVING
+from heteroscale.operator.signals import ReaderFactory
 
 CR = f"{GROUP}/{VERSION}/{PLURAL}"
 DEPLOYMENTS = "apps/v1/deployments"

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import kmock
@@ -80,10 +79,10 @@ class Engines:
 
 
 @pytest.fixture
-async def prometheus(launch: Launcher) -> AsyncIterator[tuple[Exporter, PrometheusServer]]:
+def prometheus(launch: Launcher) -> tuple[Exporter, PrometheusServer]:
+    """The launcher stops both after the module."""
     exporter = launch.exporter()
-    server = launch.prometheus({"engines": [exporter.target]})
-    yield exporter, server
+    return exporter, launch.prometheus({"engines": [exporter.target]})
 
 
 async def test_lifecycle(
