@@ -336,7 +336,7 @@ class _Apply:
     async def remove_emptied(self, targets: Sequence[GroupPlan], planned: set[str]) -> list[GroupPlan]:
         """Delete the Deployments of groups that left the plan once they are at 0 replicas (after
         their drain); the targets without them."""
-        kept = []
+        kept, deleted = [], []
         for group in targets:
             deployment = self.deployments.get(group.name)
             if group.name in planned or observe.asked(deployment) > 0:
@@ -346,7 +346,11 @@ class _Apply:
                 with contextlib.suppress(NotFound):  # Already gone: what we wanted.
                     await self.ctx.client.delete(deployment_path(self.namespace, group.name))
                 self.deployments[group.name] = None
-                self.emit("Normal", "GroupRemoved", f"deleted Deployment {group.name}: placement no longer uses it")
+                deleted.append(group.name)
+        if deleted:
+            self.emit(
+                "Normal", "GroupRemoved", f"deleted Deployments {', '.join(deleted)}: placement no longer uses them"
+            )
         return kept
 
     async def _patch_pods(self, pods: Sequence[str], patch: JsonObject) -> None:
