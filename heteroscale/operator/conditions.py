@@ -67,10 +67,12 @@ def decided(
     spec: PDServingGroupSpec,
     decision: Decision,
     pools_ready: str | None,
+    unschedulable: str | None,
     now: float,
 ) -> list[Condition]:
     """Conditions after a decision. ``pools_ready`` is None when every Deployment has all the pods it
-    asks for ready, else a message saying which do not."""
+    asks for ready, else a message saying which do not; ``unschedulable`` says what placement could
+    not place (it outranks pods not ready: those may never come)."""
     out = set_condition(conditions, ConditionType.CONFLICT, F, "NoConflict", "", now)
     if decision.reason in _METRIC_REASONS:
         out = set_condition(out, ConditionType.METRICS_AVAILABLE, F, decision.reason, decision.message, now)
@@ -88,6 +90,8 @@ def decided(
         out = set_condition(out, ConditionType.RATIO_SATISFIED, T, "RatioHeld", ratio, now)
     else:
         out = set_condition(out, ConditionType.RATIO_SATISFIED, F, decision.reason, decision.message, now)
+    if unschedulable is not None:
+        return set_condition(out, ConditionType.READY, F, Reason.UNSCHEDULABLE, unschedulable, now)
     if pools_ready is None:
         return set_condition(out, ConditionType.READY, T, "Reconciled", "every instance asked for is ready", now)
     return set_condition(out, ConditionType.READY, F, "PodsNotReady", pools_ready, now)

@@ -1,9 +1,15 @@
-"""kopf bindings: configuration, login, and one reconcile loop per PDServingGroup.
+"""kopf bindings: configuration, login, the indexes, and one reconcile loop per PDServingGroup.
 
 kopf timers have one fixed interval per handler, while each PDServingGroup sets its own
 ``behavior.intervalSeconds``; so the per-object loop is a kopf daemon that sleeps the spec's
 interval between ticks (and stops at once when the object goes or the operator exits). Handlers
-return None: kopf would store return values in the status, which the CRD schema prunes.
+return None: kopf would store return values in the status, which the CRD schema prunes. Index
+handlers are the exception: what they return is the index entry (None: not indexed).
+
+Indexes keep GPU Nodes and Pods (placement's inventory) and the HPAs and ScaledObjects that target
+Deployments (conflicts) in memory from the watch. kopf starts a resource's daemons only once the
+indexes are filled, so the first tick already sees the whole cluster. A resource the API server does
+not serve (KEDA not installed) is simply not watched, and its index stays empty.
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ from typing import Any
 import kopf
 
 from heteroscale.api.crd import GROUP, PLURAL, VERSION
+from heteroscale.operator import indexes
+from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target
 from heteroscale.operator.kube import ApiError, KubeClient
-from heteroscale.operator.reconcile import DEFAULT_INTERVAL, Context, tick
+from heteroscale.operator.reconcile import DEFAULT_INTERVAL, Cluster, Context, tick
 from heteroscale.operator.signals import MetricsSink, ReaderFactory
 
 PREFIX = "heteroscale.io"
@@ -47,6 +55,7 @@ class Operator:
         self.error_retry_seconds = error_retry_seconds
         self.client_timeout_seconds = client_timeout_seconds
         self.context: Context | None = None
+        self.cluster = Cluster()
         self.registry = kopf.OperatorRegistry()
         self._register()
 
@@ -54,6 +63,12 @@ class Operator:
         kopf.on.startup(registry=self.registry)(self._configure)
         kopf.on.login(registry=self.registry)(self._login)
         kopf.on.cleanup(registry=self.registry)(self._cleanup)
+        kopf.index("v1", "nodes", id="gpu_nodes", registry=self.registry)(self._index_node)
+        kopf.index("v1", "pods", id="gpu_pods", registry=self.registry)(self._index_pod)
+        kopf.index("autoscaling", "v2", "horizontalpodautoscalers", id="hpas", registry=self.registry)(self._index_hpa)
+        kopf.index("keda.sh", "v1alpha1", "scaledobjects", id="scaled_objects", registry=self.registry)(
+            self._index_scaled_object
+        )
         kopf.daemon(GROUP, VERSION, PLURAL, registry=self.registry, cancellation_timeout=10.0)(self._run_group)
 
     @staticmethod
@@ -75,8 +90,28 @@ class Operator:
         info = self.connect(**kwargs)
         if info is not None:
             client = KubeClient(info, timeout_seconds=self.client_timeout_seconds)
-            self.context = Context(client, self.readers, self.metrics, self.clock)
+            self.context = Context(client, self.readers, self.metrics, self.clock, self.cluster)
         return info
+
+    def _index_node(self, body: kopf.Body, name: str, **_: Any) -> dict[str, Any] | None:
+        self.cluster.changes += 1
+        node = indexes.gpu_node(body)
+        return None if node is None else {name: node}
+
+    def _index_pod(self, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Any] | None:
+        self.cluster.changes += 1
+        pod = indexes.gpu_pod(body)
+        return None if pod is None else {(namespace, name): pod}
+
+    @staticmethod
+    def _index_hpa(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str] | None:
+        found = autoscaler_target(HPA, body)
+        return None if found is None else dict([found])
+
+    @staticmethod
+    def _index_scaled_object(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str] | None:
+        found = autoscaler_target(SCALED_OBJECT, body)
+        return None if found is None else dict([found])
 
     async def _cleanup(self, **_: Any) -> None:
         if self.context is not None:
@@ -90,9 +125,13 @@ class Operator:
         body: kopf.Body,
         stopped: kopf.DaemonStopped,
         logger: kopf.Logger,
-        **_: Any,
+        **indexed: Any,
     ) -> None:
         assert namespace is not None, "PDServingGroups are namespaced"
+        # kopf passes the same live index objects (kwargs named by the index ids) to every handler;
+        # the ticks read them through the cluster view.
+        self.cluster.nodes, self.cluster.pods = indexed["gpu_nodes"], indexed["gpu_pods"]
+        self.cluster.autoscalers = (indexed["hpas"], indexed["scaled_objects"])
 
         def emit(type_: str, reason: str, message: str) -> None:
             kopf.event(body, type=type_, reason=reason, message=message[:1024])

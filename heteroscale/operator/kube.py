@@ -1,8 +1,9 @@
 """A small asyncio Kubernetes client for the objects the operator reads and writes.
 
-kopf watches PDServingGroups with its own session; Deployments, Pods, HPAs and ScaledObjects go
-through this client, built from the same :class:`kopf.ConnectionInfo` kopf logged in with, so the
-two always talk to the same API server with the same credentials.
+kopf watches PDServingGroups (and indexes Nodes, Pods and autoscalers) with its own session;
+Deployments, and the Pods being drained, go through this client, built from the same
+:class:`kopf.ConnectionInfo` kopf logged in with, so the two always talk to the same API server
+with the same credentials.
 
 Every call retries what a healthy API server answers under load or during a restart (409 on a
 write, 429, 5xx, timeouts, dropped connections) with capped backoff, and raises
@@ -129,3 +130,6 @@ class KubeClient:
 
     async def patch(self, path: str, body: Mapping[str, Any]) -> JsonObject:
         return await self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
+
+    async def delete(self, path: str) -> JsonObject:
+        return await self.request("DELETE", path)

@@ -1,13 +1,18 @@
 """Deployment manifests and patches for deployment groups (pure).
 
-Owned Deployments are built from the role's pod template plus the group's labels, node affinity and
-an ownerReference to the PDServingGroup, so Kubernetes' garbage collector removes them with it.
-Referenced Deployments belong to the user: the operator only ever patches their replica count.
+Owned Deployments get a pod template (placement's rendering in template mode: GPU type and domain
+affinity, GPU requests, tolerations) plus the group's selector labels and the serving label, and an
+ownerReference to the PDServingGroup, so Kubernetes' garbage collector removes them with it. The
+template's hash sits in an annotation: the API server fills in defaults, so comparing templates
+field by field would see a difference on every tick. Referenced Deployments belong to the user:
+the operator only ever patches their replica count.
 """
 
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,17 +26,20 @@ from heteroscale.operator.naming import (
     GroupPlan,
     role_spec,
     selector_labels,
+    uses_placement,
 )
+from heteroscale.placement import render_pod_template
 from heteroscale.policy.ratio import pair_for
 
 JsonObject = dict[str, Any]
 
+#: Annotation on an owned Deployment: the hash of the pod template the operator last wrote.
+ANNOTATION_TEMPLATE_HASH = "heteroscale.io/template-hash"
+
 
 def node_affinity(group: GroupPlan, topology: Topology) -> JsonObject:
-    """Required node affinity: the group's GPU type and, when it has one, its colocation domain."""
+    """Required node affinity outside template mode: the role's GPU type at cluster scope."""
     expressions = [{"key": topology.gpu_type_label, "operator": "In", "values": [group.gpu_type]}]
-    if group.domain and topology.colocate:
-        expressions.append({"key": topology.colocate, "operator": "In", "values": [group.domain]})
     return {
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
     }
@@ -49,17 +57,30 @@ def owner_reference(pdsg: Mapping[str, Any]) -> JsonObject:
     }
 
 
-def deployment_manifest(pdsg: Mapping[str, Any], spec: PDServingGroupSpec, group: GroupPlan) -> JsonObject:
+def pod_template(pdsg: str, spec: PDServingGroupSpec, group: GroupPlan) -> JsonObject | None:
+    """The pod template the operator wants on the group's Deployment; None when it leaves the
+    template alone (a referenced Deployment, or a group leaving the plan: only its replicas change)."""
+    if group.planned is not None:
+        template = render_pod_template(group.planned, spec, pdsg)
+    elif group.owned and not uses_placement(spec):
+        template = copy.deepcopy(role_spec(spec, group.role).template or {})
+        pod_spec = template.setdefault("spec", {})
+        pod_spec["affinity"] = {**pod_spec.get("affinity", {}), "nodeAffinity": node_affinity(group, spec.topology)}
+    else:
+        return None
+    meta = template.setdefault("metadata", {})
+    meta["labels"] = {**(meta.get("labels") or {}), **selector_labels(pdsg, group), LABEL_SERVING: SERVING}
+    return template
+
+
+def template_hash(template: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def deployment_manifest(pdsg: Mapping[str, Any], group: GroupPlan, template: JsonObject) -> JsonObject:
     """The Deployment the operator creates for an owned group."""
-    source = role_spec(spec, group.role).template
-    assert source is not None, "owned groups come from template-mode roles"
-    template = copy.deepcopy(source)
     name = pdsg["metadata"]["name"]
     selector = selector_labels(name, group)
-    meta = template.setdefault("metadata", {})
-    meta["labels"] = {**meta.get("labels", {}), **selector, LABEL_SERVING: SERVING}
-    pod_spec = template.setdefault("spec", {})
-    pod_spec["affinity"] = {**pod_spec.get("affinity", {}), "nodeAffinity": node_affinity(group, spec.topology)}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -67,29 +88,24 @@ def deployment_manifest(pdsg: Mapping[str, Any], spec: PDServingGroupSpec, group
             "name": group.name,
             "namespace": pdsg["metadata"]["namespace"],
             "labels": {**selector, LABEL_MANAGED_BY: MANAGER},
+            "annotations": {ANNOTATION_TEMPLATE_HASH: template_hash(template)},
             "ownerReferences": [owner_reference(pdsg)],
         },
-        "spec": {
-            "replicas": group.replicas,
-            "selector": {"matchLabels": selector},
-            "template": template,
-        },
+        "spec": {"replicas": group.replicas, "selector": {"matchLabels": selector}, "template": template},
     }
 
 
-def group_patch(deployment: Mapping[str, Any], group: GroupPlan, topology: Topology) -> JsonObject:
-    """The merge patch that brings a Deployment to the group's replicas (and, for owned groups, its
-    affinity); empty when nothing differs, so an idle tick writes nothing."""
-    spec = deployment.get("spec", {})
+def group_patch(deployment: Mapping[str, Any], group: GroupPlan, template: JsonObject | None) -> JsonObject:
+    """The one merge patch that brings a Deployment to the group's replicas and, when given, pod
+    template; empty when nothing differs, so an idle tick writes nothing."""
     patch: JsonObject = {}
-    if spec.get("replicas") != group.replicas:
-        patch["replicas"] = group.replicas
-    if group.owned:
-        wanted = node_affinity(group, topology)
-        current = spec.get("template", {}).get("spec", {}).get("affinity", {}).get("nodeAffinity")
-        if current != wanted:
-            patch["template"] = {"spec": {"affinity": {"nodeAffinity": wanted}}}
-    return {"spec": patch} if patch else {}
+    if deployment.get("spec", {}).get("replicas") != group.replicas:
+        patch["spec"] = {"replicas": group.replicas}
+    annotations = deployment.get("metadata", {}).get("annotations") or {}
+    if template is not None and annotations.get(ANNOTATION_TEMPLATE_HASH) != template_hash(template):
+        patch.setdefault("spec", {})["template"] = template
+        patch["metadata"] = {"annotations": {ANNOTATION_TEMPLATE_HASH: template_hash(template)}}
+    return patch
 
 
 def initial_replicas(spec: PDServingGroupSpec) -> tuple[int, int]:

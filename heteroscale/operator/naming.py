@@ -1,17 +1,23 @@
-"""Names and labels the operator puts on the objects it manages (pure).
+"""Names and labels the operator puts on the objects it manages, and its deployment groups (pure).
 
-:func:`plan_groups` is the single seam between the operator and placement: until
-``heteroscale.placement.plan`` lands, every role is one deployment group on the role's most
-preferred GPU type, at cluster scope. Everything downstream works on :class:`GroupPlan` lists, so
-switching to the planner changes only this function.
+Everything downstream works on :class:`GroupPlan` lists, which come from one of two places:
+
+* template mode (both roles have a ``template``): ``heteroscale.placement.plan`` splits each role
+  over deployment groups ``<pdsg>-<role>-<group>`` pinned to a GPU type and a domain
+  (:func:`from_plan`); between ticks the groups live in ``status.groups`` (:func:`from_status`);
+* a role with a ``deploymentRef``: one Deployment per role (:func:`role_groups`). Placement cannot
+  split a Deployment the user owns, so such a PDServingGroup is not placed at all.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from heteroscale.api.enums import Role
 from heteroscale.api.spec import PDServingGroupSpec, RoleSpec
+from heteroscale.api.status import GroupStatus
+from heteroscale.placement import Plan, PlannedGroup
 
 LABEL_PDSG = "heteroscale.io/pdservinggroup"
 LABEL_ROLE = "heteroscale.io/role"
@@ -40,10 +46,28 @@ class GroupPlan:
     replicas: int
     owned: bool
     """True when the operator creates the Deployment from a template; False for a deploymentRef."""
+    planned: PlannedGroup | None = None
+    """Placement's group, whose pod template the operator renders; None for a group known only from
+    status (it keeps its template) and outside template mode."""
 
 
-def plan_groups(spec: PDServingGroupSpec, pdsg: str, prefill: int, decode: int) -> list[GroupPlan]:
-    """Deployment groups for the replica targets. Placement seam: one group per role for now."""
+def uses_placement(spec: PDServingGroupSpec) -> bool:
+    """Template mode: the operator owns every Deployment, so placement may split and move them."""
+    return spec.roles.prefill.template is not None and spec.roles.decode.template is not None
+
+
+def from_plan(plan: Plan) -> list[GroupPlan]:
+    return [GroupPlan(g.name, g.role, g.gpu_type, g.domain, g.replicas, True, g) for g in plan.groups]
+
+
+def from_status(groups: Sequence[GroupStatus]) -> list[GroupPlan]:
+    """The template-mode groups the last tick wrote, at the replicas it wanted."""
+    return [GroupPlan(g.name, g.role, g.gpu_type, g.domain, g.desired, True) for g in groups]
+
+
+def role_groups(spec: PDServingGroupSpec, pdsg: str, prefill: int, decode: int) -> list[GroupPlan]:
+    """One group per role, outside template mode: the ``deploymentRef``, or ``<pdsg>-<role>`` for a
+    role with a template, on the role's most preferred GPU type at cluster scope."""
     groups = []
     for role, replicas in ((Role.PREFILL, prefill), (Role.DECODE, decode)):
         source = role_spec(spec, role)

@@ -1,30 +1,41 @@
 """One reconcile tick of one PDServingGroup: spec → conflicts → Deployments → metrics → policy →
-patches → status. Level-based: every tick starts from a fresh read of the object and its
-Deployments, and everything carried between ticks is in the object's status.
+placement → patches → status. Level-based: every tick starts from a fresh read of the object and its
+Deployments, and everything carried between ticks is in the object's status (the deployment groups
+in ``status.groups``). Nodes, Pods and other autoscalers come from kopf indexes (:class:`Cluster`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from pydantic import ValidationError
 
+from heteroscale import placement
 from heteroscale.api.crd import GROUP, PLURAL, VERSION
 from heteroscale.api.enums import ConditionType, Mode, Reason, Role
 from heteroscale.api.errors import describe
-from heteroscale.api.spec import PDServingGroupSpec, PrometheusSource
+from heteroscale.api.spec import PDServingGroupSpec, PrometheusSource, Topology
 from heteroscale.api.status import Drain, DrainGroup, GroupStatus, LastDecision, PDServingGroupStatus, RoleCounts
 from heteroscale.operator import conditions, drain, manifests, observe
 from heteroscale.operator.conflicts import conflicting_autoscalers
 from heteroscale.operator.kube import AlreadyExists, JsonObject, KubeClient, NotFound
-from heteroscale.operator.naming import LABEL_SERVING, GroupPlan, plan_groups
+from heteroscale.operator.naming import (
+    LABEL_SERVING,
+    GroupPlan,
+    from_plan,
+    from_status,
+    role_groups,
+    uses_placement,
+)
 from heteroscale.operator.signals import MetricsSink, ReaderFactory, SignalReader
+from heteroscale.placement import Inventory, RoleTargets, inventory_from_k8s
 from heteroscale.policy import Decision, Observation, decide
 
 logger = logging.getLogger(__name__)
@@ -45,13 +56,42 @@ def deployment_path(namespace: str, name: str = "") -> str:
 
 
 @dataclass
+class Cluster:
+    """What the kopf indexes hold, as a tick reads it: GPU nodes and pods for placement's inventory,
+    and the other autoscalers by the Deployment they target. The handlers put kopf's index objects
+    here; they stay current from the watch, so no tick lists Nodes, Pods or autoscalers."""
+
+    nodes: Mapping[Any, Iterable[JsonObject]] = field(default_factory=dict)
+    pods: Mapping[Any, Iterable[JsonObject]] = field(default_factory=dict)
+    autoscalers: Sequence[Mapping[tuple[str, str], Iterable[str]]] = ()
+    changes: int = 0
+    """Bumped by the Node and Pod index handlers. kopf calls no handler when an object is deleted, but
+    the index then shrinks: (changes, size) differs after any change, so a cached inventory is exact."""
+    _inventories: dict[str, tuple[tuple[int, int], Inventory]] = field(default_factory=dict)
+
+    def inventory(self, topology: Topology) -> Inventory:
+        """One inventory per topology, rebuilt only after a Node or Pod changed (not per tick: with
+        a thousand groups that would be a thousand passes over the cluster per period)."""
+        key = topology.model_dump_json()
+        version = (self.changes, len(self.nodes) + len(self.pods))
+        cached = self._inventories.get(key)
+        if cached is None or cached[0] != version:
+            nodes = [obj for store in list(self.nodes.values()) for obj in store]
+            pods = [obj for store in list(self.pods.values()) for obj in store]
+            cached = self._inventories[key] = (version, inventory_from_k8s(nodes, pods, topology))
+        return cached[1]
+
+
+@dataclass
 class Context:
-    """What every tick shares: the API client, the metric readers, the exported metrics, the clock."""
+    """What every tick shares: the API client, the metric readers, the exported metrics, the clock,
+    and the cluster as the indexes see it."""
 
     client: KubeClient
     readers: ReaderFactory
     metrics: MetricsSink
     clock: Callable[[], float] = time.time
+    cluster: Cluster = field(default_factory=Cluster)
     _reader_cache: dict[PrometheusSource, SignalReader] = field(default_factory=dict)
 
     def reader(self, source: PrometheusSource) -> SignalReader:
@@ -99,9 +139,10 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
         await refuse(Reason.INVALID_SPEC, "invalid spec: " + "; ".join(describe(exc)), ConditionType.READY)
         return DEFAULT_INTERVAL
     interval = spec.behavior.interval_seconds
+    placed = uses_placement(spec)
 
-    names = plan_groups(spec, name, 0, 0)
-    found = await _conflicts(client, namespace, [g.name for g in names])
+    names = from_status(status.groups) if placed else role_groups(spec, name, 0, 0)
+    found = conflicting_autoscalers(ctx.cluster.autoscalers, namespace, [g.name for g in names])
     if found:
         ctx.metrics.count_conflict(namespace, name)
         why = (
@@ -117,16 +158,11 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
     if missing:
         await refuse("DeploymentMissing", f"referenced Deployment(s) {missing} not found", ConditionType.READY)
         return interval
-    if spec.mode is Mode.ENFORCE:
-        prefill0, decode0 = manifests.initial_replicas(spec)
-        for group in plan_groups(spec, name, prefill0, decode0):
-            if deployments[group.name] is None:
-                deployments[group.name] = await _create(
-                    client, namespace, manifests.deployment_manifest(obj, spec, group)
-                )
+    # Level-based: the groups at the replicas their Deployments ask for now.
+    current = [replace(g, replicas=observe.asked(deployments[g.name])) for g in names]
 
-    decode_names = [g.name for g in names if g.role is Role.DECODE]
-    prefill_names = [g.name for g in names if g.role is Role.PREFILL]
+    decode_names = [g.name for g in current if g.role is Role.DECODE and deployments[g.name] is not None]
+    prefill_names = [g.name for g in current if g.role is Role.PREFILL and deployments[g.name] is not None]
     reader = ctx.reader(spec.metric.prometheus)
     signals = await asyncio.to_thread(reader.read, spec, namespace, decode_names, prefill_names, now)
     if signals.problem:
@@ -134,50 +170,61 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
     observation = Observation(
         decode_tps=signals.decode_tps,
         metric_age_seconds=signals.metric_age_seconds,
-        prefill=observe.pool(Role.PREFILL, names, deployments),
-        decode=observe.pool(Role.DECODE, names, deployments),
+        prefill=observe.pool(Role.PREFILL, current, deployments),
+        decode=observe.pool(Role.DECODE, current, deployments),
         tbt_seconds=signals.tbt_seconds,
     )
     decision = decide(spec, observation, status.policy_state, now)
     ctx.metrics.observe_decision(namespace, name, spec, observation, decision, signals)
-    targets = plan_groups(spec, name, decision.prefill, decision.decode)
 
     state, pending = decision.state, status.drain
-    if spec.mode is Mode.ENFORCE:
-        apply = _Apply(ctx, namespace, name, spec, deployments, emit, now)
-        if pending is not None and _wants_more(decision, observation):
-            await apply.cancel_drain(pending, decision)
+    apply = _Apply(ctx, obj, namespace, name, spec, current, deployments, emit, now)
+    if spec.mode is Mode.ENFORCE and pending is not None and _wants_more(decision, observation):
+        await apply.cancel_drain(pending, decision)
+        pending = None
+    unschedulable: str | None = None
+    kept: set[str] = set()
+    if pending is not None:
+        # The policy already chose this scale-in, and placement planned it: both wait for the drain.
+        state = status.policy_state
+        targets = _with_drain_targets(current, pending)
+        if spec.mode is Mode.ENFORCE and now >= pending.started + spec.behavior.scale_down.drain_seconds:
+            await apply.finish_drain(pending)
             pending = None
-        if pending is not None:
-            # The policy already chose this scale-in; its state is kept until the drain ends.
-            state = status.policy_state
-            if now >= pending.started + spec.behavior.scale_down.drain_seconds:
-                await apply.finish_drain(pending)
-                pending = None
-            else:
-                targets = _with_drain_targets(targets, pending)
+    else:
+        prefill = _starting(Role.PREFILL, decision.prefill, current, deployments, spec)
+        decode = _starting(Role.DECODE, decision.decode, current, deployments, spec)
+        if placed:
+            try:
+                inventory = ctx.cluster.inventory(spec.topology)
+            except ValueError as exc:  # a node with a GPU quantity that is not a whole number
+                await refuse(Reason.UNSCHEDULABLE, f"cannot read the GPU inventory: {exc}", ConditionType.READY)
+                return interval
+            groups_now = [_group_status(g, deployments) for g in current]
+            plan = placement.plan(inventory, groups_now, RoleTargets(prefill, decode), spec, name, namespace)
+            planned = from_plan(plan)
+            kept = {g.name for g in planned}
+            # Groups that leave the plan go to 0 (drained like any scale-in), then are deleted.
+            targets = planned + [replace(g, replicas=0) for g in current if g.name not in kept]
+            unschedulable = "; ".join(f.message for f in plan.unschedulable) or None
         else:
+            targets = role_groups(spec, name, prefill, decode)
+        if spec.mode is Mode.ENFORCE:
             pending = await apply.decision(decision, targets, observation)
+            if placed and pending is None:
+                targets = await apply.remove_emptied(targets, kept)
 
-    groups = [
-        GroupStatus(
-            name=g.name,
-            role=g.role,
-            gpu_type=g.gpu_type,
-            domain=g.domain,
-            desired=g.replicas,
-            current=observe.ready(deployments.get(g.name)),
-        )
-        for g in targets
-    ]
+    groups = [_group_status(g, deployments, g.replicas) for g in targets]
     ctx.metrics.observe_groups(namespace, name, groups)
     not_ready = [
         f"{g.name} {observe.ready(d)}/{observe.asked(d)} ready"
-        for g in names
+        for g in targets
         for d in [deployments.get(g.name)]
-        if d is None or observe.ready(d) < observe.asked(d)
+        if g.replicas and (d is None or observe.ready(d) < observe.asked(d))
     ]
-    conds = conditions.decided(status.conditions, spec, decision, "; ".join(not_ready) or None, now)
+    conds = conditions.decided(status.conditions, spec, decision, "; ".join(not_ready) or None, unschedulable, now)
+    if unschedulable and conditions.changed(status.conditions, conds, ConditionType.READY):
+        emit("Warning", Reason.UNSCHEDULABLE, unschedulable)
     await write(
         {
             "decodeTPS": _finite(signals.decode_tps),
@@ -198,6 +245,29 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
     return interval
 
 
+def _starting(
+    role: Role, wanted: int, current: Sequence[GroupPlan], deployments: Mapping[str, Any], spec: PDServingGroupSpec
+) -> int:
+    """A role with no Deployment yet starts with at least the minimum pair that keeps the ratio: the
+    policy holds while it has nothing to read, and holding at zero would never start the group."""
+    if any(g.role is role and deployments.get(g.name) is not None for g in current):
+        return wanted
+    prefill, decode = manifests.initial_replicas(spec)
+    return max(wanted, prefill if role is Role.PREFILL else decode)
+
+
+def _group_status(group: GroupPlan, deployments: Mapping[str, Any], desired: int | None = None) -> GroupStatus:
+    deployment = deployments.get(group.name)
+    return GroupStatus(
+        name=group.name,
+        role=group.role,
+        gpu_type=group.gpu_type,
+        domain=group.domain,
+        desired=observe.asked(deployment) if desired is None else desired,
+        current=observe.ready(deployment),
+    )
+
+
 def _wants_more(decision: Decision, observation: Observation) -> bool:
     """A drain is put back when the policy now wants more than is running (load came back, latency
     degraded): the drained pods still run, so serving them again costs no cold start."""
@@ -206,7 +276,7 @@ def _wants_more(decision: Decision, observation: Observation) -> bool:
 
 def _with_drain_targets(targets: Sequence[GroupPlan], pending: Drain) -> list[GroupPlan]:
     by_name = {g.name: g.replicas for g in pending.groups}
-    return [GroupPlan(g.name, g.role, g.gpu_type, g.domain, by_name.get(g.name, g.replicas), g.owned) for g in targets]
+    return [replace(g, replicas=by_name.get(g.name, g.replicas)) for g in targets]
 
 
 def _counts(groups: Sequence[GroupPlan], value: Callable[[GroupPlan], int]) -> dict[str, int]:
@@ -233,37 +303,55 @@ async def _get_or_none(client: KubeClient, path: str) -> JsonObject | None:
         return None
 
 
-async def _create(client: KubeClient, namespace: str, manifest: JsonObject) -> JsonObject:
-    try:
-        return await client.create(deployment_path(namespace), manifest)
-    except AlreadyExists:
-        # An earlier attempt timed out after the server created it: take what is there.
-        return await client.get(deployment_path(namespace, manifest["metadata"]["name"]))
-
-
-async def _conflicts(client: KubeClient, namespace: str, deployments: Sequence[str]) -> list[str]:
-    hpas = await client.list(f"/apis/autoscaling/v2/namespaces/{namespace}/horizontalpodautoscalers")
-    try:
-        scaled = await client.list(f"/apis/keda.sh/v1alpha1/namespaces/{namespace}/scaledobjects")
-    except NotFound:
-        scaled = []  # KEDA is not installed: nothing of it can target us.
-    return conflicting_autoscalers(hpas, scaled, deployments)
-
-
 @dataclass
 class _Apply:
     """The writes of one Enforce tick."""
 
     ctx: Context
+    pdsg: Mapping[str, Any]
     namespace: str
     name: str
     spec: PDServingGroupSpec
+    current: Sequence[GroupPlan]
     deployments: dict[str, JsonObject | None]
     emit: Emit
     now: float
 
     async def _patch_deployment(self, deployment: str, patch: JsonObject) -> None:
         self.deployments[deployment] = await self.ctx.client.patch(deployment_path(self.namespace, deployment), patch)
+
+    async def _create(self, group: GroupPlan, template: JsonObject) -> None:
+        manifest = manifests.deployment_manifest(self.pdsg, group, template)
+        try:
+            created = await self.ctx.client.create(deployment_path(self.namespace), manifest)
+        except AlreadyExists:
+            # An earlier attempt timed out after the server created it: take what is there, and
+            # patch it to the plan on this tick.
+            created = await self.ctx.client.get(deployment_path(self.namespace, group.name))
+            patch = manifests.group_patch(created, group, template)
+            if patch:
+                created = await self.ctx.client.patch(deployment_path(self.namespace, group.name), patch)
+        self.deployments[group.name] = created
+
+    async def remove_emptied(self, targets: Sequence[GroupPlan], planned: set[str]) -> list[GroupPlan]:
+        """Delete the Deployments of groups that left the plan once they are at 0 replicas (after
+        their drain); the targets without them."""
+        kept, deleted = [], []
+        for group in targets:
+            deployment = self.deployments.get(group.name)
+            if group.name in planned or observe.asked(deployment) > 0:
+                kept.append(group)
+                continue
+            if deployment is not None:
+                with contextlib.suppress(NotFound):  # Already gone: what we wanted.
+                    await self.ctx.client.delete(deployment_path(self.namespace, group.name))
+                self.deployments[group.name] = None
+                deleted.append(group.name)
+        if deleted:
+            self.emit(
+                "Normal", "GroupRemoved", f"deleted Deployments {', '.join(deleted)}: placement no longer uses them"
+            )
+        return kept
 
     async def _patch_pods(self, pods: Sequence[str], patch: JsonObject) -> None:
         for pod in pods:
@@ -285,14 +373,19 @@ class _Apply:
         before = {Role.PREFILL.value: observation.prefill.replicas, Role.DECODE.value: observation.decode.replicas}
         draining: list[DrainGroup] = []
         for group in targets:
-            current = self.deployments[group.name] or {}
+            template = manifests.pod_template(self.name, self.spec, group)
+            current = self.deployments.get(group.name)
+            if current is None:
+                if template is not None and group.replicas > 0:
+                    await self._create(group, template)
+                continue
             shrink = observe.asked(current) - group.replicas
             chosen = await self._choose(current, shrink) if shrink > 0 else []
             if chosen:
                 await self._patch_pods(chosen, drain.out_of_serving_patch())
                 draining.append(DrainGroup(name=group.name, replicas=group.replicas, pods=chosen))
                 continue
-            patch = manifests.group_patch(current, group, self.spec.topology)
+            patch = manifests.group_patch(current, group, template)
             if patch:
                 await self._patch_deployment(group.name, patch)
         after = _counts(targets, lambda g: g.replicas)
@@ -324,7 +417,7 @@ class _Apply:
         """Lower the replicas: the drained pods carry the lowest deletion cost, so exactly they go."""
         before = {Role.PREFILL.value: 0, Role.DECODE.value: 0}
         after = dict(before)
-        roles = {g.name: g.role for g in plan_groups(self.spec, self.name, 0, 0)}
+        roles = {g.name: g.role for g in self.current}
         for group in pending.groups:
             role = roles.get(group.name)
             current = self.deployments.get(group.name)

@@ -25,18 +25,21 @@ from heteroscale.api.crd import GROUP, PLURAL, VERSION
 from heteroscale.metrics.reader import Signals
 from heteroscale.operator.handlers import Operator
 from heteroscale.operator.naming import ANNOTATION_DELETION_COST, LABEL_SERVING
+from heteroscale.operator.signals import ReaderFactory
 
 CR = f"{GROUP}/{VERSION}/{PLURAL}"
 DEPLOYMENTS = "apps/v1/deployments"
 PODS = "v1/pods"
+NODES = "v1/nodes"
 EVENTS = "v1/events"
 NS = "serving"
 
 
 @dataclass
 class Load:
-    """Stands in for the Prometheus reader until the metrics layer lands (tests/integration holds the
-    real-Prometheus fixtures then); the operator only sees the Protocol."""
+    """Stands in for the Prometheus reader where a test needs a decode rate exactly at a value on a
+    given tick (fault injection, restarts, DryRun, conflicts): a real Prometheus' rate() moves
+    through its window over several ticks. The lifecycle test uses the real reader and server."""
 
     decode_tps: float | None = 50.0
     reads: int = 0
@@ -85,7 +88,9 @@ class ReplicaSetStandIn:
                 and all(objects[k]["metadata"]["labels"].get(a) == b for a, b in match.items())
             ]
             for _ in range(want - len(pods)):
-                pod_name = f"{name}-{next(self._names)}"
+                # Named as the ReplicaSet controller names them (<deployment>-<hash>-<suffix>), which
+                # is what the metrics queries match pods of a Deployment by.
+                pod_name = f"{name}-7d4f9b-{next(self._names):05d}"
                 labels = dict(deployment["spec"]["template"].get("metadata", {}).get("labels", {}))
                 objects[PODS, namespace, pod_name] = {
                     "apiVersion": "v1",
@@ -116,9 +121,45 @@ class ReplicaSetStandIn:
             await asyncio.sleep(0.05)
 
 
+def node(name: str, gpu: str, s2: str, s1: str = "s1-a", gpus: int = 8) -> dict[str, Any]:
+    """A Ready GPU node labelled as the GPU operator and the switch-tier labelling would."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "nvidia.com/gpu.product": gpu,
+                "heteroscale.io/s0": f"{name}-s0",
+                "heteroscale.io/s1": s1,
+                "heteroscale.io/s2": s2,
+            },
+        },
+        "spec": {},
+        "status": {
+            "allocatable": {"cpu": "96", "memory": "1Ti", "nvidia.com/gpu": str(gpus)},
+            "conditions": [{"type": "Ready", "status": "True"}],
+        },
+    }
+
+
+#: Room for every test's groups in one S2 domain: 16 H20 and 16 L20 GPUs.
+DEFAULT_NODES = [node(f"h20-{i}", "H20", "s2-a") for i in range(2)] + [
+    node(f"l20-{i}", "L20", "s2-a") for i in range(2)
+]
+
+
 @pytest.fixture
-def emulator(kmock: kmock.KubernetesEmulator) -> kmock.KubernetesEmulator:
+def gpu_nodes() -> list[dict[str, Any]]:
+    """The Node objects the emulator starts with (a test may override this fixture)."""
+    return DEFAULT_NODES
+
+
+@pytest.fixture
+def emulator(kmock: kmock.KubernetesEmulator, gpu_nodes: list[dict[str, Any]]) -> kmock.KubernetesEmulator:
     kmock.resources.load_bundled()
+    for body in gpu_nodes:
+        kmock.objects[NODES, None, body["metadata"]["name"]] = body
     kmock.resources[CR] = kmock.ResourceInfo(
         kind="PDServingGroup",
         singular="pdservinggroup",
@@ -179,12 +220,12 @@ class Running:
 
 
 def start_operator(
-    emulator: kmock.KubernetesEmulator, load: Load, metrics: RecordingMetrics, **options: Any
+    emulator: kmock.KubernetesEmulator, load: Load | ReaderFactory, metrics: RecordingMetrics, **options: Any
 ) -> Running:
     """Run kopf in its own thread and loop, as in production: on exit kopf cancels every task it
     did not start with, which in the test's loop would include pytest's own fixture tasks."""
     operator = Operator(
-        lambda source: load,
+        (lambda source: load) if isinstance(load, Load) else load,
         metrics,
         connect=lambda **_: kopf.ConnectionInfo(server=str(emulator.url)),
         error_retry_seconds=0.2,
@@ -249,8 +290,8 @@ def pdsg(name: str = "chat", **spec: Any) -> dict[str, Any]:
             },
         },
         "roles": {
-            "prefill": {"template": template("prefill"), "gpuTypes": ["L20"]},
-            "decode": {"template": template("decode"), "gpuTypes": ["H20"]},
+            "prefill": {"template": template("prefill"), "gpuTypes": ["L20"], "gpusPerInstance": 1},
+            "decode": {"template": template("decode"), "gpuTypes": ["H20"], "gpusPerInstance": 1},
         },
     }
     body.update(spec)

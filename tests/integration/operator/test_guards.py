@@ -172,13 +172,13 @@ async def test_api_faults_end_in_the_right_state(
     try:
         load.decode_tps = 80.0
         await api.create(cr_path(), pdsg())
-        await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode"]["spec"]["replicas"] == 1)
+        await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["spec"]["replicas"] == 1)
         load.decode_tps = 490.0
-        await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode"]["spec"]["replicas"] == 5)
-        await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-prefill"]["spec"]["replicas"] == 3)
+        await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["spec"]["replicas"] == 5)
+        await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-prefill-g0"]["spec"]["replicas"] == 3)
         await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"]["desired"] == {"prefill": 3, "decode": 5})
         await asyncio.sleep(1.5)
-        for name, final in (("chat-decode", 5), ("chat-prefill", 3)):
+        for name, final in (("chat-decode-g0", 5), ("chat-prefill-g0", 3)):
             sizes = [v["spec"]["replicas"] for v in emulator.objects[DEPLOYMENTS, NS, name].history if v]
             assert sorted(set(sizes)) == sorted({1, final}), (name, sizes)
             assert sizes[-1] == final
@@ -192,7 +192,7 @@ async def test_dropped_watch_stream_is_resumed(
 ) -> None:
     emulator["watch", kmock.resource(CR)][:1] << 500
     await api.create(cr_path(), pdsg())
-    await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode"]["spec"]["replicas"] == 1, timeout=20)
+    await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["spec"]["replicas"] == 1, timeout=20)
 
 
 async def test_restart_between_ticks_keeps_the_stabilization_window(
@@ -208,21 +208,23 @@ async def test_restart_between_ticks_keeps_the_stabilization_window(
     first = start_operator(emulator, load, metrics)
     load.decode_tps = 490.0
     await api.create(cr_path(), spec)
-    await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode"]["spec"]["replicas"] == 5)
+    await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["spec"]["replicas"] == 5)
     await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"]["desired"] == {"prefill": 3, "decode": 5})
     load.decode_tps = 190.0
     dropped = time.monotonic()
     await asyncio.sleep(1.2)  # at least one tick that remembers the high recommendation
     await first.shutdown()
-    sizes_before = len(emulator.objects[DEPLOYMENTS, NS, "chat-decode"].history)
+    sizes_before = len(emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"].history)
 
     second = start_operator(emulator, load, metrics)
     try:
-        await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode"]["spec"]["replicas"] == 2, timeout=20)
+        await eventually(
+            lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["spec"]["replicas"] == 2, timeout=20
+        )
         assert time.monotonic() - dropped >= window, "the restarted operator honoured the window from the status"
         sizes = [
             v["spec"]["replicas"]
-            for v in emulator.objects[DEPLOYMENTS, NS, "chat-decode"].history[sizes_before - 1 :]
+            for v in emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"].history[sizes_before - 1 :]
             if v
         ]
         assert sorted(set(sizes)) == [2, 5], sizes

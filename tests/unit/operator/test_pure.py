@@ -6,9 +6,10 @@ from typing import Any
 
 from heteroscale.api.enums import ConditionStatus, ConditionType, Role
 from heteroscale.api.spec import PDServingGroupSpec
-from heteroscale.operator import conditions, drain, manifests, observe
-from heteroscale.operator.conflicts import conflicting_autoscalers
-from heteroscale.operator.naming import LABEL_SERVING, plan_groups
+from heteroscale.operator import conditions, drain, indexes, manifests, observe
+from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target, conflicting_autoscalers
+from heteroscale.operator.naming import LABEL_SERVING, from_plan, role_groups, uses_placement
+from heteroscale.placement import RoleTargets, inventory_from_k8s, plan
 
 
 def pod(name: str, *, ready: bool = True, cost: str | None = None, created: str = "2025-01-01T00:00:00Z") -> Any:
@@ -46,11 +47,23 @@ def test_serving_patches_undo_each_other() -> None:
 
 
 def test_conflicts_name_hpas_and_scaled_objects_on_our_deployments_only() -> None:
-    hpa = {"metadata": {"name": "h"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "chat-decode"}}}
-    other = {"metadata": {"name": "o"}, "spec": {"scaleTargetRef": {"kind": "Deployment", "name": "web"}}}
-    keda = {"metadata": {"name": "k"}, "spec": {"scaleTargetRef": {"name": "chat-prefill"}}}
-    sts = {"metadata": {"name": "s"}, "spec": {"scaleTargetRef": {"kind": "StatefulSet", "name": "chat-decode"}}}
-    found = conflicting_autoscalers([hpa, other, sts], [keda], ["chat-decode", "chat-prefill"])
+    def obj(name: str, ref: dict[str, str], namespace: str = "ns") -> dict[str, Any]:
+        return {"metadata": {"name": name, "namespace": namespace}, "spec": {"scaleTargetRef": ref}}
+
+    hpas = [
+        obj("h", {"kind": "Deployment", "name": "chat-decode"}),
+        obj("o", {"kind": "Deployment", "name": "web"}),
+        obj("elsewhere", {"kind": "Deployment", "name": "chat-decode"}, namespace="other"),
+    ]
+    assert autoscaler_target(HPA, obj("s", {"kind": "StatefulSet", "name": "chat-decode"})) is None
+    keda = autoscaler_target(SCALED_OBJECT, obj("k", {"name": "chat-prefill"}))
+    assert keda is not None, "a ScaledObject's target kind defaults to Deployment"
+    by_hpa: dict[tuple[str, str], list[str]] = {}
+    for hpa in hpas:
+        found_hpa = autoscaler_target(HPA, hpa)
+        assert found_hpa is not None
+        by_hpa.setdefault(found_hpa[0], []).append(found_hpa[1])
+    found = conflicting_autoscalers([by_hpa, {keda[0]: [keda[1]]}], "ns", ["chat-decode", "chat-prefill"])
     assert found == [
         "HorizontalPodAutoscaler/h targets Deployment chat-decode",
         "ScaledObject/k targets Deployment chat-prefill",
@@ -80,19 +93,100 @@ PDSG = {"metadata": {"name": "chat", "namespace": "ns", "uid": "u1"}}
 
 
 def test_owned_manifest_has_owner_selector_and_affinity_and_ref_is_not_owned() -> None:
-    prefill, decode = plan_groups(SPEC, "chat", 2, 4)
+    assert not uses_placement(SPEC), "a deploymentRef cannot be split by placement"
+    prefill, decode = role_groups(SPEC, "chat", 2, 4)
     assert (prefill.name, prefill.owned, decode.name, decode.owned) == ("chat-prefill", True, "mine", False)
-    body = manifests.deployment_manifest(PDSG, SPEC, prefill)
+    template = manifests.pod_template("chat", SPEC, prefill)
+    assert template is not None
+    assert manifests.pod_template("chat", SPEC, decode) is None, "a referenced Deployment keeps its template"
+    body = manifests.deployment_manifest(PDSG, prefill, template)
     assert body["metadata"]["ownerReferences"][0]["uid"] == "u1"
     assert LABEL_SERVING not in body["spec"]["selector"]["matchLabels"]
     assert body["spec"]["template"]["metadata"]["labels"][LABEL_SERVING] == "true"
     assert "L20" in str(body["spec"]["template"]["spec"]["affinity"])
-    assert manifests.group_patch(body, prefill, SPEC.topology) == {}
-    assert manifests.group_patch({"spec": {"replicas": 1}}, decode, SPEC.topology) == {"spec": {"replicas": 4}}
+    assert manifests.group_patch(body, prefill, template) == {}
+    assert manifests.group_patch({"spec": {"replicas": 1}}, decode, None) == {"spec": {"replicas": 4}}
+
+
+PLACED = PDServingGroupSpec.model_validate(
+    {
+        "decode": {"targetTPSPerInstance": {"H20": 100}},
+        "roles": {
+            "prefill": {"template": {"spec": {"containers": [{"name": "e"}]}}, "gpuTypes": ["L20"]},
+            "decode": {"template": {"spec": {"containers": [{"name": "e"}]}}, "gpuTypes": ["H20"]},
+        },
+    }
+)
+
+
+def _node(name: str, gpu: str, s2: str) -> dict[str, Any]:
+    labels = {
+        "nvidia.com/gpu.product": gpu,
+        "heteroscale.io/s2": s2,
+        "heteroscale.io/s1": s2,
+        "heteroscale.io/s0": name,
+    }
+    return {"metadata": {"name": name, "labels": labels}, "status": {"allocatable": {"nvidia.com/gpu": "8"}}}
+
+
+def test_placed_template_pins_gpu_type_and_domain_and_a_template_change_is_one_patch() -> None:
+    # s2-a has no L20, so the group's prefill could not sit next to its decode there.
+    nodes = [_node("h-a", "H20", "s2-a"), _node("h-b", "H20", "s2-b"), _node("l-b", "L20", "s2-b")]
+    inventory = inventory_from_k8s(nodes, [], PLACED.topology)
+    groups = from_plan(plan(inventory, [], RoleTargets(1, 1), PLACED, "chat", "ns"))
+    assert {(g.name, g.domain, g.replicas) for g in groups} == {
+        ("chat-prefill-g0", "s2-b", 1),
+        ("chat-decode-g0", "s2-b", 1),
+    }
+    decode = next(g for g in groups if g.name == "chat-decode-g0")
+    template = manifests.pod_template("chat", PLACED, decode)
+    assert template is not None
+    required = template["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert {"key": "heteroscale.io/s2", "operator": "In", "values": ["s2-b"]} in required["nodeSelectorTerms"][0][
+        "matchExpressions"
+    ]
+    assert template["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] == "8"
+    body = manifests.deployment_manifest(PDSG, decode, template)
+    assert manifests.group_patch(body, decode, template) == {}
+    changed = {**template, "spec": {**template["spec"], "priorityClassName": "high"}}
+    patch = manifests.group_patch(body, decode, changed)
+    assert patch["spec"] == {"template": changed}, "one patch carries the new template, replicas unchanged"
+
+
+def test_indexes_keep_gpu_nodes_and_bound_gpu_pods_only() -> None:
+    gpu_node = {"metadata": {"name": "n"}, "status": {"allocatable": {"cpu": "8", "nvidia.com/gpu": "8"}}}
+    cpu_node = {"metadata": {"name": "c"}, "status": {"allocatable": {"cpu": "8", "memory": "1Gi", "pods": "110"}}}
+    assert indexes.gpu_node(gpu_node) is not None
+    assert indexes.gpu_node(cpu_node) is None
+
+    def pod(resources: dict[str, Any], node: str | None = "n", phase: str = "Running") -> dict[str, Any]:
+        spec: dict[str, Any] = {"containers": [{"name": "e", "image": "i", "resources": resources}]}
+        if node:
+            spec["nodeName"] = node
+        return {
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"a": "b"}},
+            "spec": spec,
+            "status": {"phase": phase},
+        }
+
+    gpus = {"limits": {"nvidia.com/gpu": "2"}}
+    kept = indexes.gpu_pod(pod(gpus))
+    assert kept is not None
+    assert indexes.gpu_pod(pod(gpus, node=None)) is None, "not bound: takes nothing from a node yet"
+    assert indexes.gpu_pod(pod(gpus, phase="Succeeded")) is None
+    assert indexes.gpu_pod(pod({"requests": {"cpu": "1", "memory": "1Gi"}})) is None
+    # The trimmed objects are what placement reads: the same inventory as from the full objects.
+    full = [pod(gpus)]
+    node_full = {**gpu_node, "metadata": {"name": "n", "labels": {"nvidia.com/gpu.product": "H20"}}}
+    trimmed_node = indexes.gpu_node(node_full)
+    assert trimmed_node is not None
+    assert inventory_from_k8s([trimmed_node], [kept], PLACED.topology) == inventory_from_k8s(
+        [node_full], full, PLACED.topology
+    )
 
 
 def test_pool_counts_not_ready_as_starting() -> None:
-    groups = plan_groups(SPEC, "chat", 0, 0)
+    groups = role_groups(SPEC, "chat", 0, 0)
     deployments = {"mine": {"spec": {"replicas": 4}, "status": {"readyReplicas": 3}}, "chat-prefill": None}
     decode = observe.pool(Role.DECODE, groups, deployments)
     assert (decode.replicas, decode.ready, decode.starting, dict(decode.by_gpu_type)) == (4, 3, 1, {"H20": 4})
