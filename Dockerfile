@@ -1,10 +1,10 @@
 # syntax=docker/dockerfile:1
 # Slim, non-root image of `heteroscale run`. The runtime dependencies are pinned with sha256 hashes
-# of their CPython 3.11 manylinux wheels in requirements.lock (regenerate: python
-# scripts/lock_requirements.py) and installed by hash; tests/unit/test_dockerfile.py checks it.
+# of their CPython 3.11 manylinux wheels in deploy/requirements.lock (regenerate: python
+# .ci/lock_requirements.py) and installed by hash; tests/unit/test_dockerfile.py checks it.
 FROM python:3.11.9-slim-bookworm AS build
 WORKDIR /src
-COPY requirements.lock ./
+COPY deploy/requirements.lock ./
 RUN pip install --no-cache-dir --require-hashes --only-binary=:all: --prefix=/install -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY heteroscale ./heteroscale

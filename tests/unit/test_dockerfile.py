@@ -11,7 +11,7 @@ from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = (REPO / "Dockerfile").read_text()
-LOCK = REPO / "requirements.lock"
+LOCK = REPO / "deploy" / "requirements.lock"
 
 
 def instructions(keyword: str) -> list[str]:
@@ -54,7 +54,7 @@ def test_installs_the_lock_by_hash() -> None:
     runs = " ".join(instructions("RUN"))
     assert "--require-hashes" in runs
     assert "-r requirements.lock" in runs
-    assert "COPY requirements.lock" in DOCKERFILE
+    assert "COPY deploy/requirements.lock" in DOCKERFILE
 
 
 def test_every_runtime_dependency_is_pinned_with_a_hash() -> None:

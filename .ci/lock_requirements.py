@@ -1,9 +1,9 @@
-"""Write ``requirements.lock``: the runtime dependencies of pyproject.toml, pinned, with hashes.
+"""Write ``deploy/requirements.lock``: the runtime dependencies of pyproject.toml, pinned, with hashes.
 
 Run from an environment where HeteroScale's runtime dependencies are installed (the versions found
 there are the ones pinned)::
 
-    python scripts/lock_requirements.py            # downloads wheels from PyPI with pip, hashes them
+    python .ci/lock_requirements.py            # downloads wheels from PyPI with pip, hashes them
 
 The closure is walked from ``[project] dependencies`` through each installed distribution's
 ``Requires-Dist`` (markers evaluated for CPython 3.11 on Linux; extras and test tools are not
@@ -25,7 +25,7 @@ from pathlib import Path
 from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
-LOCK = REPO / "requirements.lock"
+LOCK = REPO / "deploy" / "requirements.lock"
 PLATFORMS = {
     "x86_64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64"],
     "aarch64": ["manylinux_2_28_aarch64", "manylinux_2_17_aarch64", "manylinux2014_aarch64"],
@@ -102,7 +102,7 @@ def main() -> None:
     pins = runtime_closure()
     lines = [
         "# Runtime dependencies of heteroscale, pinned with hashes (CPython 3.11, Linux x86_64/aarch64).",
-        "# Regenerate: python scripts/lock_requirements.py (see its docstring). No test tools here.",
+        "# Regenerate: python .ci/lock_requirements.py (see its docstring). No test tools here.",
     ]
     with tempfile.TemporaryDirectory() as tmp:
         for name in sorted(pins):
