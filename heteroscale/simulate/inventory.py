@@ -1,8 +1,7 @@
 """The simulated cluster every policy is placed on: GPU nodes in HeteroScale's switch fabric.
 
-Layout (the fabric the paper describes and the placement tests use): S2 big-pods of
-:data:`S1_PER_S2` S1 mini-pods of :data:`NODES_PER_S1` nodes, one S0 leaf switch per node pair,
-:data:`GPUS_PER_NODE` GPUs per node, labelled with the spec's ``topology.tiers``.
+Layout: the fabric of :mod:`heteroscale.simulate.fabric` (S2 big-pods of S1 mini-pods, one S0
+leaf switch per node pair), labelled with the spec's ``topology.tiers``.
 
 Sizing rule (from the service the stress test derived, so every policy sees the same cluster):
 
@@ -20,9 +19,10 @@ Sizing rule (from the service the stress test derived, so every policy sees the 
   they come first, so mini-pods are homogeneous except the one where the types meet.
 
 When both roles prefer the same GPU type the cluster is homogeneous. When one decode instance's
-prefill share does not fit a big-pod (a ratio above ~31:1 with whole-node instances), no
-deployment group fits anywhere and paired placement places nothing: the fabric, not the sizing,
-is the limit.
+prefill share does not fit a big-pod (a ratio above ~31:1 with whole-node instances), the service
+has cluster scope (:func:`heteroscale.simulate.service.derive`): no group is pinned to a big-pod,
+so there is no per-big-pod unit to provision and the cluster is the fewest big-pods that hold all
+nodes, decode-type nodes spread evenly over them.
 
 Built directly as :class:`heteroscale.placement.Node` objects: the simulator binds no pods, so
 there is nothing for ``inventory_from_k8s`` to translate. Pure.
@@ -36,12 +36,9 @@ from dataclasses import dataclass
 from heteroscale.api.enums import Role
 from heteroscale.api.spec import Topology
 from heteroscale.placement import Inventory, Node
+from heteroscale.simulate.fabric import GPUS_PER_NODE, NODES_PER_S1, NODES_PER_S2, TIERS, nodes_for
 from heteroscale.simulate.service import Service
 
-GPUS_PER_NODE = 8
-NODES_PER_S1 = 8
-S1_PER_S2 = 4
-NODES_PER_S2 = NODES_PER_S1 * S1_PER_S2
 #: Spare capacity over the peak: a cluster provisioned for the service's peak plus a quarter,
 #: so reactive policies can overshoot the peak a little before placement caps them.
 HEADROOM = 1.25
@@ -60,17 +57,15 @@ class Sizing:
 def sizing(service: Service, headroom: float = HEADROOM) -> Sizing:
     """The numbers of the sizing rule (see the module docstring)."""
     per_node = GPUS_PER_NODE // service.gpus_per_instance
-    if per_node < 1:
-        raise ValueError(f"instances of {service.gpus_per_instance} GPUs span nodes; the simulator places whole nodes")
     p, d = service.ratio
     peak_p, peak_d = service.static_peak
 
     def nodes(instances: int) -> int:
-        return math.ceil(instances / per_node)
+        return nodes_for(instances, service.gpus_per_instance)
 
     decode_nodes = nodes(math.ceil(headroom * peak_d))
     prefill_nodes = nodes(math.ceil(headroom * max(peak_p, math.ceil(peak_d * p / d))))
-    if service.preferred_gpu(Role.PREFILL) == service.preferred_gpu(Role.DECODE):
+    if service.preferred_gpu(Role.PREFILL) == service.preferred_gpu(Role.DECODE) or not service.colocate:
         total = prefill_nodes + decode_nodes
         return Sizing(prefill_nodes, decode_nodes, NODES_PER_S2, math.ceil(total / NODES_PER_S2))
     fits = [h for h in range(1, NODES_PER_S2) if h + nodes(math.ceil(h * per_node * p / d)) <= NODES_PER_S2]
@@ -82,7 +77,7 @@ def sizing(service: Service, headroom: float = HEADROOM) -> Sizing:
 def simulated_inventory(service: Service, topology: Topology | None = None, headroom: float = HEADROOM) -> Inventory:
     """The cluster for ``service`` (see the module docstring), labelled with ``topology.tiers``
     (leaf first: S0, S1, S2); the default topology is the one ``spec_document`` gives."""
-    topology = topology or Topology()
+    topology = topology or Topology(tiers=list(TIERS), colocate=service.colocate)
     if len(topology.tiers) != 3:
         raise ValueError(f"the simulated fabric has three tiers (S0, S1, S2), the spec names {len(topology.tiers)}")
     size = sizing(service, headroom)

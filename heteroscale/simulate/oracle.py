@@ -5,7 +5,11 @@ It knows every future arrival. Per step it needs
 * decode: the sequences that will be decoding (each from its arrival for ``output x TBT``
   at the largest batch that meets the TBT SLO), divided by that batch;
 and it starts instances early by the start-up delay, so they are ready when the load comes.
-Pure and vectorised.
+
+It acts at the control interval (``intervalSeconds``) like every other policy, so each target
+covers every step until the next decision: a lower bound of what any policy acting every
+interval can do (an oracle acting every simulation step would bound a faster controller than
+the ones compared, and would call placement three times as often). Pure and vectorised.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ class Oracle:
     #: Its need is computed per pool, so it is placed per pool like the other baselines.
     paired = False
 
-    def __init__(self, workload: Workload, service: Service, perf: dict[str, GpuPerf], dt: float, steps: int) -> None:
-        self.interval_s = dt
+    def __init__(
+        self, workload: Workload, service: Service, perf: dict[str, GpuPerf], dt: float, steps: int, interval_s: float
+    ) -> None:
+        self.interval_s = interval_s
         self._dt = dt
         prefill = InstanceModel(perf[service.preferred_gpu(Role.PREFILL)], service.model)
         decode = InstanceModel(perf[service.preferred_gpu(Role.DECODE)], service.model)
@@ -56,7 +62,10 @@ class Oracle:
         active = np.convolve(arrivals, still)[:steps]
         need_d = np.ceil(active / batch)
 
-        lead = math.ceil(max(prefill.startup_seconds, decode.startup_seconds) / dt) + 1
+        # A decision at step s holds until the next one, tick steps later, and what it starts is
+        # ready a start-up delay after that: it must cover the need up to both.
+        tick = max(round(interval_s / dt), 1)
+        lead = math.ceil(max(prefill.startup_seconds, decode.startup_seconds) / dt) + tick
         self._prefill = _ahead_max(np.maximum(need_p, 1), lead)
         self._decode = _ahead_max(np.maximum(need_d, 1), lead)
 

@@ -16,26 +16,30 @@ Like the operator, the groups of the previous plan are passed back as ``GroupSta
 planned replicas), so groups grow and shrink instead of being re-planned from scratch. The
 inventory stays free of bound pods: the simulator binds no pod to a node, so every kept group
 reserves its instances afresh each cycle, before any growth or new group (what the operator's
-cycle does on a cluster this service has to itself). Placement runs only when the targets change.
+cycle does on a cluster this service has to itself). Placement runs only when the targets change,
+and not again for targets it already planned from the same groups (``plan`` is pure).
 Instances a plan reports unschedulable are not started.
 
 KV routing, for the cross-domain share: a prefill instance hands its KV cache to the decode
 instances of its own deployment group when the group has any (placement pins both to one
 domain); a prefill instance without such partners (every pool-placed one) hands it to the whole
 decode fleet in proportion to the instances, so the share of decode instances outside its domain
-crosses domains. Pure.
+crosses domains. A group planned at cluster scope (domain "") is pinned to no S2: the scheduler
+may put its pods on any node of its GPU type, so it is taken to be spread over the S2 big-pods
+in proportion to their nodes of that type, and its KV stays in an S2 only as often as its
+partners happen to share it. Pure.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Sequence
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from heteroscale.api.enums import Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus
-from heteroscale.placement import Inventory, PlannedGroup, PlanRequest, RoleTargets, plan, plan_many
+from heteroscale.placement import Inventory, Plan, PlannedGroup, PlanRequest, RoleTargets, plan, plan_many
 
 #: PDServingGroup name of a paired policy's plans, and of each pool of an unpaired one.
 PAIRED = "sim"
@@ -52,26 +56,44 @@ class Placed:
     groups: tuple[PlannedGroup, ...]
 
 
-def cross_domain_fraction(groups: Sequence[tuple[str, PlannedGroup]]) -> float:
+#: Share of a GPU type's nodes in each S2 big-pod, per GPU type.
+Spread = Mapping[str, Mapping[str, float]]
+
+
+def s2_spread(inventory: Inventory) -> Spread:
+    """Where a cluster-scoped group of each GPU type is taken to be (its nodes' S2 shares); the
+    S2 is a node's topmost tier label."""
+    nodes: defaultdict[str, Counter[str]] = defaultdict(Counter)
+    for node in inventory.nodes:
+        if node.tiers[-1] is not None:  # an unlabelled node is in no S2
+            nodes[node.gpu_type][node.tiers[-1]] += 1
+    return {t: {s2: n / c.total() for s2, n in c.items()} for t, c in nodes.items()}
+
+
+def _where(group: PlannedGroup, spread: Spread) -> Mapping[str, float]:
+    return {group.domain: 1.0} if group.domain else spread[group.gpu_type]
+
+
+def cross_domain_fraction(groups: Sequence[tuple[str, PlannedGroup]], spread: Spread) -> float:
     """The cross-domain share of ``(pdsg name, planned group)`` pairs, by the routing rule above."""
     decode_total = sum(g.replicas for _, g in groups if g.role is Role.DECODE)
     prefill_total = sum(g.replicas for _, g in groups if g.role is Role.PREFILL)
     if not decode_total or not prefill_total:
         return 0.0
     partners = {(name, g.group): g for name, g in groups if g.role is Role.DECODE and g.replicas}
-    decode_in: Counter[str] = Counter()
+    decode_in: defaultdict[str, float] = defaultdict(float)
     for _, g in groups:
         if g.role is Role.DECODE:
-            decode_in[g.domain] += g.replicas
+            for s2, share in _where(g, spread).items():
+                decode_in[s2] += g.replicas * share / decode_total
     crossing = 0.0
     for name, g in groups:
         if g.role is not Role.PREFILL or not g.replicas:
             continue
         partner = partners.get((name, g.group))
-        if partner is not None:
-            crossing += g.replicas * (partner.domain != g.domain)
-        else:
-            crossing += g.replicas * (1.0 - decode_in[g.domain] / decode_total)
+        there = _where(partner, spread) if partner is not None else decode_in
+        stays = sum(share * there.get(s2, 0.0) for s2, share in _where(g, spread).items())
+        crossing += g.replicas * (1.0 - stays)
     return crossing / prefill_total
 
 
@@ -80,45 +102,60 @@ class Placer:
 
     def __init__(self, inventory: Inventory, spec: PDServingGroupSpec, *, paired: bool) -> None:
         self._inventory = inventory
+        self._spread = s2_spread(inventory)
         self._spec = spec
         self._paired = paired
-        self._groups: dict[str, list[GroupStatus]] = {}
+        #: The plans in force: their groups are the next plan's current groups.
+        self._plans: tuple[Plan, ...] = ()
         self._last: tuple[tuple[int, int], Placed] | None = None
+        #: Plans already made, by (plans in force, targets). ``plan`` is pure and the inventory
+        #: and spec are fixed, so the same current groups and targets give the same plans: a
+        #: policy whose targets return to a value from the same groups (an oscillation between
+        #: two sizes settles into such a cycle) reuses them instead of planning again.
+        self._memo: dict[tuple[tuple[Plan, ...], int, int], tuple[tuple[Plan, ...], Placed]] = {}
 
     def place(self, prefill: int, decode: int) -> Placed:
         if self._last is not None and self._last[0] == (prefill, decode):
             return self._last[1]
-        if self._paired:
-            plans = [
-                plan(self._inventory, self._groups.get(PAIRED, ()), RoleTargets(prefill, decode), self._spec, PAIRED)
+        key = (self._plans, prefill, decode)
+        if key not in self._memo:
+            plans = self._plan(prefill, decode)
+            self._memo[key] = (plans, self._placed(plans))
+        self._plans, placed = self._memo[key]
+        self._last = ((prefill, decode), placed)
+        return placed
+
+    def _plan(self, prefill: int, decode: int) -> tuple[Plan, ...]:
+        current = {
+            p.name: [
+                GroupStatus(name=g.name, role=g.role, gpu_type=g.gpu_type, domain=g.domain, desired=g.replicas)
+                for g in p.groups
             ]
-        else:
-            plans = plan_many(
+            for p in self._plans
+        }
+        if self._paired:
+            return (plan(self._inventory, current.get(PAIRED, ()), RoleTargets(prefill, decode), self._spec, PAIRED),)
+        return tuple(
+            plan_many(
                 self._inventory,
                 [
-                    PlanRequest(name, self._spec, targets, self._groups.get(name, ()))
+                    PlanRequest(name, self._spec, targets, current.get(name, ()))
                     for name, targets in (
                         (POOLS[Role.PREFILL], RoleTargets(prefill, 0)),
                         (POOLS[Role.DECODE], RoleTargets(0, decode)),
                     )
                 ],
             )
-        self._groups = {
-            p.name: [
-                GroupStatus(name=g.name, role=g.role, gpu_type=g.gpu_type, domain=g.domain, desired=g.replicas)
-                for g in p.groups
-            ]
-            for p in plans
-        }
+        )
+
+    def _placed(self, plans: tuple[Plan, ...]) -> Placed:
         counts: dict[Role, Counter[str]] = {Role.PREFILL: Counter(), Role.DECODE: Counter()}
         for p in plans:
             for g in p.groups:
                 counts[g.role][g.gpu_type] += g.replicas
-        placed = Placed(
+        return Placed(
             counts={role: dict(c) for role, c in counts.items()},
-            cross_domain_fraction=cross_domain_fraction([(p.name, g) for p in plans for g in p.groups]),
+            cross_domain_fraction=cross_domain_fraction([(p.name, g) for p in plans for g in p.groups], self._spread),
             unschedulable=sum(s.instances for p in plans for s in p.unschedulable),
             groups=tuple(g for p in plans for g in p.groups),
         )
-        self._last = ((prefill, decode), placed)
-        return placed

@@ -10,7 +10,12 @@ the workload's offered load, so every policy gets the same, data-derived setting
   that window's prefill-to-decode need. Long prompts arrive in bursts that short answers do not
   match, so the mean request's ratio leaves prefill short in the bursty windows. The ratio is
   therefore the ``slo.attainment`` quantile, over the requests, of the ratio their window
-  needs: the share of requests whose window the ratio covers equals the SLO attainment target.
+  needs: the share of requests whose window the ratio covers equals the SLO attainment target;
+* colocation scope: the paper pins a deployment group's P and D in one domain (S2) and relaxes
+  "services without strict affinity" to cluster scope. A service whose smallest deployment group
+  at its ratio (one decode instance and its prefill share) does not fit one S2 cannot have strict
+  affinity, so it gets cluster scope (``topology.colocate: ""``); every other service is pinned
+  to S2. Decided from the numbers, whatever the trace.
 
 Pure.
 """
@@ -24,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from heteroscale.api.enums import Role
+from heteroscale.simulate.fabric import S2, TIERS, smallest_group_fits_s2
 from heteroscale.simulate.perfmodel import GpuPerf, InstanceModel, ModelSpec
 from heteroscale.simulate.workload import Workload
 
@@ -68,6 +74,9 @@ class Service:
     prefill_target_tps: dict[str, float]
     static_peak: tuple[int, int]
     max_replicas: tuple[int, int]
+    #: The spec's ``topology.colocate``: the tier a deployment group's P and D share, or "" for
+    #: cluster scope (the smallest group does not fit one S2).
+    colocate: str
 
     def preferred_gpu(self, role: Role) -> str:
         return self.gpu_types[role][0]
@@ -117,12 +126,13 @@ def derive(
     )
     decode_peak = max(math.ceil(need_d.max()), 1)
     prefill_peak = max(math.ceil(need_p.max()), 1)
+    ratio = ratio_at_least(needed)
     return Service(
         model=model,
         slo=slo,
         gpu_types={Role.PREFILL: list(prefill_gpus), Role.DECODE: list(decode_gpus)},
         gpus_per_instance=gpus_per_instance,
-        ratio=ratio_at_least(needed),
+        ratio=ratio,
         decode_target_tps=decode_target,
         prefill_target_tps=prefill_target,
         static_peak=(prefill_peak, decode_peak),
@@ -130,6 +140,7 @@ def derive(
             math.ceil(prefill_peak * MAX_REPLICAS_FACTOR),
             math.ceil(decode_peak * MAX_REPLICAS_FACTOR),
         ),
+        colocate=S2 if smallest_group_fits_s2(ratio, gpus_per_instance) else "",
     )
 
 
@@ -177,8 +188,8 @@ def spec_document(service: Service, interval_s: float) -> dict[str, Any]:
         },
         "topology": {
             "gpuTypeLabel": "nvidia.com/gpu.product",
-            "tiers": ["heteroscale.io/s0", "heteroscale.io/s1", "heteroscale.io/s2"],
-            "colocate": "heteroscale.io/s2",
+            "tiers": list(TIERS),
+            "colocate": service.colocate,
         },
         "priority": 100,
     }

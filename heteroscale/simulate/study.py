@@ -65,7 +65,7 @@ def run_study(
 ) -> Study:
     steps = steps_for(workload, config)
     # The oracle's plan is fixed in advance (decide only reads it), so one serves every run.
-    oracle = Oracle(workload, service, perf, config.dt, steps)
+    oracle = Oracle(workload, service, perf, config.dt, steps, config.interval_s)
     inventory = simulated_inventory(service)
     runs: dict[str, RunResult] = {}
     for name in policies:
