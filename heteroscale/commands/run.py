@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
+
+from heteroscale.cli import UserInputError
 
 
 def register(subparsers: Any) -> None:
@@ -25,17 +28,36 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--peering", metavar="NAME", default="", help="kopf peering object for one active replica; none: standalone"
     )
+    parser.add_argument(
+        "--slow-nodes",
+        type=Path,
+        metavar="FILE",
+        help="JSON of nodes placement uses last, as `heteroscale stragglers serve --slow-nodes` writes (read at start)",
+    )
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     # Heavy imports here, so `heteroscale --help` works without kopf's import cost or a cluster.
+    slow_nodes = read_slow_nodes(args.slow_nodes) if args.slow_nodes else []
     from heteroscale.operator.main import run
 
     run(
+        slow_nodes=slow_nodes,
         namespaces=args.namespace,
         metrics_port=args.metrics_port,
         health_port=args.health_port,
         peering=args.peering,
     )
     return 0
+
+
+def read_slow_nodes(path: Path) -> list[str]:
+    from heteroscale.stragglers.exporter import parse_slow_nodes
+
+    try:
+        return parse_slow_nodes(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UserInputError(f"cannot read --slow-nodes {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UserInputError(f"--slow-nodes {path}: {exc}") from None

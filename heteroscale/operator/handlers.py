@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 import kopf
@@ -47,6 +47,7 @@ class Operator:
         clock: Callable[[], float] = time.time,
         error_retry_seconds: float = 1.0,
         client_timeout_seconds: float = 10.0,
+        slow_nodes: Collection[str] = (),
     ) -> None:
         self.readers = readers
         self.metrics = metrics
@@ -55,7 +56,7 @@ class Operator:
         self.error_retry_seconds = error_retry_seconds
         self.client_timeout_seconds = client_timeout_seconds
         self.context: Context | None = None
-        self.cluster = Cluster()
+        self.cluster = Cluster(slow_nodes=frozenset(slow_nodes))
         self.registry = kopf.OperatorRegistry()
         self._register()
 

@@ -11,11 +11,13 @@ from heteroscale.metrics.reader import PrometheusReader
 from heteroscale.operator.handlers import Operator
 
 
-def run(*, namespaces: Sequence[str], metrics_port: int, health_port: int, peering: str) -> None:
+def run(
+    *, namespaces: Sequence[str], metrics_port: int, health_port: int, peering: str, slow_nodes: Sequence[str] = ()
+) -> None:
     metrics = OperatorMetrics()
     if metrics_port:
         metrics.serve(metrics_port)
-    operator = Operator(PrometheusReader, metrics)
+    operator = Operator(PrometheusReader, metrics, slow_nodes=slow_nodes)
     kopf.run(
         registry=operator.registry,
         clusterwide=not namespaces,

@@ -64,6 +64,8 @@ class Cluster:
     nodes: Mapping[Any, Iterable[JsonObject]] = field(default_factory=dict)
     pods: Mapping[Any, Iterable[JsonObject]] = field(default_factory=dict)
     autoscalers: Sequence[Mapping[tuple[str, str], Iterable[str]]] = ()
+    slow_nodes: frozenset[str] = frozenset()
+    """Nodes to use last, besides those labelled slow (e.g. from `heteroscale stragglers serve --slow-nodes`)."""
     changes: int = 0
     """Bumped by the Node and Pod index handlers. kopf calls no handler when an object is deleted, but
     the index then shrinks: (changes, size) differs after any change, so a cached inventory is exact."""
@@ -78,7 +80,7 @@ class Cluster:
         if cached is None or cached[0] != version:
             nodes = [obj for store in list(self.nodes.values()) for obj in store]
             pods = [obj for store in list(self.pods.values()) for obj in store]
-            cached = self._inventories[key] = (version, inventory_from_k8s(nodes, pods, topology))
+            cached = self._inventories[key] = (version, inventory_from_k8s(nodes, pods, topology, self.slow_nodes))
         return cached[1]
 
 

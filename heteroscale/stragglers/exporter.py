@@ -67,6 +67,15 @@ def serve(registry: CollectorRegistry, port: int, address: str) -> tuple[WSGISer
     return start_http_server(port, addr=address, registry=registry)
 
 
+def parse_slow_nodes(text: str) -> list[str]:
+    """Node names from a file :func:`write_slow_nodes` wrote (or a plain JSON list of names)."""
+    data = json.loads(text)
+    names = data.get("slow_nodes") if isinstance(data, dict) else data
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ValueError('expected {"slow_nodes": ["node-a", ...]} or a JSON list of node names')
+    return names
+
+
 def write_slow_nodes(analyses: Sequence[Analysis], path: Path) -> list[str]:
     """Write the nodes of suspect ranks, which placement should use last; return them.
 

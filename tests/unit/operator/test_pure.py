@@ -191,3 +191,32 @@ def test_pool_counts_not_ready_as_starting() -> None:
     decode = observe.pool(Role.DECODE, groups, deployments)
     assert (decode.replicas, decode.ready, decode.starting, dict(decode.by_gpu_type)) == (4, 3, 1, {"H20": 4})
     assert observe.pool(Role.PREFILL, groups, deployments).replicas == 0
+
+
+def test_slow_nodes_from_the_straggler_analysis_are_marked_in_the_inventory() -> None:
+    from heteroscale.operator.reconcile import Cluster
+    from tests.unit.placement.cluster import node
+
+    nodes = [node("a", "H20", "s2-0", "s1-0", "s0-0"), node("b", "H20", "s2-0", "s1-0", "s0-0")]
+    cluster = Cluster(nodes={"a": [nodes[0]], "b": [nodes[1]]}, slow_nodes=frozenset({"b"}))
+    inventory = cluster.inventory(PLACED.topology)
+    assert {n.name: n.slow for n in inventory.nodes} == {"a": False, "b": True}
+
+
+def test_run_reads_the_slow_nodes_file_the_straggler_command_writes(tmp_path: Any) -> None:
+    import json
+
+    import pytest
+
+    from heteroscale.cli import UserInputError
+    from heteroscale.commands.run import read_slow_nodes
+
+    good = tmp_path / "slow.json"
+    good.write_text(json.dumps({"slow_nodes": ["gpu-17", "gpu-42"], "ranks_without_node": []}))
+    assert read_slow_nodes(good) == ["gpu-17", "gpu-42"]
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"slow_nodes": "gpu-17"}')
+    with pytest.raises(UserInputError, match="expected"):
+        read_slow_nodes(bad)
+    with pytest.raises(UserInputError, match="cannot read"):
+        read_slow_nodes(tmp_path / "absent.json")
