@@ -8,6 +8,9 @@ runs against the real server in tests/integration.
 from __future__ import annotations
 
 import json
+import shutil
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -53,7 +56,11 @@ class FakePrometheus:
 
 @pytest.fixture
 def fake() -> Iterator[FakePrometheus]:
-    state = FakePrometheus()
+    yield from serve(FakePrometheus())
+
+
+def serve(state: FakePrometheus, tls: ssl.SSLContext | None = None) -> Iterator[FakePrometheus]:
+    """Run the fake on a free local port, over TLS when a server context is given."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
@@ -76,7 +83,9 @@ def fake() -> Iterator[FakePrometheus]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True  # a handler still sleeping for the timeout test must not hold up teardown
-    state.url = f"http://127.0.0.1:{server.server_port}"
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+    state.url = f"{'https' if tls else 'http'}://127.0.0.1:{server.server_port}"
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     yield state
     server.shutdown()
@@ -284,3 +293,48 @@ def test_no_decode_deployments_holds(fake: FakePrometheus) -> None:
 )
 def test_problem_kinds(problem: str, kind: str) -> None:
     assert problem_kind(problem) == kind
+
+
+@pytest.fixture
+def tls_fake(tmp_path: Path) -> Iterator[tuple[FakePrometheus, Path]]:
+    """The fake behind TLS with a throwaway self-signed certificate for 127.0.0.1."""
+    if shutil.which("openssl") is None:
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "ca.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    for state in serve(FakePrometheus(), context):
+        yield state, cert
+
+
+def test_https_with_the_ca_file_reads_and_without_it_holds(tls_fake: tuple[FakePrometheus, Path]) -> None:
+    fake, ca = tls_fake
+    fake.answer = by_kind(Answer(body=vector("1234.5")), Answer(body=vector(str(NOW - 4.5))))
+    assert read(fake.url, caFile=str(ca)) == Signals(1234.5, 4.5, 0.02, 0.02, None)
+    # The system CAs do not know a self-signed server: no value, and the policy holds.
+    untrusted = read(fake.url)
+    assert untrusted.decode_tps is None
+    assert "certificate" in str(untrusted.problem).lower(), untrusted.problem
+    assert policy_reason(untrusted) is Reason.METRIC_MISSING
