@@ -17,7 +17,8 @@ in ``spec.priority`` order (highest first) over one shared capacity index:
    with ``ceil(lead * target_follow / target_lead)`` instances per group.
 2. Scale-in of the lead role shrinks groups on premium (then slow) resources first, smaller
    groups first, so groups empty and are removed; a cut that would make the rest of the cycle
-   place less of either role is passed over for the next group. Freed GPUs are not reused in
+   place less of either role is passed over for the next group, and when no whole cut is safe,
+   groups are cut partly (the largest safe part of each, in the same order). Freed GPUs are not reused in
    the same cycle: the next cycle's inventory shows them.
 3. Kept groups reserve what their pods not yet bound to nodes need; a group that no longer fits
    keeps what fits and the rest is placed elsewhere.
@@ -358,24 +359,41 @@ class _Planner:
         as it would without cutting (up to the targets): the follower instances of a removed
         group must move to the remaining groups, and when those have no room for them (e.g. a
         group holding lead instances without its follower share, next to a full pool) the cut
-        loses instances that a different cut keeps. Excess no such cut sheds is cut in plain
-        preference order."""
+        loses instances that a different cut keeps. Whole cuts are tried first, then partial
+        ones (largest first): when every domain is full, cutting one group whole moves its
+        follower share to full domains, while cutting each group a little keeps every group's
+        bound follower. Excess no such cut sheds is cut in plain preference order."""
         lead = self.lead
         excess = sum(g.count[lead] for g in groups) - self.target[lead]
         if excess <= 0:
             return groups
         keeps = {role: min(self.target[role], n) for role, n in self.placed(groups, used).items()}
+
+        def loses(group: _Group, cut: int) -> bool:
+            """Whether cutting ``cut`` from ``group`` makes the cycle place less than ``keeps``."""
+            group.count[lead] -= cut
+            if any(n < keeps[role] for role, n in self.placed(groups, used).items()):
+                group.count[lead] += cut
+                return True
+            return False
+
         order = sorted(groups, key=lambda g: (tuple(-r for r in self.rank(g)), g.count[lead], len(g.gid), g.gid))
-        for checked in (True, False):
+        # Whole cuts first (they empty groups), then the largest partial cut of each group that
+        # the trial accepts: when every whole cut strands follower instances (each remaining
+        # group's domain is full), shrinking several groups keeps each its bound follower.
+        for partial in (False, True):
             for group in order:
-                cut = min(excess, group.count[lead])
-                if cut <= 0:
+                most = min(excess, group.count[lead])
+                if most <= 0:
                     continue
-                group.count[lead] -= cut
-                if checked and any(n < keeps[role] for role, n in self.placed(groups, used).items()):
-                    group.count[lead] += cut
-                    continue
-                excess -= cut
+                for cut in range(most, 0, -1) if partial else (most,):
+                    if not loses(group, cut):
+                        excess -= cut
+                        break
+        for group in order:
+            cut = min(excess, group.count[lead])
+            group.count[lead] -= cut
+            excess -= cut
         return [g for g in groups if g.count[lead] > 0]
 
     def placed(self, groups: list[_Group], used: set[str]) -> dict[Role, int]:
