@@ -148,3 +148,5 @@ class Operator:
                 interval = self.error_retry_seconds
             await stopped.wait(interval)
         self.metrics.forget(namespace, name)
+        # Deleted (or the operator stops): its capacity is no longer reserved for it.
+        self.cluster.plans.drop(namespace, name)

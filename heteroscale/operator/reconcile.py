@@ -17,7 +17,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from heteroscale import placement
 from heteroscale.api.crd import GROUP, PLURAL, VERSION
 from heteroscale.api.enums import ConditionType, Mode, Reason, Role
 from heteroscale.api.errors import describe
@@ -34,8 +33,9 @@ from heteroscale.operator.naming import (
     role_groups,
     uses_placement,
 )
+from heteroscale.operator.planbook import PlanBook
 from heteroscale.operator.signals import MetricsSink, ReaderFactory, SignalReader
-from heteroscale.placement import Inventory, RoleTargets, inventory_from_k8s
+from heteroscale.placement import Inventory, PlanRequest, RoleTargets, inventory_from_k8s
 from heteroscale.policy import Decision, Observation, decide
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,8 @@ class Cluster:
     changes: int = 0
     """Bumped by the Node and Pod index handlers. kopf calls no handler when an object is deleted, but
     the index then shrinks: (changes, size) differs after any change, so a cached inventory is exact."""
+    plans: PlanBook = field(default_factory=PlanBook)
+    """Every placed group's latest placement request: ticks plan all of them together."""
     _inventories: dict[str, tuple[tuple[int, int], Inventory]] = field(default_factory=dict)
 
     def inventory(self, topology: Topology) -> Inventory:
@@ -122,6 +124,7 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
     try:
         obj = await client.get(path)
     except NotFound:
+        ctx.cluster.plans.drop(namespace, name)
         return DEFAULT_INTERVAL
     status = _parse_status(obj.get("status"))
     generation = obj.get("metadata", {}).get("generation")
@@ -138,10 +141,14 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
     try:
         spec = PDServingGroupSpec.model_validate(obj.get("spec") or {})
     except ValidationError as exc:
+        ctx.cluster.plans.drop(namespace, name)
         await refuse(Reason.INVALID_SPEC, "invalid spec: " + "; ".join(describe(exc)), ConditionType.READY)
         return DEFAULT_INTERVAL
     interval = spec.behavior.interval_seconds
     placed = uses_placement(spec)
+    if not placed or spec.mode is not Mode.ENFORCE:
+        # Only Enforce creates the planned pods, so only a placed Enforce group reserves capacity.
+        ctx.cluster.plans.drop(namespace, name)
 
     names = from_status(status.groups) if placed else role_groups(spec, name, 0, 0)
     found = conflicting_autoscalers(ctx.cluster.autoscalers, namespace, [g.name for g in names])
@@ -203,7 +210,9 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
                 await refuse(Reason.UNSCHEDULABLE, f"cannot read the GPU inventory: {exc}", ConditionType.READY)
                 return interval
             groups_now = [_group_status(g, deployments) for g in current]
-            plan = placement.plan(inventory, groups_now, RoleTargets(prefill, decode), spec, name, namespace)
+            request = PlanRequest(name, spec, RoleTargets(prefill, decode), groups_now, namespace)
+            book = ctx.cluster.plans
+            plan = book.plan(request, inventory) if spec.mode is Mode.ENFORCE else book.preview(request, inventory)
             planned = from_plan(plan)
             kept = {g.name for g in planned}
             # Groups that leave the plan go to 0 (drained like any scale-in), then are deleted.

@@ -1,6 +1,7 @@
 """Placement through the real operator: labelled Nodes in the emulator, Deployments per deployment
 group pinned to a domain that has both GPU types, a shortfall reported, and a scale-in that drains
-the groups that shrink and deletes the one that leaves the plan.
+the groups that shrink and deletes the one that leaves the plan; two PDServingGroups competing for
+room for one, placed in priority order.
 
 The decode rate comes from the :class:`Load` stand-in: each step needs an exact target on the next
 tick, which a real Prometheus' moving rate window cannot give (the lifecycle test uses the real one).
@@ -152,3 +153,60 @@ async def test_groups_land_in_domains_with_both_gpu_types_and_shrink_per_group(
     removed_events = await eventually(lambda: events(emulator, "GroupRemoved"), what="GroupRemoved Events")
     assert "chat-prefill-g0, chat-decode-g0" in removed_events[0]["message"], removed_events
     assert condition(emulator.objects[CR, NS, "chat"], "Ready")["reason"] != "Unschedulable"
+
+
+@pytest.mark.parametrize("gpu_nodes", [[node("h20-0", "H20", "s2-a"), node("l20-0", "L20", "s2-a")]])
+@pytest.mark.parametrize("high", ["alpha", "beta"])
+async def test_competing_groups_are_placed_in_priority_order_whichever_ticks_first(
+    emulator: kmock.KubernetesEmulator,
+    cluster: ReplicaSetStandIn,
+    api: Api,
+    load: Load,
+    gpu_nodes: list[dict[str, Any]],
+    operator: Operator,
+    high: str,
+) -> None:
+    """Room for one group of one 8-GPU prefill and one 8-GPU decode. Both groups are created at
+    once, alpha first: with either one the high priority group, the order they tick in does not
+    decide (the emulator binds no pod, so whatever the first tick created stays a reservation)."""
+    low = "beta" if high == "alpha" else "alpha"
+    load.decode_tps = 80.0  # 1 decode, 1 prefill each
+    for name in ("alpha", "beta"):
+        body = pdsg(name, priority=500 if name == high else 10)
+        for role in ("prefill", "decode"):
+            body["spec"]["roles"][role]["gpusPerInstance"] = 8
+        await api.create(cr_path(), body)
+
+    def settled() -> bool:
+        ready = condition(emulator.objects[CR, NS, low], "Ready")
+        return (
+            sizes(emulator) == {f"{high}-prefill-g0": 1, f"{high}-decode-g0": 1}
+            and ready is not None
+            and ready["reason"] == "Unschedulable"
+        )
+
+    await eventually(settled, what=f"{high} placed, {low} Unschedulable")
+    ready = condition(emulator.objects[CR, NS, low], "Ready")
+    assert ready is not None
+    assert "decode" in ready["message"], ready["message"]
+    warnings = await eventually(
+        lambda: [e for e in events(emulator, "Unschedulable") if e["involvedObject"]["name"] == low],
+        what=f"an Unschedulable Event for {low}",
+    )
+    assert warnings[0]["type"] == "Warning"
+    assert not [e for e in events(emulator, "Unschedulable") if e["involvedObject"]["name"] == high]
+
+    # The high priority group goes: its reservation with it, so the other one is placed.
+    await api.delete(cr_path(high))
+    await eventually(lambda: emulator.objects[CR, NS, high].deleted, what=f"{high} gone")
+    await eventually(
+        lambda: (
+            {k: v for k, v in sizes(emulator).items() if k.startswith(low)}
+            == {f"{low}-prefill-g0": 1, f"{low}-decode-g0": 1}
+        ),
+        what=f"{low} placed",
+    )
+    await eventually(
+        lambda: (c := condition(emulator.objects[CR, NS, low], "Ready")) is not None and c["reason"] != "Unschedulable",
+        what=f"{low} no longer Unschedulable",
+    )

@@ -1,0 +1,110 @@
+"""The shared planning step: every placed PDServingGroup's latest request, planned together (pure).
+
+Each group's loop ticks on its own, but capacity is shared: planned alone, whichever group ticks
+first takes the free GPUs (priority ignored), and two groups scaling out at once both count the
+same free GPUs until their pods bind. So a tick does not plan its group alone: it puts the group's
+request in the :class:`PlanBook` and takes its plan out of one :func:`plan_many` over all requests
+of that topology, which serves them in ``spec.priority`` order, each counting what the ones before
+it reserved.
+
+The book keeps each request as its plan makes it (the groups at their planned replicas, which the
+tick is about to write): so until those pods bind, every other group's plan reserves them, and the
+next tick's request, rebuilt from the same groups, is equal and changes nothing. ``plan_many`` runs
+again only when a request or the inventory changed since the last run; with most groups steady,
+most ticks reuse the last plans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+from heteroscale.api.spec import Topology
+from heteroscale.api.status import GroupStatus
+from heteroscale.placement import Inventory, Plan, PlannedGroup, PlanRequest, plan_many
+
+#: (namespace, name) of a PDServingGroup.
+Key = tuple[str, str]
+
+
+def group_status(group: PlannedGroup | GroupStatus) -> GroupStatus:
+    """A group as placement reads it in ``current_groups``. Its readiness is left out: placement does
+    not read it, and a pod turning ready must not count as a changed request."""
+    desired = group.replicas if isinstance(group, PlannedGroup) else group.desired
+    return GroupStatus(name=group.name, role=group.role, gpu_type=group.gpu_type, domain=group.domain, desired=desired)
+
+
+def _normal(request: PlanRequest, groups: Sequence[PlannedGroup | GroupStatus]) -> PlanRequest:
+    """The request with ``groups`` as its current groups, in one canonical form: equal inputs then
+    compare equal, whatever order or sequence type they came in."""
+    current = tuple(sorted((group_status(g) for g in groups), key=lambda g: g.name))
+    return replace(request, current_groups=current)
+
+
+def _topology(topology: Topology) -> str:
+    return topology.model_dump_json()
+
+
+@dataclass
+class _Shelf:
+    """The requests of one topology (``plan_many`` takes one inventory, hence one topology)."""
+
+    requests: dict[Key, PlanRequest] = field(default_factory=dict)
+    version: int = 0
+    """Bumped whenever a request is added, changed or dropped."""
+    planned_for: tuple[int, Inventory] | None = None
+    plans: dict[Key, Plan] = field(default_factory=dict)
+
+    def put(self, key: Key, request: PlanRequest) -> None:
+        if self.requests.get(key) != request:
+            self.requests[key] = request
+            self.version += 1
+
+    def drop(self, key: Key) -> None:
+        if self.requests.pop(key, None) is not None:
+            self.version += 1
+
+    def current_plans(self, inventory: Inventory) -> dict[Key, Plan]:
+        # The inventory is compared by identity: the operator's cluster view hands out the same
+        # object until a Node or Pod changes, and a new one after.
+        if self.planned_for is None or self.planned_for[0] != self.version or self.planned_for[1] is not inventory:
+            keys = list(self.requests)
+            self.plans = dict(zip(keys, plan_many(inventory, [self.requests[k] for k in keys]), strict=True))
+            self.planned_for = (self.version, inventory)
+        return self.plans
+
+
+@dataclass
+class PlanBook:
+    """Every placed PDServingGroup's latest request, by topology; plans computed together."""
+
+    _shelves: dict[str, _Shelf] = field(default_factory=dict)
+    _topology_of: dict[Key, str] = field(default_factory=dict)
+
+    def plan(self, request: PlanRequest, inventory: Inventory) -> Plan:
+        """Register ``request`` (replacing the group's previous one) and return its plan, planned
+        with every registered request of its topology; ``inventory`` is that topology's."""
+        key = (request.namespace, request.name)
+        topology = _topology(request.spec.topology)
+        if self._topology_of.get(key, topology) != topology:
+            self.drop(*key)  # The group moved to another topology: it competes there now.
+        self._topology_of[key] = topology
+        shelf = self._shelves.setdefault(topology, _Shelf())
+        shelf.put(key, _normal(request, request.current_groups))
+        plan = shelf.current_plans(inventory)[key]
+        shelf.put(key, _normal(request, plan.groups))
+        return plan
+
+    def preview(self, request: PlanRequest, inventory: Inventory) -> Plan:
+        """The plan ``request`` would get, without reserving anything for it (DryRun: no pods will
+        use it). Not cached: only DryRun groups ask, and each asks once per tick."""
+        key = (request.namespace, request.name)
+        shelf = self._shelves.get(_topology(request.spec.topology), _Shelf())
+        others = [r for k, r in shelf.requests.items() if k != key]
+        return plan_many(inventory, [*others, request])[-1]
+
+    def drop(self, namespace: str, name: str) -> None:
+        """Forget a group that no longer reserves capacity (deleted, invalid, DryRun, not placed)."""
+        topology = self._topology_of.pop((namespace, name), None)
+        if topology is not None:
+            self._shelves[topology].drop((namespace, name))

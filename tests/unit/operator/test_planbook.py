@@ -1,0 +1,145 @@
+"""The shared planning step: priority between groups whatever order they tick in, mutual
+reservation of free GPUs, recomputation only on change, dropped groups, one plan per topology."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from heteroscale.api.enums import Role
+from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.api.status import GroupStatus
+from heteroscale.operator.planbook import PlanBook
+from heteroscale.placement import Inventory, Plan, PlanRequest, RoleTargets, inventory_from_k8s
+
+
+def spec(priority: int = 100, **topology: Any) -> PDServingGroupSpec:
+    """One prefill and one decode instance take a whole 8-GPU node each."""
+    role = {"template": {"spec": {"containers": [{"name": "e"}]}}, "gpusPerInstance": 8}
+    return PDServingGroupSpec.model_validate(
+        {
+            "priority": priority,
+            "decode": {"targetTPSPerInstance": {"H20": 100}},
+            "roles": {"prefill": {**role, "gpuTypes": ["L20"]}, "decode": {**role, "gpuTypes": ["H20"]}},
+            "topology": topology,
+        }
+    )
+
+
+def node(name: str, gpu: str, s2: str = "s2-a") -> dict[str, Any]:
+    labels = {"nvidia.com/gpu.product": gpu, "heteroscale.io/s2": s2, "heteroscale.io/s1": s2}
+    labels["heteroscale.io/s0"] = name
+    return {"metadata": {"name": name, "labels": labels}, "status": {"allocatable": {"nvidia.com/gpu": "8"}}}
+
+
+#: Room for exactly one group of 1 prefill + 1 decode.
+ONE_GROUP = [node("h", "H20"), node("l", "L20")]
+
+
+def inventory(nodes: list[dict[str, Any]], spec_: PDServingGroupSpec | None = None) -> Inventory:
+    return inventory_from_k8s(nodes, [], (spec_ or spec()).topology)
+
+
+def request(name: str, spec_: PDServingGroupSpec, current: tuple[GroupStatus, ...] = ()) -> PlanRequest:
+    return PlanRequest(name, spec_, RoleTargets(1, 1), current, "ns")
+
+
+def placed(plan: Plan) -> int:
+    return plan.replicas(Role.PREFILL) + plan.replicas(Role.DECODE)
+
+
+def statuses(plan: Plan) -> tuple[GroupStatus, ...]:
+    """The groups as the next tick reads them back (its Deployments' replicas, and readiness)."""
+    return tuple(
+        GroupStatus(name=g.name, role=g.role, gpu_type=g.gpu_type, domain=g.domain, desired=g.replicas, current=1)
+        for g in plan.groups
+    )
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["low", "high"])))
+def test_the_higher_priority_group_gets_the_room_whichever_ticks_first(order: tuple[str, ...]) -> None:
+    book, inv = PlanBook(), inventory(ONE_GROUP)
+    specs = {"low": spec(priority=10), "high": spec(priority=500)}
+    current: dict[str, tuple[GroupStatus, ...]] = {"low": (), "high": ()}
+    plans: dict[str, Plan] = {}
+    # Several rounds in this order, each tick sending what the group applied on its previous one,
+    # as the operator's loops do: the first group to tick may take the room while it is alone, but
+    # its pods are not bound, so the higher priority group takes it back as soon as it asks.
+    for _ in range(3):
+        for name in order:
+            plans[name] = book.plan(request(name, specs[name], current[name]), inv)
+            current[name] = statuses(plans[name])
+    assert placed(plans["high"]) == 2
+    assert placed(plans["low"]) == 0
+    assert plans["low"].unschedulable, "the lower priority group is told why"
+
+
+def test_two_groups_never_plan_the_same_free_gpus() -> None:
+    book, inv = PlanBook(), inventory(ONE_GROUP)
+    first = book.plan(request("a", spec()), inv)
+    second = book.plan(request("b", spec()), inv)
+    assert placed(first) == 2, "a asked first at equal priority and nothing else was registered"
+    assert placed(second) == 0
+    assert second.unschedulable
+    # Still reserved for a on the next round, although none of its pods is bound yet.
+    again = book.plan(request("a", spec(), statuses(first)), inv)
+    assert {(g.name, g.replicas) for g in again.groups} == {(g.name, g.replicas) for g in first.groups}
+    assert placed(book.plan(request("b", spec()), inv)) == 0
+
+
+def test_plans_are_recomputed_only_when_a_request_or_the_inventory_changed() -> None:
+    book, inv = PlanBook(), inventory([*ONE_GROUP, node("h2", "H20"), node("l2", "L20")])
+    a = book.plan(request("a", spec()), inv)
+    b = book.plan(request("b", spec()), inv)
+    # The next ticks send the groups they applied; recording them was a change, so once more a run.
+    a_steady = book.plan(request("a", spec(), statuses(a)), inv)
+    assert a_steady is not a
+    # From now on nothing changes: the same plan objects come back, for every group. Readiness
+    # (``current`` in the groups) and the order of the groups are no change.
+    assert book.plan(request("a", spec(), statuses(a)), inv) is a_steady
+    b_steady = book.plan(request("b", spec(), statuses(b)), inv)
+    assert book.plan(request("b", spec(), tuple(reversed(statuses(b)))), inv) is b_steady
+    assert book.plan(request("a", spec(), statuses(a)), inv) is a_steady
+    # A new inventory object (the cluster view builds one after a Node or Pod changed): a run.
+    changed = inventory([*ONE_GROUP, node("h2", "H20"), node("l2", "L20")])
+    a_changed = book.plan(request("a", spec(), statuses(a)), changed)
+    assert a_changed is not a_steady
+    assert book.plan(request("a", spec(), statuses(a)), changed) is a_changed
+    # Another group's new request: a run for this one too.
+    book.plan(PlanRequest("b", spec(), RoleTargets(1, 2), statuses(b), "ns"), changed)
+    assert book.plan(request("a", spec(), statuses(a)), changed) is not a_changed
+
+
+def test_a_dropped_group_frees_its_reservation() -> None:
+    book, inv = PlanBook(), inventory(ONE_GROUP)
+    high = book.plan(request("high", spec(priority=500)), inv)
+    assert placed(high) == 2
+    assert placed(book.plan(request("low", spec(priority=10)), inv)) == 0
+    book.drop("ns", "high")
+    assert placed(book.plan(request("low", spec(priority=10)), inv)) == 2
+    book.drop("ns", "never-registered")  # Dropping an unknown group is harmless.
+
+
+def test_a_dry_run_preview_reserves_nothing_but_sees_the_others() -> None:
+    book, inv = PlanBook(), inventory(ONE_GROUP)
+    preview = book.preview(request("dry", spec(priority=1000)), inv)
+    assert placed(preview) == 2
+    assert placed(book.plan(request("enforced", spec(priority=10)), inv)) == 2, "the preview reserved nothing"
+    assert placed(book.preview(request("dry", spec(priority=1)), inv)) == 0, "it sees what the others reserve"
+
+
+def test_groups_of_different_topologies_are_planned_apart() -> None:
+    other = spec(colocate="heteroscale.io/s1")
+    book = PlanBook()
+    s2, s1 = inventory(ONE_GROUP), inventory(ONE_GROUP, other)
+    # Each topology has its own inventory (in a real cluster, the same nodes read through other
+    # labels); neither request meets the other's, so plan_many never sees a mixed topology.
+    assert placed(book.plan(request("a", spec()), s2)) == 2
+    assert placed(book.plan(request("b", other), s1)) == 2
+    # A group that moves to the other topology competes there (a comes before b at equal
+    # priority), and leaves its old reservation to the next group.
+    assert placed(book.plan(request("a", other), s1)) == 2
+    assert placed(book.plan(request("b", other), s1)) == 0
+    assert placed(book.plan(request("c", spec()), s2)) == 2
