@@ -1,4 +1,4 @@
-"""The shared planning step: every placed PDServingGroup's latest request, planned together (pure).
+"""The shared planning step: every placed PDServingGroup's latest request, planned together.
 
 Each group's loop ticks on its own, but capacity is shared: planned alone, whichever group ticks
 first takes the free GPUs (priority ignored), and two groups scaling out at once both count the
@@ -11,11 +11,12 @@ The book keeps each request as its plan makes it (the groups at their planned re
 tick is about to write): so until those pods bind, every other group's plan reserves them, and the
 next tick's request, rebuilt from the same groups, is equal and changes nothing. ``plan_many`` runs
 again only when a request or the inventory changed since the last run; with most groups steady,
-most ticks reuse the last plans.
+most ticks reuse the last plans, and changes that arrive together are planned in one run.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
@@ -50,28 +51,50 @@ class _Shelf:
     """The requests of one topology (``plan_many`` takes one inventory, hence one topology)."""
 
     requests: dict[Key, PlanRequest] = field(default_factory=dict)
+    """Each group's request, in its planned form once it has been planned."""
+    planned_from: dict[Key, PlanRequest] = field(default_factory=dict)
+    """The request each planned form came from: sent again, it is no change."""
     version: int = 0
     """Bumped whenever a request is added, changed or dropped."""
     planned_for: tuple[int, Inventory] | None = None
     plans: dict[Key, Plan] = field(default_factory=dict)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def put(self, key: Key, request: PlanRequest) -> None:
-        if self.requests.get(key) != request:
-            self.requests[key] = request
-            self.version += 1
+        if request in (self.requests.get(key), self.planned_from.get(key)):
+            return
+        self.requests[key] = request
+        self.planned_from.pop(key, None)
+        self.version += 1
 
     def drop(self, key: Key) -> None:
+        self.planned_from.pop(key, None)
         if self.requests.pop(key, None) is not None:
             self.version += 1
 
-    def current_plans(self, inventory: Inventory) -> dict[Key, Plan]:
-        # The inventory is compared by identity: the operator's cluster view hands out the same
-        # object until a Node or Pod changes, and a new one after.
-        if self.planned_for is None or self.planned_for[0] != self.version or self.planned_for[1] is not inventory:
-            keys = list(self.requests)
-            self.plans = dict(zip(keys, plan_many(inventory, [self.requests[k] for k in keys]), strict=True))
-            self.planned_for = (self.version, inventory)
-        return self.plans
+    async def current_plans(self, inventory: Inventory) -> dict[Key, Plan]:
+        """The plans of every request, recomputed only if a request or the inventory changed.
+
+        ``plan_many`` runs in a worker thread, one run at a time. Groups that tick while it runs
+        register their requests and wait; the next run then covers all of them at once, so a burst
+        of changes (a traffic ramp moving every group) costs about two runs, not one per group.
+        """
+        async with self.lock:
+            # The inventory is compared by identity: the operator's cluster view hands out the same
+            # object until a Node or Pod changes, and a new one after.
+            if self.planned_for is None or self.planned_for[0] != self.version or self.planned_for[1] is not inventory:
+                version, asked = self.version, dict(self.requests)
+                plans = await asyncio.to_thread(plan_many, inventory, list(asked.values()))
+                self.plans = dict(zip(asked, plans, strict=True))
+                for key, request in asked.items():
+                    # Keep each request as its plan makes it (the groups at their planned
+                    # replicas, which its next tick writes), so the groups planned after it
+                    # reserve them before their pods bind; unless it changed meanwhile.
+                    if self.requests.get(key) is request:
+                        self.requests[key] = _normal(request, self.plans[key].groups)
+                        self.planned_from[key] = request
+                self.planned_for = (version, inventory)
+            return self.plans
 
 
 @dataclass
@@ -81,7 +104,7 @@ class PlanBook:
     _shelves: dict[str, _Shelf] = field(default_factory=dict)
     _topology_of: dict[Key, str] = field(default_factory=dict)
 
-    def plan(self, request: PlanRequest, inventory: Inventory) -> Plan:
+    async def plan(self, request: PlanRequest, inventory: Inventory) -> Plan:
         """Register ``request`` (replacing the group's previous one) and return its plan, planned
         with every registered request of its topology; ``inventory`` is that topology's."""
         key = (request.namespace, request.name)
@@ -91,17 +114,21 @@ class PlanBook:
         self._topology_of[key] = topology
         shelf = self._shelves.setdefault(topology, _Shelf())
         shelf.put(key, _normal(request, request.current_groups))
-        plan = shelf.current_plans(inventory)[key]
-        shelf.put(key, _normal(request, plan.groups))
-        return plan
+        while True:
+            plans = await shelf.current_plans(inventory)
+            if key in plans:
+                return plans[key]
+            # Dropped and registered again while a run was under way: plan once more with it.
+            shelf.put(key, _normal(request, request.current_groups))
 
-    def preview(self, request: PlanRequest, inventory: Inventory) -> Plan:
+    async def preview(self, request: PlanRequest, inventory: Inventory) -> Plan:
         """The plan ``request`` would get, without reserving anything for it (DryRun: no pods will
         use it). Not cached: only DryRun groups ask, and each asks once per tick."""
         key = (request.namespace, request.name)
         shelf = self._shelves.get(_topology(request.spec.topology), _Shelf())
         others = [r for k, r in shelf.requests.items() if k != key]
-        return plan_many(inventory, [*others, request])[-1]
+        plans = await asyncio.to_thread(plan_many, inventory, [*others, request])
+        return plans[-1]
 
     def drop(self, namespace: str, name: str) -> None:
         """Forget a group that no longer reserves capacity (deleted, invalid, DryRun, not placed)."""

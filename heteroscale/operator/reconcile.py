@@ -212,7 +212,7 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
             groups_now = [_group_status(g, deployments) for g in current]
             request = PlanRequest(name, spec, RoleTargets(prefill, decode), groups_now, namespace)
             book = ctx.cluster.plans
-            plan = book.plan(request, inventory) if spec.mode is Mode.ENFORCE else book.preview(request, inventory)
+            plan = await (book.plan if spec.mode is Mode.ENFORCE else book.preview)(request, inventory)
             planned = from_plan(plan)
             kept = {g.name for g in planned}
             # Groups that leave the plan go to 0 (drained like any scale-in), then are deleted.

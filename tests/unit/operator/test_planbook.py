@@ -59,7 +59,7 @@ def statuses(plan: Plan) -> tuple[GroupStatus, ...]:
 
 
 @pytest.mark.parametrize("order", list(itertools.permutations(["low", "high"])))
-def test_the_higher_priority_group_gets_the_room_whichever_ticks_first(order: tuple[str, ...]) -> None:
+async def test_the_higher_priority_group_gets_the_room_whichever_ticks_first(order: tuple[str, ...]) -> None:
     book, inv = PlanBook(), inventory(ONE_GROUP)
     specs = {"low": spec(priority=10), "high": spec(priority=500)}
     current: dict[str, tuple[GroupStatus, ...]] = {"low": (), "high": ()}
@@ -69,77 +69,107 @@ def test_the_higher_priority_group_gets_the_room_whichever_ticks_first(order: tu
     # its pods are not bound, so the higher priority group takes it back as soon as it asks.
     for _ in range(3):
         for name in order:
-            plans[name] = book.plan(request(name, specs[name], current[name]), inv)
+            plans[name] = await book.plan(request(name, specs[name], current[name]), inv)
             current[name] = statuses(plans[name])
     assert placed(plans["high"]) == 2
     assert placed(plans["low"]) == 0
     assert plans["low"].unschedulable, "the lower priority group is told why"
 
 
-def test_two_groups_never_plan_the_same_free_gpus() -> None:
+async def test_two_groups_never_plan_the_same_free_gpus() -> None:
     book, inv = PlanBook(), inventory(ONE_GROUP)
-    first = book.plan(request("a", spec()), inv)
-    second = book.plan(request("b", spec()), inv)
+    first = await book.plan(request("a", spec()), inv)
+    second = await book.plan(request("b", spec()), inv)
     assert placed(first) == 2, "a asked first at equal priority and nothing else was registered"
     assert placed(second) == 0
     assert second.unschedulable
     # Still reserved for a on the next round, although none of its pods is bound yet.
-    again = book.plan(request("a", spec(), statuses(first)), inv)
+    again = await book.plan(request("a", spec(), statuses(first)), inv)
     assert {(g.name, g.replicas) for g in again.groups} == {(g.name, g.replicas) for g in first.groups}
-    assert placed(book.plan(request("b", spec()), inv)) == 0
+    assert placed(await book.plan(request("b", spec()), inv)) == 0
 
 
-def test_plans_are_recomputed_only_when_a_request_or_the_inventory_changed() -> None:
+async def test_plans_are_recomputed_only_when_a_request_or_the_inventory_changed() -> None:
     book, inv = PlanBook(), inventory([*ONE_GROUP, node("h2", "H20"), node("l2", "L20")])
-    a = book.plan(request("a", spec()), inv)
-    b = book.plan(request("b", spec()), inv)
+    a = await book.plan(request("a", spec()), inv)
+    b = await book.plan(request("b", spec()), inv)
     # The next ticks send the groups they applied; recording them was a change, so once more a run.
-    a_steady = book.plan(request("a", spec(), statuses(a)), inv)
+    a_steady = await book.plan(request("a", spec(), statuses(a)), inv)
     assert a_steady is not a
     # From now on nothing changes: the same plan objects come back, for every group. Readiness
     # (``current`` in the groups) and the order of the groups are no change.
-    assert book.plan(request("a", spec(), statuses(a)), inv) is a_steady
-    b_steady = book.plan(request("b", spec(), statuses(b)), inv)
-    assert book.plan(request("b", spec(), tuple(reversed(statuses(b)))), inv) is b_steady
-    assert book.plan(request("a", spec(), statuses(a)), inv) is a_steady
+    assert await book.plan(request("a", spec(), statuses(a)), inv) is a_steady
+    b_steady = await book.plan(request("b", spec(), statuses(b)), inv)
+    assert await book.plan(request("b", spec(), tuple(reversed(statuses(b)))), inv) is b_steady
+    assert await book.plan(request("a", spec(), statuses(a)), inv) is a_steady
     # A new inventory object (the cluster view builds one after a Node or Pod changed): a run.
     changed = inventory([*ONE_GROUP, node("h2", "H20"), node("l2", "L20")])
-    a_changed = book.plan(request("a", spec(), statuses(a)), changed)
+    a_changed = await book.plan(request("a", spec(), statuses(a)), changed)
     assert a_changed is not a_steady
-    assert book.plan(request("a", spec(), statuses(a)), changed) is a_changed
+    assert await book.plan(request("a", spec(), statuses(a)), changed) is a_changed
     # Another group's new request: a run for this one too.
-    book.plan(PlanRequest("b", spec(), RoleTargets(1, 2), statuses(b), "ns"), changed)
-    assert book.plan(request("a", spec(), statuses(a)), changed) is not a_changed
+    await book.plan(PlanRequest("b", spec(), RoleTargets(1, 2), statuses(b), "ns"), changed)
+    assert await book.plan(request("a", spec(), statuses(a)), changed) is not a_changed
 
 
-def test_a_dropped_group_frees_its_reservation() -> None:
+async def test_a_dropped_group_frees_its_reservation() -> None:
     book, inv = PlanBook(), inventory(ONE_GROUP)
-    high = book.plan(request("high", spec(priority=500)), inv)
+    high = await book.plan(request("high", spec(priority=500)), inv)
     assert placed(high) == 2
-    assert placed(book.plan(request("low", spec(priority=10)), inv)) == 0
+    assert placed(await book.plan(request("low", spec(priority=10)), inv)) == 0
     book.drop("ns", "high")
-    assert placed(book.plan(request("low", spec(priority=10)), inv)) == 2
+    assert placed(await book.plan(request("low", spec(priority=10)), inv)) == 2
     book.drop("ns", "never-registered")  # Dropping an unknown group is harmless.
 
 
-def test_a_dry_run_preview_reserves_nothing_but_sees_the_others() -> None:
+async def test_a_dry_run_preview_reserves_nothing_but_sees_the_others() -> None:
     book, inv = PlanBook(), inventory(ONE_GROUP)
-    preview = book.preview(request("dry", spec(priority=1000)), inv)
+    preview = await book.preview(request("dry", spec(priority=1000)), inv)
     assert placed(preview) == 2
-    assert placed(book.plan(request("enforced", spec(priority=10)), inv)) == 2, "the preview reserved nothing"
-    assert placed(book.preview(request("dry", spec(priority=1)), inv)) == 0, "it sees what the others reserve"
+    assert placed(await book.plan(request("enforced", spec(priority=10)), inv)) == 2, "the preview reserved nothing"
+    assert placed(await book.preview(request("dry", spec(priority=1)), inv)) == 0, "it sees what the others reserve"
 
 
-def test_groups_of_different_topologies_are_planned_apart() -> None:
+async def test_groups_of_different_topologies_are_planned_apart() -> None:
     other = spec(colocate="heteroscale.io/s1")
     book = PlanBook()
     s2, s1 = inventory(ONE_GROUP), inventory(ONE_GROUP, other)
     # Each topology has its own inventory (in a real cluster, the same nodes read through other
     # labels); neither request meets the other's, so plan_many never sees a mixed topology.
-    assert placed(book.plan(request("a", spec()), s2)) == 2
-    assert placed(book.plan(request("b", other), s1)) == 2
+    assert placed(await book.plan(request("a", spec()), s2)) == 2
+    assert placed(await book.plan(request("b", other), s1)) == 2
     # A group that moves to the other topology competes there (a comes before b at equal
     # priority), and leaves its old reservation to the next group.
-    assert placed(book.plan(request("a", other), s1)) == 2
-    assert placed(book.plan(request("b", other), s1)) == 0
-    assert placed(book.plan(request("c", spec()), s2)) == 2
+    assert placed(await book.plan(request("a", other), s1)) == 2
+    assert placed(await book.plan(request("b", other), s1)) == 0
+    assert placed(await book.plan(request("c", spec()), s2)) == 2
+
+
+async def test_changes_that_arrive_together_are_planned_in_one_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A traffic ramp moves many groups in the same period: while one run is under way the others
+    register, and the next run covers them all, instead of one run per group (quadratic)."""
+    import asyncio
+
+    from heteroscale.operator import planbook
+
+    runs: list[int] = []
+    real = planbook.plan_many
+
+    def counting(inventory: Inventory, requests: Any) -> list[Plan]:
+        runs.append(len(requests))
+        return real(inventory, requests)
+
+    monkeypatch.setattr(planbook, "plan_many", counting)
+    book = PlanBook()
+    inv = inventory([node(f"h{i}", "H20") for i in range(20)] + [node(f"l{i}", "L20") for i in range(20)])
+    names = [f"g{i}" for i in range(20)]
+    plans = await asyncio.gather(*(book.plan(request(n, spec()), inv) for n in names))
+    assert all(placed(p) == 2 for p in plans)
+    assert len(runs) <= 2, runs
+    assert runs[-1] == 20, "the last run covered every group"
+    # The next round sends the groups as applied: nothing changed, nothing is planned again.
+    again = await asyncio.gather(
+        *(book.plan(request(n, spec(), statuses(p)), inv) for n, p in zip(names, plans, strict=True))
+    )
+    assert len(runs) <= 2, runs
+    assert [placed(p) for p in again] == [2] * 20
