@@ -21,14 +21,18 @@ in ``spec.priority`` order (highest first) over one shared capacity index:
    groups are cut partly (the largest safe part of each, in the same order). Freed GPUs are not reused in
    the same cycle: the next cycle's inventory shows them.
 3. Kept groups reserve what their pods not yet bound to nodes need; a group that no longer fits
-   keeps what fits and the rest is placed elsewhere.
+   keeps what fits and the rest is placed elsewhere. Bound instances are never given up because
+   a follower cannot be placed: a group whose follower floor (the ratio's share rounded down)
+   has no room keeps its bound lead instances with what fits of its follower, and the follower
+   instances it lacks are reported as a shortfall of their own that names the group.
 4. Existing groups grow before new groups are created.
 5. A new group takes the most preferred GPU type pair (decode's order, then prefill's) that has
    room anywhere, and the domain whose reservation touches the least premium rank; among those,
    one that takes all that is left with the least capacity to spare (best fit), else the one
    taking the most.
 6. The follower total is apportioned over groups by largest remainder, so every group keeps the
-   ratio within one instance; then the reservations are made for real.
+   ratio within one instance (except a group of step 3 kept below its follower floor); then the
+   reservations are made for real.
 
 What does not fit is reported as a :class:`Shortfall` (reason ``Unschedulable``) rather than
 over-committing a node. Groups listed in ``current_groups`` whose name does not follow the
@@ -84,7 +88,8 @@ class Shortfall:
 
     role: Role
     gpu_type: str | None
-    """The most preferred GPU type of the role (None when the role allows none that exist)."""
+    """The most preferred GPU type of the role (None when the role allows none that exist), or
+    for a group kept below its follower floor (step 3 of the cycle above), the group's GPU type."""
     instances: int
     message: str
     reason: Reason = Reason.UNSCHEDULABLE
@@ -413,7 +418,11 @@ class _Planner:
         mark = self.index.mark()
         by_rank = sorted(groups, key=lambda g: (self.rank(g), len(g.gid), g.gid))
         for group in by_rank:
-            keep = self.max_lead(group, group.count[lead])
+            # Bound lead instances are never given up because their follower floor has no room:
+            # their pods hold the nodes, so dropping them frees nothing this cycle. The group then
+            # keeps them with what fits of its follower (result() reports the rest); more lead
+            # instances than bound would only put the ratio further off.
+            keep = max(self.max_lead(group, group.count[lead]), min(group.count[lead], group.bound[lead]))
             self.reserve(group, {lead: keep, follow: self.need(follow, keep)})
         left = self.target[lead] - sum(g.count[lead] for g in groups)
         for group in by_rank:
@@ -454,11 +463,20 @@ class _Planner:
             for role in (Role.PREFILL, Role.DECODE)
         ]
         short = []
+        scope = self.request.spec.topology.colocate or "the cluster"
+        # Groups kept at their bound size below their follower floor (see place()): what they
+        # lack is reported per group, so the ratio being off is explained where it happens.
+        off = {
+            g.gid: lacking
+            for g in groups
+            if (lacking := self.need(self.follow, g.count[self.lead], at_least=True) - g.count[self.follow]) > 0
+        }
         for role in Role:
             missing = self.target[role] - sum(g.count[role] for g in groups)
+            if role is self.follow:
+                missing -= sum(off.values())
             if missing > 0:
                 types = self.types[role]
-                scope = self.request.spec.topology.colocate or "the cluster"
                 short.append(
                     Shortfall(
                         role=role,
@@ -468,6 +486,23 @@ class _Planner:
                             f"{missing} of {self.target[role]} {role.value} instance(s) of "
                             f"{self.gpus[role]} GPU(s) on {'/'.join(types)} do not fit: no {scope} "
                             "domain has room for them next to their group's other role"
+                        ),
+                    )
+                )
+        for g in sorted(groups, key=lambda g: (len(g.gid), g.gid)):
+            if g.gid in off:
+                follow, lead = self.follow.value, self.lead.value
+                short.append(
+                    Shortfall(
+                        role=self.follow,
+                        gpu_type=g.types[self.follow],
+                        instances=off[g.gid],
+                        message=(
+                            f"{off[g.gid]} {follow} instance(s) of {self.gpus[self.follow]} GPU(s) on "
+                            f"{g.types[self.follow]} for {deployment_name(self.request.name, self.follow, g.gid)} "
+                            f"do not fit: {scope} domain {g.domain!r} is full, so its {g.count[self.lead]} {lead} "
+                            f"instance(s), which are bound and kept, run with {g.count[self.follow]} {follow}: "
+                            "the ratio is temporarily off until room frees up there"
                         ),
                     )
                 )
