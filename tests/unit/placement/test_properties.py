@@ -15,6 +15,7 @@ from heteroscale.api.status import GroupStatus
 from heteroscale.placement import GROUP_LABEL, Plan, PlanRequest, RoleTargets, inventory_from_k8s, plan_many
 from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex, Need
 from heteroscale.placement.order import Bound
+from heteroscale.placement.plan import _Planner
 from tests.unit.placement.cluster import GPU_LABEL, S2, MiniPod, layout, pdsg_spec, pod
 
 TYPES = ("H20", "L20")
@@ -294,22 +295,26 @@ def test_scale_out_keeps_a_group_whose_follower_floor_has_no_room() -> None:
 
 @settings(max_examples=100, deadline=None)
 @given(clusters(), requests())
-def test_pruned_domain_search_plans_what_visiting_every_domain_plans(
+def test_domain_search_plans_what_visiting_every_domain_plans(
     cluster: tuple[list[Any], list[Any]], reqs: list[PlanRequest]
 ) -> None:
+    """Both ways of choosing a new group's domain, all domains' keys at once from slot counts
+    and the pruned visit of domains by bound, plan what computing every domain's key one by one
+    plans."""
     nodes, pods = cluster
     inventory = inventory_from_k8s(nodes, pods, reqs[0].spec.topology)
-    pruned = plan_many(inventory, reqs)
+    default = plan_many(inventory, reqs)
 
     def every_domain(
         self: CapacityIndex, lead: Need, follow: Need | None, ratio: tuple[int, int], ceiling: int
     ) -> Iterator[Bound]:
-        # A bound below every key: new_group then computes the exact key of every domain that
-        # has nodes for both roles.
-        for domain in self.domains(lead.gpu_type, lead.view):
-            if follow is None or self.nodes_available(domain, follow.gpu_type, follow.view):
-                yield LOWEST_RANK, False, -(10**9), domain
+        # A bound below every key: the pruned search then computes the exact key of every domain
+        # that has nodes for both roles.
+        for domain in self.paired(lead, follow):
+            yield LOWEST_RANK, False, -(10**9), domain
 
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_Planner, "at_once", lambda self, types: False)
+        assert plan_many(inventory, reqs) == default, "pruned"
         patch.setattr(CapacityIndex, "candidates", every_domain)
-        assert plan_many(inventory, reqs) == pruned
+        assert plan_many(inventory, reqs) == default, "every domain, one by one"
