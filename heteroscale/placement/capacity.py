@@ -23,8 +23,12 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import accumulate
 from operator import attrgetter
 from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
 
 from heteroscale.placement.inventory import Inventory
 from heteroscale.placement.order import Bound, DomainOrder, Measure, Rank
@@ -33,6 +37,8 @@ from heteroscale.placement.topology import levels, path_domain, premium_by_path
 
 PoolKey = tuple[str, str]
 LOWEST_RANK: Rank = (0, 0)
+#: Free slots per domain (rows), summed over the ranks up to each column (see :meth:`CapacityIndex.cumulative`).
+Slots = NDArray[np.int64]
 
 
 @dataclass
@@ -64,6 +70,16 @@ class Need(NamedTuple):
     gpus: int
 
 
+class _Table:
+    """Cumulative free slots of one :class:`Need` in every domain it may use: a row per domain
+    (by name), a column per rank of the index (zero slots where the domain has none)."""
+
+    def __init__(self, domains: list[str], columns: int) -> None:
+        self.rows = {d: i for i, d in enumerate(domains)}
+        self.cum: Slots = np.zeros((len(domains), columns), dtype=np.int64)
+        self.dirty = set(domains)
+
+
 class CapacityIndex:
     """Free capacity per (domain, GPU type) with undoable reservations."""
 
@@ -89,6 +105,16 @@ class CapacityIndex:
             bucket.nodes += count
             bucket.free[free] = bucket.free.get(free, 0) + count
         self._pools = {key: list(buckets.values()) for key, buckets in pools.items()}
+        # Every rank a view can give a bucket (an untolerated soft taint ranks it like a slow one),
+        # in rank order, and the lowest rank first even when no bucket has it: rank_for() answers
+        # it for nothing to reserve.
+        levels_seen = {b.premium for buckets in self._pools.values() for b in buckets}
+        ranks = sorted({LOWEST_RANK} | {(slow, level) for level in levels_seen for slow in (0, 1)})
+        self._columns = {rank: i for i, rank in enumerate(ranks)}
+        self._tables: dict[Need, _Table] = {}
+        self._tables_of: defaultdict[str, list[_Table]] = defaultdict(list)
+        self._rows: dict[tuple[Need, Need | None, Need], NDArray[np.intp]] = {}
+        self._paired: dict[tuple[Need, Need | None], list[str]] = {}
         self._view_ids: dict[View, ViewId] = {}
         self._views: dict[tuple[PoolKey, ViewId], tuple[_Class, ...]] = {}
         self._ranks: dict[tuple[PoolKey, ViewId], tuple[Rank, ...]] = {}
@@ -168,6 +194,45 @@ class CapacityIndex:
                 return rank
         return None
 
+    def paired(self, lead: Need, follow: Need | None) -> list[str]:
+        """Domains that may hold a new group: nodes the lead may use, and (``follow`` None when
+        the other role has no target) nodes the follower may use; sorted by name."""
+        found = self._paired.get((lead, follow))
+        if found is None:
+            found = self._paired[(lead, follow)] = [
+                d
+                for d in self.domains(lead.gpu_type, lead.view)
+                if follow is None or self.nodes_available(d, follow.gpu_type, follow.view)
+            ]
+        return found
+
+    def cumulative(self, lead: Need, follow: Need | None, need: Need) -> Slots:
+        """Free slots of ``need`` in each of ``paired(lead, follow)`` (which must have nodes for
+        it), summed over the ranks up to each column: column ``i`` holds the slots of ranks up to
+        the ``i``-th rank of the index, and column 0 is :data:`LOWEST_RANK`. A reservation
+        touches the rank of the first column that holds it. Tables are kept current lazily, a
+        row per pool a reservation changed, so new-group keys are computed for all domains at once."""
+        table = self._tables.get(need)
+        if table is None:
+            table = self._tables[need] = _Table(self.domains(need.gpu_type, need.view), len(self._columns))
+            self._tables_of[need.gpu_type].append(table)
+        for domain in table.dirty:
+            row = [0] * len(self._columns)
+            for rank, free in zip(
+                self.ranks(domain, need.gpu_type, need.view),
+                self.slots(domain, need.gpu_type, need.view, need.gpus),
+                strict=True,
+            ):
+                row[self._columns[rank]] = free
+            table.cum[table.rows[domain]] = list(accumulate(row))
+        table.dirty.clear()
+        rows = self._rows.get((lead, follow, need))
+        if rows is None:
+            rows = self._rows[(lead, follow, need)] = np.array(
+                [table.rows[d] for d in self.paired(lead, follow)], dtype=np.intp
+            )
+        return table.cum[rows]
+
     def _first(self, domain: str, need: Need) -> tuple[Rank, int]:
         """The first rank with a free slot (or the lowest) and the free slots in all."""
         slots = self.slots(domain, need.gpu_type, need.view, need.gpus)
@@ -189,11 +254,7 @@ class CapacityIndex:
         order_key = (lead, follow, ratio)
         order = self._orders.get(order_key)
         if order is None:
-            domains = [
-                d
-                for d in self.domains(lead.gpu_type, lead.view)
-                if follow is None or self.nodes_available(d, follow.gpu_type, follow.view)
-            ]
+            domains = self.paired(lead, follow)
             a, b = ratio
 
             def measure(domain: str) -> Measure:
@@ -257,6 +318,9 @@ class CapacityIndex:
         self._slots.pop(key, None)
         for order in self._watching.get(key[1], ()):
             order.invalidate(key[0])
+        for table in self._tables_of.get(key[1], ()):
+            if key[0] in table.rows:
+                table.dirty.add(key[0])
 
     def mark(self) -> int:
         """A point to :meth:`rollback` to."""

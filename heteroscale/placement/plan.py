@@ -21,14 +21,18 @@ in ``spec.priority`` order (highest first) over one shared capacity index:
    groups are cut partly (the largest safe part of each, in the same order). Freed GPUs are not reused in
    the same cycle: the next cycle's inventory shows them.
 3. Kept groups reserve what their pods not yet bound to nodes need; a group that no longer fits
-   keeps what fits and the rest is placed elsewhere.
+   keeps what fits and the rest is placed elsewhere. Bound instances are never given up because
+   a follower cannot be placed: a group whose follower floor (the ratio's share rounded down)
+   has no room keeps its bound lead instances with what fits of its follower, and the follower
+   instances it lacks are reported as a shortfall of their own that names the group.
 4. Existing groups grow before new groups are created.
 5. A new group takes the most preferred GPU type pair (decode's order, then prefill's) that has
    room anywhere, and the domain whose reservation touches the least premium rank; among those,
    one that takes all that is left with the least capacity to spare (best fit), else the one
    taking the most.
 6. The follower total is apportioned over groups by largest remainder, so every group keeps the
-   ratio within one instance; then the reservations are made for real.
+   ratio within one instance (except a group of step 3 kept below its follower floor); then the
+   reservations are made for real.
 
 What does not fit is reported as a :class:`Shortfall` (reason ``Unschedulable``) rather than
 over-committing a node. Groups listed in ``current_groups`` whose name does not follow the
@@ -41,10 +45,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
+from numpy.typing import NDArray
+
 from heteroscale.api.enums import Reason, Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus
-from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex, Need
+from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex, Need, Slots
 from heteroscale.placement.inventory import Inventory
 from heteroscale.placement.order import Rank
 from heteroscale.placement.tolerations import role_view
@@ -84,7 +91,8 @@ class Shortfall:
 
     role: Role
     gpu_type: str | None
-    """The most preferred GPU type of the role (None when the role allows none that exist)."""
+    """The most preferred GPU type of the role (None when the role allows none that exist), or
+    for a group kept below its follower floor (step 3 of the cycle above), the group's GPU type."""
     instances: int
     message: str
     reason: Reason = Reason.UNSCHEDULABLE
@@ -300,37 +308,123 @@ class _Planner:
     def new_group(self, ceiling: int, used: set[str]) -> _Group | None:
         """The best new group for up to ``ceiling`` lead instances, or None if none fits."""
         gid = next(f"g{n}" for n in range(len(used) + 1) if f"g{n}" not in used)
-        no_bound = {Role.PREFILL: 0, Role.DECODE: 0}
         follow_types = self.types[self.follow] if self.target[self.follow] else self.types[self.follow][:1]
         for lead_t in self.types[self.lead]:
             for follow_t in follow_types:
                 types = {self.lead: lead_t, self.follow: follow_t}
-                best: tuple[tuple[Rank, bool, int, str], _Group, int] | None = None
-                lead_need = Need(lead_t, self.view[self.lead], self.gpus[self.lead])
-                follow_need = (
-                    Need(follow_t, self.view[self.follow], self.gpus[self.follow]) if self.target[self.follow] else None
-                )
-                # One probe is moved from domain to domain (measuring it reserves nothing); the
-                # best is copied.
-                probe = _Group(gid, "", types, no_bound, no_bound)
-                for bound in self.index.candidates(lead_need, follow_need, self.ratio_class(), ceiling):
-                    # Keys come no lower than their bounds, which come in increasing order.
-                    if best is not None and bound >= best[0]:
-                        break
-                    probe.domain = domain = bound[-1]
-                    lead = self.max_lead(probe, ceiling)
-                    if lead <= 0:
-                        continue
-                    lead_slots = self.slots(probe, self.lead)
-                    fit = (lead < ceiling, lead_slots - lead if lead == ceiling else -lead)
-                    key = (self.touched_rank(probe, lead), *fit, domain)
-                    if best is None or key < best[0]:
-                        best = (key, _Group(gid, domain, dict(types), dict(no_bound), dict(no_bound)), lead)
+                best = self.best_at_once(types, ceiling) if self.at_once(types) else self.best_pruned(types, ceiling)
                 if best is not None:
-                    _, group, lead = best
+                    domain, lead = best
+                    group = _Group(
+                        gid, domain, types, {Role.PREFILL: 0, Role.DECODE: 0}, {Role.PREFILL: 0, Role.DECODE: 0}
+                    )
                     self.reserve(group, {self.lead: lead, self.follow: self.need(self.follow, lead)})
                     return group
         return None
+
+    def needs(self, types: dict[Role, str]) -> tuple[Need, Need | None]:
+        """What a new group of ``types`` needs of the lead and (None without a target) the follower."""
+        lead = Need(types[self.lead], self.view[self.lead], self.gpus[self.lead])
+        if not self.target[self.follow]:
+            return lead, None
+        return lead, Need(types[self.follow], self.view[self.follow], self.gpus[self.follow])
+
+    def at_once(self, types: dict[Role, str]) -> bool:
+        """Whether slot counts alone give every domain's new-group key (:meth:`best_at_once`):
+        the roles on pools of their own, or on one pool where slot counts decide; otherwise the
+        key needs trial reservations (:meth:`best_pruned`)."""
+        return types[Role.PREFILL] != types[Role.DECODE] or self.slot_counts_decide
+
+    def best_pruned(self, types: dict[Role, str], ceiling: int) -> tuple[str, int] | None:
+        """The domain with the least new-group key and its lead instances (None if none fits),
+        visiting domains by increasing lower bound of their key and stopping at the first bound
+        not below the best key found. The key: (touched rank, takes less than ``ceiling``, spare
+        lead slots or minus the lead instances, domain)."""
+        no_bound = {Role.PREFILL: 0, Role.DECODE: 0}
+        best: tuple[tuple[Rank, bool, int, str], int] | None = None
+        # One probe is moved from domain to domain (measuring it reserves nothing).
+        probe = _Group("", "", types, no_bound, no_bound)
+        for bound in self.index.candidates(*self.needs(types), self.ratio_class(), ceiling):
+            # Keys come no lower than their bounds, which come in increasing order.
+            if best is not None and bound >= best[0]:
+                break
+            probe.domain = domain = bound[-1]
+            lead = self.max_lead(probe, ceiling)
+            if lead <= 0:
+                continue
+            lead_slots = self.slots(probe, self.lead)
+            fit = (lead < ceiling, lead_slots - lead if lead == ceiling else -lead)
+            key = (self.touched_rank(probe, lead), *fit, domain)
+            if best is None or key < best[0]:
+                best = (key, lead)
+        return None if best is None else (best[0][-1], best[1])
+
+    def best_at_once(self, types: dict[Role, str], ceiling: int) -> tuple[str, int] | None:
+        """What :meth:`best_pruned` finds, from the exact key of every domain computed at once
+        (numpy over domains) with the arithmetic of :meth:`max_lead` and :meth:`touched_rank` for
+        a group that has nothing yet: the lead instances from slot counts, the touched rank as
+        the first column of the index's cumulative slots that holds the reservation."""
+        lead_need, follow_need = self.needs(types)
+        domains = self.index.paired(lead_need, follow_need)
+        if not domains:
+            return None
+        t_lead, t_follow = self.target[self.lead], self.target[self.follow]
+
+        def cumulative(role: Role, gpus: int) -> Slots:
+            return self.index.cumulative(lead_need, follow_need, Need(types[role], self.view[role], gpus))
+
+        def counts(lead: Slots) -> dict[Role, Slots]:
+            """What holding ``lead`` lead instances needs per role (demand() of an empty group)."""
+            return {self.lead: lead, self.follow: lead * t_follow // t_lead}
+
+        def touched(cum: Slots, instances: Slots) -> Slots:
+            # The first column holding them; column 0 (the lowest rank) when nothing is to be
+            # reserved, as rank_for() answers, and touched_rank() reads "does not fit" as it too.
+            first: Slots = np.argmax(cum >= instances[:, None], axis=1)
+            return first
+
+        big, small = self.by_size
+        lead_cum = cumulative(self.lead, self.gpus[self.lead])
+        lead_slots = lead_cum[:, -1]
+        hi = np.minimum(ceiling, lead_slots)
+        if types[Role.PREFILL] == types[Role.DECODE]:
+            # One pool where slot counts decide (fits()): the largest lead up to ``hi`` whose big
+            # instances fit in big slots and, with per_big small slots each, leave the small ones room.
+            per_big = self.gpus[big] // self.gpus[small]
+            big_cum, small_cum = cumulative(big, self.gpus[big]), cumulative(big, self.gpus[small])
+
+            def fits(lead: Slots) -> NDArray[np.bool_]:
+                need = counts(lead)
+                return (need[big] <= big_cum[:, -1]) & (need[small] + per_big * need[big] <= small_cum[:, -1])
+
+            # max_lead()'s bisection, on every domain at once (each stops where its own does).
+            lo = np.zeros_like(hi)
+            while (active := lo < hi).any():
+                mid = (lo + hi + 1) // 2
+                ok = fits(mid)
+                lo = np.where(active & ok, mid, lo)
+                hi = np.where(active & ~ok, mid - 1, hi)
+            lead = lo
+            need = counts(lead)
+            rank = np.maximum(touched(big_cum, need[big]), touched(small_cum, need[small] + per_big * need[big]))
+        else:
+            # Pools of their own (max_lead()): the follower's room bounds the lead directly, and
+            # each role touches its own pool's rank (nothing of the follower without a target).
+            if follow_need is not None:
+                follow_cum = cumulative(self.follow, self.gpus[self.follow])
+                hi = np.minimum(hi, ((follow_cum[:, -1] + 1) * t_lead - 1) // t_follow)
+            lead = np.maximum(hi, 0)
+            rank = touched(lead_cum, lead)
+            if follow_need is not None:
+                rank = np.maximum(rank, touched(follow_cum, counts(lead)[self.follow]))
+        takes_less = lead < ceiling
+        fit = np.where(takes_less, -lead, lead_slots - lead)
+        fitting = np.flatnonzero(lead > 0)
+        if not len(fitting):
+            return None
+        # Keys compared as (rank, takes less, fit, domain): lexsort's last key is its first.
+        first = fitting[np.lexsort((fitting, fit[fitting], takes_less[fitting], rank[fitting]))[0]]
+        return domains[first], int(lead[first])
 
     def apportion(self, groups: list[_Group]) -> dict[str, int]:
         """Follower instances per group: the ratio's share of the follower target, rounded down,
@@ -413,7 +507,11 @@ class _Planner:
         mark = self.index.mark()
         by_rank = sorted(groups, key=lambda g: (self.rank(g), len(g.gid), g.gid))
         for group in by_rank:
-            keep = self.max_lead(group, group.count[lead])
+            # Bound lead instances are never given up because their follower floor has no room:
+            # their pods hold the nodes, so dropping them frees nothing this cycle. The group then
+            # keeps them with what fits of its follower (result() reports the rest); more lead
+            # instances than bound would only put the ratio further off.
+            keep = max(self.max_lead(group, group.count[lead]), min(group.count[lead], group.bound[lead]))
             self.reserve(group, {lead: keep, follow: self.need(follow, keep)})
         left = self.target[lead] - sum(g.count[lead] for g in groups)
         for group in by_rank:
@@ -454,11 +552,20 @@ class _Planner:
             for role in (Role.PREFILL, Role.DECODE)
         ]
         short = []
+        scope = self.request.spec.topology.colocate or "the cluster"
+        # Groups kept at their bound size below their follower floor (see place()): what they
+        # lack is reported per group, so the ratio being off is explained where it happens.
+        off = {
+            g.gid: lacking
+            for g in groups
+            if (lacking := self.need(self.follow, g.count[self.lead], at_least=True) - g.count[self.follow]) > 0
+        }
         for role in Role:
             missing = self.target[role] - sum(g.count[role] for g in groups)
+            if role is self.follow:
+                missing -= sum(off.values())
             if missing > 0:
                 types = self.types[role]
-                scope = self.request.spec.topology.colocate or "the cluster"
                 short.append(
                     Shortfall(
                         role=role,
@@ -468,6 +575,23 @@ class _Planner:
                             f"{missing} of {self.target[role]} {role.value} instance(s) of "
                             f"{self.gpus[role]} GPU(s) on {'/'.join(types)} do not fit: no {scope} "
                             "domain has room for them next to their group's other role"
+                        ),
+                    )
+                )
+        for g in sorted(groups, key=lambda g: (len(g.gid), g.gid)):
+            if g.gid in off:
+                follow, lead = self.follow.value, self.lead.value
+                short.append(
+                    Shortfall(
+                        role=self.follow,
+                        gpu_type=g.types[self.follow],
+                        instances=off[g.gid],
+                        message=(
+                            f"{off[g.gid]} {follow} instance(s) of {self.gpus[self.follow]} GPU(s) on "
+                            f"{g.types[self.follow]} for {deployment_name(self.request.name, self.follow, g.gid)} "
+                            f"do not fit: {scope} domain {g.domain!r} is full, so its {g.count[self.lead]} {lead} "
+                            f"instance(s), which are bound and kept, run with {g.count[self.follow]} {follow}: "
+                            "the ratio is temporarily off until room frees up there"
                         ),
                     )
                 )
