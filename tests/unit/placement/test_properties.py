@@ -17,6 +17,7 @@ from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex, Need
 from heteroscale.placement.order import Bound
 from heteroscale.placement.plan import _Planner
 from tests.unit.placement.cluster import GPU_LABEL, S2, MiniPod, layout, pdsg_spec, pod
+from tests.unit.placement.packing import packs
 
 TYPES = ("H20", "L20")
 mini_kinds = st.sampled_from([("H20",) * 4, ("L20",) * 4, ("H20", "H20", "L20", "L20")])
@@ -70,26 +71,12 @@ def requests(draw: st.DrawFn) -> list[PlanRequest]:
     return out
 
 
-def _fits_on_nodes(free: list[tuple[int, bool]], sizes: list[tuple[int, bool]]) -> bool:
-    """Whether instances ``(GPUs, may use tainted nodes)`` pack onto nodes ``(free GPUs,
-    tainted)``: each on the node with the least free GPUs that it may use, largest first or
-    those kept off tainted nodes first (a packing found by either proves no over-commit)."""
-    for order in ((lambda s: (-s[0], s[1])), (lambda s: (s[1], -s[0]))):
-        left = sorted(free)
-        for size, anywhere in sorted(sizes, key=order):
-            choice = next((i for i, (f, tainted) in enumerate(left) if f >= size and (anywhere or not tainted)), None)
-            if choice is None:
-                break
-            left[choice] = (left[choice][0] - size, left[choice][1])
-            left.sort()
-        else:
-            return True
-    return False
-
-
 def _check_capacity(
     nodes: list[dict[str, Any]], pods: list[dict[str, Any]], reqs: list[PlanRequest], plans: list[Plan]
 ) -> None:
+    """No pool is over-committed: each (domain, GPU type)'s instances pack onto its nodes, each on
+    a node its role may use (exactly: greedy packings miss packings where roles of one pool
+    tolerate different taints, see :func:`test_capacity_with_roles_of_one_pool_seeing_different_nodes`)."""
     used: dict[str, int] = defaultdict(int)
     for p in pods:
         used[p["spec"]["nodeName"]] += int(p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
@@ -103,7 +90,7 @@ def _check_capacity(
             anywhere = bool(_tolerations(request, g.role))
             sizes[(g.domain, g.gpu_type)] += [(g.gpus_per_instance, anywhere)] * g.replicas
     for key, wanted in sizes.items():
-        assert _fits_on_nodes(free[key], wanted), f"{key} over-committed"
+        assert packs(free[key], wanted), f"{key} over-committed"
 
 
 def _tolerations(request: PlanRequest, role: Role) -> list[dict[str, str]]:
@@ -189,6 +176,46 @@ def test_capacity_domain_ratio_and_accounting(cluster: tuple[list[Any], list[Any
     for request, result in zip(reqs, plans, strict=True):
         _check_groups(request, result)
     assert plan_many(inventory, reqs) == plans, "same input, same plan"
+
+
+def test_capacity_with_roles_of_one_pool_seeing_different_nodes() -> None:
+    """Found by hypothesis (3,000 examples, seeds 3 and 6), shrunk by hand. One L20 pool: three
+    untainted nodes with 6, 4 and 4 free GPUs and a ``dedicated`` one with 6; 2-GPU prefill
+    without the toleration, 4-GPU decode with it, 3 P + 3 D. The plan is feasible, with every
+    untainted GPU used: decode on the tainted node and on both 4s, prefill on the 6. The greedy
+    packings the capacity check used before both miss it (best fit largest first puts the third
+    decode on the untainted 6, ahead of the tainted one; best fit of the prefills first fills the
+    4s), so they reported an over-commit that is not one."""
+    nodes = layout(
+        [
+            MiniPod("s2-0", "s2-0-s1-0", ("L20",) * 3),
+            MiniPod("s2-0", "s2-0-s1-1", ("L20",), (DEDICATED,)),
+        ]
+    )
+    pods = [pod("p0", "s2-0-s1-0-n0", 2), pod("p1", "s2-0-s1-0-n1", 4), pod("p2", "s2-0-s1-0-n2", 4)]
+    pods.append(pod("p3", "s2-0-s1-1-n0", 2))
+    spec = pdsg_spec(
+        ("L20",),
+        ("L20",),
+        ratio=(1, 1),
+        prefill_gpus=2,
+        decode_gpus=4,
+        priority=0,
+        decode_tolerations=({"key": "dedicated", "operator": "Exists"},),
+    )
+    request = PlanRequest("svc0", spec, RoleTargets(3, 3))
+    (result,) = plan_many(inventory_from_k8s(nodes, pods, spec.topology), [request])
+    assert {(g.name, g.domain, g.replicas) for g in result.groups} == {
+        ("svc0-prefill-g0", "s2-0", 3),
+        ("svc0-decode-g0", "s2-0", 3),
+    }
+    assert result.unschedulable == ()
+    _check_capacity(nodes, pods, [request], [result])
+    # One more instance of either role does not fit: the plan uses the pool to the last GPU.
+    free = [(6, False), (4, False), (4, False), (6, True)]
+    assert packs(free, [(2, False)] * 3 + [(4, True)] * 3)
+    assert not packs(free, [(2, False)] * 4 + [(4, True)] * 3)
+    assert not packs(free, [(2, False)] * 3 + [(4, True)] * 4)
 
 
 def _scale_out_then_in(
