@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 
 from heteroscale.api.enums import Engine
-from heteroscale.api.promql import PLACEHOLDERS
+from heteroscale.api.promql import lex, placeholder_problem
 from heteroscale.api.spec import MetricSource
 from heteroscale.metrics.names import ENGINE_METRICS, NAMESPACE_LABEL, POD_LABEL, EngineMetrics
 
@@ -170,44 +170,17 @@ def custom_query(metric: MetricSource, namespace: str, decode_deployments: Seque
 
 
 def fill_placeholders(query: str, values: Mapping[str, str]) -> str:
-    """Fill ``{name}`` placeholders (see :func:`custom_query` for where each may stand)."""
+    """Fill ``{name}`` placeholders (see :func:`custom_query` for where each may stand), reading the
+    query with the same lexer that validated it (:func:`heteroscale.api.promql.lex`)."""
     out: list[str] = []
-    quote: str | None = None
-    pos = 0
-    while pos < len(query):
-        char = query[pos]
-        if char == "{":
-            end = query.find("}", pos)
-            name = query[pos + 1 : end] if end > 0 else ""
-            if name in PLACEHOLDERS:
-                out.append(_placeholder_value(name, values[name], quote))
-                pos = end + 1
-                continue
-        if quote:
-            if char == "\\" and quote != "`":
-                out.append(query[pos : pos + 2])
-                pos += 2
-                continue
-            if char == quote:
-                quote = None
-        elif char in "\"'`":
-            quote = char
-        elif char == "#":
-            newline = query.find("\n", pos)
-            end_of_comment = len(query) if newline < 0 else newline
-            out.append(query[pos:end_of_comment])
-            pos = end_of_comment
+    for token in lex(query)[0]:
+        if token.placeholder is None:
+            out.append(token.text)
             continue
-        out.append(char)
-        pos += 1
+        problem = placeholder_problem(token.placeholder, token.quote)
+        if problem:
+            raise ValueError(problem)
+        value = values[token.placeholder]
+        # A label value is escaped for the string it stands in; the window is a bare duration.
+        out.append(value if token.quote is None else string_content(value, token.quote))
     return "".join(out)
-
-
-def _placeholder_value(name: str, value: str, quote: str | None) -> str:
-    if name == "window":
-        if quote is not None:
-            raise ValueError("{window} must stand outside string literals, e.g. rate(x[{window}])")
-        return value
-    if quote not in ('"', "'"):
-        raise ValueError(f'{{{name}}} must stand inside a "..." or \'...\' string, e.g. {{namespace="{{{name}}}"}}')
-    return string_content(value, quote)
