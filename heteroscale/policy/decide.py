@@ -2,7 +2,8 @@
 
 The order of the rules matters and is the contract users rely on:
 
-1. An untrustworthy signal (missing, NaN/Inf/negative, stale) holds both roles where they are.
+1. An untrustworthy signal (missing, NaN/Inf/negative, stale) holds both roles where they are;
+   only a pool below its minimum is brought up to it (as the HPA does without metrics).
 2. Zero throughput holds until ``zeroTrafficReadings`` consecutive zeros, then both roles go to
    their minimum in one explicit step.
 3. Decode instances = ceil(TPS / target per instance), the target weighted by the GPU types now
@@ -37,7 +38,14 @@ def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyStat
     where = f"holding at prefill {cur_p}, decode {cur_d}"
 
     def hold(reason: Reason, why: str, next_state: PolicyState) -> Decision:
-        return Decision(cur_p, cur_d, reason, f"{why}; {where}", next_state)
+        if cur_d >= spec.decode.min_replicas and cur_p >= spec.prefill.min_replicas:
+            return Decision(cur_p, cur_d, reason, f"{why}; {where}", next_state)
+        # As Kubernetes' HPA does without metrics: nothing moves on the signal's account, but pools
+        # below their minimum (just raised in the spec, say) are brought up to it, never down.
+        floor = pair_for(spec, max(cur_d, spec.decode.min_replicas))
+        prefill, decode = max(cur_p, floor.prefill), max(cur_d, floor.decode)
+        raised = f"only the minimums apply: prefill {cur_p}->{prefill}, decode {cur_d}->{decode}"
+        return Decision(prefill, decode, reason, f"{why}; {raised}", next_state)
 
     tps = observation.decode_tps
     age = observation.metric_age_seconds

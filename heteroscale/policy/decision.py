@@ -24,5 +24,6 @@ class Decision:
 
     @property
     def held(self) -> bool:
-        """True when the signal was not trusted and nothing was allowed to change."""
+        """True when the signal was not trusted: nothing moved on its account (only pools below
+        their minimum are brought up to it)."""
         return self.reason in HOLD_REASONS

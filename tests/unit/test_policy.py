@@ -295,3 +295,19 @@ def test_a_prefill_only_repair_restarts_no_cooldown() -> None:
     surge = run(observe(2000.0, 9, prefill=2), repair.state, now=NOW + 15, **damped)
     assert surge.decode > 9
     assert surge.reason is Reason.SCALED_UP
+
+
+@pytest.mark.parametrize("tps", [None, math.nan, 5000.0])
+def test_a_hold_still_brings_pools_up_to_a_raised_minimum(tps: float | None) -> None:
+    # Kubernetes' HPA: "Current number of replicas below Spec.MinReplicas" is acted on even when the
+    # metric cannot be read; a hold never scales in, but the spec's floor applies.
+    age = 500.0 if tps == 5000.0 else 1.0  # stale
+    decision = run(
+        observe(tps, 1, prefill=1, age=age),
+        ratio={"prefill": 1, "decode": 2},
+        decode={"minReplicas": 4},
+    )
+    assert decision.held
+    assert (decision.prefill, decision.decode) == (2, 4)
+    assert "only the minimums apply" in decision.message
+    assert decision.state.last_scale_up_time is None, "a bound, not load: no cooldown starts"
