@@ -25,6 +25,9 @@ in ``spec.priority`` order (highest first) over one shared capacity index:
    a follower cannot be placed: a group whose follower floor (the ratio's share rounded down)
    has no room keeps its bound lead instances with what fits of its follower, and the follower
    instances it lacks are reported as a shortfall of their own that names the group.
+   Across requests of one priority, every request's kept groups are reserved before any of them
+   grows or creates a group, so a group whose pods are not bound yet is never displaced by an
+   equal-priority request that merely sorts first; a higher priority may take that room.
 4. Existing groups grow before new groups are created.
 5. A new group takes the most preferred GPU type pair (decode's order, then prefill's) that has
    room anywhere, and the domain whose reservation touches the least premium rank; among those,
@@ -42,6 +45,7 @@ planned again like new ones).
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -142,6 +146,8 @@ class _Planner:
         self.index = index
         self.inventory = inventory
         self.request = request
+        self.held: dict[str, int] = {}
+        """Instances per Deployment that :meth:`hold` reserved this cycle: bound from then on."""
         spec = request.spec
         targets = request.targets
         self.lead = Role.DECODE if targets.decode > 0 else Role.PREFILL
@@ -286,7 +292,8 @@ class _Planner:
                 continue
             group.types[status.role] = status.gpu_type
             group.count[status.role] = status.desired
-            group.bound[status.role] = self.inventory.bound_instances(self.request.namespace, status.name)
+            bound = self.inventory.bound_instances(self.request.namespace, status.name)
+            group.bound[status.role] = bound + self.held.get(status.name, 0)
         for group in by_gid.values():
             for role in Role:
                 # A group missing one half gets the role's most preferred type present in its domain.
@@ -495,6 +502,33 @@ class _Planner:
         planned = self.place(groups, used, commit=False)
         return {role: sum(g.count[role] for g in planned) for role in Role}
 
+    def by_rank(self, groups: list[_Group]) -> list[_Group]:
+        """Groups on the least premium resources first: they keep and grow first."""
+        return sorted(groups, key=lambda g: (self.rank(g), len(g.gid), g.gid))
+
+    def keep(self, group: _Group) -> None:
+        """Reserve what an existing group keeps of its lead instances and their follower share.
+
+        Bound lead instances are never given up because their follower floor has no room: their
+        pods hold the nodes, so dropping them frees nothing this cycle. The group then keeps them
+        with what fits of its follower (result() reports the rest); more lead instances than bound
+        would only put the ratio further off."""
+        lead = group.count[self.lead]
+        keep = max(self.max_lead(group, lead), min(lead, group.bound[self.lead]))
+        self.reserve(group, {self.lead: keep, self.follow: self.need(self.follow, keep)})
+
+    def hold(self) -> None:
+        """Reserve what the existing groups keep before any request of the same priority grows or
+        creates groups, and count it as bound from then on. A group planned on an earlier cycle
+        whose pods are not bound yet thus keeps its room: otherwise a request planned before it
+        only by name could take that room for a new group, and the group would be moved to another
+        domain (its Deployments drained and deleted) for nothing. A higher priority still takes
+        room that is not bound yet (its requests are planned, and hold, first)."""
+        for group in self.by_rank(self.existing()):
+            self.keep(group)
+            for role in Role:
+                self.held[deployment_name(self.request.name, role, group.gid)] = group.reserved[role]
+
     def place(self, kept: list[_Group], used: set[str], *, commit: bool) -> list[_Group]:
         """Keep, grow, then create groups for the lead target, apportion the follower, and
         reserve it all; returns the groups. ``kept`` and ``used`` are left alone (the groups are
@@ -505,14 +539,9 @@ class _Planner:
         ]
         taken = set(used)
         mark = self.index.mark()
-        by_rank = sorted(groups, key=lambda g: (self.rank(g), len(g.gid), g.gid))
+        by_rank = self.by_rank(groups)
         for group in by_rank:
-            # Bound lead instances are never given up because their follower floor has no room:
-            # their pods hold the nodes, so dropping them frees nothing this cycle. The group then
-            # keeps them with what fits of its follower (result() reports the rest); more lead
-            # instances than bound would only put the ratio further off.
-            keep = max(self.max_lead(group, group.count[lead]), min(group.count[lead], group.bound[lead]))
-            self.reserve(group, {lead: keep, follow: self.need(follow, keep)})
+            self.keep(group)
         left = self.target[lead] - sum(g.count[lead] for g in groups)
         for group in by_rank:
             grow = self.max_lead(group, group.count[lead] + left)
@@ -612,8 +641,12 @@ def plan_many(inventory: Inventory, requests: Sequence[PlanRequest]) -> list[Pla
         range(len(requests)), key=lambda i: (-requests[i].spec.priority, requests[i].namespace, requests[i].name)
     )
     plans: dict[int, Plan] = {}
-    for i in order:
-        plans[i] = _Planner(index, inventory, requests[i]).run()
+    # A higher priority takes what is not bound yet; equal priorities keep what they were given.
+    for _, tier in itertools.groupby(order, key=lambda i: requests[i].spec.priority):
+        planners = [(i, _Planner(index, inventory, requests[i])) for i in tier]
+        for _, planner in planners:
+            planner.hold()
+        plans.update((i, planner.run()) for i, planner in planners)
     return [plans[i] for i in range(len(requests))]
 
 

@@ -144,6 +144,19 @@ def test_competing_groups_are_served_in_priority_order() -> None:
     }
 
 
+def test_a_group_planned_on_an_earlier_cycle_keeps_its_room_until_its_pods_bind() -> None:
+    # "b" was planned 2+2 into the small s2-a (4 nodes) on the last cycle; its pods are not bound
+    # yet. "a" is new, sorts first by name and would fit s2-a best, but s2-a is b's: a new group
+    # goes where nobody's group is, and b is not moved (its Deployments drained and deleted).
+    nodes = layout([MiniPod("s2-a", "s2-a-s1-0", ["H20"] * 4), *homogeneous("s2-b", H20_S1)])
+    planned = request("b", 2, 2, current=status("b", "g0", "H20", "s2-a", 2))
+    result_a, result_b = run(nodes, [], request("a", 2, 2), planned)
+    assert groups(result_b) == {("g0", "prefill", "H20", "s2-a", 2), ("g0", "decode", "H20", "s2-a", 2)}
+    assert groups(result_a) == {("g0", "prefill", "H20", "s2-b", 2), ("g0", "decode", "H20", "s2-b", 2)}
+    assert not result_a.unschedulable
+    assert not result_b.unschedulable
+
+
 def test_slow_nodes_are_used_last() -> None:
     # s2-a's nodes are all stragglers: the group takes s2-b, and spills onto s2-a only when
     # s2-b is full (16+16 fill s2-b's 32 nodes, the 17th pair goes to s2-a).
