@@ -59,6 +59,8 @@ class _Shelf:
     planned_for: tuple[int, Inventory] | None = None
     plans: dict[Key, Plan] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    runs: int = 0
+    """Runs started so far: a caller that registered before a run started has its plan from it."""
 
     def put(self, key: Key, request: PlanRequest) -> None:
         if request in (self.requests.get(key), self.planned_from.get(key)):
@@ -79,10 +81,18 @@ class _Shelf:
         register their requests and wait; the next run then covers all of them at once, so a burst
         of changes (a traffic ramp moving every group) costs about two runs, not one per group.
         """
+        registered = self.runs
         async with self.lock:
+            # A run that started after this caller registered planned its request already: more
+            # changes since then are the business of the callers that made them. Without this, every
+            # caller queued behind a run would start one more run for the changes that arrived
+            # meanwhile, and with a thousand groups ticking, the runs would follow one another.
+            if self.runs > registered:
+                return self.plans
             # The inventory is compared by identity: the operator's cluster view hands out the same
             # object until a Node or Pod changes, and a new one after.
             if self.planned_for is None or self.planned_for[0] != self.version or self.planned_for[1] is not inventory:
+                self.runs += 1
                 version, asked = self.version, dict(self.requests)
                 plans = await asyncio.to_thread(plan_many, inventory, list(asked.values()))
                 self.plans = dict(zip(asked, plans, strict=True))
