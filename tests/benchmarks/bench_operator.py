@@ -1,27 +1,52 @@
 """How many PDServingGroups one operator replica reconciles per 15 s period against the emulator.
 
 Run on demand: ``python -m tests.benchmarks.bench_operator [groups ...]`` (default 50 200 500 1000).
-Per size: N PDServingGroups with ``intervalSeconds: 15`` on a cluster of labelled GPU nodes; the
-operator creates every group's first Deployments (warm-up, with the Deployments then marked ready
-as the ReplicaSet controller would), then the decode rate jumps so that every group must scale up.
-Printed for the 15 s period after the jump: ticks completed, Deployment patches, and the p50/p99
-time from a tick's start to its first Deployment patch. The target is 1,000 groups per period.
+Per size: N PDServingGroups with ``intervalSeconds: 15`` on a cluster of labelled GPU nodes, created
+over one period so that their ticks spread over it, as they do once an operator has run a while. The
+operator creates every group's first Deployments (warm-up; the Deployments are then marked ready as
+the ReplicaSet controller would), then the decode rate jumps so that every group must scale up.
+Printed, over the two periods after the jump:
 
-Everything runs in one process on this machine's cores: the emulator (KMock) and the operator
-(its own thread and loop, as in the tests) compete for the same CPUs, so the figures bound the
-operator from below. ``--profile`` prints the operator thread's top functions (cProfile).
+- ticks completed per period: every group ticks once a period, so this must reach N;
+- the p50/p99 duration of a tick;
+- how many groups scaled within one period of the jump and within two (a Deployment patched, or
+  created where placement puts the surge in a new deployment group), and the p50/p99 time from the
+  tick's start to its first such write;
+- the CPU seconds per period of the operator's process and of the emulator's, and placement's runs.
+
+The target is 1,000 groups per period on the machine the benchmark runs on; the operator and the
+emulator share its cores.
+
+The API server is KMock's emulator in a process of its own, as a real API server is; the operator
+runs in this process under kopf. Two things of the emulator's that a test needs and a benchmark does
+not are changed in :class:`IndexedEmulator` (KMock's docstring invites subclassing for such cases):
+
+- KMock keeps every request for assertions and matches each new one against its reactions by
+  iterating that whole history, so a request costs O(requests so far); here the history shows only
+  the request being served.
+- A GET or PATCH by name scans every stored object; here it is a dict lookup by key, as an API server
+  serves it from its watch cache.
+
+It also names objects created with ``metadata.generateName`` (kopf's Events), which KMock does not.
+Everything else (watch streams, merge patches, the object store) is KMock's own. The ready marker in
+the emulator's process plays the ReplicaSet controller, as the integration tests' stand-in does.
+``--profile`` prints the top functions (cProfile) of the operator's loop and of the emulator's process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import cProfile
 import io
+import itertools
+import multiprocessing
 import pstats
 import statistics
 import sys
-import threading
 import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
 from typing import Any
 
 import aiohttp
@@ -29,49 +54,159 @@ import kmock
 import kopf
 
 from heteroscale.metrics.reader import Signals
-from heteroscale.operator import reconcile
+from heteroscale.operator import planbook, reconcile
 from heteroscale.operator.handlers import Operator
-from tests.integration.operator.conftest import CR, DEPLOYMENTS, NODES, NS, RecordingMetrics, cr_path, node, pdsg
+from tests.integration.operator.conftest import CR, DEPLOYMENTS, NODES, RecordingMetrics, cr_path, node, pdsg
 
 PERIOD = 15.0
+DEPLOYMENT_RESOURCE = kmock.resource(DEPLOYMENTS)
 GROUPS_PER_DOMAIN = 8
 
 
-class Rate:
-    """The decode rate every group reads (a stand-in: no Prometheus in the loop being measured)."""
-
-    decode_tps = 80.0
-
-    def read(self, spec: Any, namespace: str, decode: Any, prefill: Any, now: float) -> Signals:
-        return Signals(self.decode_tps, 1.0, None, None, None)
+#: The request the current task is serving: KMock's "history" as IndexedEmulator shows it.
+_serving: contextvars.ContextVar[kmock.Request] = contextvars.ContextVar("serving")
 
 
-def mark_ready(emulator: kmock.KubernetesEmulator, groups: int) -> int:
-    """What the ReplicaSet controller would report: every Deployment's pods ready. Looked up by name:
-    iterating the emulator's objects runs its filters over all of them (it dominated a profile)."""
-    ready = 0
-    for i in range(groups):
-        for role in ("prefill", "decode"):
-            try:
-                deployment = emulator.objects[DEPLOYMENTS, NS, f"g{i}-{role}-g0"]
-            except KeyError:
-                continue
-            want = deployment["spec"].get("replicas", 0)
-            if deployment.get("status", {}).get("readyReplicas") != want:
-                deployment.patch({"status": {"replicas": want, "readyReplicas": want}})
-            ready += 1
-    return ready
+class _Serving(list[kmock.Request]):
+    """KMock's request history reduced to the request being served. KMock matches a request to its
+    reactions by iterating the history through each reaction's filters and looking for the request
+    by identity; every request is served in a task of its own, so a context variable finds it."""
+
+    def append(self, request: kmock.Request) -> None:
+        pass
+
+    def __iter__(self) -> Iterator[kmock.Request]:
+        request = _serving.get(None)
+        return iter(() if request is None else (request,))
+
+
+class IndexedEmulator(kmock.KubernetesEmulator):
+    """KMock's emulator with O(1) requests by name and no request history (see the module doc)."""
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self._requests = _Serving()
+        self.names = itertools.count()
+
+    async def _handle(self, request: kmock.Request) -> Any:
+        _serving.set(request)
+        metadata = request.data.get("metadata", {}) if isinstance(request.data, dict) else {}
+        if request.action == kmock.action.CREATE and metadata.get("generateName") and not metadata.get("name"):
+            metadata["name"] = f"{metadata['generateName']}{next(self.names)}"
+        return await super()._handle(request)
+
+    def _KubernetesEmulator__get_objs(self, request: kmock.Request, strict: bool) -> list[kmock.Object]:
+        if strict and request.name is not None:
+            found = self.objects._objects.get((request.resource, request.namespace, request.name))
+            return [] if found is None else [found]
+        return self._KubernetesEmulator__get_objs_scan(request, strict)  # type: ignore[no-any-return]
+
+    _KubernetesEmulator__get_objs_scan = kmock.KubernetesEmulator._KubernetesEmulator__get_objs  # type: ignore[attr-defined]
+
+
+def mark_ready(emulator: kmock.KubernetesEmulator) -> int:
+    """What the ReplicaSet controller would report: every Deployment's pods ready. Returns how many
+    first Deployments (deployment group g0) exist."""
+    first = 0
+    for (resource, _, name), deployment in list(emulator.objects._objects.items()):
+        if resource != DEPLOYMENT_RESOURCE or deployment.deleted:
+            continue
+        raw = deployment.raw
+        want = raw["spec"].get("replicas", 0)
+        if (raw.get("status") or {}).get("readyReplicas") != want:
+            deployment.patch({"status": {"replicas": want, "readyReplicas": want}})
+        first += name.endswith("-g0")
+    return first
+
+
+def serve(groups: int, pipe: Connection, profile: bool) -> None:
+    """The emulator's process: the API server plus the ReplicaSet controller's ready marker."""
+    profiler = cProfile.Profile()
+    if profile:
+        profiler.enable()
+    asyncio.run(_serve(groups, pipe))
+    if profile:
+        profiler.disable()
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        print("The emulator's process:\n" + out.getvalue(), flush=True)
+
+
+async def _serve(groups: int, pipe: Connection) -> None:
+    async with IndexedEmulator() as emulator, kmock.Server(emulator):
+        emulator.resources.load_bundled()
+        emulator.resources[CR] = kmock.ResourceInfo(
+            kind="PDServingGroup",
+            namespaced=True,
+            subresources={"status"},
+            verbs={"get", "list", "watch", "patch", "create"},
+        )
+        # One H20 and one L20 node (8 GPUs each) per group, GROUPS_PER_DOMAIN groups per S2 domain:
+        # each group's surge (5 decode + 3 prefill of 1 GPU) fits.
+        for i in range(groups):
+            domain = f"s2-{i // GROUPS_PER_DOMAIN}"
+            for gpu in ("H20", "L20"):
+                body = node(f"{gpu.lower()}-{i}", gpu, domain, s1=f"s1-{i // GROUPS_PER_DOMAIN}")
+                emulator.objects[NODES, None, body["metadata"]["name"]] = body
+        pipe.send(str(emulator.url))
+        # The groups are created over one period, so that their ticks spread over it as they do
+        # once an operator has run for a while; created all at once, every period would start
+        # with a burst of N ticks, and a 15 s window would count each group once or twice.
+        async with aiohttp.ClientSession(base_url=str(emulator.url)) as session:
+            begin = time.monotonic()
+            for i in range(groups):
+                body = pdsg(f"g{i}")
+                body["spec"]["behavior"]["intervalSeconds"] = int(PERIOD)
+                async with session.post(cr_path(), json=body) as response:
+                    assert response.status < 300, await response.text()
+                await asyncio.sleep(max(0.0, begin + PERIOD * (i + 1) / groups - time.monotonic()))
+        announced = False
+        while True:
+            if pipe.poll():
+                if pipe.recv() == "stop":
+                    break
+                pipe.send(time.process_time())  # asked for its CPU time
+            exist = mark_ready(emulator)
+            if exist == 2 * groups and not announced:
+                pipe.send("ready")
+                announced = True
+            await asyncio.sleep(0.25)
 
 
 async def measure(groups: int, profile: bool) -> str:
     ticks: list[float] = []
+    durations: list[float] = []
     tick_to_patch: dict[str, float] = {}
+    wrote: dict[str, float] = {}
     started: dict[str, float] = {}
-    original_patch, original_tick = reconcile._Apply._patch_deployment, reconcile._tick
+    original_patch, original_create, original_tick = (
+        reconcile._Apply._patch_deployment,
+        reconcile._Apply._create,
+        reconcile._tick,
+    )
+
+    runs: list[tuple[float, float]] = []  # (start, seconds) of each plan_many run
+    original_plan_many = planbook.plan_many
+
+    def timed_plan_many(inventory: Any, requests: Any) -> Any:
+        begin = time.monotonic()
+        try:
+            return original_plan_many(inventory, requests)
+        finally:
+            runs.append((begin, time.monotonic() - begin))
+
+    def written(name: str) -> None:
+        if name not in wrote:
+            wrote[name] = time.monotonic()
+            tick_to_patch[name] = wrote[name] - started[name]
 
     async def timed_patch(self: Any, deployment: str, patch: Any) -> None:
         await original_patch(self, deployment, patch)
-        tick_to_patch.setdefault(self.name, time.monotonic() - started[self.name])
+        written(self.name)
+
+    async def timed_create(self: Any, group: Any, template: Any) -> None:
+        await original_create(self, group, template)
+        written(self.name)
 
     async def timed_tick(ctx: Any, namespace: str, name: str, emit: Any) -> int:
         started[name] = time.monotonic()
@@ -79,78 +214,87 @@ async def measure(groups: int, profile: bool) -> str:
             return await original_tick(ctx, namespace, name, emit)
         finally:
             ticks.append(time.monotonic())
+            durations.append(ticks[-1] - started[name])
+
+    decode_tps = 80.0
+
+    class Rate:
+        """The decode rate every group reads (a stand-in: no Prometheus in the loop being measured)."""
+
+        def read(self, spec: Any, namespace: str, decode: Any, prefill: Any, now: float) -> Signals:
+            return Signals(decode_tps, 1.0, None, None, None)
 
     reconcile._Apply._patch_deployment = timed_patch  # type: ignore[method-assign]
+    reconcile._Apply._create = timed_create  # type: ignore[method-assign]
     reconcile._tick = timed_tick  # type: ignore[assignment]
-    rate = Rate()
+    planbook.plan_many = timed_plan_many
+    ours, theirs = multiprocessing.get_context("spawn").Pipe()
+    server = multiprocessing.get_context("spawn").Process(target=serve, args=(groups, theirs, profile), daemon=True)
+    server.start()
     profiler = cProfile.Profile()
     try:
-        async with kmock.KubernetesEmulator() as emulator, kmock.Server(emulator):
-            emulator.resources.load_bundled()
-            emulator.resources[CR] = kmock.ResourceInfo(
-                kind="PDServingGroup",
-                namespaced=True,
-                subresources={"status"},
-                verbs={"get", "list", "watch", "patch", "create"},
-            )
-            # One H20 and one L20 node (8 GPUs each) per group, GROUPS_PER_DOMAIN groups per S2 domain:
-            # each group's surge (5 decode + 3 prefill of 1 GPU) fits.
-            for i in range(groups):
-                domain = f"s2-{i // GROUPS_PER_DOMAIN}"
-                for gpu in ("H20", "L20"):
-                    body = node(f"{gpu.lower()}-{i}", gpu, domain, s1=f"s1-{i // GROUPS_PER_DOMAIN}")
-                    emulator.objects[NODES, None, body["metadata"]["name"]] = body
-            async with aiohttp.ClientSession(base_url=str(emulator.url)) as session:
-                for i in range(groups):
-                    body = pdsg(f"g{i}")
-                    body["spec"]["behavior"]["intervalSeconds"] = int(PERIOD)
-                    async with session.post(cr_path(), json=body) as response:
-                        assert response.status < 300
-            operator = Operator(
-                lambda s: rate, RecordingMetrics(), connect=lambda **_: kopf.ConnectionInfo(server=str(emulator.url))
-            )
-            stop = threading.Event()
-
-            def run() -> None:
-                if profile:
-                    profiler.enable()
-                asyncio.run(
-                    kopf.operator(registry=operator.registry, clusterwide=True, standalone=True, stop_flag=stop)
-                )
-                profiler.disable()
-
-            thread = threading.Thread(target=run, daemon=True)
-            begin = time.monotonic()
-            thread.start()
-            # Warm-up: every group's first two Deployments exist and are ready.
-            while mark_ready(emulator, groups) < 2 * groups and time.monotonic() - begin < 300:
-                await asyncio.sleep(0.5)
-            warm = time.monotonic() - begin
-            for _ in range(4):  # the last creations' ready status, before the jump
-                mark_ready(emulator, groups)
-                await asyncio.sleep(0.25)
-            ticks.clear()
-            tick_to_patch.clear()
-            rate.decode_tps = 450.0
-            jump = time.monotonic()
-            await asyncio.sleep(PERIOD)
-            in_period = [t for t in ticks if t - jump <= PERIOD]
-            latencies = sorted(tick_to_patch.values())
-            stop.set()
-            await asyncio.to_thread(thread.join, 120)
+        url = await asyncio.to_thread(ours.recv)
+        operator = Operator(lambda s: Rate(), RecordingMetrics(), connect=lambda **_: kopf.ConnectionInfo(server=url))
+        stop = asyncio.Event()
+        begin = time.monotonic()
+        running = asyncio.create_task(
+            kopf.operator(registry=operator.registry, clusterwide=True, standalone=True, stop_flag=stop)
+        )
+        # Warm-up: every group's first two Deployments exist and are ready.
+        await asyncio.wait_for(asyncio.to_thread(ours.recv), timeout=600)
+        warm = time.monotonic() - begin
+        await asyncio.sleep(2 * 0.25)  # the last creations' ready status, before the jump
+        ticks.clear()
+        durations.clear()
+        tick_to_patch.clear()
+        wrote.clear()
+        if profile:
+            profiler.enable()
+        decode_tps = 450.0
+        jump, cpu = time.monotonic(), time.process_time()
+        server_cpu = await asyncio.to_thread(ask_cpu, ours)
+        await asyncio.sleep(2 * PERIOD)
+        cpu = (time.process_time() - cpu) / 2
+        server_cpu = (await asyncio.to_thread(ask_cpu, ours) - server_cpu) / 2
+        profiler.disable()
+        per_period = sum(1 for t in ticks if t - jump <= 2 * PERIOD) / 2
+        latencies = sorted(tick_to_patch.values())
+        planning = [seconds for begin, seconds in runs if begin >= jump]
+        in_one = sum(1 for when in wrote.values() if when - jump <= PERIOD)
+        stop.set()
+        await asyncio.wait_for(running, 120)
     finally:
         reconcile._Apply._patch_deployment = original_patch  # type: ignore[method-assign]
+        reconcile._Apply._create = original_create  # type: ignore[method-assign]
         reconcile._tick = original_tick  # type: ignore[assignment]
-    line = f"{groups:>5} groups: warm-up {warm:5.1f}s; in the {PERIOD:.0f}s period: {len(in_period):>5} ticks, "
-    line += f"{len(latencies):>5} groups patched"
-    if len(latencies) >= 2:
-        p99 = statistics.quantiles(latencies, n=100)[98]
-        line += f", tick→patch p50 {statistics.median(latencies) * 1000:6.0f} ms, p99 {p99 * 1000:6.0f} ms"
+        planbook.plan_many = original_plan_many
+        ours.send("stop")
+        server.join(30)
+    line = f"{groups:>5} groups: warm-up {warm:5.1f}s; {per_period:6.0f} ticks per {PERIOD:.0f}s period"
+    line += f" (tick p50 {quantile(durations, 50):5.0f} ms, p99 {quantile(durations, 99):5.0f} ms); scaled "
+    line += f"within one period {in_one:>5}, within two {len(latencies):>5}"
+    line += f"; tick→write p50 {quantile(latencies, 50):5.0f} ms, p99 {quantile(latencies, 99):5.0f} ms"
+    line += f"; CPU per period: operator {cpu:4.1f}s, emulator {server_cpu:4.1f}s"
+    if planning:
+        line += f"; {len(planning)} placement runs, {sum(planning):.1f}s in all, longest {max(planning):.2f}s"
     if profile:
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(25)
+        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
         line += "\n" + out.getvalue()
     return line
+
+
+def ask_cpu(pipe: Connection) -> float:
+    """The emulator process's CPU seconds so far."""
+    pipe.send("cpu")
+    return float(pipe.recv())
+
+
+def quantile(values: list[float], q: int) -> float:
+    """The q-th percentile in milliseconds (NaN without values)."""
+    if len(values) < 2:
+        return values[0] * 1000 if values else float("nan")
+    return statistics.quantiles(values, n=100)[q - 1] * 1000
 
 
 def main(argv: list[str]) -> None:
