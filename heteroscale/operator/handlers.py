@@ -25,7 +25,7 @@ from heteroscale.api.crd import GROUP, PLURAL, VERSION
 from heteroscale.operator import indexes
 from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target
 from heteroscale.operator.kube import ApiError, KubeClient
-from heteroscale.operator.reconcile import DEFAULT_INTERVAL, Cluster, Context, tick
+from heteroscale.operator.reconcile import DEFAULT_INTERVAL, Cluster, Context, seed_request, tick
 from heteroscale.operator.signals import MetricsSink, ReaderFactory
 
 PREFIX = "heteroscale.io"
@@ -70,6 +70,7 @@ class Operator:
         kopf.index("keda.sh", "v1alpha1", "scaledobjects", id="scaled_objects", registry=self.registry)(
             self._index_scaled_object
         )
+        kopf.index(GROUP, VERSION, PLURAL, id="seeded", registry=self.registry)(self._seed_group)
         kopf.daemon(GROUP, VERSION, PLURAL, registry=self.registry, cancellation_timeout=10.0)(self._run_group)
 
     @staticmethod
@@ -103,6 +104,15 @@ class Operator:
         self.cluster.changes += 1
         pod = indexes.gpu_pod(body)
         return None if pod is None else {(namespace, name): pod}
+
+    def _seed_group(self, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+        """Index handlers run on every change, and kopf fills the indexes before it starts any
+        daemon: so after a restart the plan book knows what every group holds before the first
+        tick plans. Nothing is indexed; the plan book is the point."""
+        if namespace is not None and (namespace, name) not in self.cluster.plans:
+            request = seed_request(body)
+            if request is not None:
+                self.cluster.plans.seed(request)
 
     @staticmethod
     def _index_hpa(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str] | None:

@@ -140,6 +140,18 @@ class PlanBook:
         plans = await asyncio.to_thread(plan_many, inventory, [*others, request])
         return plans[-1]
 
+    def seed(self, request: PlanRequest) -> None:
+        """Register what a group holds before its first tick (from its status, after a restart),
+        so that the first ticks of the others count its pods that are not bound yet. Its own first
+        tick replaces it; a group already registered is left alone."""
+        key = (request.namespace, request.name)
+        if key not in self._topology_of:
+            topology = self._topology_of[key] = _topology(request.spec.topology)
+            self._shelves.setdefault(topology, _Shelf()).put(key, _normal(request, request.current_groups))
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._topology_of
+
     def drop(self, namespace: str, name: str) -> None:
         """Forget a group that no longer reserves capacity (deleted, invalid, DryRun, not placed)."""
         topology = self._topology_of.pop((namespace, name), None)

@@ -298,6 +298,25 @@ def _dump(conds: Sequence[Any]) -> list[dict[str, Any]]:
     return [c.model_dump(by_alias=True, mode="json") for c in conds]
 
 
+def seed_request(obj: Mapping[str, Any]) -> PlanRequest | None:
+    """What a placed Enforce group holds according to its status: its groups at the replicas the
+    last tick wrote, as targets and as current groups. None for any other group, one being deleted
+    (its loop has stopped or is stopping, and would not drop it again), or a spec that does not
+    validate (its tick reports that)."""
+    if obj.get("metadata", {}).get("deletionTimestamp"):
+        return None
+    try:
+        spec = PDServingGroupSpec.model_validate(obj.get("spec") or {})
+    except ValidationError:
+        return None
+    groups = _parse_status(obj.get("status")).groups
+    if spec.mode is not Mode.ENFORCE or not uses_placement(spec) or not groups:
+        return None
+    metadata = obj.get("metadata", {})
+    targets = RoleTargets(*(sum(g.desired for g in groups if g.role is role) for role in (Role.PREFILL, Role.DECODE)))
+    return PlanRequest(metadata.get("name", ""), spec, targets, groups, metadata.get("namespace", ""))
+
+
 def _parse_status(raw: Mapping[str, Any] | None) -> PDServingGroupStatus:
     """The carried status; one written by someone else in a shape we cannot read starts fresh."""
     try:

@@ -12,6 +12,8 @@ import kmock
 import pytest
 
 from heteroscale.operator.handlers import Operator
+from heteroscale.operator.planbook import PlanBook
+from heteroscale.placement import PlanRequest
 from tests.integration.operator.conftest import (
     CR,
     DEPLOYMENTS,
@@ -201,7 +203,16 @@ async def test_restart_between_ticks_keeps_the_stabilization_window(
     api: Api,
     load: Load,
     metrics: RecordingMetrics,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    seeded: list[tuple[str, str, int]] = []
+    seed = PlanBook.seed
+
+    def recording(self: PlanBook, request: PlanRequest) -> None:
+        seeded.append((request.namespace, request.name, request.targets.decode))
+        seed(self, request)
+
+    monkeypatch.setattr(PlanBook, "seed", recording)
     window = 4
     spec = pdsg()
     spec["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] = window
@@ -222,6 +233,9 @@ async def test_restart_between_ticks_keeps_the_stabilization_window(
             lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["spec"]["replicas"] == 2, timeout=20
         )
         assert time.monotonic() - dropped >= window, "the restarted operator honoured the window from the status"
+        # Only the restarted operator's plan book started from the status (the first one's ticks
+        # registered the group before its status held any group).
+        assert seeded == [(NS, "chat", 5)]
         sizes = [
             v["spec"]["replicas"]
             for v in emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"].history[sizes_before - 1 :]

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from heteroscale.api.enums import Role
+from heteroscale.api.enums import Mode, Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus
 from heteroscale.operator.planbook import PlanBook
+from heteroscale.operator.reconcile import seed_request
 from heteroscale.placement import Inventory, Plan, PlanRequest, RoleTargets, inventory_from_k8s
 
 
@@ -215,3 +216,42 @@ async def test_a_caller_whose_request_a_run_covered_does_not_wait_for_later_chan
     assert all(placed(p) == 2 for p in [*plans, *late])
     # g0 ran the first run alone; g1 the second, which covered g2..g9 as well.
     assert max(returned_after.values()) == 2, returned_after
+
+
+def stored(name: str, spec_: PDServingGroupSpec, groups: tuple[GroupStatus, ...], **metadata: Any) -> dict[str, Any]:
+    """A PDServingGroup as the API server returns it after an earlier operator's ticks."""
+    return {
+        "metadata": {"name": name, "namespace": "ns", **metadata},
+        "spec": spec_.model_dump(by_alias=True, mode="json"),
+        "status": {"groups": [g.model_dump(by_alias=True, mode="json") for g in groups]},
+    }
+
+
+async def test_a_restarted_operator_counts_what_groups_hold_before_their_first_tick() -> None:
+    book, inv = PlanBook(), inventory(ONE_GROUP)
+    enforce = spec()
+    before = await PlanBook().plan(request("b", enforce), inv)  # the last operator placed b
+    # After a restart, a's loop ticks before b's. b's pods are not bound yet (just scaled out), so
+    # the inventory shows the room free; the seed from b's status keeps it b's.
+    seed = seed_request(stored("b", enforce, statuses(before)))
+    assert seed is not None
+    assert seed.targets == RoleTargets(1, 1)
+    book.seed(seed)
+    assert placed(await book.plan(request("a", enforce), inv)) == 0
+    b = await book.plan(request("b", enforce, statuses(before)), inv)
+    assert {(g.name, g.domain, g.replicas) for g in b.groups} == {(g.name, g.domain, g.replicas) for g in before.groups}
+    # A seed never replaces what a group's own tick registered.
+    book.seed(PlanRequest("a", enforce, RoleTargets(0, 0), (), "ns"))
+    assert placed(await book.plan(request("a", enforce), inv)) == 0
+
+
+def test_only_placed_enforce_groups_that_hold_something_and_are_not_being_deleted_are_seeded() -> None:
+    enforce = spec()
+    groups = (GroupStatus(name="b-decode-g0", role=Role.DECODE, gpu_type="H20", domain="s2-a", desired=2),)
+    assert seed_request(stored("b", enforce, groups)) is not None
+    assert seed_request(stored("b", spec().model_copy(update={"mode": Mode.DRY_RUN}), groups)) is None
+    assert seed_request(stored("b", enforce, ())) is None
+    assert seed_request(stored("b", enforce, groups, deletionTimestamp="2026-11-28T00:00:00Z")) is None
+    invalid = stored("b", enforce, groups)
+    invalid["spec"]["ratio"] = {"prefill": -1, "decode": 1}
+    assert seed_request(invalid) is None
