@@ -105,10 +105,11 @@ class Operator:
         pod = indexes.gpu_pod(body)
         return None if pod is None else {(namespace, name): pod}
 
-    def _seed_group(self, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
+    async def _seed_group(self, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
         """Index handlers run on every change, and kopf fills the indexes before it starts any
         daemon: so after a restart the plan book knows what every group holds before the first
-        tick plans. Nothing is indexed; the plan book is the point."""
+        tick plans. Nothing is indexed; the plan book is the point. A coroutine: it runs on every
+        status write of every group, and kopf would hand a plain function to a worker thread."""
         if namespace is not None and (namespace, name) not in self.cluster.plans:
             request = seed_request(body)
             if request is not None:

@@ -303,7 +303,8 @@ def seed_request(obj: Mapping[str, Any]) -> PlanRequest | None:
     last tick wrote, as targets and as current groups. None for any other group, one being deleted
     (its loop has stopped or is stopping, and would not drop it again), or a spec that does not
     validate (its tick reports that)."""
-    if obj.get("metadata", {}).get("deletionTimestamp"):
+    metadata = obj.get("metadata", {})
+    if metadata.get("deletionTimestamp"):
         return None
     try:
         spec = PDServingGroupSpec.model_validate(obj.get("spec") or {})
@@ -312,7 +313,6 @@ def seed_request(obj: Mapping[str, Any]) -> PlanRequest | None:
     groups = _parse_status(obj.get("status")).groups
     if spec.mode is not Mode.ENFORCE or not uses_placement(spec) or not groups:
         return None
-    metadata = obj.get("metadata", {})
     targets = RoleTargets(*(sum(g.desired for g in groups if g.role is role) for role in (Role.PREFILL, Role.DECODE)))
     return PlanRequest(metadata.get("name", ""), spec, targets, groups, metadata.get("namespace", ""))
 

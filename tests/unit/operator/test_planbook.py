@@ -240,8 +240,9 @@ async def test_a_restarted_operator_counts_what_groups_hold_before_their_first_t
     assert placed(await book.plan(request("a", enforce), inv)) == 0
     b = await book.plan(request("b", enforce, statuses(before)), inv)
     assert {(g.name, g.domain, g.replicas) for g in b.groups} == {(g.name, g.domain, g.replicas) for g in before.groups}
-    # A seed never replaces what a group's own tick registered.
-    book.seed(PlanRequest("a", enforce, RoleTargets(0, 0), (), "ns"))
+    # A seed never replaces what a group's own tick registered: one that replaced b's request with
+    # nothing held would give a the room.
+    book.seed(PlanRequest("b", enforce, RoleTargets(0, 0), (), "ns"))
     assert placed(await book.plan(request("a", enforce), inv)) == 0
 
 
