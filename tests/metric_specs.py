@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from heteroscale.api.config import PrometheusEndpoint
 from heteroscale.api.enums import Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus, PolicyState
@@ -18,13 +19,10 @@ def group_spec(
     *,
     window: str = "10s",
     stale_after: str = "30s",
-    url: str = "http://127.0.0.1:9090",
     query: str = "",
     quantile: float | None = 0.9,
-    timeout_seconds: float = 2.0,
-    **prometheus: Any,
 ) -> PDServingGroupSpec:
-    """A valid spec reading ``engine`` metrics from ``url``; ``quantile`` None drops the latency guard."""
+    """A valid spec reading ``engine`` metrics; ``quantile`` None drops the latency guard."""
     behavior: dict[str, Any] = {}
     if quantile is not None:
         behavior["latencyGuard"] = {"sloSeconds": 0.05, "quantile": quantile}
@@ -35,7 +33,6 @@ def group_spec(
                 "query": query,
                 "window": window,
                 "staleAfter": stale_after,
-                "prometheus": {"url": url, "timeoutSeconds": timeout_seconds, **prometheus},
             },
             "decode": {"targetTPSPerInstance": {"H20": 1000}, "minReplicas": 1, "maxReplicas": 16},
             "prefill": {"minReplicas": 1, "maxReplicas": 16},
@@ -46,6 +43,11 @@ def group_spec(
             },
         }
     )
+
+
+def endpoint(url: str, timeout_seconds: float = 2.0, **files: str) -> PrometheusEndpoint:
+    """An admin-configured endpoint at ``url`` (``caFile``, ``bearerTokenFile`` as keywords)."""
+    return PrometheusEndpoint.model_validate({"url": url, "timeoutSeconds": timeout_seconds, **files})
 
 
 def observation(

@@ -48,6 +48,24 @@ class Reason(StrEnum):
     CONFLICT = "Conflict"
     INVALID_SPEC = "InvalidSpec"
     DRY_RUN = "DryRun"
+    NOT_ALLOWED = "NotAllowed"
+    """The spec asks for something outside its namespace's boundary (an endpoint or series the
+    cluster admin did not allow it)."""
+    NOT_OWNED = "NotOwned"
+    """A Deployment the group wants exists but is not the group's; nothing is taken over silently."""
+    DEPLOYMENT_MISSING = "DeploymentMissing"
+    ADOPTED = "Adopted"
+    GROUP_REMOVED = "GroupRemoved"
+    DRAIN_COMPLETE = "DrainComplete"
+    DRAIN_CANCELLED = "DrainCancelled"
+    RECONCILE_FAILED = "ReconcileFailed"
+    """A tick failed (the API server refused or did not answer, or an internal error); retried with backoff."""
+    # Condition reasons for the healthy state of a condition.
+    RECONCILED = "Reconciled"
+    PODS_NOT_READY = "PodsNotReady"
+    METRIC_READ = "MetricRead"
+    RATIO_HELD = "RatioHeld"
+    NO_CONFLICT = "NoConflict"
 
 
 #: Reasons under which the policy refuses to change anything because the signal is untrustworthy.

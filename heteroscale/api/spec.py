@@ -11,13 +11,26 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
-from heteroscale.api.enums import Engine, Mode
+from heteroscale.api import labels
+from heteroscale.api.config import DEFAULT_ENDPOINT
+from heteroscale.api.enums import Engine, Mode, Role
+from heteroscale.api.errors import describe
+from heteroscale.api.podtemplate import PodTemplate
 from heteroscale.api.promql import promql_syntax_error
 
-DURATION_PATTERN = r"^[0-9]+(s|m|h)$"
+DURATION_PATTERN = r"^[1-9][0-9]*(s|m|h)$"
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 # Kubernetes label keys: optional DNS prefix, then a name of at most 63 characters.
 _DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
@@ -29,10 +42,32 @@ DNS_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 GpuType = Annotated[str, Field(pattern=GPU_TYPE_PATTERN, max_length=63)]
 LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN, max_length=316)]
+
+
+def _positive_duration(value: str) -> str:
+    if re.fullmatch(DURATION_PATTERN, value) is None:
+        raise ValueError(
+            f"must be a positive duration in whole seconds, minutes or hours, e.g. 60s, 5m, 1h (got {value!r})"
+        )
+    return value
+
+
 Duration = Annotated[
     str,
-    Field(pattern=DURATION_PATTERN, description="A duration: whole seconds, minutes or hours, e.g. 60s, 5m, 1h."),
+    AfterValidator(_positive_duration),
+    Field(
+        json_schema_extra={"pattern": DURATION_PATTERN, "maxLength": 12},
+        description="A positive duration: whole seconds, minutes or hours, e.g. 60s, 5m, 1h.",
+    ),
 ]
+
+_ONE_DEPLOYMENT_PER_ROLE = (
+    "prefill and decode reference the same Deployment; each role needs its own (one count cannot follow two targets)"
+)
+_ADMIN_OWNED_MESSAGE = (
+    "the Prometheus URL, CA and credentials are configured by the cluster admin, not in a PDServingGroup; "
+    "name one of the admin's endpoints instead, e.g. prometheus: {endpoint: default}"
+)
 
 
 def duration_seconds(value: str) -> int:
@@ -79,19 +114,27 @@ class Ratio(SpecModel):
         return (prefill_instances - 1) * self.decode // self.prefill + 1
 
 
-class PrometheusSource(SpecModel):
-    """Where to read the metric from."""
+class PrometheusRef(SpecModel):
+    """Which of the Prometheus endpoints the cluster admin configured to read the metric from.
 
-    url: str = Field(
-        "http://prometheus.monitoring:9090",
-        pattern=r"^https?://[^\s]+$",
-        description="Base URL of the Prometheus HTTP API (http or https).",
+    The URL, CA and credentials are the admin's (the operator's config file): a tenant who may write
+    this resource must not make the operator send its credentials, or any request, elsewhere. The
+    API server prunes fields the schema does not know; the models refuse them with a pointer here.
+    """
+
+    endpoint: str = Field(
+        DEFAULT_ENDPOINT,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
+        description="Name of a Prometheus endpoint in the operator's configuration (ask the cluster admin).",
     )
-    bearer_token_file: str = Field(
-        "", description="Path of a file in the operator pod holding a bearer token; empty for none."
-    )
-    ca_file: str = Field("", description="Path of a CA bundle for https; empty to use the system CAs.")
-    timeout_seconds: float = Field(5.0, gt=0, le=60, description="Timeout of one query, in seconds.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_admin_fields(cls, data: Any) -> Any:
+        if isinstance(data, dict) and {"url", "bearerTokenFile", "caFile", "timeoutSeconds"} & data.keys():
+            raise ValueError(_ADMIN_OWNED_MESSAGE)
+        return data
 
 
 class MetricSource(SpecModel):
@@ -130,7 +173,9 @@ class MetricSource(SpecModel):
     stale_after: Duration = Field(
         "120s", description="A sample older than this is stale: the policy holds instead of scaling."
     )
-    prometheus: PrometheusSource = Field(default_factory=PrometheusSource, description="Prometheus server to query.")
+    prometheus: PrometheusRef = Field(
+        default_factory=PrometheusRef, description="The admin-configured Prometheus endpoint to query."
+    )
 
     @property
     def window_seconds(self) -> int:
@@ -332,13 +377,14 @@ class RoleSpec(SpecModel):
 
     @field_validator("template")
     @classmethod
-    def _template_has_containers(cls, template: dict[str, Any] | None) -> dict[str, Any] | None:
-        if template is None:
-            return None
-        pod_spec = template.get("spec")
-        containers = pod_spec.get("containers") if isinstance(pod_spec, dict) else None
-        if not isinstance(containers, list) or not containers:
-            raise ValueError("template.spec.containers must list at least one container")
+    def _template_shape(cls, template: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The parts of the template the operator reads must have Kubernetes' types (the rest is the
+        Deployment's to judge); the template itself is kept as written."""
+        if template is not None:
+            try:
+                PodTemplate.model_validate(template)
+            except ValidationError as exc:
+                raise ValueError("; ".join(describe(exc, root="template"))) from None
         return template
 
     @model_validator(mode="after")
@@ -351,8 +397,31 @@ class RoleSpec(SpecModel):
 class Roles(SpecModel):
     """The two roles of a disaggregated deployment."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel(
+                    "!has(self.prefill.deploymentRef) || !has(self.decode.deploymentRef) || "
+                    "self.prefill.deploymentRef.name != self.decode.deploymentRef.name",
+                    _ONE_DEPLOYMENT_PER_ROLE,
+                )
+            ]
+        }
+    )
+
     prefill: RoleSpec = Field(description="Prefill (prompt processing) instances.")
     decode: RoleSpec = Field(description="Decode (token generation) instances.")
+
+    def of(self, role: Role) -> RoleSpec:
+        """The spec of one role."""
+        return self.prefill if role is Role.PREFILL else self.decode
+
+    @model_validator(mode="after")
+    def _distinct_deployments(self) -> Self:
+        refs = [r.deployment_ref.name for r in (self.prefill, self.decode) if r.deployment_ref is not None]
+        if len(refs) == 2 and refs[0] == refs[1]:
+            raise ValueError(_ONE_DEPLOYMENT_PER_ROLE)
+        return self
 
 
 class Topology(SpecModel):
@@ -375,17 +444,17 @@ class Topology(SpecModel):
     )
     gpu_resource: str = Field("nvidia.com/gpu", max_length=253, description="Extended resource name of one GPU.")
     tiers: list[LabelKey] = Field(
-        default=["heteroscale.io/s0", "heteroscale.io/s1", "heteroscale.io/s2"],
+        default=list(labels.TIER_LABELS),
         max_length=8,
         description="Node labels naming the switch domain at each tier, leaf first (S0, S1, S2 ...).",
     )
     colocate: str = Field(
-        "heteroscale.io/s2",
+        labels.TIER_LABELS[-1],
         max_length=316,
         description="Tier label whose domain the prefill and decode of one group share; empty for cluster scope.",
     )
     slow_node_label: LabelKey = Field(
-        "heteroscale.io/slow",
+        labels.LABEL_SLOW_NODE,
         description="Nodes with this label set to 'true' are used last (e.g. stragglers found by analysis).",
     )
 

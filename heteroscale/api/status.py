@@ -56,6 +56,11 @@ class GroupStatus(StatusModel):
     )
     desired: int = Field(0, ge=0, description="Replicas the operator wants.")
     current: int = Field(0, ge=0, description="Replicas ready now.")
+    owned: bool = Field(
+        True,
+        description="True: the group created and owns this Deployment (deleted with the group); "
+        "false: a Deployment the group references (deploymentRef), never deleted by the operator.",
+    )
 
 
 class LastDecision(StatusModel):
@@ -74,6 +79,9 @@ class Condition(StatusModel):
     reason: str = Field(description="One-word CamelCase reason.")
     message: str = Field("", description="Human-readable detail.")
     last_transition_time: str = Field(description="When status last changed (RFC 3339).")
+    observed_generation: int | None = Field(
+        None, description="metadata.generation of the spec this condition was set from."
+    )
 
 
 class DrainGroup(StatusModel):
@@ -104,7 +112,11 @@ class PDServingGroupStatus(StatusModel):
     groups: list[GroupStatus] = Field(default_factory=list, description="Deployment groups and their sizes.")
     last_decision: LastDecision | None = Field(None, description="The most recent decision.")
     policy_state: PolicyState = Field(default_factory=PolicyState, description="State carried between ticks.")
-    conditions: list[Condition] = Field(default_factory=list, description="Current conditions.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Current conditions, one per type.",
+        json_schema_extra={"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
     drain: Drain | None = Field(
         None, description="Soft scale-in in progress; kept here so a restarted operator finishes it."
     )

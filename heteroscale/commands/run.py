@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from heteroscale.api.config import OperatorConfig
 from heteroscale.cli import UserInputError
 
 
@@ -29,6 +30,14 @@ def register(subparsers: Any) -> None:
         "--peering", metavar="NAME", default="", help="kopf peering object for one active replica; none: standalone"
     )
     parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the cluster admin's configuration: Prometheus endpoints (URL, CA, token files), which namespaces "
+        "may use each, cluster-wide queries and priority grants (default: one endpoint 'default' at "
+        "http://prometheus.monitoring:9090 for every namespace)",
+    )
+    parser.add_argument(
         "--slow-nodes",
         type=Path,
         metavar="FILE",
@@ -40,9 +49,11 @@ def register(subparsers: Any) -> None:
 def handle(args: argparse.Namespace) -> int:
     # Heavy imports here, so `heteroscale --help` works without kopf's import cost or a cluster.
     slow_nodes = read_slow_nodes(args.slow_nodes) if args.slow_nodes else []
+    config = read_config(args.config) if args.config else None
     from heteroscale.operator.main import run
 
     run(
+        config=config,
         slow_nodes=slow_nodes,
         namespaces=args.namespace,
         metrics_port=args.metrics_port,
@@ -61,3 +72,12 @@ def read_slow_nodes(path: Path) -> list[str]:
         raise UserInputError(f"cannot read --slow-nodes {path}: {exc.strerror}") from None
     except ValueError as exc:
         raise UserInputError(f"--slow-nodes {path}: {exc}") from None
+
+
+def read_config(path: Path) -> OperatorConfig:
+    from heteroscale.api.config import load_config
+
+    try:
+        return load_config(path)
+    except ValueError as exc:
+        raise UserInputError(f"--config {exc}") from None

@@ -97,6 +97,11 @@ class OperatorMetrics:
             "Reconciles refused because an HPA or ScaledObject targets the Deployments.",
             _GROUP,
         )
+        self.reconcile_errors = counter(
+            "heteroscale_reconcile_errors",
+            "Reconciles that failed (API errors after retries, internal errors), by kind; retried with backoff.",
+            (*_GROUP, "kind"),
+        )
         self.reconcile_duration = Histogram(
             "heteroscale_reconcile_duration_seconds",
             "Duration of one reconcile of a PDServingGroup.",
@@ -182,6 +187,10 @@ class OperatorMetrics:
     def count_conflict(self, namespace: str, name: str) -> None:
         """A reconcile refused because another autoscaler targets the same Deployments."""
         self._series(self.conflicts, namespace, name).inc()
+
+    def count_reconcile_error(self, namespace: str, name: str, kind: str) -> None:
+        """A reconcile that failed; ``kind`` is ``api_<status>`` or the error's type (bounded)."""
+        self._series(self.reconcile_errors, namespace, name, kind).inc()
 
     def count_scale_event(self, namespace: str, name: str, role: str, direction: str) -> None:
         """A replica change applied to one role; ``direction`` is ``up`` or ``down``."""

@@ -1,9 +1,12 @@
 """Reads one PDServingGroup's signals from Prometheus and gives every odd answer a defined outcome.
 
-Built on prometheus-api-client: one session per reader, with the source's timeout, ``retries``
-retries (connection errors, read timeouts, 429 and 5xx, short exponential backoff; a server's
-Retry-After is not obeyed, since a tick cannot wait minutes), a bearer token re-read from its file
-on every read (projected tokens rotate) and an optional CA bundle.
+Built on prometheus-api-client: one session per admin-configured endpoint
+(:class:`~heteroscale.api.config.PrometheusEndpoint`), with its timeout, ``retries`` retries
+(connection errors, read timeouts, 429 and 5xx, short exponential backoff; a server's Retry-After
+is not obeyed, since a tick cannot wait minutes), its bearer token re-read from the admin's file on
+every read (projected tokens rotate) and its CA bundle. Nothing a PDServingGroup says reaches the
+URL, the token or the CA: a group only picks an endpoint by name, and its queries are confined to
+its namespace (:class:`~heteroscale.metrics.queries.Scope`).
 
 Outcomes for decode tokens/s, the signal that drives scaling; each leaves ``decode_tps`` None and
 says why in ``problem``, and the policy holds on None:
@@ -20,9 +23,11 @@ timeout                        ``timeout after 5s``
 connection failed              ``unreachable: ...``
 ============================== ==============================================
 
-A value whose newest sample is older than ``staleAfter`` is kept, with its age, and ``problem``
-says ``stale: ...``; the policy holds on the age. The secondary signals (KV-cache-missed prefill
-tokens/s, TBT) are None on any odd answer; they never hold the group on their own.
+A value whose oldest reporting series lags more than ``staleAfter`` is kept, with its age, and
+``problem`` says ``stale: ...``; the policy holds on the age. How many decode pods report is read
+too, so the operator can tell a partial sum (some ready pods silent) from a low one. The
+secondary signals (KV-cache-missed prefill tokens/s, TBT) are None on any odd answer; they never
+hold the group on their own.
 This module never raises for a bad answer and never decides anything.
 """
 
@@ -44,8 +49,10 @@ from prometheus_api_client.exceptions import PrometheusApiClientException
 from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from heteroscale.api.spec import PDServingGroupSpec, PrometheusSource
+from heteroscale.api.config import PrometheusEndpoint
+from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.metrics import queries
+from heteroscale.metrics.queries import Scope
 
 log = logging.getLogger(__name__)
 
@@ -60,13 +67,15 @@ class Signals:
     decode_tps: float | None
     """Decode tokens/s over the window; None when no trustworthy value."""
     metric_age_seconds: float | None
-    """Age of the newest sample behind decode_tps (now - sample time); None when unknown."""
+    """Age of the reading: now minus the newest sample of its most lagging series; None when unknown."""
     prefill_missed_tps: float | None
     """KV-cache-missed prefill tokens/s of the prefill pods (secondary)."""
     tbt_seconds: float | None
     """TBT at spec.behavior.latencyGuard.quantile; None without a guard or without data."""
     problem: str | None
     """Why decode_tps is None or stale, for a person; None when fine."""
+    decode_reporting: int | None = None
+    """Decode pods whose series contribute to decode_tps now; None when unknown (custom queries)."""
 
 
 class QueryFailed(Exception):
@@ -85,7 +94,7 @@ class PrometheusReader:
     Reads through one reader are serialised: the HTTP session and its auth header are shared.
     """
 
-    def __init__(self, source: PrometheusSource, *, retries: int = 2) -> None:
+    def __init__(self, source: PrometheusEndpoint, *, retries: int = 2) -> None:
         self._source = source
         self._lock = threading.Lock()
         retry = Retry(
@@ -113,7 +122,7 @@ class PrometheusReader:
     def read(
         self,
         spec: PDServingGroupSpec,
-        namespace: str,
+        scope: Scope,
         decode_deployments: Sequence[str],
         prefill_deployments: Sequence[str],
         now: float,
@@ -122,7 +131,7 @@ class PrometheusReader:
         with self._lock:
             try:
                 self._prometheus.headers = self._auth_headers()
-                return self._read(spec, namespace, decode_deployments, prefill_deployments, now)
+                return self._read(spec, scope, decode_deployments, prefill_deployments, now)
             except QueryFailed as failed:
                 return Signals(None, None, None, None, failed.problem)
 
@@ -133,13 +142,16 @@ class PrometheusReader:
         try:
             token = Path(path).read_text(encoding="utf-8").strip()
         except OSError as error:
-            raise QueryFailed(f"cannot read bearerTokenFile: {error.strerror or error}") from error
+            # The admin's file: say which one, so the admin can fix the mount.
+            raise QueryFailed(
+                f"cannot read the endpoint's bearerTokenFile {path}: {error.strerror or error}"
+            ) from error
         return {"Authorization": f"Bearer {token}"}
 
     def _read(
         self,
         spec: PDServingGroupSpec,
-        namespace: str,
+        scope: Scope,
         decode_deployments: Sequence[str],
         prefill_deployments: Sequence[str],
         now: float,
@@ -149,14 +161,15 @@ class PrometheusReader:
         if not decode_deployments:
             raise QueryFailed("no decode Deployments to read")
         try:
-            tps_query = queries.decode_tps_query(metric, namespace, decode_deployments)
-            time_query = queries.decode_sample_time_query(metric, namespace, decode_deployments)
+            tps_query = queries.decode_tps_query(metric, scope, decode_deployments)
+            time_query = queries.decode_sample_time_query(metric, scope, decode_deployments)
+            reporting_query = queries.reporting_pods_query(metric, scope, decode_deployments)
             prefill_query = None
             if prefill_deployments:
-                prefill_query = queries.prefill_missed_tps_query(metric, namespace, prefill_deployments)
+                prefill_query = queries.prefill_missed_tps_query(metric, scope, prefill_deployments)
             tbt_query = None
             if guard is not None:
-                tbt_query = queries.tbt_quantile_query(metric, namespace, decode_deployments, guard.quantile)
+                tbt_query = queries.tbt_quantile_query(metric, scope, decode_deployments, guard.quantile)
         except ValueError as error:
             raise QueryFailed(f"cannot build the query: {error}") from error
 
@@ -174,32 +187,40 @@ class PrometheusReader:
 
         age: float | None
         if time_query is None:
-            # A custom query's inputs are unknown, so only Prometheus' own staleness handling
-            # (markers on failed scrapes, the 5-minute lookback) guards it: the answer is as of now.
+            # The query reads no series (a constant): nothing behind it can go stale.
             age = 0.0 if decode_tps is not None else None
         else:
-            lookback = metric.window_seconds + metric.stale_after_seconds
             try:
                 # Prometheus and the operator may disagree on the clock by a little; never negative.
                 age = max(0.0, now - self._value(time_query, now))
-                seen = f"newest sample is {age:.0f}s old"
+                seen = f"the most lagging series' newest sample is {age:.0f}s old"
             except QueryFailed as failed:
                 if failed.transport:
                     raise
                 age = None
                 empty = failed.problem == EMPTY
-                seen = f"no sample in the last {lookback}s" if empty else f"sample time: {failed.problem}"
+                seen = "no series reports now" if empty else f"sample time: {failed.problem}"
             if problem is not None:
                 problem = f"{problem}; {seen}"
             elif age is None or age > metric.stale_after_seconds:
                 problem = f"stale: {seen} (staleAfter {metric.stale_after})"
 
+        reporting: int | None = None
+        if reporting_query is not None:
+            try:
+                reporting = round(self._value(reporting_query, now))
+            except QueryFailed as failed:
+                if failed.transport:
+                    raise
+                # count() of nothing is an empty answer: no pod reports.
+                reporting = 0 if failed.problem == EMPTY else None
         return Signals(
             decode_tps=decode_tps,
             metric_age_seconds=age,
             prefill_missed_tps=self._secondary("KV-cache-missed prefill tokens/s", prefill_query, now),
             tbt_seconds=self._secondary("TBT", tbt_query, now),
             problem=problem,
+            decode_reporting=reporting,
         )
 
     def _secondary(self, what: str, query: str | None, now: float) -> float | None:
@@ -297,7 +318,7 @@ _PROBLEM_KINDS = (
     ("timeout", "timeout"),
     ("unreachable", "unreachable"),
     ("bad response", "bad_response"),
-    ("cannot read bearerTokenFile", "auth"),
+    ("cannot read the endpoint's bearerTokenFile", "auth"),
 )
 
 

@@ -31,11 +31,19 @@ def set_condition(
     reason: str,
     message: str,
     now: float,
+    generation: int | None = None,
 ) -> list[Condition]:
     """The conditions with ``type_`` set; other types are kept as they are, in a stable order."""
     old = next((c for c in conditions if c.type == type_), None)
     since = old.last_transition_time if old is not None and old.status == status else rfc3339(now)
-    new = Condition(type=type_, status=status, reason=reason, message=message, last_transition_time=since)
+    new = Condition(
+        type=type_,
+        status=status,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
     kept = [c for c in conditions if c.type != type_]
     return sorted([*kept, new], key=lambda c: list(ConditionType).index(c.type))
 
@@ -47,18 +55,22 @@ def changed(before: Sequence[Condition], after: Sequence[Condition], type_: Cond
     return old != new
 
 
-def refused(conditions: Sequence[Condition], reason: str, message: str, now: float) -> list[Condition]:
-    """The operator will not act (bad spec, a conflict, a missing Deployment): not Ready, not scaling."""
-    out = set_condition(conditions, ConditionType.READY, F, reason, message, now)
-    out = set_condition(out, ConditionType.SCALING_ACTIVE, F, reason, message, now)
+def refused(
+    conditions: Sequence[Condition], reason: str, message: str, now: float, generation: int | None = None
+) -> list[Condition]:
+    """The operator will not act (bad spec, a conflict, a missing Deployment, a failed tick): not
+    Ready, not scaling."""
+    out = set_condition(conditions, ConditionType.READY, F, reason, message, now, generation)
+    out = set_condition(out, ConditionType.SCALING_ACTIVE, F, reason, message, now, generation)
     conflict = reason == Reason.CONFLICT
     return set_condition(
         out,
         ConditionType.CONFLICT,
         T if conflict else F,
-        Reason.CONFLICT.value if conflict else "NoConflict",
+        Reason.CONFLICT if conflict else Reason.NO_CONFLICT,
         message if conflict else "",
         now,
+        generation,
     )
 
 
@@ -69,29 +81,36 @@ def decided(
     pools_ready: str | None,
     unschedulable: str | None,
     now: float,
+    generation: int | None = None,
 ) -> list[Condition]:
     """Conditions after a decision. ``pools_ready`` is None when every Deployment has all the pods it
     asks for ready, else a message saying which do not; ``unschedulable`` says what placement could
     not place (it outranks pods not ready: those may never come)."""
-    out = set_condition(conditions, ConditionType.CONFLICT, F, "NoConflict", "", now)
+
+    def put(
+        out: Sequence[Condition], type_: ConditionType, status: ConditionStatus, reason: str, message: str
+    ) -> list[Condition]:
+        return set_condition(out, type_, status, reason, message, now, generation)
+
+    out = put(conditions, ConditionType.CONFLICT, F, Reason.NO_CONFLICT, "")
     if decision.reason in _METRIC_REASONS:
-        out = set_condition(out, ConditionType.METRICS_AVAILABLE, F, decision.reason, decision.message, now)
+        out = put(out, ConditionType.METRICS_AVAILABLE, F, decision.reason, decision.message)
     else:
-        out = set_condition(out, ConditionType.METRICS_AVAILABLE, T, "MetricRead", "decode tokens/s is fresh", now)
+        out = put(out, ConditionType.METRICS_AVAILABLE, T, Reason.METRIC_READ, "decode tokens/s is fresh")
     if spec.mode is Mode.DRY_RUN:
         why = "mode is DryRun: decisions are written to status, Deployments are not touched"
-        out = set_condition(out, ConditionType.SCALING_ACTIVE, F, Reason.DRY_RUN, why, now)
+        out = put(out, ConditionType.SCALING_ACTIVE, F, Reason.DRY_RUN, why)
     elif decision.held:
-        out = set_condition(out, ConditionType.SCALING_ACTIVE, F, decision.reason, decision.message, now)
+        out = put(out, ConditionType.SCALING_ACTIVE, F, decision.reason, decision.message)
     else:
-        out = set_condition(out, ConditionType.SCALING_ACTIVE, T, decision.reason, decision.message, now)
+        out = put(out, ConditionType.SCALING_ACTIVE, T, decision.reason, decision.message)
     if ratio_holds(spec, decision.prefill, decision.decode):
         ratio = f"prefill {decision.prefill} : decode {decision.decode} keeps {spec.ratio.prefill}:{spec.ratio.decode}"
-        out = set_condition(out, ConditionType.RATIO_SATISFIED, T, "RatioHeld", ratio, now)
+        out = put(out, ConditionType.RATIO_SATISFIED, T, Reason.RATIO_HELD, ratio)
     else:
-        out = set_condition(out, ConditionType.RATIO_SATISFIED, F, decision.reason, decision.message, now)
+        out = put(out, ConditionType.RATIO_SATISFIED, F, decision.reason, decision.message)
     if unschedulable is not None:
-        return set_condition(out, ConditionType.READY, F, Reason.UNSCHEDULABLE, unschedulable, now)
+        return put(out, ConditionType.READY, F, Reason.UNSCHEDULABLE, unschedulable)
     if pools_ready is None:
-        return set_condition(out, ConditionType.READY, T, "Reconciled", "every instance asked for is ready", now)
-    return set_condition(out, ConditionType.READY, F, "PodsNotReady", pools_ready, now)
+        return put(out, ConditionType.READY, T, Reason.RECONCILED, "every instance asked for is ready")
+    return put(out, ConditionType.READY, F, Reason.PODS_NOT_READY, pools_ready)

@@ -1,14 +1,19 @@
 """Other autoscalers that target our Deployments (pure).
 
 Two controllers writing one replica count fight; the operator refuses to act instead. The
-HorizontalPodAutoscalers and ScaledObjects come from kopf indexes keyed by the Deployment they
-target, so a tick looks its Deployments up instead of listing autoscalers.
+HorizontalPodAutoscalers, ScaledObjects and other PDServingGroups' ``deploymentRef`` come from kopf
+indexes keyed by the Deployment they target, so a tick looks its Deployments up instead of listing.
+Between two PDServingGroups on one Deployment the one created first keeps it and the later one is
+refused, so a running group is never stopped by a newcomer. (Owned Deployments cannot be shared:
+another group finds the owner's controller reference on them, see :mod:`ownership`.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from heteroscale.api.crd import KIND
 
 HPA = "HorizontalPodAutoscaler"
 SCALED_OBJECT = "ScaledObject"
@@ -32,3 +37,35 @@ def conflicting_autoscalers(
 ) -> list[str]:
     """Every autoscaler (from the indexes ``by_target``) that targets one of the Deployments."""
     return sorted({m for index in by_target for d in deployments for m in index.get((namespace, d), ())})
+
+
+def group_references(obj: Mapping[str, Any]) -> dict[tuple[str, str], tuple[str, str, str]]:
+    """``{(namespace, Deployment): (creationTimestamp, uid, name)}`` for each Deployment a
+    PDServingGroup references; empty for one being deleted (it lets go of them)."""
+    meta = obj.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return {}
+    roles = (obj.get("spec") or {}).get("roles") or {}
+    me = (str(meta.get("creationTimestamp", "")), str(meta.get("uid", "")), str(meta.get("name", "")))
+    out = {}
+    for role in roles.values():
+        ref = (role or {}).get("deploymentRef") if isinstance(role, Mapping) else None
+        if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
+            out[(str(meta.get("namespace", "")), ref["name"])] = me
+    return out
+
+
+def conflicting_groups(
+    references: Mapping[tuple[str, str], Iterable[tuple[str, str, str]]],
+    namespace: str,
+    deployments: Sequence[str],
+    me: Mapping[str, Any],
+) -> list[str]:
+    """The earlier-created PDServingGroups that reference one of these Deployments too."""
+    mine = (str(me.get("creationTimestamp", "")), str(me.get("uid", "")))
+    found = set()
+    for deployment in deployments:
+        for created, uid, name in references.get((namespace, deployment), ()):
+            if uid != mine[1] and (created, uid) < mine:
+                found.add(f"{KIND}/{name} already scales Deployment {deployment}")
+    return sorted(found)

@@ -6,27 +6,9 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from heteroscale.operator.naming import (
-    ANNOTATION_DELETION_COST,
-    DRAINED_DELETION_COST,
-    LABEL_SERVING,
-    NOT_SERVING,
-    SERVING,
-)
+from heteroscale.api.labels import ANNOTATION_DELETION_COST, DRAINED_DELETION_COST, LABEL_SERVING, NOT_SERVING, SERVING
 
 JsonObject = dict[str, Any]
-
-
-def selected(pods: Iterable[Mapping[str, Any]], match_labels: Mapping[str, str]) -> list[Mapping[str, Any]]:
-    """Live pods whose labels match the selector; checked here too, so a server that ignores
-    ``labelSelector`` can never make us drain another Deployment's pod."""
-    out = []
-    for pod in pods:
-        meta = pod.get("metadata", {})
-        labels = meta.get("labels") or {}
-        if meta.get("deletionTimestamp") is None and all(labels.get(k) == v for k, v in match_labels.items()):
-            out.append(pod)
-    return out
 
 
 def _is_ready(pod: Mapping[str, Any]) -> bool:

@@ -21,11 +21,12 @@ from typing import Any
 
 import kopf
 
+from heteroscale.api.config import OperatorConfig
 from heteroscale.api.crd import GROUP, PLURAL, VERSION
 from heteroscale.operator import indexes
-from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target
+from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target, group_references
 from heteroscale.operator.kube import ApiError, KubeClient
-from heteroscale.operator.reconcile import DEFAULT_INTERVAL, Cluster, Context, seed_request, tick
+from heteroscale.operator.reconcile import DEFAULT_INTERVAL, Cluster, Context, report_failure, seed_request, tick
 from heteroscale.operator.signals import MetricsSink, ReaderFactory
 
 PREFIX = "heteroscale.io"
@@ -48,7 +49,9 @@ class Operator:
         error_retry_seconds: float = 1.0,
         client_timeout_seconds: float = 10.0,
         slow_nodes: Collection[str] = (),
+        config: OperatorConfig | None = None,
     ) -> None:
+        self.config = config or OperatorConfig()
         self.readers = readers
         self.metrics = metrics
         self.connect = connect
@@ -71,6 +74,7 @@ class Operator:
             self._index_scaled_object
         )
         kopf.index(GROUP, VERSION, PLURAL, id="seeded", registry=self.registry)(self._seed_group)
+        kopf.index(GROUP, VERSION, PLURAL, id="references", registry=self.registry)(self._index_references)
         kopf.daemon(GROUP, VERSION, PLURAL, registry=self.registry, cancellation_timeout=10.0)(self._run_group)
 
     @staticmethod
@@ -92,7 +96,7 @@ class Operator:
         info = self.connect(**kwargs)
         if info is not None:
             client = KubeClient(info, timeout_seconds=self.client_timeout_seconds)
-            self.context = Context(client, self.readers, self.metrics, self.clock, self.cluster)
+            self.context = Context(client, self.readers, self.metrics, self.clock, self.cluster, self.config)
         return info
 
     def _index_node(self, body: kopf.Body, name: str, **_: Any) -> dict[str, Any] | None:
@@ -111,9 +115,14 @@ class Operator:
         tick plans. Nothing is indexed; the plan book is the point. A coroutine: it runs on every
         status write of every group, and kopf would hand a plain function to a worker thread."""
         if namespace is not None and (namespace, name) not in self.cluster.plans:
-            request = seed_request(body)
+            request = seed_request(body, self.config)
             if request is not None:
                 self.cluster.plans.seed(request)
+
+    @staticmethod
+    async def _index_references(body: kopf.Body, **_: Any) -> dict[tuple[str, str], tuple[str, str, str]] | None:
+        """Which Deployments each group references, so a tick finds another group on its own."""
+        return group_references(body) or None
 
     @staticmethod
     def _index_hpa(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str] | None:
@@ -144,20 +153,40 @@ class Operator:
         # the ticks read them through the cluster view.
         self.cluster.nodes, self.cluster.pods = indexed["gpu_nodes"], indexed["gpu_pods"]
         self.cluster.autoscalers = (indexed["hpas"], indexed["scaled_objects"])
+        self.cluster.references = indexed["references"]
 
         def emit(type_: str, reason: str, message: str) -> None:
             kopf.event(body, type=type_, reason=reason, message=message[:1024])
 
+        failures = 0
         while not stopped:
             interval: float = DEFAULT_INTERVAL
             assert self.context is not None, "kopf logs in before any handler runs"
             try:
                 interval = await tick(self.context, namespace, name, emit)
-            except ApiError as exc:
-                # The client already retried; the next tick starts from the observed state again.
-                logger.warning(f"reconcile failed, retrying: {exc}")
-                interval = self.error_retry_seconds
+                failures = 0
+            except Exception as exc:
+                failures += 1
+                interval = _backoff(self.error_retry_seconds, failures)
+                kind = f"api_{exc.status}" if isinstance(exc, ApiError) and exc.status else type(exc).__name__
+                self.metrics.count_reconcile_error(namespace, name, kind)
+                if isinstance(exc, ApiError):
+                    logger.warning(f"reconcile failed ({failures} in a row), retrying in {interval:.0f}s: {exc}")
+                else:
+                    logger.exception(f"reconcile failed ({failures} in a row), retrying in {interval:.0f}s")
+                await report_failure(self.context, namespace, name, emit, exc)
             await stopped.wait(interval)
         self.metrics.forget(namespace, name)
         # Deleted (or the operator stops): its capacity is no longer reserved for it.
         self.cluster.plans.drop(namespace, name)
+
+
+#: Longest wait between two attempts of a failing tick.
+MAX_BACKOFF_SECONDS = 300.0
+
+
+def _backoff(first: float, failures: int) -> float:
+    """Seconds before the next attempt after ``failures`` failed ticks in a row: doubling from
+    ``first``, capped, so a persistent error (403, 422, an API server down) is not retried every
+    second for ever, and a passing one is retried at once."""
+    return float(min(MAX_BACKOFF_SECONDS, first * 2 ** (failures - 1)))

@@ -6,18 +6,25 @@ from collections.abc import Sequence
 
 import kopf
 
+from heteroscale.api.config import OperatorConfig
 from heteroscale.metrics.exported import OperatorMetrics
 from heteroscale.metrics.reader import PrometheusReader
 from heteroscale.operator.handlers import Operator
 
 
 def run(
-    *, namespaces: Sequence[str], metrics_port: int, health_port: int, peering: str, slow_nodes: Sequence[str] = ()
+    *,
+    namespaces: Sequence[str],
+    metrics_port: int,
+    health_port: int,
+    peering: str,
+    slow_nodes: Sequence[str] = (),
+    config: OperatorConfig | None = None,
 ) -> None:
     metrics = OperatorMetrics()
     if metrics_port:
         metrics.serve(metrics_port)
-    operator = Operator(PrometheusReader, metrics, slow_nodes=slow_nodes)
+    operator = Operator(PrometheusReader, metrics, slow_nodes=slow_nodes, config=config)
     kopf.run(
         registry=operator.registry,
         clusterwide=not namespaces,

@@ -1,11 +1,12 @@
 """Deployment manifests and patches for deployment groups (pure).
 
 Owned Deployments get a pod template (placement's rendering in template mode: GPU type and domain
-affinity, GPU requests, tolerations) plus the group's selector labels and the serving label, and an
-ownerReference to the PDServingGroup, so Kubernetes' garbage collector removes them with it. The
-template's hash sits in an annotation: the API server fills in defaults, so comparing templates
-field by field would see a difference on every tick. Referenced Deployments belong to the user:
-the operator only ever patches their replica count.
+affinity, GPU requests, tolerations) plus the pod labels of :mod:`heteroscale.api.labels`, and a
+controller ownerReference to the PDServingGroup: that reference is what makes a Deployment the
+group's (the operator writes to no other), and Kubernetes' garbage collector removes them with it.
+The template's hash sits in an annotation: the API server fills in defaults, so comparing
+templates field by field would see a difference on every tick. Referenced Deployments belong to
+the user: the operator only ever patches their replica count.
 """
 
 from __future__ import annotations
@@ -17,24 +18,21 @@ from collections.abc import Mapping
 from typing import Any
 
 from heteroscale.api.crd import GROUP, KIND, VERSION
-from heteroscale.api.spec import PDServingGroupSpec, Topology
-from heteroscale.operator.naming import (
+from heteroscale.api.labels import (
+    ANNOTATION_DOMAIN,
+    ANNOTATION_GPU_TYPE,
+    ANNOTATION_TEMPLATE_HASH,
     LABEL_MANAGED_BY,
-    LABEL_SERVING,
     MANAGER,
-    SERVING,
-    GroupPlan,
-    role_spec,
+    pod_labels,
     selector_labels,
-    uses_placement,
 )
+from heteroscale.api.spec import PDServingGroupSpec, Topology
+from heteroscale.operator.naming import GroupPlan, uses_placement
 from heteroscale.placement import render_pod_template
 from heteroscale.policy.ratio import pair_for
 
 JsonObject = dict[str, Any]
-
-#: Annotation on an owned Deployment: the hash of the pod template the operator last wrote.
-ANNOTATION_TEMPLATE_HASH = "heteroscale.io/template-hash"
 
 
 def node_affinity(group: GroupPlan, topology: Topology) -> JsonObject:
@@ -63,13 +61,13 @@ def pod_template(pdsg: str, spec: PDServingGroupSpec, group: GroupPlan) -> JsonO
     if group.planned is not None:
         template = render_pod_template(group.planned, spec, pdsg)
     elif group.owned and not uses_placement(spec):
-        template = copy.deepcopy(role_spec(spec, group.role).template or {})
+        template = copy.deepcopy(spec.roles.of(group.role).template or {})
         pod_spec = template.setdefault("spec", {})
         pod_spec["affinity"] = {**pod_spec.get("affinity", {}), "nodeAffinity": node_affinity(group, spec.topology)}
     else:
         return None
     meta = template.setdefault("metadata", {})
-    meta["labels"] = {**(meta.get("labels") or {}), **selector_labels(pdsg, group), LABEL_SERVING: SERVING}
+    meta["labels"] = {**(meta.get("labels") or {}), **pod_labels(pdsg, group.role.value, group.name, group.group)}
     return template
 
 
@@ -80,7 +78,10 @@ def template_hash(template: Mapping[str, Any]) -> str:
 def deployment_manifest(pdsg: Mapping[str, Any], group: GroupPlan, template: JsonObject) -> JsonObject:
     """The Deployment the operator creates for an owned group."""
     name = pdsg["metadata"]["name"]
-    selector = selector_labels(name, group)
+    selector = selector_labels(name, group.role.value, group.name)
+    annotations = {ANNOTATION_TEMPLATE_HASH: template_hash(template)}
+    if group.planned is not None:
+        annotations |= {ANNOTATION_GPU_TYPE: group.gpu_type, ANNOTATION_DOMAIN: group.domain}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -88,7 +89,7 @@ def deployment_manifest(pdsg: Mapping[str, Any], group: GroupPlan, template: Jso
             "name": group.name,
             "namespace": pdsg["metadata"]["namespace"],
             "labels": {**selector, LABEL_MANAGED_BY: MANAGER},
-            "annotations": {ANNOTATION_TEMPLATE_HASH: template_hash(template)},
+            "annotations": annotations,
             "ownerReferences": [owner_reference(pdsg)],
         },
         "spec": {"replicas": group.replicas, "selector": {"matchLabels": selector}, "template": template},

@@ -1,38 +1,30 @@
-"""Names and labels the operator puts on the objects it manages, and its deployment groups (pure).
+"""A PDServingGroup's deployment groups as the operator handles them (pure).
 
-Everything downstream works on :class:`GroupPlan` lists, which come from one of two places:
+Everything downstream works on :class:`GroupPlan` lists, which come from one of three places:
 
 * template mode (both roles have a ``template``): ``heteroscale.placement.plan`` splits each role
   over deployment groups ``<pdsg>-<role>-<group>`` pinned to a GPU type and a domain
   (:func:`from_plan`); between ticks the groups live in ``status.groups`` (:func:`from_status`);
 * a role with a ``deploymentRef``: one Deployment per role (:func:`role_groups`). Placement cannot
-  split a Deployment the user owns, so such a PDServingGroup is not placed at all.
+  split a Deployment the user owns, so such a PDServingGroup is not placed at all;
+* Deployments the group owns (its controller ownerReference) that neither of the above lists,
+  e.g. left over from the other mode (:func:`leftovers`): they are drained and removed.
+
+``owned`` says which of the two a group is; the operator still checks every Deployment's
+ownerReferences before it writes to it (:mod:`heteroscale.operator.ownership`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from heteroscale.api.enums import Role
-from heteroscale.api.spec import PDServingGroupSpec, RoleSpec
+from heteroscale.api.labels import ANNOTATION_DOMAIN, ANNOTATION_GPU_TYPE, LABEL_DEPLOYMENT, LABEL_GROUP, LABEL_ROLE
+from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus
 from heteroscale.placement import Plan, PlannedGroup
-
-LABEL_PDSG = "heteroscale.io/pdservinggroup"
-LABEL_ROLE = "heteroscale.io/role"
-LABEL_GROUP = "heteroscale.io/group"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "heteroscale"
-#: The Service of a role selects ``heteroscale.io/serving: "true"``; soft scale-in sets it to
-#: "false" on the pods about to go, so they stop getting requests but keep running for drainSeconds.
-LABEL_SERVING = "heteroscale.io/serving"
-SERVING = "true"
-NOT_SERVING = "false"
-#: Honoured by the ReplicaSet controller: among equally ready pods, the lowest cost is deleted first.
-ANNOTATION_DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
-#: The lowest int32: below any cost a user may have set, so exactly the drained pods go.
-DRAINED_DELETION_COST = str(-(2**31))
 
 
 @dataclass(frozen=True)
@@ -49,6 +41,8 @@ class GroupPlan:
     planned: PlannedGroup | None = None
     """Placement's group, whose pod template the operator renders; None for a group known only from
     status (it keeps its template) and outside template mode."""
+    group: str = ""
+    """The P/D pair's id (``g0``) in template mode; empty outside placement."""
 
 
 def uses_placement(spec: PDServingGroupSpec) -> bool:
@@ -57,12 +51,13 @@ def uses_placement(spec: PDServingGroupSpec) -> bool:
 
 
 def from_plan(plan: Plan) -> list[GroupPlan]:
-    return [GroupPlan(g.name, g.role, g.gpu_type, g.domain, g.replicas, True, g) for g in plan.groups]
+    return [GroupPlan(g.name, g.role, g.gpu_type, g.domain, g.replicas, True, g, g.group) for g in plan.groups]
 
 
 def from_status(groups: Sequence[GroupStatus]) -> list[GroupPlan]:
-    """The template-mode groups the last tick wrote, at the replicas it wanted."""
-    return [GroupPlan(g.name, g.role, g.gpu_type, g.domain, g.desired, True) for g in groups]
+    """The owned groups the last tick wrote, at the replicas it wanted (referenced ones are not
+    placement's to move)."""
+    return [GroupPlan(g.name, g.role, g.gpu_type, g.domain, g.desired, True) for g in groups if g.owned]
 
 
 def role_groups(spec: PDServingGroupSpec, pdsg: str, prefill: int, decode: int) -> list[GroupPlan]:
@@ -70,18 +65,32 @@ def role_groups(spec: PDServingGroupSpec, pdsg: str, prefill: int, decode: int) 
     role with a template, on the role's most preferred GPU type at cluster scope."""
     groups = []
     for role, replicas in ((Role.PREFILL, prefill), (Role.DECODE, decode)):
-        source = role_spec(spec, role)
+        source = spec.roles.of(role)
         ref = source.deployment_ref
         name = ref.name if ref is not None else f"{pdsg}-{role.value}"
         groups.append(GroupPlan(name, role, source.gpu_types[0], "", replicas, owned=ref is None))
     return groups
 
 
-def role_spec(spec: PDServingGroupSpec, role: Role) -> RoleSpec:
-    return spec.roles.prefill if role is Role.PREFILL else spec.roles.decode
-
-
-def selector_labels(pdsg: str, group: GroupPlan) -> dict[str, str]:
-    """Labels that identify a group's pods; never includes the serving label (flipping it during a
-    drain must not take the pod out of its ReplicaSet)."""
-    return {LABEL_PDSG: pdsg, LABEL_ROLE: group.role.value, LABEL_GROUP: group.name}
+def leftovers(owned: Iterable[Mapping[str, Any]], listed: Iterable[GroupPlan]) -> list[GroupPlan]:
+    """Owned Deployments no group in ``listed`` names, at the replicas they ask for now: they go to 0
+    and are deleted like any group that leaves the plan (placement may also keep them, when their
+    GPU type and domain annotations still fit). A Deployment without our role and Deployment labels
+    is not one we could have made, and is left alone."""
+    names = {g.name for g in listed}
+    out = []
+    for deployment in owned:
+        meta = deployment.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        name = meta.get("name", "")
+        if name in names or labels.get(LABEL_DEPLOYMENT) != name or labels.get(LABEL_ROLE) not in set(Role):
+            continue
+        annotations = meta.get("annotations") or {}
+        replicas = int((deployment.get("spec") or {}).get("replicas") or 0)
+        gpu_type, domain = annotations.get(ANNOTATION_GPU_TYPE, ""), annotations.get(ANNOTATION_DOMAIN, "")
+        out.append(
+            GroupPlan(
+                name, Role(labels[LABEL_ROLE]), gpu_type, domain, replicas, True, group=labels.get(LABEL_GROUP, "")
+            )
+        )
+    return out

@@ -1,13 +1,26 @@
-"""One reconcile tick of one PDServingGroup: spec → conflicts → Deployments → metrics → policy →
-placement → patches → status. Level-based: every tick starts from a fresh read of the object and its
-Deployments, and everything carried between ticks is in the object's status (the deployment groups
-in ``status.groups``). Nodes, Pods and other autoscalers come from kopf indexes (:class:`Cluster`).
+"""One reconcile tick of one PDServingGroup, as a pipeline of named steps:
+
+1. :func:`_spec` — the object and its spec; an invalid spec is refused (``InvalidSpec``);
+2. :func:`access.resolve` — the admin-configured endpoint, the namespace its queries stay in and
+   its effective priority; asking for more is refused (``NotAllowed``);
+3. :func:`_deployments` — the Deployments the group wants and owns, each judged by ownerReferences
+   (:func:`_judge`): another autoscaler or PDServingGroup on them (``Conflict``), a reference that
+   does not exist (``DeploymentMissing``) or a name clash with someone else's (``NotOwned``) is
+   refused with no write at all;
+4. the signals, the observation and ``policy.decide``;
+5. placement (template mode) or the role's Deployments (reference mode) turn the decision into
+   targets per Deployment; a hold never lowers any of them (:func:`_never_lower`);
+6. :class:`~heteroscale.operator.apply.Apply` writes (Enforce only), then the status.
+
+Level-based: every tick starts from a fresh read of the object and its Deployments, and everything
+carried between ticks is in the object's status. Nodes, Pods and other autoscalers come from kopf
+indexes (:class:`Cluster`). Every failure of a tick ends in a condition and an Event
+(:func:`tick`), never silently.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import time
@@ -17,22 +30,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from heteroscale.api.crd import GROUP, PLURAL, VERSION
+from heteroscale.api.config import OperatorConfig
 from heteroscale.api.enums import ConditionType, Mode, Reason, Role
 from heteroscale.api.errors import describe
-from heteroscale.api.spec import PDServingGroupSpec, PrometheusSource, Topology
-from heteroscale.api.status import Drain, DrainGroup, GroupStatus, LastDecision, PDServingGroupStatus, RoleCounts
-from heteroscale.operator import conditions, drain, manifests, observe
-from heteroscale.operator.conflicts import conflicting_autoscalers
-from heteroscale.operator.kube import AlreadyExists, JsonObject, KubeClient, NotFound
-from heteroscale.operator.naming import (
-    LABEL_SERVING,
-    GroupPlan,
-    from_plan,
-    from_status,
-    role_groups,
-    uses_placement,
-)
+from heteroscale.api.labels import LABEL_PDSG
+from heteroscale.api.spec import PDServingGroupSpec, Topology
+from heteroscale.api.status import Drain, GroupStatus, LastDecision, PDServingGroupStatus, RoleCounts
+from heteroscale.operator import access, conditions, manifests, observe, ownership
+from heteroscale.operator.apply import Apply, Emit, Refusal, counts, cr_path, deployment_path
+from heteroscale.operator.conflicts import conflicting_autoscalers, conflicting_groups
+from heteroscale.operator.kube import JsonObject, KubeClient, NotFound
+from heteroscale.operator.naming import GroupPlan, from_plan, from_status, leftovers, role_groups, uses_placement
 from heteroscale.operator.planbook import PlanBook
 from heteroscale.operator.signals import MetricsSink, ReaderFactory, SignalReader
 from heteroscale.placement import Inventory, PlanRequest, RoleTargets, inventory_from_k8s
@@ -43,27 +51,21 @@ logger = logging.getLogger(__name__)
 #: Seconds between ticks while the spec cannot be read (it has no valid intervalSeconds).
 DEFAULT_INTERVAL = 15
 
-#: ``emit(type, reason, message)`` posts a Kubernetes Event about the PDServingGroup.
-Emit = Callable[[str, str, str], None]
-
-
-def cr_path(namespace: str, name: str) -> str:
-    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
-
-
-def deployment_path(namespace: str, name: str = "") -> str:
-    return f"/apis/apps/v1/namespaces/{namespace}/deployments" + (f"/{name}" if name else "")
+__all__ = ["DEFAULT_INTERVAL", "Cluster", "Context", "Emit", "seed_request", "tick"]
 
 
 @dataclass
 class Cluster:
     """What the kopf indexes hold, as a tick reads it: GPU nodes and pods for placement's inventory,
-    and the other autoscalers by the Deployment they target. The handlers put kopf's index objects
-    here; they stay current from the watch, so no tick lists Nodes, Pods or autoscalers."""
+    the other autoscalers by the Deployment they target, and the Deployments other PDServingGroups
+    reference. The handlers put kopf's index objects here; they stay current from the watch, so no
+    tick lists Nodes, Pods, autoscalers or PDServingGroups."""
 
     nodes: Mapping[Any, Iterable[JsonObject]] = field(default_factory=dict)
     pods: Mapping[Any, Iterable[JsonObject]] = field(default_factory=dict)
     autoscalers: Sequence[Mapping[tuple[str, str], Iterable[str]]] = ()
+    references: Mapping[tuple[str, str], Iterable[tuple[str, str, str]]] = field(default_factory=dict)
+    """(namespace, Deployment) → (creationTimestamp, uid, name) of each PDServingGroup referencing it."""
     slow_nodes: frozenset[str] = frozenset()
     """Nodes to use last, besides those labelled slow (e.g. from `heteroscale stragglers serve --slow-nodes`)."""
     changes: int = 0
@@ -89,19 +91,21 @@ class Cluster:
 @dataclass
 class Context:
     """What every tick shares: the API client, the metric readers, the exported metrics, the clock,
-    and the cluster as the indexes see it."""
+    the admin's configuration, and the cluster as the indexes see it."""
 
     client: KubeClient
     readers: ReaderFactory
     metrics: MetricsSink
     clock: Callable[[], float] = time.time
     cluster: Cluster = field(default_factory=Cluster)
-    _reader_cache: dict[PrometheusSource, SignalReader] = field(default_factory=dict)
+    config: OperatorConfig = field(default_factory=OperatorConfig)
+    _reader_cache: dict[str, SignalReader] = field(default_factory=dict)
 
-    def reader(self, source: PrometheusSource) -> SignalReader:
-        if source not in self._reader_cache:
-            self._reader_cache[source] = self.readers(source)
-        return self._reader_cache[source]
+    def reader(self, grant: access.Access) -> SignalReader:
+        """One reader per admin endpoint, shared by every group that uses it."""
+        if grant.endpoint_name not in self._reader_cache:
+            self._reader_cache[grant.endpoint_name] = self.readers(grant.endpoint)
+        return self._reader_cache[grant.endpoint_name]
 
 
 def _finite(value: float | None) -> float | None:
@@ -110,7 +114,8 @@ def _finite(value: float | None) -> float | None:
 
 
 async def tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
-    """Reconcile once; returns the seconds until the next tick."""
+    """Reconcile once; returns the seconds until the next tick. Raises what the API server or the
+    code raised, after the group's status and an Event say so (see :func:`report_failure`)."""
     started = time.monotonic()
     try:
         return await _tick(ctx, namespace, name, emit)
@@ -118,62 +123,167 @@ async def tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
         ctx.metrics.observe_reconcile(namespace, name, time.monotonic() - started)
 
 
+@dataclass
+class _Status:
+    """The group's status as this tick found it, and the two ways a tick ends: a status write after
+    acting, or a refusal (conditions and an Event, nothing else written)."""
+
+    client: KubeClient
+    path: str
+    status: PDServingGroupStatus
+    generation: int | None
+    emit: Emit
+    now: float
+
+    async def write(self, patch: dict[str, Any]) -> None:
+        body = {"status": {"observedGeneration": self.generation, **patch}}
+        await self.client.patch(self.path + "/status", body)
+
+    async def refuse(self, reason: Reason, message: str) -> None:
+        before = self.status.conditions
+        after = conditions.refused(before, reason, message, self.now, self.generation)
+        event_on = ConditionType.CONFLICT if reason is Reason.CONFLICT else ConditionType.READY
+        if conditions.changed(before, after, event_on):
+            self.emit("Warning", reason, message)
+        await self.write({"conditions": _dump(after)})
+
+
+async def report_failure(ctx: Context, namespace: str, name: str, emit: Emit, error: Exception) -> None:
+    """A tick failed: say so in the group's conditions and an Event (once per distinct failure).
+    Best effort: when the API server is what failed, the status write may fail too."""
+    message = f"reconcile failed, retrying with backoff: {type(error).__name__}: {error}"[:1024]
+    try:
+        obj = await ctx.client.get(cr_path(namespace, name))
+        status = _parse_status(obj.get("status"))
+        generation = obj.get("metadata", {}).get("generation")
+        writer = _Status(ctx.client, cr_path(namespace, name), status, generation, emit, ctx.clock())
+        await writer.refuse(Reason.RECONCILE_FAILED, message)
+    except Exception as exc:
+        logger.warning("could not report the failure of %s/%s: %s", namespace, name, exc)
+        emit("Warning", Reason.RECONCILE_FAILED, message)
+
+
 async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
     client, now = ctx.client, ctx.clock()
-    path = cr_path(namespace, name)
     try:
-        obj = await client.get(path)
+        obj = await client.get(cr_path(namespace, name))
     except NotFound:
         ctx.cluster.plans.drop(namespace, name)
         return DEFAULT_INTERVAL
     status = _parse_status(obj.get("status"))
-    generation = obj.get("metadata", {}).get("generation")
-
-    async def write(patch: dict[str, Any]) -> None:
-        await client.patch(path + "/status", {"status": {"observedGeneration": generation, **patch}})
-
-    async def refuse(reason: str, message: str, event_on: ConditionType) -> None:
-        conds = conditions.refused(status.conditions, reason, message, now)
-        if conditions.changed(status.conditions, conds, event_on):
-            emit("Warning", reason, message)
-        await write({"conditions": _dump(conds)})
-
+    out = _Status(client, cr_path(namespace, name), status, obj.get("metadata", {}).get("generation"), emit, now)
+    interval = DEFAULT_INTERVAL
     try:
-        spec = PDServingGroupSpec.model_validate(obj.get("spec") or {})
-    except ValidationError as exc:
+        spec = _spec(obj)
+        interval = spec.behavior.interval_seconds
+        try:
+            grant = access.resolve(ctx.config, spec, namespace)
+        except ValueError as exc:
+            raise Refusal(Reason.NOT_ALLOWED, str(exc)) from None
+        placed = uses_placement(spec)
+        if not placed or spec.mode is not Mode.ENFORCE:
+            # Only Enforce creates the planned pods, so only a placed Enforce group reserves capacity.
+            ctx.cluster.plans.drop(namespace, name)
+        wanted = from_status(status.groups) if placed else role_groups(spec, name, 0, 0)
+        owned, deployments = await _deployments(client, obj, wanted)
+        adopt = _judge(ctx.cluster, obj, wanted, deployments)
+        current = [replace(g, replicas=observe.asked(deployments[g.name])) for g in wanted]
+        current += leftovers(owned, wanted)
+        for group in current[len(wanted) :]:
+            deployments[group.name] = next(d for d in owned if d["metadata"]["name"] == group.name)
+        await _act(ctx, obj, spec, grant, status, out, current, deployments, adopt, emit, now)
+    except Refusal as refusal:
         ctx.cluster.plans.drop(namespace, name)
-        await refuse(Reason.INVALID_SPEC, "invalid spec: " + "; ".join(describe(exc)), ConditionType.READY)
-        return DEFAULT_INTERVAL
-    interval = spec.behavior.interval_seconds
-    placed = uses_placement(spec)
-    if not placed or spec.mode is not Mode.ENFORCE:
-        # Only Enforce creates the planned pods, so only a placed Enforce group reserves capacity.
-        ctx.cluster.plans.drop(namespace, name)
+        if refusal.reason is Reason.CONFLICT:
+            ctx.metrics.count_conflict(namespace, name)
+        await out.refuse(refusal.reason, refusal.message)
+    return interval
 
-    names = from_status(status.groups) if placed else role_groups(spec, name, 0, 0)
-    found = conflicting_autoscalers(ctx.cluster.autoscalers, namespace, [g.name for g in names])
+
+def _spec(obj: Mapping[str, Any]) -> PDServingGroupSpec:
+    try:
+        return PDServingGroupSpec.model_validate(obj.get("spec") or {})
+    except ValidationError as exc:
+        raise Refusal(Reason.INVALID_SPEC, "invalid spec: " + "; ".join(describe(exc))) from None
+
+
+async def _deployments(
+    client: KubeClient, obj: Mapping[str, Any], wanted: Sequence[GroupPlan]
+) -> tuple[list[JsonObject], dict[str, JsonObject | None]]:
+    """The Deployments the group owns (listed by its label, kept only with its controller
+    ownerReference) and the ones it wants by name (None: not there; judged by :func:`_judge`)."""
+    meta = obj["metadata"]
+    listed = await client.list(deployment_path(meta["namespace"]), label_selector=f"{LABEL_PDSG}={meta['name']}")
+    by_name: dict[str, JsonObject | None] = {d["metadata"]["name"]: d for d in listed}
+    for group in wanted:
+        if group.name not in by_name:
+            by_name[group.name] = await _get_or_none(client, deployment_path(meta["namespace"], group.name))
+    ours = [d for d in listed if ownership.controlled_by(d, _uid(obj))]
+    return ours, {g.name: by_name[g.name] for g in wanted}
+
+
+def _uid(obj: Mapping[str, Any]) -> str:
+    return str(obj.get("metadata", {}).get("uid", ""))
+
+
+def _judge(
+    cluster: Cluster, obj: Mapping[str, Any], wanted: Sequence[GroupPlan], deployments: Mapping[str, Any]
+) -> list[JsonObject]:
+    """Refuse unless every Deployment the group wants is its own to act on; the ones to adopt first."""
+    meta = obj.get("metadata", {})
+    namespace, name = meta.get("namespace", ""), meta.get("name", "")
+    names = [g.name for g in wanted]
+    found = conflicting_autoscalers(cluster.autoscalers, namespace, names)
+    found += conflicting_groups(cluster.references, namespace, [g.name for g in wanted if not g.owned], meta)
     if found:
-        ctx.metrics.count_conflict(namespace, name)
         why = (
             "; ".join(found) + ". Two autoscalers on one Deployment fight: remove the other one or this PDServingGroup"
         )
-        await refuse(Reason.CONFLICT, why, ConditionType.CONFLICT)
-        return interval
-
-    deployments: dict[str, JsonObject | None] = {}
-    for group in names:
-        deployments[group.name] = await _get_or_none(client, deployment_path(namespace, group.name))
-    missing = [g.name for g in names if not g.owned and deployments[g.name] is None]
+        raise Refusal(Reason.CONFLICT, why)
+    missing = [g.name for g in wanted if not g.owned and deployments[g.name] is None]
     if missing:
-        await refuse("DeploymentMissing", f"referenced Deployment(s) {missing} not found", ConditionType.READY)
-        return interval
-    # Level-based: the groups at the replicas their Deployments ask for now.
-    current = [replace(g, replicas=observe.asked(deployments[g.name])) for g in names]
+        raise Refusal(Reason.DEPLOYMENT_MISSING, f"referenced Deployment(s) {missing} not found in {namespace}")
+    adopt = []
+    for group in wanted:
+        deployment = deployments[group.name]
+        if deployment is None:
+            continue
+        verdict = ownership.judge(deployment, owned=group.owned, group_uid=_uid(obj), group_name=name)
+        if verdict.claim is ownership.Claim.REFUSED:
+            reason = (
+                Reason.NOT_OWNED if group.owned and ownership.controller_of(deployment) is None else Reason.CONFLICT
+            )
+            raise Refusal(reason, verdict.why)
+        if verdict.claim is ownership.Claim.ADOPT:
+            adopt.append(deployment)
+    return adopt
+
+
+async def _act(
+    ctx: Context,
+    obj: Mapping[str, Any],
+    spec: PDServingGroupSpec,
+    grant: access.Access,
+    status: PDServingGroupStatus,
+    out: _Status,
+    current: list[GroupPlan],
+    deployments: dict[str, JsonObject | None],
+    adopt: Sequence[JsonObject],
+    emit: Emit,
+    now: float,
+) -> None:
+    """Steps 4-6: observe, decide, plan, write, and record it all in the status."""
+    namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+    enforce = spec.mode is Mode.ENFORCE
+    apply = Apply(ctx.client, ctx.metrics, obj, namespace, name, spec, current, deployments, emit, now)
+    if enforce:
+        for deployment in adopt:
+            await apply.adopt(deployment)
 
     decode_names = [g.name for g in current if g.role is Role.DECODE and deployments[g.name] is not None]
     prefill_names = [g.name for g in current if g.role is Role.PREFILL and deployments[g.name] is not None]
-    reader = ctx.reader(spec.metric.prometheus)
-    signals = await asyncio.to_thread(reader.read, spec, namespace, decode_names, prefill_names, now)
+    reader = ctx.reader(grant)
+    signals = await asyncio.to_thread(reader.read, spec, grant.scope, decode_names, prefill_names, now)
     if signals.problem:
         ctx.metrics.count_fetch_error(namespace, name, signals.problem)
     observation = Observation(
@@ -182,22 +292,25 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
         prefill=observe.pool(Role.PREFILL, current, deployments),
         decode=observe.pool(Role.DECODE, current, deployments),
         tbt_seconds=signals.tbt_seconds,
+        decode_reporting=signals.decode_reporting,
     )
     decision = decide(spec, observation, status.policy_state, now)
     ctx.metrics.observe_decision(namespace, name, spec, observation, decision, signals)
 
     state, pending = decision.state, status.drain
-    apply = _Apply(ctx, obj, namespace, name, spec, current, deployments, emit, now)
-    if spec.mode is Mode.ENFORCE and pending is not None and _wants_more(decision, observation):
-        await apply.cancel_drain(pending, decision)
+    if enforce and pending is not None and (decision.held or _wants_more(decision, observation)):
+        # Load came back, latency degraded, or the signal cannot be trusted to confirm the scale-in:
+        # the drained pods still run, so serving them again costs no cold start.
+        await apply.cancel_drain(pending, decision.message)
         pending = None
     unschedulable: str | None = None
     kept: set[str] = set()
+    placed = uses_placement(spec)
     if pending is not None:
         # The policy already chose this scale-in, and placement planned it: both wait for the drain.
         state = status.policy_state
         targets = _with_drain_targets(current, pending)
-        if spec.mode is Mode.ENFORCE and now >= pending.started + spec.behavior.scale_down.drain_seconds:
+        if enforce and now >= pending.started + spec.behavior.scale_down.drain_seconds:
             await apply.finish_drain(pending)
             pending = None
     else:
@@ -207,12 +320,11 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
             try:
                 inventory = ctx.cluster.inventory(spec.topology)
             except ValueError as exc:  # a node with a GPU quantity that is not a whole number
-                await refuse(Reason.UNSCHEDULABLE, f"cannot read the GPU inventory: {exc}", ConditionType.READY)
-                return interval
-            groups_now = [_group_status(g, deployments) for g in current]
-            request = PlanRequest(name, spec, RoleTargets(prefill, decode), groups_now, namespace)
+                raise Refusal(Reason.UNSCHEDULABLE, f"cannot read the GPU inventory: {exc}") from None
+            groups_now = [group_status(g, deployments) for g in current]
+            request = PlanRequest(name, grant.placed_spec(spec), RoleTargets(prefill, decode), groups_now, namespace)
             book = ctx.cluster.plans
-            plan = await (book.plan if spec.mode is Mode.ENFORCE else book.preview)(request, inventory)
+            plan = await (book.plan if enforce else book.preview)(request, inventory)
             planned = from_plan(plan)
             kept = {g.name for g in planned}
             # Groups that leave the plan go to 0 (drained like any scale-in), then are deleted.
@@ -220,12 +332,16 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
             unschedulable = "; ".join(f.message for f in plan.unschedulable) or None
         else:
             targets = role_groups(spec, name, prefill, decode)
-        if spec.mode is Mode.ENFORCE:
+            kept = {g.name for g in targets}
+            targets += [replace(g, replicas=0) for g in current if g.name not in kept]
+        if decision.held:
+            targets = _never_lower(targets, deployments)
+        if enforce:
             pending = await apply.decision(decision, targets, observation)
-            if placed and pending is None:
+            if pending is None:
                 targets = await apply.remove_emptied(targets, kept)
 
-    groups = [_group_status(g, deployments, g.replicas) for g in targets]
+    groups = [group_status(g, deployments, g.replicas) for g in targets]
     ctx.metrics.observe_groups(namespace, name, groups)
     not_ready = [
         f"{g.name} {observe.ready(d)}/{observe.asked(d)} ready"
@@ -233,14 +349,15 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
         for d in [deployments.get(g.name)]
         if g.replicas and (d is None or observe.ready(d) < observe.asked(d))
     ]
-    conds = conditions.decided(status.conditions, spec, decision, "; ".join(not_ready) or None, unschedulable, now)
-    if unschedulable and conditions.changed(status.conditions, conds, ConditionType.READY):
+    before = status.conditions
+    conds = conditions.decided(before, spec, decision, "; ".join(not_ready) or None, unschedulable, now, out.generation)
+    if unschedulable and conditions.changed(before, conds, ConditionType.READY):
         emit("Warning", Reason.UNSCHEDULABLE, unschedulable)
-    await write(
+    await out.write(
         {
             "decodeTPS": _finite(signals.decode_tps),
             "metricAgeSeconds": _finite(signals.metric_age_seconds),
-            "desired": _counts(targets, lambda g: g.replicas),
+            "desired": counts(targets),
             "current": RoleCounts(prefill=observation.prefill.ready, decode=observation.decode.ready).model_dump(
                 by_alias=True
             ),
@@ -253,7 +370,12 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
             "drain": pending.model_dump(by_alias=True, mode="json") if pending else None,
         }
     )
-    return interval
+
+
+def _never_lower(targets: Sequence[GroupPlan], deployments: Mapping[str, Any]) -> list[GroupPlan]:
+    """On a hold (missing, stale, invalid or partial metric, pods starting) no Deployment goes
+    below what it asks for now, whatever placement or a repair wanted."""
+    return [replace(g, replicas=max(g.replicas, observe.asked(deployments.get(g.name)))) for g in targets]
 
 
 def _starting(
@@ -267,7 +389,9 @@ def _starting(
     return max(wanted, prefill if role is Role.PREFILL else decode)
 
 
-def _group_status(group: GroupPlan, deployments: Mapping[str, Any], desired: int | None = None) -> GroupStatus:
+def group_status(group: GroupPlan, deployments: Mapping[str, Any], desired: int | None = None) -> GroupStatus:
+    """A group as the status shows it: ``desired`` (default: what its Deployment asks for now) and
+    the replicas ready."""
     deployment = deployments.get(group.name)
     return GroupStatus(
         name=group.name,
@@ -276,12 +400,12 @@ def _group_status(group: GroupPlan, deployments: Mapping[str, Any], desired: int
         domain=group.domain,
         desired=observe.asked(deployment) if desired is None else desired,
         current=observe.ready(deployment),
+        owned=group.owned,
     )
 
 
 def _wants_more(decision: Decision, observation: Observation) -> bool:
-    """A drain is put back when the policy now wants more than is running (load came back, latency
-    degraded): the drained pods still run, so serving them again costs no cold start."""
+    """The policy now wants more than is running (load came back, latency degraded)."""
     return decision.prefill > observation.prefill.replicas or decision.decode > observation.decode.replicas
 
 
@@ -290,31 +414,29 @@ def _with_drain_targets(targets: Sequence[GroupPlan], pending: Drain) -> list[Gr
     return [replace(g, replicas=by_name.get(g.name, g.replicas)) for g in targets]
 
 
-def _counts(groups: Sequence[GroupPlan], value: Callable[[GroupPlan], int]) -> dict[str, int]:
-    return {role.value: sum(value(g) for g in groups if g.role is role) for role in (Role.PREFILL, Role.DECODE)}
-
-
 def _dump(conds: Sequence[Any]) -> list[dict[str, Any]]:
     return [c.model_dump(by_alias=True, mode="json") for c in conds]
 
 
-def seed_request(obj: Mapping[str, Any]) -> PlanRequest | None:
-    """What a placed Enforce group holds according to its status: its groups at the replicas the
-    last tick wrote, as targets and as current groups. None for any other group, one being deleted
-    (its loop has stopped or is stopping, and would not drop it again), or a spec that does not
-    validate (its tick reports that)."""
+def seed_request(obj: Mapping[str, Any], config: OperatorConfig) -> PlanRequest | None:
+    """What a placed Enforce group holds according to its status: its owned groups at the replicas
+    the last tick wrote, as targets and as current groups. None for any other group, one being
+    deleted (its loop has stopped or is stopping, and would not drop it again), or a spec that does
+    not validate or asks for what its namespace may not have (its tick reports that)."""
     metadata = obj.get("metadata", {})
     if metadata.get("deletionTimestamp"):
         return None
+    namespace = metadata.get("namespace", "")
     try:
         spec = PDServingGroupSpec.model_validate(obj.get("spec") or {})
-    except ValidationError:
+        grant = access.resolve(config, spec, namespace)
+    except (ValidationError, ValueError):
         return None
-    groups = _parse_status(obj.get("status")).groups
+    groups = [g for g in _parse_status(obj.get("status")).groups if g.owned]
     if spec.mode is not Mode.ENFORCE or not uses_placement(spec) or not groups:
         return None
     targets = RoleTargets(*(sum(g.desired for g in groups if g.role is role) for role in (Role.PREFILL, Role.DECODE)))
-    return PlanRequest(metadata.get("name", ""), spec, targets, groups, metadata.get("namespace", ""))
+    return PlanRequest(metadata.get("name", ""), grant.placed_spec(spec), targets, groups, namespace)
 
 
 def _parse_status(raw: Mapping[str, Any] | None) -> PDServingGroupStatus:
@@ -331,138 +453,3 @@ async def _get_or_none(client: KubeClient, path: str) -> JsonObject | None:
         return await client.get(path)
     except NotFound:
         return None
-
-
-@dataclass
-class _Apply:
-    """The writes of one Enforce tick."""
-
-    ctx: Context
-    pdsg: Mapping[str, Any]
-    namespace: str
-    name: str
-    spec: PDServingGroupSpec
-    current: Sequence[GroupPlan]
-    deployments: dict[str, JsonObject | None]
-    emit: Emit
-    now: float
-
-    async def _patch_deployment(self, deployment: str, patch: JsonObject) -> None:
-        self.deployments[deployment] = await self.ctx.client.patch(deployment_path(self.namespace, deployment), patch)
-
-    async def _create(self, group: GroupPlan, template: JsonObject) -> None:
-        manifest = manifests.deployment_manifest(self.pdsg, group, template)
-        try:
-            created = await self.ctx.client.create(deployment_path(self.namespace), manifest)
-        except AlreadyExists:
-            # An earlier attempt timed out after the server created it: take what is there, and
-            # patch it to the plan on this tick.
-            created = await self.ctx.client.get(deployment_path(self.namespace, group.name))
-            patch = manifests.group_patch(created, group, template)
-            if patch:
-                created = await self.ctx.client.patch(deployment_path(self.namespace, group.name), patch)
-        self.deployments[group.name] = created
-
-    async def remove_emptied(self, targets: Sequence[GroupPlan], planned: set[str]) -> list[GroupPlan]:
-        """Delete the Deployments of groups that left the plan once they are at 0 replicas (after
-        their drain); the targets without them."""
-        kept, deleted = [], []
-        for group in targets:
-            deployment = self.deployments.get(group.name)
-            if group.name in planned or observe.asked(deployment) > 0:
-                kept.append(group)
-                continue
-            if deployment is not None:
-                with contextlib.suppress(NotFound):  # Already gone: what we wanted.
-                    await self.ctx.client.delete(deployment_path(self.namespace, group.name))
-                self.deployments[group.name] = None
-                deleted.append(group.name)
-        if deleted:
-            self.emit(
-                "Normal", "GroupRemoved", f"deleted Deployments {', '.join(deleted)}: placement no longer uses them"
-            )
-        return kept
-
-    async def _patch_pods(self, pods: Sequence[str], patch: JsonObject) -> None:
-        for pod in pods:
-            try:
-                await self.ctx.client.patch(f"/api/v1/namespaces/{self.namespace}/pods/{pod}", patch)
-            except NotFound:
-                continue  # Already gone: nothing left to drain or restore.
-
-    def _count(self, before: Mapping[str, int], after: Mapping[str, int]) -> None:
-        for role in (Role.PREFILL, Role.DECODE):
-            if after[role.value] != before[role.value]:
-                direction = "up" if after[role.value] > before[role.value] else "down"
-                self.ctx.metrics.count_scale_event(self.namespace, self.name, role.value, direction)
-
-    async def decision(
-        self, decision: Decision, targets: Sequence[GroupPlan], observation: Observation
-    ) -> Drain | None:
-        """Scale-ups and affinity now; scale-ins start a drain (or go at once with no pod to drain)."""
-        before = {Role.PREFILL.value: observation.prefill.replicas, Role.DECODE.value: observation.decode.replicas}
-        draining: list[DrainGroup] = []
-        for group in targets:
-            template = manifests.pod_template(self.name, self.spec, group)
-            current = self.deployments.get(group.name)
-            if current is None:
-                if template is not None and group.replicas > 0:
-                    await self._create(group, template)
-                continue
-            shrink = observe.asked(current) - group.replicas
-            chosen = await self._choose(current, shrink) if shrink > 0 else []
-            if chosen:
-                await self._patch_pods(chosen, drain.out_of_serving_patch())
-                draining.append(DrainGroup(name=group.name, replicas=group.replicas, pods=chosen))
-                continue
-            patch = manifests.group_patch(current, group, template)
-            if patch:
-                await self._patch_deployment(group.name, patch)
-        after = _counts(targets, lambda g: g.replicas)
-        if after == before:
-            return None
-        if draining:
-            seconds = self.spec.behavior.scale_down.drain_seconds
-            pods = ", ".join(p for d in draining for p in d.pods)
-            self.emit("Normal", decision.reason, f"{decision.message}; draining {pods} for {seconds}s first")
-            return Drain(started=self.now, groups=draining, reason=decision.reason, message=decision.message)
-        self._count(before, after)
-        self.emit("Normal", decision.reason, decision.message)
-        return None
-
-    async def _choose(self, deployment: Mapping[str, Any], count: int) -> list[str]:
-        """Pods to take out of serving, or none when the scale-in cannot be soft: no drain period, or
-        the Deployment's selector includes the serving label (flipping it would orphan the pod)."""
-        match = deployment.get("spec", {}).get("selector", {}).get("matchLabels") or {}
-        if self.spec.behavior.scale_down.drain_seconds == 0 or LABEL_SERVING in match:
-            return []
-        selector = ",".join(f"{k}={v}" for k, v in sorted(match.items()))
-        pods = await self.ctx.client.list(f"/api/v1/namespaces/{self.namespace}/pods", label_selector=selector)
-        serving = [
-            p for p in drain.selected(pods, match) if (p["metadata"].get("labels") or {}).get(LABEL_SERVING) != "false"
-        ]
-        return drain.choose_pods_to_drain(serving, count)
-
-    async def finish_drain(self, pending: Drain) -> None:
-        """Lower the replicas: the drained pods carry the lowest deletion cost, so exactly they go."""
-        before = {Role.PREFILL.value: 0, Role.DECODE.value: 0}
-        after = dict(before)
-        roles = {g.name: g.role for g in self.current}
-        for group in pending.groups:
-            role = roles.get(group.name)
-            current = self.deployments.get(group.name)
-            if role is None or current is None:
-                continue  # The group went away meanwhile; nothing to lower.
-            before[role.value] += observe.asked(current)
-            after[role.value] += group.replicas
-            if observe.asked(current) != group.replicas:
-                await self._patch_deployment(group.name, {"spec": {"replicas": group.replicas}})
-        self._count(before, after)
-        pods = ", ".join(p for g in pending.groups for p in g.pods)
-        self.emit("Normal", "DrainComplete", f"removed {pods} after the drain period; {pending.message}")
-
-    async def cancel_drain(self, pending: Drain, decision: Decision) -> None:
-        for group in pending.groups:
-            await self._patch_pods(group.pods, drain.back_in_serving_patch())
-        pods = ", ".join(p for g in pending.groups for p in g.pods)
-        self.emit("Normal", "DrainCancelled", f"{pods} back in serving: {decision.message}")

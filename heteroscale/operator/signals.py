@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from heteroscale.api.spec import PDServingGroupSpec, PrometheusSource
+from heteroscale.api.config import PrometheusEndpoint
+from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus
+from heteroscale.metrics.queries import Scope
 from heteroscale.metrics.reader import Signals
 from heteroscale.policy.decision import Decision
 from heteroscale.policy.observation import Observation
@@ -22,7 +24,7 @@ class SignalReader(Protocol):
     def read(
         self,
         spec: PDServingGroupSpec,
-        namespace: str,
+        scope: Scope,
         decode_deployments: Sequence[str],
         prefill_deployments: Sequence[str],
         now: float,
@@ -30,9 +32,9 @@ class SignalReader(Protocol):
 
 
 class ReaderFactory(Protocol):
-    """A reader per Prometheus source (``PrometheusReader(source)``)."""
+    """A reader per admin-configured Prometheus endpoint (``PrometheusReader(endpoint)``)."""
 
-    def __call__(self, source: PrometheusSource) -> SignalReader: ...
+    def __call__(self, source: PrometheusEndpoint) -> SignalReader: ...
 
 
 class MetricsSink(Protocol):
@@ -51,5 +53,6 @@ class MetricsSink(Protocol):
     def observe_reconcile(self, namespace: str, name: str, seconds: float) -> None: ...
     def count_fetch_error(self, namespace: str, name: str, problem: str) -> None: ...
     def count_conflict(self, namespace: str, name: str) -> None: ...
+    def count_reconcile_error(self, namespace: str, name: str, kind: str) -> None: ...
     def count_scale_event(self, namespace: str, name: str, role: str, direction: str) -> None: ...
     def forget(self, namespace: str, name: str) -> None: ...

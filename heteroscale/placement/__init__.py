@@ -3,10 +3,10 @@
 No kopf, kubernetes or HTTP imports, no I/O, no clock. The operator builds an
 :class:`Inventory` from its Node/Pod indexes, calls :func:`plan_many` (or :func:`plan`) with the
 policy's targets, and patches one Deployment per :class:`PlannedGroup` with
-:func:`render_pod_template`. See the README section "Topology-aware placement" for the whole contract.
+:func:`render_pod_template`. See docs/placement.md for the whole contract.
 """
 
-from heteroscale.placement.inventory import GROUP_LABEL, Inventory, Node, inventory_from_k8s
+from heteroscale.placement.inventory import Inventory, Node, inventory_from_k8s
 from heteroscale.placement.plan import (
     Plan,
     PlannedGroup,
@@ -20,7 +20,6 @@ from heteroscale.placement.plan import (
 from heteroscale.placement.render import render_pod_template
 
 __all__ = [
-    "GROUP_LABEL",
     "Inventory",
     "Node",
     "Plan",

@@ -11,7 +11,6 @@ API::
                        slow_nodes: Collection[str] = ()) -> Inventory
     Inventory(nodes: tuple[Node, ...], bound: Mapping[str, int], topology: Topology)
     Node(name, gpu_type, allocatable, requested, tiers, schedulable, slow, taints=())
-    GROUP_LABEL: the pod label that ties a pod to its deployment group's Deployment
 
 Rules:
 
@@ -32,12 +31,9 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from heteroscale.api.labels import LABEL_DEPLOYMENT
 from heteroscale.api.spec import Topology
 from heteroscale.placement.tolerations import HARD_EFFECTS, SOFT_EFFECT, Taint
-
-#: Label the operator puts on every pod of a deployment group (value: the Deployment name), so
-#: the instances already bound to nodes are known and not planned twice.
-GROUP_LABEL = "heteroscale.io/deployment-group"
 
 _EFFECTS = HARD_EFFECTS | {SOFT_EFFECT}
 _TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})
@@ -72,7 +68,7 @@ class Inventory:
 
     nodes: tuple[Node, ...]
     bound: Mapping[str, int]
-    """Bound, non-terminated pods per ``<namespace>/<deployment name>`` (from :data:`GROUP_LABEL`)."""
+    """Bound, non-terminated pods per ``<namespace>/<deployment name>`` (from :data:`LABEL_DEPLOYMENT`)."""
     topology: Topology
     """The labels ``nodes`` were read with; plans must use the same."""
 
@@ -126,7 +122,7 @@ def inventory_from_k8s(
             continue
         requested[node_name] += _pod_gpus(spec, resource)
         meta = pod.get("metadata") or {}
-        group = (meta.get("labels") or {}).get(GROUP_LABEL)
+        group = (meta.get("labels") or {}).get(LABEL_DEPLOYMENT)
         if group:
             bound[f"{meta.get('namespace', '')}/{group}"] += 1
 

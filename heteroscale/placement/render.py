@@ -7,9 +7,9 @@ API::
 
 returns a new pod template (the role's ``template`` is not modified) with:
 
-* labels ``heteroscale.io/pdsg``, ``heteroscale.io/role``, ``heteroscale.io/group`` and
-  :data:`~heteroscale.placement.inventory.GROUP_LABEL` (the Deployment name, which the inventory
-  counts bound instances by); the operator uses the same labels as the Deployment's selector;
+* the pod labels of :func:`heteroscale.api.labels.pod_labels`: PDServingGroup, role, deployment
+  group (the P/D pair), Deployment (which the inventory counts bound instances by) and serving;
+  the operator uses the same keys for the Deployment's selector;
 * required node affinity on the GPU type label and the colocation domain, ANDed into every
   required term the template already has (so the template's own choices still hold);
 * preferred node affinity away from slow nodes (the slow label, and the straggler list by
@@ -31,22 +31,14 @@ from collections.abc import Collection
 from typing import Any
 
 from heteroscale.api.enums import Role
+from heteroscale.api.labels import LABEL_GROUP, LABEL_PDSG, LABEL_ROLE, pod_labels
 from heteroscale.api.spec import PDServingGroupSpec
-from heteroscale.placement.inventory import GROUP_LABEL
 from heteroscale.placement.plan import PlannedGroup
 from heteroscale.placement.tolerations import rendered_tolerations
 
-PDSG_LABEL = "heteroscale.io/pdsg"
-ROLE_LABEL = "heteroscale.io/role"
-GROUP_ID_LABEL = "heteroscale.io/group"
 #: Scheduler weights (1-100): avoiding a slow node matters more than sitting next to the peer role.
 SLOW_NODE_WEIGHT = 100
 PEER_WEIGHT = 50
-
-
-def group_labels(group: PlannedGroup, pdsg: str) -> dict[str, str]:
-    """Labels that identify the pods of one planned Deployment."""
-    return {PDSG_LABEL: pdsg, ROLE_LABEL: group.role.value, GROUP_ID_LABEL: group.group, GROUP_LABEL: group.name}
 
 
 def _required_expressions(group: PlannedGroup, spec: PDServingGroupSpec) -> list[dict[str, Any]]:
@@ -88,7 +80,7 @@ def _pod_affinity(existing: dict[str, Any], group: PlannedGroup, spec: PDServing
     term = {
         "weight": PEER_WEIGHT,
         "podAffinityTerm": {
-            "labelSelector": {"matchLabels": {PDSG_LABEL: pdsg, GROUP_ID_LABEL: group.group, ROLE_LABEL: peer.value}},
+            "labelSelector": {"matchLabels": {LABEL_PDSG: pdsg, LABEL_GROUP: group.group, LABEL_ROLE: peer.value}},
             "topologyKey": tiers[below],
         },
     }
@@ -100,14 +92,15 @@ def render_pod_template(
     group: PlannedGroup, spec: PDServingGroupSpec, pdsg: str, slow_nodes: Collection[str] = ()
 ) -> dict[str, Any]:
     """The pod template for ``group``'s Deployment (see the module docstring)."""
-    role = spec.roles.prefill if group.role is Role.PREFILL else spec.roles.decode
+    role = spec.roles.of(group.role)
     if role.template is None:
         raise ValueError(
             f"the {group.role.value} role adopts a Deployment (deploymentRef); there is no template to render"
         )
     template: dict[str, Any] = copy.deepcopy(role.template)
     metadata = template.setdefault("metadata", {})
-    metadata["labels"] = {**(metadata.get("labels") or {}), **group_labels(group, pdsg)}
+    labels = pod_labels(pdsg, group.role.value, group.name, group.group)
+    metadata["labels"] = {**(metadata.get("labels") or {}), **labels}
     pod_spec = template.setdefault("spec", {})
 
     affinity = pod_spec.get("affinity") or {}

@@ -36,3 +36,6 @@ class Observation:
     decode: PoolObservation
     tbt_seconds: float | None = None
     """Time between tokens at the guard's quantile, for the latency safety net; None if unread."""
+    decode_reporting: int | None = None
+    """Decode instances whose series make up decode_tps now; None when unknown. Fewer than the
+    ready decode instances means the reading is a partial sum."""

@@ -14,13 +14,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from heteroscale.api import promql
 from heteroscale.api.enums import Reason
 from heteroscale.api.status import PolicyState
 from heteroscale.metrics import queries
+from heteroscale.metrics.queries import Scope
 from heteroscale.metrics.reader import PrometheusReader, Signals
 from heteroscale.policy.decide import decide
 from tests.integration.prom import SCRAPE_INTERVAL_SECONDS, Exporter, Launcher, PodLoad, PrometheusServer, wait_until
-from tests.metric_specs import group_spec, observation
+from tests.metric_specs import endpoint, group_spec, observation
 
 pytestmark = pytest.mark.prometheus
 
@@ -91,10 +93,19 @@ def stack(launch: Launcher) -> Stack:
     return Stack(engines, stale, prometheus, launch)
 
 
-def read(stack_or_url: Stack | str, namespace: str, engine: str = "vllm", **spec_args: object) -> Signals:
+def read(
+    stack_or_url: Stack | str,
+    namespace: str,
+    engine: str = "vllm",
+    *,
+    timeout_seconds: float = 2.0,
+    decode: list[str] = DECODE,
+    **spec_args: str,
+) -> Signals:
     url = stack_or_url if isinstance(stack_or_url, str) else stack_or_url.prometheus.url
-    spec = group_spec(engine, window=f"{WINDOW}s", url=url, quantile=QUANTILE, **spec_args)  # type: ignore[arg-type]
-    return PrometheusReader(spec.metric.prometheus, retries=0).read(spec, namespace, DECODE, PREFILL, time.time())
+    spec = group_spec(engine, window=f"{WINDOW}s", quantile=QUANTILE, **spec_args)
+    reader = PrometheusReader(endpoint(url, timeout_seconds), retries=0)
+    return reader.read(spec, Scope(namespace), decode, PREFILL, time.time())
 
 
 def assert_close(measured: float | None, expected: float) -> None:
@@ -123,28 +134,44 @@ def test_signals_match_the_exporter_rates(
         assert_close(signals.prefill_missed_tps, prefill_tps)
     assert_close(signals.tbt_seconds, tbt)
     assert signals.metric_age_seconds is not None
-    # The newest sample is at most one scrape old, plus the age query's one-second step.
-    assert 0 <= signals.metric_age_seconds <= 2 * SCRAPE_INTERVAL_SECONDS + 1
+    # Every reporting series' newest sample is at most about one scrape old.
+    assert 0 <= signals.metric_age_seconds <= 2 * SCRAPE_INTERVAL_SECONDS
+    # The decode pods of DECODE in that namespace, and not the decoys.
+    assert signals.decode_reporting == {"serving-vllm": 3, "serving-sglang": 1, "old-sglang": 1}[namespace]
 
 
-def test_custom_query_fills_placeholders(stack: Stack) -> None:
+def test_custom_query_fills_placeholders_and_ages_by_its_own_selectors(stack: Stack) -> None:
     stack.engines.wait_window(WINDOW)
     query = 'sum(rate(vllm:generation_tokens_total{namespace="{namespace}", pod=~"{pods}"}[{window}]))'
     signals = read(stack, "serving-vllm", "custom", query=query)
     assert signals.problem is None
     assert_close(signals.decode_tps, 3000)
-    assert signals.metric_age_seconds == 0.0
+    assert signals.metric_age_seconds is not None
+    assert 0 <= signals.metric_age_seconds <= 2 * SCRAPE_INTERVAL_SECONDS
+    assert signals.decode_reporting is None
     assert signals.prefill_missed_tps is None
     assert signals.tbt_seconds is None
 
 
+def test_a_custom_query_cannot_read_another_namespace(stack: Stack) -> None:
+    """The decoy pod in namespace "other" serves 77777 tok/s; a query that reaches it never runs."""
+    stack.engines.wait_window(WINDOW)
+    reaching = 'sum(rate(vllm:generation_tokens_total{namespace="other"}[{window}]))'
+    signals = read(stack, "serving-vllm", "custom", query=reaching)
+    assert signals.decode_tps is None
+    assert str(signals.problem).startswith("cannot build the query: selector vllm:generation_tokens_total is not"), (
+        signals.problem
+    )
+
+
 def test_hostile_names_are_matched_literally(stack: Stack) -> None:
     stack.engines.wait_window(WINDOW)
-    spec = group_spec(window=f"{WINDOW}s", url=stack.prometheus.url)
-    reader = PrometheusReader(spec.metric.prometheus, retries=0)
-    signals = reader.read(spec, HOSTILE_NAMESPACE, [HOSTILE_DEPLOYMENT], [], time.time())
+    spec = group_spec(window=f"{WINDOW}s")
+    reader = PrometheusReader(endpoint(stack.prometheus.url), retries=0)
+    signals = reader.read(spec, Scope(HOSTILE_NAMESPACE), [HOSTILE_DEPLOYMENT], [], time.time())
     assert signals.problem is None
     assert_close(signals.decode_tps, 10)
+    assert signals.decode_reporting == 1
 
 
 @settings(max_examples=60, deadline=None)
@@ -154,13 +181,17 @@ def test_hostile_names_are_matched_literally(stack: Stack) -> None:
 )
 def test_prometheus_reads_escaped_values_back(stack: Stack, namespace: str, deployment: str) -> None:
     # absent() returns its selector's equality matchers as labels: the value Prometheus parsed.
-    [series] = stack.prometheus.query(f"absent(no_such_metric{{{queries.selector(namespace, [deployment])}}})")
+    selector = queries.selector(Scope(namespace), [deployment])
+    [series] = stack.prometheus.query(f"absent(no_such_metric{{{selector}}})")
     assert series["metric"] == {"namespace": namespace}
+    # The parser the namespace check relies on reads the same value Prometheus did.
+    [parsed] = promql.selectors_of(f"no_such_metric{{{selector}}}")
+    assert ("namespace", "=", namespace) in parsed.matchers
     # label_replace with the pods regex on a label holding a pod name: RE2 decides the match.
-    pattern = queries.string_literal(queries.pods_regex([deployment]))
+    pattern = promql.string_literal(queries.pods_regex([deployment]))
 
     def matches(pod: str) -> bool:
-        labelled = f"absent(no_such_metric{{p={queries.string_literal(pod)}}})"
+        labelled = f"absent(no_such_metric{{p={promql.string_literal(pod)}}})"
         [series] = stack.prometheus.query(f'label_replace({labelled}, "m", "yes", "p", {pattern})')
         return series["metric"].get("m") == "yes"
 
@@ -187,18 +218,37 @@ def test_stopped_exporter_goes_stale_then_missing_and_the_policy_holds(stack: St
 
     stack.stale.stop()
     stale = wait_until(lambda: (s := read(stack, "stale-ns", stale_after=f"{stale_after}s")).problem and s, 15)
-    # The rate still has samples inside its window, but the newest is older than staleAfter.
-    assert stale.problem.startswith("stale: newest sample is"), stale.problem
+    # The failed scrape marks the series stale at once: the rate still has samples inside its
+    # window, but no series reports any more, so the reading has no age and cannot be trusted.
+    assert stale.problem == f"stale: no series reports now (staleAfter {stale_after}s)", stale.problem
     assert stale.decode_tps is not None
-    assert stale.metric_age_seconds is not None
-    assert stale.metric_age_seconds > stale_after
+    assert stale.metric_age_seconds is None
+    assert stale.decode_reporting == 0
     assert hold_decision(stale, f"{stale_after}s") is Reason.METRIC_STALE
 
     gone = wait_until(
         lambda: (s := read(stack, "stale-ns", stale_after=f"{stale_after}s")).decode_tps is None and s, 20
     )
-    assert gone.problem.startswith("empty result; newest sample is"), gone.problem
+    assert gone.problem == "empty result; no series reports now", gone.problem
     assert hold_decision(gone, f"{stale_after}s") is Reason.METRIC_MISSING
+
+
+def test_a_silent_pod_makes_the_reading_partial(stack: Stack) -> None:
+    """Two decode pods, scraped as separate targets; one stops answering. The sum is then only the
+    other's share, which read alone would scale in: the reporting count says it is partial."""
+    namespace = "partial-ns"
+    a = stack.launch.exporter([PodLoad(namespace, "chat-decode-7d9f8b6c5-aaaaa", "vllm", decode_tps=300)])
+    b = stack.launch.exporter([PodLoad(namespace, "chat-decode-7d9f8b6c5-bbbbb", "vllm", decode_tps=300)])
+    own = stack.launch.prometheus({"a": [a.target], "b": [b.target]})
+    both = wait_until(lambda: (s := read(own.url, namespace)).decode_reporting == 2 and s, 20)
+    assert both.problem is None
+    b.stop()
+    partial = wait_until(lambda: (s := read(own.url, namespace)).decode_reporting == 1 and s, 15)
+    # The pod that still reports is fresh, so the reading is not stale: only the count tells.
+    assert partial.problem is None
+    assert partial.metric_age_seconds is not None
+    assert partial.metric_age_seconds <= 2 * SCRAPE_INTERVAL_SECONDS
+    own.stop()
 
 
 def test_prometheus_down_is_unreachable_then_recovers(stack: Stack) -> None:

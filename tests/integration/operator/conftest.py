@@ -1,14 +1,17 @@
 """The real operator, in-process under kopf, against KMock's Kubernetes emulator over HTTP.
 
-The emulator runs no controllers, so :class:`ReplicaSetStandIn` plays the part of the ReplicaSet
-controller and kubelet: it makes each Deployment's pods exist and be ready, and removes surplus pods
-in the controller's order (not ready first, then the lowest pod-deletion-cost). That order is the
-documented Kubernetes behaviour the soft scale-in relies on.
+The emulator runs no controllers and assigns no uids, so :class:`ReplicaSetStandIn` plays the part
+of the API server's uid assignment, the Deployment and ReplicaSet controllers and the kubelet: it
+gives each Deployment a uid and one ReplicaSet it controls, makes the Deployment's pods exist (owned
+by that ReplicaSet) and be ready, and removes surplus pods in the controller's order (not ready
+first, then the lowest pod-deletion-cost). That order is the documented Kubernetes behaviour the
+soft scale-in relies on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import itertools
 import threading
 import time
@@ -22,13 +25,14 @@ import kopf
 import pytest
 
 from heteroscale.api.crd import GROUP, PLURAL, VERSION
+from heteroscale.api.labels import ANNOTATION_DELETION_COST, LABEL_SERVING
 from heteroscale.metrics.reader import Signals
 from heteroscale.operator.handlers import Operator
-from heteroscale.operator.naming import ANNOTATION_DELETION_COST, LABEL_SERVING
 from heteroscale.operator.signals import ReaderFactory
 
 CR = f"{GROUP}/{VERSION}/{PLURAL}"
 DEPLOYMENTS = "apps/v1/deployments"
+REPLICASETS = "apps/v1/replicasets"
 PODS = "v1/pods"
 NODES = "v1/nodes"
 EVENTS = "v1/events"
@@ -42,12 +46,17 @@ class Load:
     through its window over several ticks. The lifecycle test uses the real reader and server."""
 
     decode_tps: float | None = 50.0
+    reporting: int | None = None
+    """Decode pods the reading comes from; None: unknown (no partial-data check)."""
     reads: int = 0
+    scopes: list[Any] = field(default_factory=list)
 
-    def read(self, spec: Any, namespace: str, decode: Any, prefill: Any, now: float) -> Signals:
+    def read(self, spec: Any, scope: Any, decode: Any, prefill: Any, now: float) -> Signals:
         self.reads += 1
+        self.scopes.append(scope)
         age = 1.0 if self.decode_tps is not None else None
-        return Signals(self.decode_tps, age, None, None, None if self.decode_tps is not None else "no data")
+        problem = None if self.decode_tps is not None else "no data"
+        return Signals(self.decode_tps, age, None, None, problem, decode_reporting=self.reporting)
 
 
 @dataclass
@@ -77,15 +86,20 @@ class ReplicaSetStandIn:
             if deployment.deleted:
                 continue
             _, namespace, name = key
+            if not deployment["metadata"].get("uid"):
+                deployment.patch({"metadata": {"uid": f"uid-deployment-{namespace}-{name}"}})
+            replica_set = self._replica_set(namespace, name, deployment)
             want = deployment["spec"].get("replicas", 0)
-            match = deployment["spec"]["selector"]["matchLabels"]
             pods = [
                 objects[k]
                 for k in objects
                 if str(k[0]) == str(kmock.resource(PODS))
                 and k[1] == namespace
                 and not objects[k].deleted
-                and all(objects[k]["metadata"]["labels"].get(a) == b for a, b in match.items())
+                and any(
+                    o.get("uid") == replica_set["metadata"]["uid"]
+                    for o in objects[k]["metadata"].get("ownerReferences", [])
+                )
             ]
             for _ in range(want - len(pods)):
                 # Named as the ReplicaSet controller names them (<deployment>-<hash>-<suffix>), which
@@ -98,8 +112,10 @@ class ReplicaSetStandIn:
                     "metadata": {
                         "name": pod_name,
                         "namespace": namespace,
+                        "uid": f"uid-pod-{pod_name}",
                         "labels": labels,
                         "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                        "ownerReferences": [owner("ReplicaSet", replica_set)],
                     },
                     "status": {"conditions": [{"type": "Ready", "status": "True"}]},
                 }
@@ -115,10 +131,55 @@ class ReplicaSetStandIn:
             if deployment.get("status", {}).get("readyReplicas") != want:
                 deployment.patch({"status": {"replicas": want, "readyReplicas": want}})
 
+    def _replica_set(self, namespace: str, deployment_name: str, deployment: Any) -> Any:
+        """The one ReplicaSet the Deployment controls (a template change would make another; the
+        tests need only one)."""
+        objects = self.emulator.objects
+        name = f"{deployment_name}-7d4f9b"
+        key = (REPLICASETS, namespace, name)
+        existing = next(
+            (
+                objects[k]
+                for k in objects
+                if str(k[0]) == str(kmock.resource(REPLICASETS))
+                and k[1:] == (namespace, name)
+                and not objects[k].deleted
+            ),
+            None,
+        )
+        if existing is not None:
+            return existing
+        labels = dict(deployment["spec"]["template"].get("metadata", {}).get("labels", {}))
+        objects[key] = {
+            "apiVersion": "apps/v1",
+            "kind": "ReplicaSet",
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": f"uid-rs-{namespace}-{name}",
+                "labels": labels,
+                "ownerReferences": [owner("Deployment", deployment)],
+            },
+            "spec": {"selector": copy.deepcopy(deployment.raw["spec"]["selector"])},
+        }
+        return objects[key]
+
     async def run(self) -> None:
         while True:
             self.step()
             await asyncio.sleep(0.05)
+
+
+def owner(kind: str, obj: Any) -> dict[str, Any]:
+    """A controller ownerReference to ``obj``, as the Deployment and ReplicaSet controllers write it."""
+    api = "apps/v1"
+    return {
+        "apiVersion": api,
+        "kind": kind,
+        "name": obj["metadata"]["name"],
+        "uid": obj["metadata"]["uid"],
+        "controller": True,
+    }
 
 
 def node(name: str, gpu: str, s2: str, s1: str = "s1-a", gpus: int = 8) -> dict[str, Any]:

@@ -123,7 +123,28 @@ BAD_SPECS: dict[str, tuple[str, Any, str]] = {
     "prefill-min-over-max": ("prefill.minReplicas", 11, "minReplicas must be <= maxReplicas"),
     "unknown-gpu-target": ("decode.targetTPSPerInstance", {"H20": 100, "B200": 10}, "B200"),
     "missing-gpu-target": ("decode.targetTPSPerInstance", {"L20": 100}, "needs a decode.targetTPSPerInstance entry"),
-    "empty-template": ("roles.decode.template", {}, "template.spec.containers"),
+    "empty-template": ("roles.decode.template", {}, "template.spec"),
+    # Accepted by the CRD (templates keep unknown fields), crashed every tick before.
+    "template-metadata-string": (
+        "roles.decode.template",
+        {"metadata": "oops", "spec": {"containers": [{"name": "e"}]}},
+        "template.metadata",
+    ),
+    "both-roles-one-deployment": (
+        "roles",
+        {
+            "prefill": {"deploymentRef": {"name": "shared"}, "gpuTypes": ["L20"]},
+            "decode": {"deploymentRef": {"name": "shared"}, "gpuTypes": ["H20"]},
+        },
+        "each role needs its own",
+    ),
+    "zero-window": ("metric.window", "0s", "positive duration"),
+    "zero-stale-after": ("metric.staleAfter", "0s", "positive duration"),
+    "tenant-chosen-url": (
+        "metric.prometheus",
+        {"url": "http://tenant.example:9090", "bearerTokenFile": "/var/run/secrets/kubernetes.io/serviceaccount/token"},
+        "configured by the cluster admin",
+    ),
     "bad-promql": ("metric", {"engine": "custom", "query": "sum(rate(x[1m]"}, "not valid PromQL"),
     "unknown-engine": ("metric.engine", "tgi", "spec.metric.engine"),
     "custom-without-query": ("metric.engine", "custom", "query is required"),

@@ -11,6 +11,7 @@ from typing import Any
 import kmock
 import pytest
 
+from heteroscale.api.config import OperatorConfig, PrometheusEndpoint
 from heteroscale.metrics.reader import PrometheusReader
 from heteroscale.operator.handlers import Operator
 from tests.integration.operator.conftest import (
@@ -96,7 +97,9 @@ async def test_lifecycle(
     engines = Engines(emulator, exporter)
     engines.decode_tps = 80.0
     feeding = asyncio.create_task(engines.run())
-    running = start_operator(emulator, PrometheusReader, metrics)
+    # The admin's configuration names the endpoint; the group only picks it by name.
+    config = OperatorConfig(prometheus_endpoints={"default": PrometheusEndpoint(url=server.url)})
+    running = start_operator(emulator, PrometheusReader, metrics, config=config)
     try:
         await _lifecycle(emulator, cluster, api, metrics, engines, server, running.operator)
     finally:
@@ -114,7 +117,7 @@ async def _lifecycle(
     operator: Operator,
 ) -> None:
     body = pdsg()
-    body["spec"]["metric"] = {"window": f"{WINDOW_SECONDS}s", "prometheus": {"url": server.url}}
+    body["spec"]["metric"] = {"window": f"{WINDOW_SECONDS}s", "prometheus": {"endpoint": "default"}}
     await api.create(cr_path(), body)
     await eventually(lambda: replicas(emulator, "chat-decode-g0") == 1, what="decode Deployment created")
     decode = emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from heteroscale.api.config import OperatorConfig
 from heteroscale.api.enums import Mode, Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus
@@ -233,7 +234,7 @@ async def test_a_restarted_operator_counts_what_groups_hold_before_their_first_t
     before = await PlanBook().plan(request("b", enforce), inv)  # the last operator placed b
     # After a restart, a's loop ticks before b's. b's pods are not bound yet (just scaled out), so
     # the inventory shows the room free; the seed from b's status keeps it b's.
-    seed = seed_request(stored("b", enforce, statuses(before)))
+    seed = seed_request(stored("b", enforce, statuses(before)), OperatorConfig())
     assert seed is not None
     assert seed.targets == RoleTargets(1, 1)
     book.seed(seed)
@@ -249,10 +250,12 @@ async def test_a_restarted_operator_counts_what_groups_hold_before_their_first_t
 def test_only_placed_enforce_groups_that_hold_something_and_are_not_being_deleted_are_seeded() -> None:
     enforce = spec()
     groups = (GroupStatus(name="b-decode-g0", role=Role.DECODE, gpu_type="H20", domain="s2-a", desired=2),)
-    assert seed_request(stored("b", enforce, groups)) is not None
-    assert seed_request(stored("b", spec().model_copy(update={"mode": Mode.DRY_RUN}), groups)) is None
-    assert seed_request(stored("b", enforce, ())) is None
-    assert seed_request(stored("b", enforce, groups, deletionTimestamp="2026-11-28T00:00:00Z")) is None
+    assert seed_request(stored("b", enforce, groups), OperatorConfig()) is not None
+    assert seed_request(stored("b", spec().model_copy(update={"mode": Mode.DRY_RUN}), groups), OperatorConfig()) is None
+    assert seed_request(stored("b", enforce, ()), OperatorConfig()) is None
+    assert (
+        seed_request(stored("b", enforce, groups, deletionTimestamp="2026-11-28T00:00:00Z"), OperatorConfig()) is None
+    )
     invalid = stored("b", enforce, groups)
     invalid["spec"]["ratio"] = {"prefill": -1, "decode": 1}
-    assert seed_request(invalid) is None
+    assert seed_request(invalid, OperatorConfig()) is None

@@ -5,15 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from heteroscale.api.enums import ConditionStatus, ConditionType, Role
+from heteroscale.api.labels import ANNOTATION_DELETION_COST, LABEL_SERVING
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.operator import conditions, drain, indexes, manifests, observe
 from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target, conflicting_autoscalers
-from heteroscale.operator.naming import LABEL_SERVING, from_plan, role_groups, uses_placement
+from heteroscale.operator.naming import from_plan, role_groups, uses_placement
 from heteroscale.placement import RoleTargets, inventory_from_k8s, plan
 
 
 def pod(name: str, *, ready: bool = True, cost: str | None = None, created: str = "2025-01-01T00:00:00Z") -> Any:
-    annotations = {drain.ANNOTATION_DELETION_COST: cost} if cost is not None else {}
+    annotations = {ANNOTATION_DELETION_COST: cost} if cost is not None else {}
     return {
         "metadata": {"name": name, "labels": {"app": "d"}, "annotations": annotations, "creationTimestamp": created},
         "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
@@ -31,19 +32,11 @@ def test_drain_prefers_unready_then_low_cost_then_newest() -> None:
     assert drain.choose_pods_to_drain(pods, 0) == []
 
 
-def test_selected_ignores_other_deployments_and_terminating_pods() -> None:
-    other = pod("other")
-    other["metadata"]["labels"] = {"app": "x"}
-    gone = pod("gone")
-    gone["metadata"]["deletionTimestamp"] = "2025-01-01T00:00:00Z"
-    assert [p["metadata"]["name"] for p in drain.selected([pod("a"), other, gone], {"app": "d"})] == ["a"]
-
-
 def test_serving_patches_undo_each_other() -> None:
     out, back = drain.out_of_serving_patch(), drain.back_in_serving_patch()
     assert out["metadata"]["labels"][LABEL_SERVING] == "false"
     assert back["metadata"]["labels"][LABEL_SERVING] == "true"
-    assert back["metadata"]["annotations"][drain.ANNOTATION_DELETION_COST] is None
+    assert back["metadata"]["annotations"][ANNOTATION_DELETION_COST] is None
 
 
 def test_conflicts_name_hpas_and_scaled_objects_on_our_deployments_only() -> None:

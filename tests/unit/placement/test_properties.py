@@ -11,8 +11,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from heteroscale.api.enums import Role
+from heteroscale.api.labels import LABEL_DEPLOYMENT
 from heteroscale.api.status import GroupStatus
-from heteroscale.placement import GROUP_LABEL, Plan, PlanRequest, RoleTargets, inventory_from_k8s, plan_many
+from heteroscale.placement import Plan, PlanRequest, RoleTargets, inventory_from_k8s, plan_many
 from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex, Need
 from heteroscale.placement.order import Bound
 from heteroscale.placement.plan import _Planner
@@ -136,7 +137,7 @@ def _bind(
     bound: dict[str, int] = defaultdict(int)
     for p in pods:
         free[p["spec"]["nodeName"]] -= int(p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
-        bound[p["metadata"]["labels"].get(GROUP_LABEL, "")] += 1
+        bound[p["metadata"]["labels"].get(LABEL_DEPLOYMENT, "")] += 1
     tainted = {n["metadata"]["name"] for n in nodes if not _usable(n, [])}
     added = []
     for g in sorted(result.groups, key=lambda g: -g.gpus_per_instance):
@@ -153,7 +154,9 @@ def _bind(
                 (w for w in where if free[w] >= g.gpus_per_instance), key=lambda w: (w not in tainted, free[w], w)
             )
             free[name] -= g.gpus_per_instance
-            added.append(pod(f"{g.name}-{bound[g.name] + i}", name, g.gpus_per_instance, labels={GROUP_LABEL: g.name}))
+            added.append(
+                pod(f"{g.name}-{bound[g.name] + i}", name, g.gpus_per_instance, labels={LABEL_DEPLOYMENT: g.name})
+            )
     return [*pods, *added]
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from heteroscale.api.enums import Role
-from heteroscale.placement import GROUP_LABEL, RoleTargets, inventory_from_k8s, plan, render_pod_template
+from heteroscale.api.labels import LABEL_DEPLOYMENT
+from heteroscale.placement import RoleTargets, inventory_from_k8s, plan, render_pod_template
 from tests.unit.placement.affinity_eval import selects
 from tests.unit.placement.cluster import GPU, GPU_LABEL, S2, MiniPod, layout, pdsg_spec
 
@@ -38,7 +39,7 @@ def test_every_rendered_deployment_selects_its_type_in_its_domain() -> None:
         engine = template["spec"]["containers"][0]
         assert engine["resources"]["requests"][GPU] == str(group.gpus_per_instance)
         assert {"key": GPU, "operator": "Exists", "effect": "NoSchedule"} in template["spec"]["tolerations"]
-        assert template["metadata"]["labels"][GROUP_LABEL] == group.name
+        assert template["metadata"]["labels"][LABEL_DEPLOYMENT] == group.name
 
 
 def test_template_affinity_is_kept_and_narrowed() -> None:

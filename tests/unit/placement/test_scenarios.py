@@ -7,9 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from heteroscale.api.enums import Reason, Role
+from heteroscale.api.labels import LABEL_DEPLOYMENT
 from heteroscale.api.status import GroupStatus
 from heteroscale.placement import (
-    GROUP_LABEL,
     Plan,
     PlanRequest,
     RoleTargets,
@@ -70,7 +70,7 @@ def status(name: str, group: str, gpu_type: str, domain: str, replicas: int) -> 
 def bound(name: str, group: str, nodes: list[str]) -> list[dict[str, Any]]:
     """Running pods of a group: one instance per node, alternating prefill and decode."""
     return [
-        pod(f"{name}-{i}", n, 8, labels={GROUP_LABEL: f"{name}-{role.value}-{group}"})
+        pod(f"{name}-{i}", n, 8, labels={LABEL_DEPLOYMENT: f"{name}-{role.value}-{group}"})
         for i, n in enumerate(nodes)
         for role in [(Role.PREFILL, Role.DECODE)[i % 2]]
     ]

@@ -1,8 +1,8 @@
 """Every odd answer from Prometheus maps to a defined outcome, and the policy holds on it.
 
 A real Prometheus cannot be made to answer with several series for a sum, NaN, a 503 or a hang
-on demand, so these table tests use a tiny local HTTP fake that answers as told; the normal path
-runs against the real server in tests/integration.
+on demand, so these table tests use a tiny local HTTP (and HTTPS) server that answers as told; the
+normal path runs against the real server in test_reader_prometheus.py.
 """
 
 from __future__ import annotations
@@ -23,11 +23,13 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from heteroscale.api.enums import Reason
+from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import PolicyState
+from heteroscale.metrics.queries import Scope
 from heteroscale.metrics.reader import PrometheusReader, Signals, problem_kind
 from heteroscale.policy.decide import decide
 from tests.integration.prom import free_port
-from tests.metric_specs import group_spec, observation
+from tests.metric_specs import endpoint, group_spec, observation
 
 NOW = 1_700_000_000.0
 
@@ -96,8 +98,10 @@ def by_kind(decode: Answer, sample_time: Answer | None = None) -> Callable[[str]
     """Answer the decode tokens/s query, its sample-time query and the secondary queries."""
 
     def answer(query: str) -> Answer:
-        if query.startswith("max(max_over_time(timestamp("):
+        if query.startswith("min(timestamp("):
             return sample_time or Answer(body=vector(str(NOW - 1)))
+        if query.startswith("count(count by (pod)"):
+            return Answer(body=vector("2"))
         if query.startswith("sum(rate(vllm:generation_tokens_total"):
             return decode
         return Answer(body=vector("0.02"))
@@ -105,9 +109,10 @@ def by_kind(decode: Answer, sample_time: Answer | None = None) -> Callable[[str]
     return answer
 
 
-def read(url: str, retries: int = 0, **spec_args: Any) -> Signals:
-    spec = group_spec(url=url, stale_after="30s", timeout_seconds=0.3, **spec_args)
-    return PrometheusReader(spec.metric.prometheus, retries=retries).read(spec, "ns", ["d"], ["p"], NOW)
+def read(url: str, retries: int = 0, spec: PDServingGroupSpec | None = None, **files: str) -> Signals:
+    spec = spec or group_spec(stale_after="30s")
+    reader = PrometheusReader(endpoint(url, 0.3, **files), retries=retries)
+    return reader.read(spec, Scope("ns"), ["d"], ["p"], NOW)
 
 
 def policy_reason(signals: Signals) -> Reason:
@@ -128,49 +133,74 @@ ERROR_BODY = {"status": "error", "errorType": "bad_data", "error": "parse error:
         (
             Answer(body=vector()),
             Answer(body=vector()),
-            "empty result; no sample in the last 40s",
+            "empty result; no series reports now",
             Reason.METRIC_MISSING,
         ),
         (
             Answer(body=vector("1", "2", "3")),
             None,
-            "3 series where one was expected; newest sample is 1s old",
+            "3 series where one was expected; the most lagging series' newest sample is 1s old",
             Reason.METRIC_MISSING,
         ),
-        (Answer(body=vector("NaN")), None, "value is NaN; newest sample is 1s old", Reason.METRIC_MISSING),
-        (Answer(body=vector("+Inf")), None, "value is +inf; newest sample is 1s old", Reason.METRIC_MISSING),
-        (Answer(body=vector("-Inf")), None, "value is -inf; newest sample is 1s old", Reason.METRIC_MISSING),
-        (Answer(body=vector("-5")), None, "value is negative (-5.0); newest sample is 1s old", Reason.METRIC_MISSING),
+        (
+            Answer(body=vector("NaN")),
+            None,
+            "value is NaN; the most lagging series' newest sample is 1s old",
+            Reason.METRIC_MISSING,
+        ),
+        (
+            Answer(body=vector("+Inf")),
+            None,
+            "value is +inf; the most lagging series' newest sample is 1s old",
+            Reason.METRIC_MISSING,
+        ),
+        (
+            Answer(body=vector("-Inf")),
+            None,
+            "value is -inf; the most lagging series' newest sample is 1s old",
+            Reason.METRIC_MISSING,
+        ),
+        (
+            Answer(body=vector("-5")),
+            None,
+            "value is negative (-5.0); the most lagging series' newest sample is 1s old",
+            Reason.METRIC_MISSING,
+        ),
         (
             Answer(body=vector("many")),
             None,
-            "bad response: sample [1700000000.0, 'many'] is not a number; newest sample is 1s old",
+            "bad response: sample [1700000000.0, 'many'] is not a number; the most lagging series' newest sample is 1s old",
             Reason.METRIC_MISSING,
         ),
         (
             Answer(body=b"<html>proxy</html>"),
             None,
-            "bad response: not JSON; newest sample is 1s old",
+            "bad response: not JSON; the most lagging series' newest sample is 1s old",
             Reason.METRIC_MISSING,
         ),
         (
             Answer(status=400, body=ERROR_BODY),
             None,
-            "HTTP 400: parse error: unexpected }; newest sample is 1s old",
+            "HTTP 400: parse error: unexpected }; the most lagging series' newest sample is 1s old",
             Reason.METRIC_MISSING,
         ),
         (Answer(status=503, body=b"overloaded"), None, "HTTP 503", Reason.METRIC_MISSING),
-        (Answer(status=302, body=b""), None, "HTTP 302; newest sample is 1s old", Reason.METRIC_MISSING),
+        (
+            Answer(status=302, body=b""),
+            None,
+            "HTTP 302; the most lagging series' newest sample is 1s old",
+            Reason.METRIC_MISSING,
+        ),
         (
             Answer(body=vector("1")),
             Answer(body=vector(str(NOW - 31))),
-            "stale: newest sample is 31s old (staleAfter 30s)",
+            "stale: the most lagging series' newest sample is 31s old (staleAfter 30s)",
             Reason.METRIC_STALE,
         ),
         (
             Answer(body=vector("1")),
             Answer(body=vector()),
-            "stale: no sample in the last 40s (staleAfter 30s)",
+            "stale: no series reports now (staleAfter 30s)",
             Reason.METRIC_STALE,
         ),
         (Answer(body=vector("1"), delay=1.0), None, "timeout after 0.3s", Reason.METRIC_MISSING),
@@ -195,13 +225,13 @@ def test_unreachable_server() -> None:
 
 def test_good_answer_carries_value_age_and_secondary_signals(fake: FakePrometheus) -> None:
     fake.answer = by_kind(Answer(body=vector("1234.5")), Answer(body=vector(str(NOW - 4.5))))
-    assert read(fake.url) == Signals(1234.5, 4.5, 0.02, 0.02, None)
+    assert read(fake.url) == Signals(1234.5, 4.5, 0.02, 0.02, None, decode_reporting=2)
 
 
 def test_scalar_answer_is_one_value(fake: FakePrometheus) -> None:
     scalar = {"status": "success", "data": {"resultType": "scalar", "result": [NOW, "42"]}}
     fake.answer = lambda query: Answer(body=scalar)
-    signals = read(fake.url, engine="custom", query="scalar(sum(x))")
+    signals = read(fake.url, spec=group_spec("custom", query="scalar(vector(42))"))
     assert (signals.decode_tps, signals.metric_age_seconds, signals.problem) == (42.0, 0.0, None)
 
 
@@ -212,7 +242,7 @@ def test_secondary_failures_leave_decode_alone(fake: FakePrometheus) -> None:
         return by_kind(Answer(body=vector("10")))(query)
 
     fake.answer = answer
-    assert read(fake.url) == Signals(10.0, 1.0, None, None, None)
+    assert read(fake.url) == Signals(10.0, 1.0, None, None, None, decode_reporting=2)
 
 
 def test_retries_server_errors_then_reports_the_status(fake: FakePrometheus) -> None:
@@ -230,7 +260,7 @@ def test_a_retry_can_recover(fake: FakePrometheus) -> None:
         return Answer(status=502, body=b"") if len(calls) == 1 else by_kind(Answer(body=vector("7")))(query)
 
     fake.answer = flaky
-    assert read(fake.url, retries=1) == Signals(7.0, 1.0, 0.02, 0.02, None)
+    assert read(fake.url, retries=1) == Signals(7.0, 1.0, 0.02, 0.02, None, decode_reporting=2)
 
 
 def test_timeout_skips_the_rest_of_the_tick(fake: FakePrometheus) -> None:
@@ -243,24 +273,25 @@ def test_queries_are_evaluated_at_now(fake: FakePrometheus) -> None:
     fake.answer = by_kind(Answer(body=vector("1")), Answer(body=vector(str(NOW + 3))))
     signals = read(fake.url)
     assert {time for _, time, _ in fake.requests} == {f"{NOW:.3f}"}
-    assert len(fake.requests) == 4  # decode, its sample time, prefill, TBT
+    assert len(fake.requests) == 5  # decode, its sample time, reporting pods, prefill, TBT
     assert signals.metric_age_seconds == 0.0  # a sample "from the future" (clock skew) is age 0
 
 
 def test_bearer_token_is_read_from_its_file_on_every_read(fake: FakePrometheus, tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("first\n")
-    spec = group_spec(url=fake.url, bearerTokenFile=str(token))
-    reader = PrometheusReader(spec.metric.prometheus, retries=0)
-    reader.read(spec, "ns", ["d"], [], NOW)
+    spec = group_spec()
+    reader = PrometheusReader(endpoint(fake.url, bearerTokenFile=str(token)), retries=0)
+    reader.read(spec, Scope("ns"), ["d"], [], NOW)
     token.write_text("second")
-    reader.read(spec, "ns", ["d"], [], NOW)
+    reader.read(spec, Scope("ns"), ["d"], [], NOW)
     assert {headers["Authorization"] for _, _, headers in fake.requests} == {"Bearer first", "Bearer second"}
 
 
 def test_missing_token_file_holds(fake: FakePrometheus, tmp_path: Path) -> None:
-    signals = read(fake.url, bearerTokenFile=str(tmp_path / "absent"))
-    assert signals.problem == "cannot read bearerTokenFile: No such file or directory"
+    absent = tmp_path / "absent"
+    signals = read(fake.url, bearerTokenFile=str(absent))
+    assert signals.problem == f"cannot read the endpoint's bearerTokenFile {absent}: No such file or directory"
     assert not fake.requests
 
 
@@ -270,8 +301,7 @@ def test_missing_ca_file_holds(tmp_path: Path) -> None:
 
 
 def test_no_decode_deployments_holds(fake: FakePrometheus) -> None:
-    spec = group_spec(url=fake.url)
-    signals = PrometheusReader(spec.metric.prometheus).read(spec, "ns", [], ["p"], NOW)
+    signals = PrometheusReader(endpoint(fake.url)).read(group_spec(), Scope("ns"), [], ["p"], NOW)
     assert signals == Signals(None, None, None, None, "no decode Deployments to read")
     assert not fake.requests
 
@@ -279,15 +309,15 @@ def test_no_decode_deployments_holds(fake: FakePrometheus) -> None:
 @pytest.mark.parametrize(
     ("problem", "kind"),
     [
-        ("empty result; no sample in the last 40s", "empty"),
+        ("empty result; no series reports now", "empty"),
         ("3 series where one was expected", "several_series"),
         ("value is NaN", "invalid_value"),
-        ("stale: newest sample is 31s old (staleAfter 30s)", "stale"),
+        ("stale: the most lagging series' newest sample is 31s old (staleAfter 30s)", "stale"),
         ("HTTP 503", "http"),
         ("timeout after 5s", "timeout"),
         ("unreachable: [Errno 111] Connection refused", "unreachable"),
         ("bad response: not JSON", "bad_response"),
-        ("cannot read bearerTokenFile: No such file or directory", "auth"),
+        ("cannot read the endpoint's bearerTokenFile /t: No such file or directory", "auth"),
         ("no decode Deployments to read", "other"),
     ],
 )
@@ -332,7 +362,7 @@ def tls_fake(tmp_path: Path) -> Iterator[tuple[FakePrometheus, Path]]:
 def test_https_with_the_ca_file_reads_and_without_it_holds(tls_fake: tuple[FakePrometheus, Path]) -> None:
     fake, ca = tls_fake
     fake.answer = by_kind(Answer(body=vector("1234.5")), Answer(body=vector(str(NOW - 4.5))))
-    assert read(fake.url, caFile=str(ca)) == Signals(1234.5, 4.5, 0.02, 0.02, None)
+    assert read(fake.url, caFile=str(ca)) == Signals(1234.5, 4.5, 0.02, 0.02, None, decode_reporting=2)
     # The system CAs do not know a self-signed server: no value, and the policy holds.
     untrusted = read(fake.url)
     assert untrusted.decode_tps is None

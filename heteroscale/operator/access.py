@@ -1,0 +1,47 @@
+"""What a group may reach, from the cluster admin's configuration and the group's namespace (pure).
+
+A PDServingGroup is a tenant's: before a tick reads anything for it, its endpoint, its queries and
+its priority are resolved against :class:`~heteroscale.api.config.OperatorConfig`. A group that
+asks for more than its namespace is allowed is refused with reason ``NotAllowed`` and nothing is
+read or written for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from heteroscale.api.config import OperatorConfig, PrometheusEndpoint
+from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.metrics import queries
+from heteroscale.metrics.queries import Scope
+
+#: Stands in for the decode Deployments while a custom query is only being checked.
+_SOME_DEPLOYMENT = "deployment"
+
+
+@dataclass(frozen=True)
+class Access:
+    endpoint_name: str
+    endpoint: PrometheusEndpoint
+    scope: Scope
+    priority: int
+    """The priority the group competes for GPUs with: its own, capped by its namespace's ceiling."""
+
+    def placed_spec(self, spec: PDServingGroupSpec) -> PDServingGroupSpec:
+        """The spec as placement must see it (with the effective priority)."""
+        if spec.priority == self.priority:
+            return spec
+        return spec.model_copy(update={"priority": self.priority})
+
+
+def resolve(config: OperatorConfig, spec: PDServingGroupSpec, namespace: str) -> Access:
+    """The group's access, or ValueError naming the field and what to do about it."""
+    name = spec.metric.prometheus.endpoint
+    endpoint = config.endpoint_for(name, namespace)
+    scope = Scope(namespace, endpoint.namespace_label, config.may_query_any_namespace(namespace))
+    if spec.metric.query:
+        try:
+            queries.custom_query(spec.metric, scope, [_SOME_DEPLOYMENT])
+        except ValueError as exc:
+            raise ValueError(f"spec.metric.query: {exc}") from None
+    return Access(name, endpoint, scope, min(spec.priority, config.priority_ceiling(namespace)))

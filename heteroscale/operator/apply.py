@@ -1,0 +1,226 @@
+"""The writes of one Enforce tick: create, scale, drain, restore and delete Deployments and Pods.
+
+Every write goes through :class:`Apply`, and only to objects the tick has already judged the
+group's (:mod:`heteroscale.operator.ownership`): ``deployments`` holds exactly those. A create
+that finds a Deployment of that name already there takes it only if it is the group's (an earlier
+attempt that timed out), and otherwise stops the tick with :class:`Refusal`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from heteroscale.api.crd import GROUP, PLURAL, VERSION
+from heteroscale.api.enums import Reason, Role
+from heteroscale.api.labels import LABEL_SERVING, NOT_SERVING
+from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.api.status import Drain, DrainGroup
+from heteroscale.operator import drain, manifests, observe, ownership
+from heteroscale.operator.kube import AlreadyExists, JsonObject, KubeClient, NotFound
+from heteroscale.operator.naming import GroupPlan
+from heteroscale.operator.signals import MetricsSink
+from heteroscale.policy import Decision, Observation
+
+#: ``emit(type, reason, message)`` posts a Kubernetes Event about the PDServingGroup.
+Emit = Callable[[str, str, str], None]
+
+
+class Refusal(Exception):
+    """The tick must not act: the reason and message go to a condition and an Event."""
+
+    def __init__(self, reason: Reason, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def cr_path(namespace: str, name: str) -> str:
+    return f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}/{name}"
+
+
+def deployment_path(namespace: str, name: str = "") -> str:
+    return f"/apis/apps/v1/namespaces/{namespace}/deployments" + (f"/{name}" if name else "")
+
+
+def counts(groups: Sequence[GroupPlan]) -> dict[str, int]:
+    """Replicas per role."""
+    return {role.value: sum(g.replicas for g in groups if g.role is role) for role in Role}
+
+
+@dataclass
+class Apply:
+    """The writes of one Enforce tick."""
+
+    client: KubeClient
+    metrics: MetricsSink
+    pdsg: Mapping[str, Any]
+    namespace: str
+    name: str
+    spec: PDServingGroupSpec
+    current: Sequence[GroupPlan]
+    deployments: dict[str, JsonObject | None]
+    """The group's Deployments by name (None: not created yet), each judged the group's."""
+    emit: Emit
+    now: float
+
+    @property
+    def _uid(self) -> str:
+        return str(self.pdsg["metadata"]["uid"])
+
+    async def _patch_deployment(self, deployment: str, patch: JsonObject) -> None:
+        self.deployments[deployment] = await self.client.patch(deployment_path(self.namespace, deployment), patch)
+
+    async def adopt(self, deployment: JsonObject) -> None:
+        """Take over a Deployment whose owner annotated it for this group."""
+        name = deployment["metadata"]["name"]
+        patch = ownership.adopt_patch(deployment, manifests.owner_reference(self.pdsg))
+        await self._patch_deployment(name, patch)
+        self.emit("Normal", Reason.ADOPTED, f"adopted Deployment {name}: its owner annotated it for this group")
+
+    async def _create(self, group: GroupPlan, template: JsonObject) -> None:
+        manifest = manifests.deployment_manifest(self.pdsg, group, template)
+        try:
+            created = await self.client.create(deployment_path(self.namespace), manifest)
+        except AlreadyExists:
+            # Ours when an earlier attempt timed out after the server created it; anyone else's is
+            # not taken.
+            created = await self.client.get(deployment_path(self.namespace, group.name))
+            verdict = ownership.judge(created, owned=True, group_uid=self._uid, group_name=self.name)
+            if verdict.claim is not ownership.Claim.OURS:
+                raise Refusal(Reason.NOT_OWNED, verdict.why) from None
+            patch = manifests.group_patch(created, group, template)
+            if patch:
+                created = await self.client.patch(deployment_path(self.namespace, group.name), patch)
+        self.deployments[group.name] = created
+
+    async def remove_emptied(self, targets: Sequence[GroupPlan], planned: set[str]) -> list[GroupPlan]:
+        """Delete the owned Deployments of groups that left the plan once they are at 0 replicas
+        (after their drain); the targets without them. Referenced Deployments are never deleted."""
+        kept, deleted = [], []
+        for group in targets:
+            deployment = self.deployments.get(group.name)
+            if not group.owned or group.name in planned or observe.asked(deployment) > 0:
+                kept.append(group)
+                continue
+            if deployment is not None:
+                with contextlib.suppress(NotFound):  # Already gone: what we wanted.
+                    await self.client.delete(deployment_path(self.namespace, group.name))
+                self.deployments[group.name] = None
+                deleted.append(group.name)
+        if deleted:
+            self.emit(
+                "Normal",
+                Reason.GROUP_REMOVED,
+                f"deleted Deployments {', '.join(deleted)}: the group no longer uses them",
+            )
+        return kept
+
+    async def _patch_pods(self, pods: Sequence[str], patch: JsonObject) -> None:
+        for pod in pods:
+            try:
+                await self.client.patch(f"/api/v1/namespaces/{self.namespace}/pods/{pod}", patch)
+            except NotFound:
+                continue  # Already gone: nothing left to drain or restore.
+
+    def _count(self, before: Mapping[str, int], after: Mapping[str, int]) -> None:
+        for role in Role:
+            if after[role.value] != before[role.value]:
+                direction = "up" if after[role.value] > before[role.value] else "down"
+                self.metrics.count_scale_event(self.namespace, self.name, role.value, direction)
+
+    async def decision(
+        self, decision: Decision, targets: Sequence[GroupPlan], observation: Observation
+    ) -> Drain | None:
+        """Scale-ups and affinity now; scale-ins start a drain (or go at once with no pod to drain)."""
+        before = {Role.PREFILL.value: observation.prefill.replicas, Role.DECODE.value: observation.decode.replicas}
+        draining: list[DrainGroup] = []
+        for group in targets:
+            template = manifests.pod_template(self.name, self.spec, group)
+            current = self.deployments.get(group.name)
+            if current is None:
+                if group.owned and template is not None and group.replicas > 0:
+                    await self._create(group, template)
+                continue
+            shrink = observe.asked(current) - group.replicas
+            chosen = await self._choose(current, shrink) if shrink > 0 else []
+            if chosen:
+                await self._patch_pods(chosen, drain.out_of_serving_patch())
+                draining.append(DrainGroup(name=group.name, replicas=group.replicas, pods=chosen))
+                continue
+            patch = manifests.group_patch(current, group, template)
+            if patch:
+                await self._patch_deployment(group.name, patch)
+        after = counts(targets)
+        if after == before:
+            return None
+        if draining:
+            seconds = self.spec.behavior.scale_down.drain_seconds
+            pods = ", ".join(p for d in draining for p in d.pods)
+            self.emit("Normal", decision.reason, f"{decision.message}; draining {pods} for {seconds}s first")
+            return Drain(started=self.now, groups=draining, reason=decision.reason, message=decision.message)
+        self._count(before, after)
+        self.emit("Normal", decision.reason, decision.message)
+        return None
+
+    async def _choose(self, deployment: Mapping[str, Any], count: int) -> list[str]:
+        """Pods to take out of serving, or none when the scale-in cannot be soft: no drain period, or
+        the Deployment's selector uses the serving label (flipping it would orphan the pod). Pods are
+        the Deployment's by ownership (Pod → ReplicaSet → Deployment) and its whole selector."""
+        selector = deployment.get("spec", {}).get("selector") or {}
+        match = selector.get("matchLabels") or {}
+        uses_serving = LABEL_SERVING in match or any(
+            e.get("key") == LABEL_SERVING for e in selector.get("matchExpressions") or []
+        )
+        if self.spec.behavior.scale_down.drain_seconds == 0 or uses_serving:
+            return []
+        serving = [
+            p
+            for p in await self._pods_of(deployment)
+            if (p["metadata"].get("labels") or {}).get(LABEL_SERVING) != NOT_SERVING
+        ]
+        # The ReplicaSet controller removes pods that are not ready first; only ready ones serve,
+        # so only the rest of the cut needs draining.
+        not_ready = observe.asked(deployment) - observe.ready(deployment)
+        return drain.choose_pods_to_drain(serving, count - max(0, not_ready))
+
+    async def _pods_of(self, deployment: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+        """The Deployment's live pods, by ownership and its whole selector (never by labels alone)."""
+        query = ownership.selector_string(deployment.get("spec", {}).get("selector") or {})
+        if not query:
+            return []
+        pods = await self.client.list(f"/api/v1/namespaces/{self.namespace}/pods", label_selector=query)
+        sets = await self.client.list(f"/apis/apps/v1/namespaces/{self.namespace}/replicasets", label_selector=query)
+        return ownership.pods_of(deployment, sets, pods)
+
+    async def finish_drain(self, pending: Drain) -> None:
+        """Lower the replicas: the drained pods carry the lowest deletion cost, so exactly they go."""
+        before = {role.value: 0 for role in Role}
+        after = dict(before)
+        roles = {g.name: g.role for g in self.current}
+        for group in pending.groups:
+            role = roles.get(group.name)
+            current = self.deployments.get(group.name)
+            if role is None or current is None:
+                continue  # The group went away meanwhile; nothing to lower.
+            before[role.value] += observe.asked(current)
+            after[role.value] += group.replicas
+            if observe.asked(current) != group.replicas:
+                await self._patch_deployment(group.name, {"spec": {"replicas": group.replicas}})
+        self._count(before, after)
+        pods = ", ".join(p for g in pending.groups for p in g.pods)
+        self.emit("Normal", Reason.DRAIN_COMPLETE, f"removed {pods} after the drain period; {pending.message}")
+
+    async def cancel_drain(self, pending: Drain, why: str) -> None:
+        """Put the drained pods back in serving (they never stopped: no cold start). The pod names
+        come from the status; only those that are still the Deployment's are touched."""
+        for group in pending.groups:
+            deployment = self.deployments.get(group.name)
+            if deployment is None:
+                continue
+            ours = {p["metadata"]["name"] for p in await self._pods_of(deployment)}
+            await self._patch_pods([p for p in group.pods if p in ours], drain.back_in_serving_patch())
+        pods = ", ".join(p for g in pending.groups for p in g.pods)
+        self.emit("Normal", Reason.DRAIN_CANCELLED, f"{pods} back in serving: {why}")
