@@ -1,0 +1,196 @@
+"""The policy's rules, one function each, every one returning the reason it gives (pure).
+
+Kubernetes' HPA builds its replica count the same way (``convertDesiredReplicasWithRules`` and
+its neighbours in the replica calculator): each rule takes the count so far and returns the count
+it allows with the condition reason and message that explain it. :func:`heteroscale.policy.decide`
+applies them in order; the order is the contract documented there.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from heteroscale.api.enums import Reason
+from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.api.status import PolicyState, Recommendation
+from heteroscale.policy import capacity, latency, stabilization
+from heteroscale.policy.decision import Decision
+from heteroscale.policy.observation import Observation
+from heteroscale.policy.ratio import Pair, pair_for
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What :func:`untrusted_signal` found wrong with the reading."""
+
+    reason: Reason
+    message: str
+
+
+@dataclass(frozen=True)
+class Recommended:
+    """Decode instances the load asks for (the proportional rule and the latency guard)."""
+
+    decode: int
+    #: Reasons that shaped it (the latency guard).
+    notes: tuple[Reason, ...]
+    #: "x tok/s needs n decode at t tok/s each", and the guard's step when it fired.
+    load: str
+
+
+@dataclass(frozen=True)
+class Step:
+    """Decode instances the damping rules allow this tick."""
+
+    decode: int
+    #: Why the count did not move towards the recommendation (None when it moved).
+    held: Reason | None
+    #: What the count waits for, for the message ("" when nothing).
+    wait: str
+    notes: tuple[Reason, ...]
+
+
+def hold(spec: PDServingGroupSpec, observation: Observation, reason: Reason, why: str, state: PolicyState) -> Decision:
+    """Nothing moves on the signal's account. As Kubernetes' HPA does without metrics, pools below
+    their minimum (just raised in the spec, say) are still brought up to it, never down."""
+    cur_p, cur_d = observation.prefill.replicas, observation.decode.replicas
+    if cur_d >= spec.decode.min_replicas and cur_p >= spec.prefill.min_replicas:
+        return Decision(cur_p, cur_d, reason, f"{why}; holding at prefill {cur_p}, decode {cur_d}", state)
+    floor = pair_for(spec, max(cur_d, spec.decode.min_replicas))
+    prefill, decode = max(cur_p, floor.prefill), max(cur_d, floor.decode)
+    raised = f"only the minimums apply: prefill {cur_p}->{prefill}, decode {cur_d}->{decode}"
+    return Decision(prefill, decode, reason, f"{why}; {raised}", state)
+
+
+def untrusted_signal(spec: PDServingGroupSpec, observation: Observation) -> Signal | None:
+    """A missing, non-finite or negative, or stale reading; None when the reading can be used."""
+    tps = observation.decode_tps
+    age = observation.metric_age_seconds
+    if tps is None:
+        return Signal(Reason.METRIC_MISSING, "no decode tokens/s reading from Prometheus")
+    if not math.isfinite(tps) or tps < 0:
+        return Signal(Reason.METRIC_INVALID, f"decode tokens/s reading {tps} is not a finite, non-negative number")
+    stale_after = spec.metric.stale_after_seconds
+    if age is None or not math.isfinite(age) or age > stale_after:
+        shown = "unknown" if age is None else f"{age:.0f}s"
+        return Signal(
+            Reason.METRIC_STALE, f"decode tokens/s reading is stale (age {shown} > staleAfter {stale_after}s)"
+        )
+    return None
+
+
+def zero_traffic(spec: PDServingGroupSpec, observation: Observation, state: PolicyState, now: float) -> Decision:
+    """A zero reading holds until ``zeroTrafficReadings`` consecutive zeros, then both roles go to
+    their minimum in one explicit step (unless pods are still starting)."""
+    cur_p, cur_d = observation.prefill.replicas, observation.decode.replicas
+    zeros = state.zero_readings + 1
+    counted = state.model_copy(update={"zero_readings": zeros})
+    wanted = spec.behavior.zero_traffic_readings
+    if zeros < wanted:
+        why = f"zero decode throughput ({zeros}/{wanted} readings)"
+        return hold(spec, observation, Reason.ZERO_TRAFFIC, why, counted)
+    if observation.prefill.starting or observation.decode.starting:
+        return hold(
+            spec, observation, Reason.PODS_STARTING, "zero decode throughput, but pods are still starting", counted
+        )
+    floor = pair_for(spec, 0)
+    update: dict[str, object] = {"recommendations": []}
+    if floor.decode < cur_d:
+        update["last_scale_down_time"] = now
+    return Decision(
+        floor.prefill,
+        floor.decode,
+        Reason.ZERO_TRAFFIC,
+        f"no decode traffic for {zeros} readings; both roles at their minimum: "
+        f"prefill {cur_p}->{floor.prefill}, decode {cur_d}->{floor.decode}"
+        + (f"; {floor.detail}" if floor.detail else ""),
+        counted.model_copy(update=update),
+        recommended_decode=0,
+        notes=floor.notes,
+    )
+
+
+def recommend(spec: PDServingGroupSpec, observation: Observation, tps: float) -> tuple[Recommended, bool]:
+    """Decode instances = ceil(TPS / target per instance), the target weighted by the GPU types now
+    serving; within the tolerance band the current count stands. The latency guard may add a
+    tiered step on top. Also returns whether the load was within the tolerance band."""
+    cur_d = observation.decode.replicas
+    behavior = spec.behavior
+    target = capacity.weighted_target(
+        spec.decode.target_tps_per_instance, observation.decode.by_gpu_type, spec.roles.decode.gpu_types[0]
+    )
+    needed = capacity.instances_for(tps, target)
+    load = f"{tps:,.0f} tok/s needs {needed} decode at {target:,.0f} tok/s each"
+    in_band = capacity.within_tolerance(tps, cur_d, target, behavior.tolerance)
+    recommended = cur_d if in_band else needed
+    notes: tuple[Reason, ...] = ()
+    tier = latency.breached_tier(behavior.latency_guard, observation.tbt_seconds)
+    if tier is not None and latency.guarded(cur_d, tier) > recommended:
+        recommended = latency.guarded(cur_d, tier)
+        notes = (Reason.LATENCY_GUARD,)
+        load += f"; TBT {observation.tbt_seconds:.3f}s is over {tier.over}x the SLO, +{tier.step_percent}%"
+    return Recommended(recommended, notes, load), in_band
+
+
+def scale_up(spec: PDServingGroupSpec, state: PolicyState, now: float, current: int, recommended: int) -> Step:
+    """Scale-out obeys its cooldown and step limit."""
+    up = spec.behavior.scale_up
+    cooldown = stabilization.up_cooldown_left(state, now, up)
+    if cooldown > 0:
+        return Step(current, Reason.COOLDOWN_ACTIVE, f"scale-up cooldown {cooldown:.0f}s left", ())
+    desired = min(recommended, stabilization.step_up_limit(current, up))
+    return Step(desired, None, "", (Reason.STEP_LIMITED,) if desired < recommended else ())
+
+
+def scale_down(
+    spec: PDServingGroupSpec, state: PolicyState, now: float, current: int, window: list[Recommendation]
+) -> Step:
+    """Scale-in takes the highest recommendation of the stabilization window, waits out its
+    cooldown after any scale action, and obeys its step limit. (Starting pods are checked first,
+    by the caller: they turn the whole decision into a hold.)"""
+    down = spec.behavior.scale_down
+    highest = stabilization.stabilized(window)
+    if highest >= current:
+        wait = f"the last {down.stabilization_window_seconds}s recommended up to {highest}"
+        return Step(current, Reason.STABILIZING, wait, ())
+    cooldown = stabilization.down_cooldown_left(state, now, down)
+    if cooldown > 0:
+        return Step(current, Reason.COOLDOWN_ACTIVE, f"scale-down cooldown {cooldown:.0f}s left", ())
+    desired = max(highest, stabilization.step_down_limit(current, down))
+    return Step(desired, None, "", (Reason.STEP_LIMITED,) if desired > highest else ())
+
+
+def steady(spec: PDServingGroupSpec, current: int, in_band: bool) -> Step:
+    """The recommendation equals the current count."""
+    wait = f"within ±{spec.behavior.tolerance:.0%} of the target" if in_band else "at target"
+    return Step(current, Reason.WITHIN_TOLERANCE, wait, ())
+
+
+def keep_until_scale_in_allowed(
+    spec: PDServingGroupSpec, observation: Observation, state: PolicyState, now: float, pair: Pair
+) -> tuple[int, int, str]:
+    """Restoring the ratio by removing instances is a scale-in like any other: it waits for starting
+    pods and the cooldown. Only the spec's bounds apply at once. Returns (prefill, decode, why)
+    where ``why`` is "" when nothing was kept."""
+    cur_p, cur_d = observation.prefill.replicas, observation.decode.replicas
+    prefill, decode = pair.prefill, pair.decode
+    starting = observation.prefill.starting + observation.decode.starting
+    blocked = starting > 0 or stabilization.down_cooldown_left(state, now, spec.behavior.scale_down) > 0
+    if not blocked or (prefill >= cur_p and decode >= cur_d):
+        return prefill, decode, ""
+    decode = max(decode, min(cur_d, spec.decode.max_replicas))
+    prefill = max(pair_for(spec, decode).prefill, min(cur_p, spec.prefill.max_replicas))
+    return prefill, decode, "instances above the ratio stay until scale-in is allowed"
+
+
+def primary_reason(notes: list[Reason], scaled_up: bool, scaled_down: bool, held: Reason | None) -> Reason:
+    """When several reasons shaped an outcome, the one a person most needs to see."""
+    for reason in (Reason.CLAMPED_TO_MAX, Reason.RATIO_REPAIRED, Reason.CLAMPED_TO_MIN, Reason.LATENCY_GUARD):
+        if reason in notes:
+            return reason
+    if scaled_up:
+        return Reason.SCALED_UP
+    if scaled_down:
+        return Reason.SCALED_DOWN
+    return held or Reason.WITHIN_TOLERANCE
