@@ -36,6 +36,7 @@ class Reason(StrEnum):
     METRIC_MISSING = "MetricMissing"
     METRIC_INVALID = "MetricInvalid"
     METRIC_STALE = "MetricStale"
+    METRIC_PARTIAL = "MetricPartial"
     PODS_STARTING = "PodsStarting"
     ZERO_TRAFFIC = "ZeroTraffic"
     LATENCY_GUARD = "LatencyGuard"
@@ -69,7 +70,11 @@ class Reason(StrEnum):
 
 
 #: Reasons under which the policy refuses to change anything because the signal is untrustworthy.
-HOLD_REASONS = frozenset({Reason.METRIC_MISSING, Reason.METRIC_INVALID, Reason.METRIC_STALE, Reason.PODS_STARTING})
+HOLD_REASONS = frozenset(
+    {Reason.METRIC_MISSING, Reason.METRIC_INVALID, Reason.METRIC_STALE, Reason.METRIC_PARTIAL, Reason.PODS_STARTING}
+)
+#: Hold reasons that are about the signal itself (MetricsAvailable is False under them).
+METRIC_REASONS = frozenset({Reason.METRIC_MISSING, Reason.METRIC_INVALID, Reason.METRIC_STALE, Reason.METRIC_PARTIAL})
 
 
 class ConditionType(StrEnum):

@@ -15,7 +15,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
-from heteroscale.api.enums import Reason, Role
+from heteroscale.api.enums import METRIC_REASONS, Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus
 from heteroscale.metrics.reader import Signals, problem_kind
@@ -26,7 +26,6 @@ from heteroscale.policy.observation import Observation
 _GROUP = ("namespace", "name")
 _ROLE = (*_GROUP, "role")
 _DEPLOYMENT_GROUP = (*_GROUP, "group", "role", "gpu_type", "domain")
-_METRIC_REASONS = frozenset({Reason.METRIC_MISSING, Reason.METRIC_INVALID, Reason.METRIC_STALE})
 DIRECTIONS = ("up", "down")
 # Reconciles take milliseconds to a few Prometheus timeouts (seconds each).
 _RECONCILE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60)
@@ -153,7 +152,7 @@ class OperatorMetrics:
         )
         self._set(self.target_tps, namespace, name, target)
         self._set(self.capacity_tps, namespace, name, target * observation.decode.ready)
-        self._set(self.metric_available, namespace, name, 0.0 if decision.reason in _METRIC_REASONS else 1.0)
+        self._set(self.metric_available, namespace, name, 0.0 if decision.reason in METRIC_REASONS else 1.0)
 
         guard = spec.behavior.latency_guard
         self._set(self.tbt_slo, namespace, name, guard.slo_seconds if guard else None)

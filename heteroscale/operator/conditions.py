@@ -9,13 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from heteroscale.api.enums import ConditionStatus, ConditionType, Mode, Reason
+from heteroscale.api.enums import METRIC_REASONS, ConditionStatus, ConditionType, Mode, Reason
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import Condition
 from heteroscale.policy.decision import Decision
 from heteroscale.policy.ratio import ratio_holds
-
-_METRIC_REASONS = frozenset({Reason.METRIC_MISSING, Reason.METRIC_INVALID, Reason.METRIC_STALE})
 
 T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
 
@@ -93,7 +91,7 @@ def decided(
         return set_condition(out, type_, status, reason, message, now, generation)
 
     out = put(conditions, ConditionType.CONFLICT, F, Reason.NO_CONFLICT, "")
-    if decision.reason in _METRIC_REASONS:
+    if decision.reason in METRIC_REASONS:
         out = put(out, ConditionType.METRICS_AVAILABLE, F, decision.reason, decision.message)
     else:
         out = put(out, ConditionType.METRICS_AVAILABLE, T, Reason.METRIC_READ, "decode tokens/s is fresh")

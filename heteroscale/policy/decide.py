@@ -3,7 +3,9 @@
 The order of the rules (:mod:`heteroscale.policy.rules`) matters and is the contract users rely on:
 
 1. An untrustworthy signal (missing, NaN/Inf/negative, stale) holds both roles where they are;
-   only a pool below its minimum is brought up to it (as the HPA does without metrics).
+   only a pool below its minimum is brought up to it (as the HPA does without metrics). A partial
+   reading (fewer decode instances report than are ready) is a lower bound of the load: it may
+   scale out, and otherwise holds (``MetricPartial``); it never scales in.
 2. Zero throughput holds until ``zeroTrafficReadings`` consecutive zeros, then both roles go to
    their minimum in one explicit step.
 3. Decode instances = ceil(TPS / target per instance), the target weighted by the GPU types now
@@ -36,7 +38,10 @@ def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyStat
         return rules.hold(spec, observation, problem.reason, problem.message, no_zeros)
     tps = observation.decode_tps
     assert tps is not None  # untrusted_signal rejects a missing reading
+    partial = rules.partial_reading(observation)
     if tps == 0:
+        if partial is not None:
+            return rules.hold(spec, observation, partial.reason, partial.message, no_zeros)
         return rules.zero_traffic(spec, observation, state, now)
 
     recommended, in_band = rules.recommend(spec, observation, tps)
@@ -47,6 +52,8 @@ def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyStat
     starting = observation.prefill.starting + observation.decode.starting
     if recommended.decode > cur_d:
         step = rules.scale_up(spec, state, now, cur_d, recommended.decode)
+    elif partial is not None:
+        return rules.hold(spec, observation, partial.reason, f"{partial.message}; {recommended.load}", next_state)
     elif recommended.decode < cur_d:
         if starting:
             why = f"{recommended.load}, but {starting} pod(s) are still starting"

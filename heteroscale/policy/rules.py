@@ -80,6 +80,18 @@ def untrusted_signal(spec: PDServingGroupSpec, observation: Observation) -> Sign
     return None
 
 
+def partial_reading(observation: Observation) -> Signal | None:
+    """Fewer decode instances report than are ready: the reading is a partial sum, a lower bound of
+    the load. It may justify more instances, never fewer."""
+    reporting, ready = observation.decode_reporting, observation.decode.ready
+    if reporting is None or reporting >= ready:
+        return None
+    return Signal(
+        Reason.METRIC_PARTIAL,
+        f"only {reporting} of {ready} ready decode instances report decode tokens/s, so the reading is partial",
+    )
+
+
 def zero_traffic(spec: PDServingGroupSpec, observation: Observation, state: PolicyState, now: float) -> Decision:
     """A zero reading holds until ``zeroTrafficReadings`` consecutive zeros, then both roles go to
     their minimum in one explicit step (unless pods are still starting)."""

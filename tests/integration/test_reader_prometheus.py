@@ -8,7 +8,7 @@ namespace, the prefill pods' few generated tokens.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pytest
 from hypothesis import given, settings
@@ -248,6 +248,11 @@ def test_a_silent_pod_makes_the_reading_partial(stack: Stack) -> None:
     assert partial.problem is None
     assert partial.metric_age_seconds is not None
     assert partial.metric_age_seconds <= 2 * SCRAPE_INTERVAL_SECONDS
+    # Two ready decode instances, one reporting: the policy holds instead of scaling in.
+    seen = replace(observation(partial.decode_tps, partial.metric_age_seconds), decode_reporting=1)
+    decision = decide(group_spec(), seen, PolicyState(), time.time())
+    assert decision.reason is Reason.METRIC_PARTIAL
+    assert (decision.prefill, decision.decode) == (2, 2)
     own.stop()
 
 
