@@ -336,7 +336,14 @@ async def _act(
             targets += [replace(g, replicas=0) for g in current if g.name not in kept]
         if decision.held:
             targets = _never_lower(targets, deployments)
+        # A Deployment the plan names for the first time may exist already: judged before any write.
+        fresh = [g for g in targets if g.name not in deployments and g.replicas > 0]
+        for group in fresh:
+            deployments[group.name] = await _get_or_none(ctx.client, deployment_path(namespace, group.name))
+        adopt_new = _judge(ctx.cluster, obj, fresh, deployments)
         if enforce:
+            for deployment in adopt_new:
+                await apply.adopt(deployment)
             pending = await apply.decision(decision, targets, observation)
             if pending is None:
                 targets = await apply.remove_emptied(targets, kept)

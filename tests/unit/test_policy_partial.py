@@ -26,7 +26,9 @@ from tests.unit.test_policy import observe, run
         (150.0, None, 2, Reason.SCALED_DOWN),  # unknown (a custom query): no partial check
     ],
 )
-def test_partial_readings_scale_out_but_never_in(tps: float, reporting: int | None, expected: int, reason: Reason) -> None:
+def test_partial_readings_scale_out_but_never_in(
+    tps: float, reporting: int | None, expected: int, reason: Reason
+) -> None:
     decision = run(replace(observe(tps, 4), decode_reporting=reporting))
     assert (decision.decode, decision.reason) == (expected, reason), decision.message
     if reason is Reason.METRIC_PARTIAL:

@@ -381,3 +381,31 @@ def events(emulator: kmock.KubernetesEmulator, reason: str | None = None) -> lis
         if request.method == "POST" and request.url.path.endswith("/events") and isinstance(request.data, dict)
         if reason is None or request.data.get("reason") == reason
     ]
+
+
+def deployment(name: str, replicas: int = 2) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {"metadata": {"labels": labels}, "spec": template("x")["spec"]},
+        },
+        "status": {"readyReplicas": replicas},
+    }
+
+
+def referencing(name: str = "chat", **spec: Any) -> dict[str, Any]:
+    body = pdsg(name, **spec)
+    body["spec"]["roles"] = {
+        "prefill": {"deploymentRef": {"name": "user-prefill"}, "gpuTypes": ["L20"]},
+        "decode": {"deploymentRef": {"name": "user-decode"}, "gpuTypes": ["H20"]},
+    }
+    return body
+
+
+def writes(emulator: kmock.KubernetesEmulator, kind: str = "/deployments") -> list[Any]:
+    return [r for r in list(emulator) if r.method in {"POST", "PATCH", "PUT", "DELETE"} and kind in r.url.path]

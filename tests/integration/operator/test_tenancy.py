@@ -1,0 +1,452 @@
+"""Whoever may write a PDServingGroup in one namespace is a tenant: each test here is an attack or
+an accident (issue #11's items 1-9) played against the real operator over HTTP, and what the
+operator must not do because of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import kmock
+import pytest
+
+from heteroscale.api.config import OperatorConfig, PriorityGrant, PrometheusEndpoint
+from heteroscale.api.labels import ANNOTATION_ADOPT, LABEL_SERVING
+from heteroscale.metrics.reader import PrometheusReader
+from tests.integration.operator.conftest import (
+    CR,
+    DEPLOYMENTS,
+    NS,
+    PODS,
+    Api,
+    Load,
+    RecordingMetrics,
+    ReplicaSetStandIn,
+    condition,
+    cr_path,
+    deployment,
+    events,
+    eventually,
+    node,
+    pdsg,
+    referencing,
+    start_operator,
+    writes,
+)
+
+
+def replicas(emulator: kmock.KubernetesEmulator, name: str, namespace: str = NS) -> int:
+    return int(emulator.objects[DEPLOYMENTS, namespace, name]["spec"]["replicas"])
+
+
+def writes_to(emulator: kmock.KubernetesEmulator, name: str, kind: str = "deployments") -> list[Any]:
+    return [r for r in writes(emulator, f"/{kind}") if r.url.path.rstrip("/").endswith(f"/{kind}/{name}")]
+
+
+@pytest.fixture
+def tenant_host() -> Iterator[list[str]]:
+    """A server the tenant controls: it records every request that reaches it, headers included."""
+    seen: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(f"{self.path} {self.headers.get('Authorization')}")
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b'{"status":"success","data":{"resultType":"vector","result":[]}}')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    seen.append(f"http://127.0.0.1:{server.server_port}")
+    yield seen
+    server.shutdown()
+    server.server_close()
+
+
+async def test_1_a_spec_cannot_send_the_operators_token_anywhere(
+    emulator: kmock.KubernetesEmulator, api: Api, metrics: RecordingMetrics, tenant_host: list[str], tmp_path: Any
+) -> None:
+    """Item 1: URL and token file chosen in the spec were the operator's own token sent to the tenant."""
+    token = tmp_path / "token"
+    token.write_text("operator-service-account-token")
+    url = tenant_host.pop(0)
+    # The admin's endpoint reads a token file of the operator's; the tenant tries to point it elsewhere.
+    config = OperatorConfig(
+        prometheus_endpoints={"default": PrometheusEndpoint(url=url + "/admin", bearer_token_file=str(token))}
+    )
+    running = start_operator(emulator, PrometheusReader, metrics, config=config)
+    try:
+        body = pdsg("thief")
+        body["spec"]["metric"] = {"prometheus": {"url": url, "bearerTokenFile": str(token)}}
+        await api.create(cr_path(), body)
+        ready = await eventually(lambda: condition(emulator.objects[CR, NS, "thief"], "Ready"), what="a condition")
+        assert (ready["reason"], "configured by the cluster admin" in ready["message"]) == ("InvalidSpec", True)
+        # And an endpoint the admin did not configure is not a URL either: it is refused by name.
+        await api.create(cr_path(), pdsg("guess", metric={"prometheus": {"endpoint": "tenant-prometheus"}}))
+        refused = await eventually(lambda: condition(emulator.objects[CR, NS, "guess"], "Ready"), what="refused")
+        assert refused["reason"] == "NotAllowed"
+        assert "'tenant-prometheus' is not configured" in refused["message"]
+        await asyncio.sleep(1.0)
+    finally:
+        await running.shutdown()
+    assert not [r for r in tenant_host if not r.startswith("/admin")], "the tenant's URL got a request"
+    assert writes(emulator) == []
+
+
+async def test_1_an_endpoint_serves_only_the_namespaces_it_names(
+    emulator: kmock.KubernetesEmulator, api: Api, metrics: RecordingMetrics, load: Load
+) -> None:
+    asked: list[str] = []
+
+    def readers(endpoint: PrometheusEndpoint) -> Load:
+        asked.append(endpoint.url)
+        return load
+
+    config = OperatorConfig(
+        prometheus_endpoints={
+            "default": PrometheusEndpoint(url="http://shared:9090"),
+            "team-a": PrometheusEndpoint(url="http://team-a:9090", namespaces=("team-a",)),
+        }
+    )
+    running = start_operator(emulator, readers, metrics, config=config)
+    try:
+        await api.create(cr_path(), pdsg(metric={"prometheus": {"endpoint": "team-a"}}))
+        refused = await eventually(lambda: condition(emulator.objects[CR, NS, "chat"], "Ready"), what="refused")
+        assert refused["reason"] == "NotAllowed"
+        assert "not allowed for namespace 'serving'" in refused["message"]
+        await asyncio.sleep(0.5)
+    finally:
+        await running.shutdown()
+    assert asked == [], "no reader was built for an endpoint the namespace may not use"
+    assert writes(emulator) == []
+
+
+@pytest.fixture
+def user_deployments(emulator: kmock.KubernetesEmulator) -> None:
+    emulator.objects[DEPLOYMENTS, NS, "user-prefill"] = deployment("user-prefill", 1)
+    emulator.objects[DEPLOYMENTS, NS, "user-decode"] = deployment("user-decode", 2)
+
+
+@pytest.mark.usefixtures("user_deployments")
+async def test_2_switching_from_references_to_templates_leaves_the_users_deployments_alone(
+    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    load.decode_tps = 390.0  # 4 decode, 2 prefill
+    running = start_operator(emulator, load, metrics)
+    try:
+        await api.create(cr_path(), referencing())
+        await eventually(lambda: replicas(emulator, "user-decode") == 4, what="the reference scaled")
+        status = await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"].get("groups"))
+        assert {g["name"]: g["owned"] for g in status} == {"user-prefill": False, "user-decode": False}
+        before = len(writes(emulator))
+        # The same group, now with templates (a merge patch: null removes the references).
+        roles = {r: {**v, "deploymentRef": None} for r, v in pdsg()["spec"]["roles"].items()}
+        emulator.objects[CR, NS, "chat"].patch({"spec": {"roles": roles}})
+        await eventually(lambda: replicas(emulator, "chat-decode-g0") == 4, what="owned Deployments created")
+        await asyncio.sleep(1.5)
+    finally:
+        await running.shutdown()
+    assert not emulator.objects[DEPLOYMENTS, NS, "user-decode"].deleted
+    assert (replicas(emulator, "user-prefill"), replicas(emulator, "user-decode")) == (2, 4)
+    later = writes(emulator)[before:]
+    assert not [r for r in later if "/user-" in r.url.path], "a referenced Deployment was written after the switch"
+
+
+async def test_2_switching_from_templates_to_references_drains_and_removes_what_the_group_owned(
+    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    load.decode_tps = 190.0  # 2 decode, 1 prefill
+    running = start_operator(emulator, load, metrics)
+    try:
+        await api.create(cr_path(), pdsg())
+        await eventually(lambda: replicas(emulator, "chat-decode-g0") == 2, what="owned Deployments")
+        emulator.objects[DEPLOYMENTS, NS, "user-prefill"] = deployment("user-prefill", 1)
+        emulator.objects[DEPLOYMENTS, NS, "user-decode"] = deployment("user-decode", 1)
+        roles = {r: {**v, "template": None} for r, v in referencing()["spec"]["roles"].items()}
+        emulator.objects[CR, NS, "chat"].patch({"spec": {"roles": roles}})
+        await eventually(
+            lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"].deleted, what="the owned ones removed"
+        )
+        # The load moved to the referenced Deployments.
+        await eventually(lambda: replicas(emulator, "user-decode") == 2, what="the reference took the load")
+    finally:
+        await running.shutdown()
+    assert emulator.objects[DEPLOYMENTS, NS, "chat-prefill-g0"].deleted
+
+
+async def test_3_a_deployment_with_the_wanted_name_is_not_taken_without_its_owners_consent(
+    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    """Item 3: a group restored without its status, over Deployments its earlier self left
+    (--cascade=orphan), while Prometheus is down. It scaled one 6 -> 1 before."""
+    leftover = deployment("chat-decode-g0", 6)
+    emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"] = leftover
+    load.decode_tps = None
+    running = start_operator(emulator, load, metrics)
+    try:
+        await api.create(cr_path(), pdsg())
+        refused = await eventually(
+            lambda: (c := condition(emulator.objects[CR, NS, "chat"], "Ready")) and c["reason"] == "NotOwned" and c,
+            what="NotOwned",
+        )
+        assert ANNOTATION_ADOPT in refused["message"], "the message says how to hand it over"
+        assert events(emulator, "NotOwned")
+        await asyncio.sleep(1.0)
+        assert writes(emulator) == [], "nothing written while the name clash stands"
+        # Its owner consents: the group takes it over, and a hold never lowers it.
+        emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"].patch(
+            {"metadata": {"annotations": {ANNOTATION_ADOPT: "chat"}}}
+        )
+        adopted = await eventually(
+            lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["metadata"].get("ownerReferences"),
+            what="adopted",
+        )
+        assert adopted[0]["uid"] == "uid-chat"
+        await eventually(lambda: events(emulator, "Adopted"), what="an Adopted Event")
+        await asyncio.sleep(1.0)
+        assert replicas(emulator, "chat-decode-g0") == 6
+    finally:
+        await running.shutdown()
+
+
+def bystander(name: str, labels: dict[str, str], owners: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}", "labels": labels, "ownerReferences": owners},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+    }
+
+
+async def test_4_soft_scale_in_drains_only_the_deployments_own_pods(
+    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    """Item 4: a referenced Deployment selecting with matchExpressions, and pods of other apps with
+    the same labels. Before, the selector was read as empty and every pod of the namespace matched."""
+    decode = deployment("user-decode", 4)
+    decode["spec"]["selector"] = {"matchExpressions": [{"key": "app", "operator": "In", "values": ["user-decode"]}]}
+    emulator.objects[DEPLOYMENTS, NS, "user-decode"] = decode
+    emulator.objects[DEPLOYMENTS, NS, "user-prefill"] = deployment("user-prefill", 2)
+    # A pod of another app, and one with the Deployment's labels that another ReplicaSet owns.
+    foreign_rs = {"kind": "ReplicaSet", "name": "other-rs", "uid": "uid-other-rs", "controller": True}
+    emulator.objects[PODS, NS, "web-0"] = bystander("web-0", {"app": "web"}, [])
+    emulator.objects[PODS, NS, "lookalike-0"] = bystander("lookalike-0", {"app": "user-decode"}, [foreign_rs])
+    load.decode_tps = 190.0  # 2 decode: two of user-decode's four pods drain
+    running = start_operator(emulator, load, metrics)
+    try:
+        body = referencing()
+        body["spec"]["behavior"]["scaleDown"]["drainSeconds"] = 3
+        await api.create(cr_path(), body)
+        drain = await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"].get("drain"), what="a drain")
+        [group] = [g for g in drain["groups"] if g["name"] == "user-decode"]
+        assert len(group["pods"]) == 2
+        assert all(p.startswith("user-decode-7d4f9b-") for p in group["pods"])
+        await eventually(lambda: replicas(emulator, "user-decode") == 2, what="the scale-in", timeout=10)
+    finally:
+        await running.shutdown()
+    for name in ("web-0", "lookalike-0"):
+        assert writes_to(emulator, name, "pods") == [], f"{name} was touched"
+        assert LABEL_SERVING not in emulator.objects[PODS, NS, name]["metadata"]["labels"]
+
+
+async def test_4_drained_pod_names_in_the_status_are_checked_before_they_are_touched(
+    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    """Anyone who may write the status could name another app's pod in status.drain; putting it
+    "back in serving" would be a write to a pod the group does not own."""
+    emulator.objects[PODS, NS, "web-0"] = bystander("web-0", {"app": "web"}, [])
+    load.decode_tps = 190.0
+    running = start_operator(emulator, load, metrics)
+    try:
+        await api.create(cr_path(), pdsg())
+        await eventually(lambda: replicas(emulator, "chat-decode-g0") == 2, what="running")
+        planted = {"started": 0, "groups": [{"name": "chat-decode-g0", "replicas": 2, "pods": ["web-0"]}]}
+        emulator.objects[CR, NS, "chat"].patch({"status": {"drain": {**planted, "reason": "ScaledDown"}}})
+        load.decode_tps = 990.0  # load comes back: the "drain" is cancelled, its pods put back
+        await eventually(lambda: replicas(emulator, "chat-decode-g0") == 10, what="scaled out")
+    finally:
+        await running.shutdown()
+    assert writes_to(emulator, "web-0", "pods") == []
+
+
+async def test_5_a_persistent_api_error_is_reported_and_backed_off(
+    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    """Item 5: a 403 on every Deployment write was retried every second with nothing reported."""
+    emulator["post", kmock.resource(DEPLOYMENTS)] << 403
+    running = start_operator(emulator, load, metrics)
+    try:
+        await api.create(cr_path(), pdsg())
+        failed = await eventually(
+            lambda: (
+                (c := condition(emulator.objects[CR, NS, "chat"], "Ready")) and c["reason"] == "ReconcileFailed" and c
+            ),
+            what="ReconcileFailed",
+        )
+        assert "403" in failed["message"]
+        assert events(emulator, "ReconcileFailed")
+        await asyncio.sleep(3.0)
+    finally:
+        await running.shutdown()
+    # error_retry_seconds 0.2, doubling: attempts at about 0, 0.2, 0.6, 1.4, 3.0 s -- not 15 at 0.2 s.
+    attempts = [r for r in writes(emulator) if r.method == "POST"]
+    assert 3 <= len(attempts) <= 7, len(attempts)
+    kinds = {args[2] for method, args in metrics.calls if method == "count_reconcile_error"}
+    assert kinds == {"api_403"}
+
+
+async def test_6_two_groups_on_one_deployment_the_later_one_is_refused(
+    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    emulator.objects[DEPLOYMENTS, NS, "user-prefill"] = deployment("user-prefill", 1)
+    emulator.objects[DEPLOYMENTS, NS, "user-decode"] = deployment("user-decode", 2)
+    load.decode_tps = 390.0
+    running = start_operator(emulator, load, metrics)
+    try:
+        first = referencing("first")
+        first["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+        await api.create(cr_path(), first)
+        await eventually(lambda: replicas(emulator, "user-decode") == 4, what="the first scales")
+        second = referencing("second")
+        second["metadata"]["creationTimestamp"] = "2026-06-01T00:00:00Z"
+        await api.create(cr_path(), second)
+        conflict = await eventually(
+            lambda: (c := condition(emulator.objects[CR, NS, "second"], "Conflict")) and c["status"] == "True" and c,
+            what="the second refused",
+        )
+        assert "PDServingGroup/first already scales Deployment user-decode" in conflict["message"]
+        await asyncio.sleep(1.0)
+        assert condition(emulator.objects[CR, NS, "first"], "Conflict")["status"] == "False"
+    finally:
+        await running.shutdown()
+
+
+async def test_6_a_reference_to_another_groups_deployment_is_refused(
+    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    load.decode_tps = 190.0
+    running = start_operator(emulator, load, metrics)
+    try:
+        await api.create(cr_path(), pdsg("owner"))
+        await eventually(lambda: replicas(emulator, "owner-decode-g0") == 2, what="the owner runs")
+        thief = pdsg("thief")
+        thief["spec"]["roles"]["decode"] = {"deploymentRef": {"name": "owner-decode-g0"}, "gpuTypes": ["H20"]}
+        load.decode_tps = 990.0
+        await api.create(cr_path(), thief)
+        conflict = await eventually(
+            lambda: (c := condition(emulator.objects[CR, NS, "thief"], "Ready")) and c["reason"] == "Conflict" and c,
+            what="the thief refused",
+        )
+        assert "controlled by PDServingGroup/owner" in conflict["message"]
+    finally:
+        await running.shutdown()
+    assert not [r for r in writes_to(emulator, "owner-decode-g0") if r.data.get("spec", {}).get("replicas") == 10]
+
+
+async def test_7_a_custom_query_cannot_read_another_namespace(
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    running = start_operator(emulator, load, metrics)
+    try:
+        query = 'sum(rate(vllm:generation_tokens_total{namespace="other-tenant"}[1m]))'
+        await api.create(cr_path(), pdsg(metric={"engine": "custom", "query": query}))
+        refused = await eventually(lambda: condition(emulator.objects[CR, NS, "chat"], "Ready"), what="refused")
+        assert refused["reason"] == "NotAllowed"
+        assert "not confined to namespace 'serving'" in refused["message"]
+        await asyncio.sleep(0.5)
+    finally:
+        await running.shutdown()
+    assert load.reads == 0
+    assert emulator.objects[CR, NS, "chat"]["status"].get("decodeTPS") is None
+
+
+async def test_7_the_admin_may_let_a_namespace_read_cluster_wide(
+    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    running = start_operator(emulator, load, metrics, config=OperatorConfig(cluster_wide_query_namespaces=(NS,)))
+    try:
+        query = 'sum(rate(vllm:generation_tokens_total{namespace="other-tenant"}[1m]))'
+        await api.create(cr_path(), pdsg(metric={"engine": "custom", "query": query}))
+        await eventually(lambda: load.reads > 0, what="read")
+    finally:
+        await running.shutdown()
+    assert load.scopes[-1].cluster_wide
+
+
+@pytest.mark.parametrize("gpu_nodes", [[node("h20-0", "H20", "s2-a"), node("l20-0", "L20", "s2-a")]])
+@pytest.mark.parametrize("granted", [False, True])
+async def test_8_priority_crosses_namespaces_only_where_the_admin_grants_it(
+    emulator: kmock.KubernetesEmulator,
+    cluster: ReplicaSetStandIn,
+    api: Api,
+    load: Load,
+    metrics: RecordingMetrics,
+    gpu_nodes: list[dict[str, Any]],
+    granted: bool,
+) -> None:
+    """Room for one group. Team a's group (default priority) is placed; its pods are not bound yet
+    (the emulator binds none), so a higher priority could take the room. Team b then asks for the
+    highest priority there is: without a grant it counts as 100, a tie, and a keeps the room."""
+    grants = (PriorityGrant(namespaces=("team-b",), ceiling=1000000),) if granted else ()
+    running = start_operator(emulator, load, metrics, config=OperatorConfig(priority_grants=grants))
+    load.decode_tps = 80.0
+
+    async def create(namespace: str, priority: int) -> None:
+        body = pdsg("chat", priority=priority)
+        body["metadata"] = {**body["metadata"], "namespace": namespace, "uid": f"uid-{namespace}"}
+        for role in ("prefill", "decode"):
+            body["spec"]["roles"][role]["gpusPerInstance"] = 8
+        await api.create(cr_path(namespace=namespace), body)
+
+    def unschedulable(namespace: str) -> bool:
+        ready = condition(emulator.objects[CR, namespace, "chat"], "Ready")
+        return ready is not None and ready["reason"] == "Unschedulable"
+
+    try:
+        await create("team-a", 100)
+        await eventually(lambda: replicas(emulator, "chat-decode-g0", "team-a") == 1, what="team a placed")
+        await create("team-b", 1000000)
+        loser = "team-a" if granted else "team-b"
+        await eventually(lambda: unschedulable(loser), what=f"{loser} unschedulable")
+        if granted:
+            await eventually(lambda: replicas(emulator, "chat-decode-g0", "team-b") == 1, what="team b placed")
+        else:
+            await asyncio.sleep(1.0)
+            assert replicas(emulator, "chat-decode-g0", "team-a") == 1
+            assert not unschedulable("team-a")
+    finally:
+        await running.shutdown()
+
+
+async def test_9_a_partial_reading_does_not_scale_in(
+    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    """Item 9: two of four decode pods stop reporting; their share vanished from the sum and the
+    group scaled in."""
+    load.decode_tps = 390.0
+    running = start_operator(emulator, load, metrics)
+    try:
+        await api.create(cr_path(), pdsg())
+        await eventually(lambda: replicas(emulator, "chat-decode-g0") == 4, what="4 decode")
+        load.decode_tps, load.reporting = 190.0, 2
+        decision = await eventually(
+            lambda: (
+                (d := emulator.objects[CR, NS, "chat"]["status"]["lastDecision"])["reason"] == "MetricPartial" and d
+            ),
+            what="MetricPartial",
+        )
+        assert "only 2 of 4" in decision["message"]
+        await asyncio.sleep(1.0)
+        assert replicas(emulator, "chat-decode-g0") == 4
+        # All four report again, at the low rate: now it scales in.
+        load.reporting = 4
+        await eventually(lambda: replicas(emulator, "chat-decode-g0") == 2, what="scale-in")
+    finally:
+        await running.shutdown()
