@@ -77,7 +77,7 @@ class Case:
 existing = st.builds(
     Existing,
     name=st.sampled_from(NAMES),
-    owner=st.sampled_from([None, "group", "other-group", "rollout"]),
+    owner=st.sampled_from([None, None, None, "group", "group", "group", "other-group", "rollout"]),
     replicas=st.integers(0, 6),
     ready=st.integers(0, 6),
     ours_labelled=st.booleans(),
@@ -85,26 +85,28 @@ existing = st.builds(
     adopt=st.booleans(),
 )
 
+# Mostly readings the policy acts on, so that most ticks write; every odd kind now and then.
 readings = st.builds(
     Signals,
-    decode_tps=st.sampled_from([None, math.nan, -1.0, 0.0, 50.0, 190.0, 400.0, 2000.0]),
-    metric_age_seconds=st.sampled_from([None, 1.0, 500.0]),
+    decode_tps=st.sampled_from([None, math.nan, -1.0, 0.0, *[50.0, 190.0, 400.0, 900.0, 2000.0] * 3]),
+    metric_age_seconds=st.sampled_from([None, 500.0, *[1.0] * 8]),
     prefill_missed_tps=st.none(),
-    tbt_seconds=st.sampled_from([None, 0.01, 0.5]),
+    tbt_seconds=st.sampled_from([None, None, 0.01, 0.5]),
     problem=st.none(),
-    decode_reporting=st.sampled_from([None, 0, 1, 2, 6]),
+    decode_reporting=st.sampled_from([None, None, None, 0, 1, 6]),
 )
 
 
 @st.composite
-def roles(draw: st.DrawFn) -> dict[str, Any]:
+def roles(draw: st.DrawFn, present: list[str]) -> dict[str, Any]:
     out = {}
     for role, gpu in (("prefill", "L20"), ("decode", "H20")):
-        source = draw(st.sampled_from(["template", "ref", "bad-template"]))
+        source = draw(st.sampled_from(["template"] * 4 + ["ref"] * 4 + ["bad-template"]))
         if source == "template":
             out[role] = {"template": template(role), "gpuTypes": [gpu], "gpusPerInstance": 1}
         elif source == "ref":
-            out[role] = {"deploymentRef": {"name": draw(st.sampled_from(NAMES))}, "gpuTypes": [gpu]}
+            name = draw(st.sampled_from(present or NAMES) if draw(st.integers(0, 4)) else st.sampled_from(NAMES))
+            out[role] = {"deploymentRef": {"name": name}, "gpuTypes": [gpu]}
         else:
             out[role] = {"template": {"metadata": "x", "spec": {}}, "gpuTypes": [gpu]}
     return out
@@ -112,13 +114,14 @@ def roles(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def cases(draw: st.DrawFn) -> Case:
+    deployments = tuple({d.name: d for d in draw(st.lists(existing, min_size=1, max_size=6))}.values())
     body = pdsg()["spec"]
-    body["mode"] = draw(st.sampled_from(["Enforce", "Enforce", "DryRun"]))
-    body["roles"] = draw(roles())
+    body["mode"] = draw(st.sampled_from(["Enforce", "Enforce", "Enforce", "DryRun"]))
+    body["roles"] = draw(roles([d.name for d in deployments]))
     body["decode"]["minReplicas"] = draw(st.integers(0, 3))
     body["prefill"]["minReplicas"] = draw(st.integers(0, 2))
     body["behavior"]["scaleDown"]["drainSeconds"] = draw(st.sampled_from([0, 1, 30]))
-    if draw(st.booleans()):
+    if not draw(st.integers(0, 5)):
         query = draw(st.sampled_from(['sum(rate(t{namespace="{namespace}"}[1m]))', 'sum(rate(t{namespace="x"}[1m]))']))
         body["metric"] = {"engine": "custom", "query": query}
     groups = [
@@ -139,7 +142,6 @@ def cases(draw: st.DrawFn) -> Case:
             "reason": "ScaledDown",
             "groups": [{"name": draw(st.sampled_from(NAMES)), "replicas": 0, "pods": [f"{p}-rs-0" for p in drained]}],
         }
-    deployments = tuple({d.name: d for d in draw(st.lists(existing, max_size=6))}.values())
     return Case(body, status, deployments, draw(st.integers(0, 2)), (draw(readings), draw(readings)))
 
 
