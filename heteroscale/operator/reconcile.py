@@ -334,13 +334,21 @@ async def _act(
             targets = role_groups(spec, name, prefill, decode)
             kept = {g.name for g in targets}
             targets += [replace(g, replicas=0) for g in current if g.name not in kept]
-        if decision.held:
-            targets = _never_lower(targets, deployments)
         # A Deployment the plan names for the first time may exist already: judged before any write.
+        # One the group may take (ours after a lost status write, or annotated for adoption) keeps
+        # its replicas on this tick: the decision did not count it, so it cannot scale it in.
         fresh = [g for g in targets if g.name not in deployments and g.replicas > 0]
         for group in fresh:
             deployments[group.name] = await _get_or_none(ctx.client, deployment_path(namespace, group.name))
         adopt_new = _judge(ctx.cluster, obj, fresh, deployments)
+        if fresh:
+            names = {g.name for g in fresh}
+            targets = [
+                *_never_lower([g for g in targets if g.name in names], deployments),
+                *[g for g in targets if g.name not in names],
+            ]
+        if decision.held:
+            targets = _never_lower(targets, deployments)
         if enforce:
             for deployment in adopt_new:
                 await apply.adopt(deployment)
