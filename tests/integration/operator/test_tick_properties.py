@@ -78,15 +78,17 @@ class Case:
     status: dict[str, Any]
     deployments: tuple[Existing, ...]
     bystanders: int
-    readings: tuple[Signals, Signals]
+    readings: tuple[Signals, Signals, Signals]
+    rival: bool
+    """Another, older PDServingGroup references user-d."""
 
 
 existing = st.builds(
     Existing,
     name=st.sampled_from(NAMES),
-    owner=st.sampled_from([None, None, None, "group", "group", "group", "other-group", "rollout"]),
+    owner=st.sampled_from([None] * 4 + ["group"] * 4 + ["other-group", "rollout"]),
     replicas=st.integers(0, 6),
-    ready=st.integers(0, 6),
+    ready=st.sampled_from([6, 6, 6, 0, 1, 2]),  # mostly all ready: pods starting hold every scale-in
     ours_labelled=st.booleans(),
     expressions=st.booleans(),
     adopt=st.booleans(),
@@ -107,12 +109,16 @@ readings = st.builds(
 @st.composite
 def roles(draw: st.DrawFn, present: list[str]) -> dict[str, Any]:
     out = {}
+    taken: set[str] = set()
     for role, gpu in (("prefill", "L20"), ("decode", "H20")):
-        source = draw(st.sampled_from(["template"] * 4 + ["ref"] * 4 + ["bad-template"]))
+        source = draw(st.sampled_from(["template"] * 6 + ["ref"] * 5 + ["bad-template"]))
         if source == "template":
             out[role] = {"template": template(role), "gpuTypes": [gpu], "gpusPerInstance": 1}
         elif source == "ref":
-            name = draw(st.sampled_from(present or NAMES) if draw(st.integers(0, 4)) else st.sampled_from(NAMES))
+            # Mostly a Deployment that exists, and mostly not the other role's (both are refused).
+            pool = [n for n in present if n not in taken] or NAMES
+            name = draw(st.sampled_from(pool) if draw(st.integers(0, 4)) else st.sampled_from(NAMES))
+            taken.add(name)
             out[role] = {"deploymentRef": {"name": name}, "gpuTypes": [gpu]}
         else:
             out[role] = {"template": {"metadata": "x", "spec": {}}, "gpuTypes": [gpu]}
@@ -149,7 +155,14 @@ def cases(draw: st.DrawFn) -> Case:
             "reason": "ScaledDown",
             "groups": [{"name": draw(st.sampled_from(NAMES)), "replicas": 0, "pods": [f"{p}-rs-0" for p in drained]}],
         }
-    return Case(body, status, deployments, draw(st.integers(0, 2)), (draw(readings), draw(readings)))
+    return Case(
+        body,
+        status,
+        deployments,
+        draw(st.integers(0, 2)),
+        (draw(readings), draw(readings), draw(readings)),
+        draw(st.integers(0, 3)) == 0,
+    )
 
 
 def deployment_object(d: Existing) -> dict[str, Any]:
@@ -176,25 +189,7 @@ def seed(emulator: kmock.KubernetesEmulator, case: Case) -> None:
     emulator.objects.clear()
     for d in case.deployments:
         emulator.objects[DEPLOYMENTS, NS, d.name] = deployment_object(d)
-        rs = f"{d.name}-rs"
-        emulator.objects[REPLICASETS, NS, rs] = {
-            "metadata": {
-                "name": rs,
-                "namespace": NS,
-                "uid": f"uid-{rs}",
-                "ownerReferences": [{"kind": "Deployment", "name": d.name, "uid": f"uid-{d.name}", "controller": True}],
-            }
-        }
-        for i in range(d.replicas):
-            emulator.objects[PODS, NS, f"{rs}-{i}"] = {
-                "metadata": {
-                    "name": f"{rs}-{i}",
-                    "namespace": NS,
-                    "labels": {"app": d.name},
-                    "ownerReferences": [{"kind": "ReplicaSet", "name": rs, "uid": f"uid-{rs}", "controller": True}],
-                },
-                "status": {"conditions": [{"type": "Ready", "status": "True"}]},
-            }
+        controllers(emulator, d.name, d.replicas)
     for i in range(case.bystanders):
         # Pods with a Deployment's labels that are not its own: a bare one, and one another
         # ReplicaSet controls (overlapping selectors).
@@ -203,9 +198,11 @@ def seed(emulator: kmock.KubernetesEmulator, case: Case) -> None:
             "status": {"conditions": [{"type": "Ready", "status": "True"}]},
         }
         foreign = {"kind": "ReplicaSet", "name": "foreign", "uid": "uid-foreign", "controller": True}
+        # The newest pod, so a drain that took it for the Deployment's would choose it first.
         emulator.objects[PODS, NS, f"lookalike-{i}-rs-0"] = {
             "metadata": {
                 "name": f"lookalike-{i}-rs-0",
+                "creationTimestamp": "2030-01-01T00:00:00Z",
                 "namespace": NS,
                 "labels": {"app": NAMES[3 + i]},
                 "ownerReferences": [foreign],
@@ -216,10 +213,57 @@ def seed(emulator: kmock.KubernetesEmulator, case: Case) -> None:
     body["spec"], body["status"] = case.spec, case.status
     body["metadata"]["creationTimestamp"] = "2026-06-01T00:00:00Z"
     emulator.objects[CR, NS, "chat"] = body
-    other = pdsg("other")
-    other["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
-    other["spec"]["roles"]["decode"] = {"deploymentRef": {"name": "user-d"}, "gpuTypes": ["H20"]}
-    emulator.objects[CR, NS, "other"] = other
+    if case.rival:
+        other = pdsg("other")
+        other["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
+        other["spec"]["roles"]["decode"] = {"deploymentRef": {"name": "user-d"}, "gpuTypes": ["H20"]}
+        emulator.objects[CR, NS, "other"] = other
+
+
+def controllers(emulator: kmock.KubernetesEmulator, name: str, replicas: int) -> None:
+    """What the API server and the Deployment and ReplicaSet controllers keep true: a uid, one
+    ReplicaSet the Deployment controls, and that many pods it controls (named ``<name>-rs-<i>``)."""
+    rs = f"{name}-rs"
+    if (REPLICASETS, NS, rs) not in emulator.objects:
+        emulator.objects[REPLICASETS, NS, rs] = {
+            "metadata": {
+                "name": rs,
+                "namespace": NS,
+                "uid": f"uid-{rs}",
+                "ownerReferences": [{"kind": "Deployment", "name": name, "uid": f"uid-{name}", "controller": True}],
+            }
+        }
+    template_labels = emulator.objects[DEPLOYMENTS, NS, name]["spec"]["template"].get("metadata", {}).get("labels")
+    for i in range(replicas):
+        if (PODS, NS, f"{rs}-{i}") in emulator.objects and not emulator.objects[PODS, NS, f"{rs}-{i}"].deleted:
+            continue
+        emulator.objects[PODS, NS, f"{rs}-{i}"] = {
+            "metadata": {
+                "name": f"{rs}-{i}",
+                "namespace": NS,
+                "labels": dict(template_labels or {}),
+                "ownerReferences": [{"kind": "ReplicaSet", "name": rs, "uid": f"uid-{rs}", "controller": True}],
+            },
+            "status": {"conditions": [{"type": "Ready", "status": "True"}]},
+        }
+
+
+def settle(emulator: kmock.KubernetesEmulator) -> None:
+    """Between ticks, every Deployment gets its uid, ReplicaSet and ready pods (surplus pods go)."""
+    for key in [k for k in list(emulator.objects) if str(k[0]) == str(kmock.resource(DEPLOYMENTS))]:
+        obj = emulator.objects[key]
+        if obj.deleted:
+            continue
+        name, want = key[2], obj["spec"].get("replicas", 0)
+        patch: dict[str, Any] = {"status": {"replicas": want, "readyReplicas": want}}
+        if not obj["metadata"].get("uid"):
+            patch["metadata"] = {"uid": f"uid-{name}"}
+        obj.patch(patch)
+        controllers(emulator, name, want)
+        for pod_key in [k for k in list(emulator.objects) if str(k[0]) == str(kmock.resource(PODS))]:
+            pod_name = pod_key[2]
+            if pod_name.startswith(f"{name}-rs-") and int(pod_name.rsplit("-", 1)[-1]) >= want:
+                emulator.objects[pod_key].delete()
 
 
 @dataclass
@@ -259,7 +303,7 @@ async def test_ticks_stay_inside_the_group_and_never_lower_on_a_hold(
     nodes = [node(f"h20-{i}", "H20", "s2-a") for i in range(2)] + [node(f"l20-{i}", "L20", "s2-a") for i in range(2)]
     cluster = Cluster(
         nodes={n["metadata"]["name"]: [indexes.gpu_node(n)] for n in nodes},
-        references={k: [v] for k, v in group_references(kmock.objects[CR, NS, "other"]).items()},
+        references={k: [v] for k, v in group_references(kmock.objects[CR, NS, "other"]).items()} if case.rival else {},
     )
     client = KubeClient(kopf.ConnectionInfo(server=str(kmock.url)), attempts=1)
     metrics = RecordingMetrics()
@@ -317,5 +361,6 @@ async def test_ticks_stay_inside_the_group_and_never_lower_on_a_hold(
                 assert not drained, decision
             clock[0] += 40
             kmock.objects[CR, NS, "chat"].patch({"status": {"lastDecision": None}})
+            settle(kmock)
     finally:
         await client.close()
