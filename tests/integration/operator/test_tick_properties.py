@@ -32,6 +32,7 @@ from heteroscale.api.labels import (
     LABEL_ROLE,
     LABEL_SERVING,
     NOT_SERVING,
+    selector_labels,
 )
 from heteroscale.metrics.reader import Signals
 from heteroscale.operator import indexes
@@ -191,20 +192,23 @@ def seed(emulator: kmock.KubernetesEmulator, case: Case) -> None:
         emulator.objects[DEPLOYMENTS, NS, d.name] = deployment_object(d)
         controllers(emulator, d.name, d.replicas)
     for i in range(case.bystanders):
-        # Pods with a Deployment's labels that are not its own: a bare one, and one another
-        # ReplicaSet controls (overlapping selectors).
+        # A bare pod with a Deployment's labels.
         emulator.objects[PODS, NS, f"bystander-{i}-rs-0"] = {
             "metadata": {"name": f"bystander-{i}-rs-0", "namespace": NS, "labels": {"app": NAMES[i]}},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]},
         }
-        foreign = {"kind": "ReplicaSet", "name": "foreign", "uid": "uid-foreign", "controller": True}
-        # The newest pod, so a drain that took it for the Deployment's would choose it first.
-        emulator.objects[PODS, NS, f"lookalike-{i}-rs-0"] = {
+    foreign = {"kind": "ReplicaSet", "name": "foreign", "uid": "uid-foreign", "controller": True}
+    for name in NAMES:
+        # A pod another ReplicaSet controls that any Deployment of that name would select (the
+        # labels of a seeded one and of one the operator creates): overlapping selectors. The
+        # newest pod, so a drain that took it for the Deployment's would choose it first.
+        role = "decode" if "decode" in name or name.endswith("-d") else "prefill"
+        emulator.objects[PODS, NS, f"lookalike-{name}-rs-0"] = {
             "metadata": {
-                "name": f"lookalike-{i}-rs-0",
+                "name": f"lookalike-{name}-rs-0",
                 "creationTimestamp": "2030-01-01T00:00:00Z",
                 "namespace": NS,
-                "labels": {"app": NAMES[3 + i]},
+                "labels": {"app": name, **selector_labels("chat", role, name)},
                 "ownerReferences": [foreign],
             },
             "status": {"conditions": [{"type": "Ready", "status": "True"}]},
@@ -290,7 +294,7 @@ def may_write(case: Case, before: dict[str, Any]) -> set[str]:
 
 
 @settings(
-    max_examples=60,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
