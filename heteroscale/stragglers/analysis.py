@@ -141,7 +141,6 @@ class _Recorded:
     replayed: FloatArray
     work_sum: FloatArray  # (K,): per template op, over the chunk's steps and DP ranks
     fb_sums: FloatArray  # (3, pp): see forward_backward_sums
-    nodes: dict[int, str]
 
 
 def analyze_chunks(chunks: Chunks, meta: JobMeta, store: WorkStore, map_chunks: MapChunks) -> Analysis:
@@ -154,6 +153,8 @@ def analyze_chunks(chunks: Chunks, meta: JobMeta, store: WorkStore, map_chunks: 
     ctx = _Context(meta, ops.layout, model, chunks, store)
     rest = range(1, len(chunks))
     records = [_record_ops(ctx, 0, first, ops), *map_chunks(partial(_record, ctx), rest)]
+    # Every step names every rank: the first step's machines are the job's.
+    nodes = dict(first.nodes or {})
     del first, ops
 
     ideal = _ideal_work(ctx, records, map_chunks)
@@ -171,9 +172,6 @@ def analyze_chunks(chunks: Chunks, meta: JobMeta, store: WorkStore, map_chunks: 
         return np.concatenate(map_chunks(partial(_fixed_workers, ctx, ideal, tuple(selections)), every))
 
     attr = attribute(rep, times, ctx.layout.rank, replay_fixed)
-    nodes: dict[int, str] = {}
-    for r in records:
-        nodes = r.nodes | nodes  # the first chunk that names a rank's node wins
     fb_sums = np.sum([r.fb_sums for r in records], axis=0)
     return Analysis(
         meta=meta,
@@ -202,7 +200,6 @@ def _record_ops(ctx: _Context, index: int, trace: Trace, ops: OpTensor) -> _Reco
         replayed=step_times(ctx.model, work[:, :, None, :])[:, 0],
         work_sum=work.sum(axis=(1, 2)),
         fb_sums=forward_backward_sums(ops),
-        nodes=dict(trace.nodes or {}),
     )
 
 
