@@ -10,6 +10,7 @@ import json
 import numpy as np
 import pytest
 
+from heteroscale.stragglers.attribution import slowest
 from tests.stragglers.conftest import DATA, real_analysis
 
 TRACES = ["AR", "SE", "ST"]
@@ -74,6 +75,14 @@ def test_m_w_fixes_the_workers_the_artifact_ranks_slowest(name: str) -> None:
     count = -(-len(scores) * 3 // 100)
     theirs = sorted(scores, key=lambda r: (scores[r], -r), reverse=True)[:count]
     assert [int(rank[w]) for w in analysis.attribution.slowest_workers] == theirs
+
+
+def test_ties_go_to_the_lower_global_rank() -> None:
+    # As the artifact sorts: copies of one DP rank tie exactly, and only some may be fixed.
+    scores = np.ones((10, 4))
+    scores[[2, 5, 7], 1] = 1.2
+    rank = np.arange(4)[None, :] * 10 + (9 - np.arange(10))[:, None]  # against DP rank order
+    assert slowest(scores, rank) == ((7, 1), (5, 1))
 
 
 @pytest.mark.parametrize("name", TRACES)
