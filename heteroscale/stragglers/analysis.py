@@ -97,7 +97,7 @@ def split_steps(trace: Trace, chunk_ops: int = CHUNK_OPS) -> list[Trace]:
     """Chunks of consecutive steps, each closed once it holds ``chunk_ops`` ops or more."""
     _, step_index, counts = np.unique(trace.step, return_inverse=True, return_counts=True)
     chunk_of_step = chunk_boundaries(counts, chunk_ops)
-    if chunk_of_step[-1] == 0:
+    if len(trace) == 0 or chunk_of_step[-1] == 0:
         return [trace]
     chunk = chunk_of_step[step_index.reshape(-1)]
     order = np.argsort(chunk, kind="stable")

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -109,7 +110,7 @@ class _Scenarios:
     along the scenarios (``"scenarios"``: scenario g is DP rank g's recorded lane beside ideal ones).
     """
 
-    def __init__(self, rec: Cube, ideal: FloatArray, keep: Mask, dp_along: str) -> None:
+    def __init__(self, rec: Cube, ideal: FloatArray, keep: Mask, dp_along: Literal["lanes", "scenarios"]) -> None:
         self.shape = (rec.shape[0], rec.shape[1], *keep.shape[1:])
         self._rec = rec[:, :, None, :] if dp_along == "lanes" else rec[:, :, :, None]
         self._ideal = ideal[:, None, None, None]
@@ -130,9 +131,9 @@ def _nonnegative(rec: Cube, ideal: FloatArray) -> Mask:
     return result
 
 
-def _keep_recorded(model: DependencyModel, rec: Cube, ideal: FloatArray, keep: Mask) -> FloatArray:
+def _keep_recorded(model: DependencyModel, rec: Cube, ideal: FloatArray, keep: Mask, nonnegative: Mask) -> FloatArray:
     """Step times (steps, G): scenario g keeps recorded the ops ``keep[:, g, :]`` (K, G, dp) marks."""
-    return step_times(model, _Scenarios(rec, ideal, keep, dp_along="lanes"), _nonnegative(rec, ideal))
+    return step_times(model, _Scenarios(rec, ideal, keep, dp_along="lanes"), nonnegative)
 
 
 def step_what_ifs(ops: Layout, model: DependencyModel, rec: Cube, ideal: FloatArray) -> StepTimes:
@@ -143,14 +144,17 @@ def step_what_ifs(ops: Layout, model: DependencyModel, rec: Cube, ideal: FloatAr
     names = sorted(set(groups.tolist()))
     masks = [groups == name for name in names] + [ops.stage == s for s in range(pp)] + [ops.stage != pp - 1]
     keep = np.repeat(np.stack(masks, axis=1)[:, :, None], dp, axis=2)
-    times = _keep_recorded(model, rec, ideal, keep)
-    by_worker = np.stack([_one_dp_rank_recorded(model, rec, ideal, ops.stage == s) for s in range(pp)], axis=2)
+    nonnegative = _nonnegative(rec, ideal)
+    times = _keep_recorded(model, rec, ideal, keep, nonnegative)
+    by_worker = np.stack(
+        [_one_dp_rank_recorded(model, rec, ideal, ops.stage == s, nonnegative) for s in range(pp)], axis=2
+    )
     ideal_only = np.zeros((ops.n_ops, 1, 1), dtype=bool)
     return StepTimes(
         ideal=step_times(model, _Scenarios(rec[:, :, :1], ideal, ideal_only, dp_along="lanes"), ideal >= 0)[:, 0],
         by_optype={name: times[:, i] for i, name in enumerate(names)},
         by_stage=times[:, len(names) : len(names) + pp],
-        by_dp_rank=_one_dp_rank_recorded(model, rec, ideal, np.ones(ops.n_ops, dtype=bool)),
+        by_dp_rank=_one_dp_rank_recorded(model, rec, ideal, np.ones(ops.n_ops, dtype=bool), nonnegative),
         by_worker=by_worker,
         last_stage_ideal=times[:, -1],
     )
@@ -164,10 +168,12 @@ def fixed_workers_times(
     for g, workers in enumerate(selections):
         for d, s in workers:
             keep[ops.stage == s, g, d] = False
-    return _keep_recorded(model, rec, ideal, keep)
+    return _keep_recorded(model, rec, ideal, keep, _nonnegative(rec, ideal))
 
 
-def _one_dp_rank_recorded(model: DependencyModel, rec: Cube, ideal: FloatArray, recorded_ops: Mask) -> FloatArray:
+def _one_dp_rank_recorded(
+    model: DependencyModel, rec: Cube, ideal: FloatArray, recorded_ops: Mask, nonnegative: Mask
+) -> FloatArray:
     """Step times (steps, dp): scenario d keeps DP rank d's ``recorded_ops`` as recorded, all else ideal.
 
     Lane 0 is DP rank d; lane 1 stands for every other DP rank (absent at DP = 1).
@@ -175,7 +181,7 @@ def _one_dp_rank_recorded(model: DependencyModel, rec: Cube, ideal: FloatArray, 
     dp = rec.shape[2]
     keep = np.zeros((len(recorded_ops), dp, 1 if dp == 1 else 2), dtype=bool)
     keep[recorded_ops, :, 0] = True
-    return step_times(model, _Scenarios(rec, ideal, keep, dp_along="scenarios"), _nonnegative(rec, ideal))
+    return step_times(model, _Scenarios(rec, ideal, keep, dp_along="scenarios"), nonnegative)
 
 
 def slowest(scores: FloatArray, rank: IntArray) -> Workers:
