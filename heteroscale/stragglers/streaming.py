@@ -13,6 +13,8 @@ import multiprocessing
 import os
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -23,7 +25,7 @@ from heteroscale.stragglers.analysis import CHUNK_OPS, Analysis, MemoryStore, an
 from heteroscale.stragglers.chunked import serial_map
 from heteroscale.stragglers.op_tensor import Cube
 from heteroscale.stragglers.parquet_trace import plan_chunks
-from heteroscale.stragglers.trace import JobMeta
+from heteroscale.stragglers.trace import JobMeta, TraceError
 
 T = TypeVar("T")
 
@@ -61,12 +63,20 @@ def analyze_parquet(path: Path, meta: JobMeta, workers: int | None = None, chunk
         store = DiskStore(Path(folder))
         if processes == 1:
             return analyze_chunks(chunks, meta, store, serial_map)
-        # Fork where there is fork: workers start at once, with this process's imports. The pool
-        # is made before any chunk is read, so no data is copied into the workers.
+        # Fork where there is fork: workers start at once, with this process's imports. A pool that
+        # reports a dead worker (BrokenProcessPool) rather than waiting for it forever.
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-        with multiprocessing.get_context(method).Pool(processes) as pool:
+        with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context(method)) as pool:
+            # A forking pool starts its workers on the first task: start them before any chunk is
+            # read, so they neither share its pages nor count them in their RSS.
+            pool.submit(int).result()
 
             def map_chunks(fn: Callable[[int], T], indices: Sequence[int]) -> list[T]:
-                return pool.map(fn, indices, chunksize=1)
+                return list(pool.map(fn, indices))
 
-            return analyze_chunks(chunks, meta, store, map_chunks)
+            try:
+                return analyze_chunks(chunks, meta, store, map_chunks)
+            except BrokenProcessPool as exc:
+                raise TraceError(
+                    f"a worker process died while analysing {path} (out of memory?); try fewer --workers"
+                ) from exc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from heteroscale.stragglers import analysis
 from heteroscale.stragglers.analysis import MemoryStore, analyze_chunks, split_steps
 from heteroscale.stragglers.chunked import serial_map
 from heteroscale.stragglers.parquet_trace import plan_chunks, read_parquet
@@ -107,6 +109,17 @@ def test_a_bad_step_in_a_worker_process_is_a_trace_error(tmp_path: Path) -> None
     write_by_step(table.take(np.delete(np.arange(table.num_rows), drop)), path)
     with pytest.raises(TraceError, match=rf"step {last}, dp_rank \d, stage \d lacks"):
         analyze_parquet(path, load_meta(DATA / "meta-ST.yaml"), workers=2, chunk_ops=1)
+
+
+def _die(*_: object) -> None:
+    os._exit(1)  # as the kernel's out-of-memory killer would end a worker
+
+
+@pytest.mark.timeout(60)
+def test_a_worker_process_that_dies_is_an_error_not_a_hang(se_by_step: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(analysis, "_what_ifs", _die)
+    with pytest.raises(TraceError, match=r"a worker process died while analysing .* try fewer --workers"):
+        analyze_parquet(se_by_step, load_meta(DATA / "meta-SE.yaml"), workers=2, chunk_ops=SMALL_CHUNKS)
 
 
 def test_a_worker_that_changes_rank_between_steps_is_a_trace_error(tmp_path: Path) -> None:
