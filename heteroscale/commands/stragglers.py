@@ -28,6 +28,11 @@ def register(subparsers: Any) -> None:
             help="Parquet trace, or a folder of per-rank PyTorch profiler JSON traces",
         )
         sub.add_argument("--meta", type=Path, required=True, help="job metadata YAML (dp_size, pp_size, ...)")
+        sub.add_argument(
+            "--workers",
+            type=_positive,
+            help="processes that analyse a Parquet trace's chunks of steps in parallel (default: one per core)",
+        )
 
     analyze = commands.add_parser("analyze", help="print a report; optionally write JSON and a heatmap")
     common(analyze)
@@ -43,9 +48,20 @@ def register(subparsers: Any) -> None:
     serve.set_defaults(func=_serve)
 
 
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def _load(args: argparse.Namespace) -> Analysis:
     from heteroscale.cli import UserInputError
     from heteroscale.stragglers.analysis import analyze
+    from heteroscale.stragglers.streaming import analyze_parquet
     from heteroscale.stragglers.trace import TraceError
     from heteroscale.stragglers.trace_io import load_meta, load_trace
 
@@ -54,7 +70,9 @@ def _load(args: argparse.Namespace) -> Analysis:
             raise UserInputError(f"{label} {path} does not exist")
     try:
         meta = load_meta(args.meta)
-        return analyze(load_trace(args.trace, meta), meta)
+        if args.trace.is_dir():
+            return analyze(load_trace(args.trace, meta), meta)
+        return analyze_parquet(args.trace, meta, workers=args.workers)
     except TraceError as exc:
         raise UserInputError(str(exc)) from exc
 

@@ -17,9 +17,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from heteroscale.stragglers import trace as t
-from heteroscale.stragglers.op_tensor import OpTensor
+from heteroscale.stragglers.op_tensor import Layout, OpTensor
 from heteroscale.stragglers.trace import OP_TYPES, IntArray, TraceError
 
 # Clock skew between ranks is sub-millisecond; a tighter match would call real sends no-ops.
@@ -47,16 +48,26 @@ class Node:
 class DependencyModel:
     deps: tuple[IntArray, ...]  # per template op: the ops it waits for
     nodes: tuple[Node, ...]  # in topological order
-    is_collective: np.ndarray  # per template op: its time is transfer time, not duration
 
     @property
     def n_ops(self) -> int:
         return len(self.deps)
 
+    def may_end_last(self, nonnegative: npt.NDArray[np.bool_]) -> npt.NDArray[np.bool_]:
+        """Ops whose end may be a step's last, given which ops take no negative time: an op ends no
+        later than any op that waits for it and takes time ≥ 0 (a collective waits for its members'
+        launches too), so only ops without such a successor can end last."""
+        waiter = np.repeat(np.arange(self.n_ops), [len(d) for d in self.deps])
+        waited = np.concatenate(self.deps) if self.deps else np.empty(0, dtype=np.int64)
+        ends_earlier = np.zeros(self.n_ops, dtype=bool)
+        ends_earlier[waited[nonnegative[waiter]]] = True
+        result: npt.NDArray[np.bool_] = ~ends_earlier
+        return result
+
 
 class _Builder:
     def __init__(self, ops: OpTensor, pp: int, vpp: int, use_dp: bool) -> None:
-        self.ops = ops
+        self.ops = ops.layout
         self.pp, self.vpp, self.use_dp = pp, vpp, use_dp
         self.start = ops.template_start()
         self.end = ops.template_end()
@@ -64,7 +75,7 @@ class _Builder:
         self.groups: list[tuple[tuple[int, ...], bool]] = []
         self.by_type_stage: dict[tuple[str, int], list[int]] = defaultdict(list)
         for k in range(ops.n_ops):
-            self.by_type_stage[(OP_TYPES[ops.optype[k]], int(ops.stage[k]))].append(k)
+            self.by_type_stage[(OP_TYPES[self.ops.optype[k]], int(self.ops.stage[k]))].append(k)
 
     def launch_order(self, ops: Iterable[int]) -> list[int]:
         o = self.ops
@@ -266,17 +277,13 @@ class _Builder:
                 f"dependency cycle through {OP_TYPES[self.ops.optype[k]]} #{int(self.ops.seq_id[k])} "
                 f"on stage {int(self.ops.stage[k])}; the recorded op order is inconsistent"
             )
-        is_collective = np.zeros(n, dtype=bool)
-        for members, _ in self.groups:
-            is_collective[list(members)] = True
         return DependencyModel(
             deps=tuple(np.array(sorted(d), dtype=np.int64) for d in self.deps),
             nodes=tuple(nodes[v] for v in order),
-            is_collective=is_collective,
         )
 
 
-def _chunk(ops: OpTensor, k: int) -> int:
+def _chunk(ops: Layout, k: int) -> int:
     """Model chunk of a DP collective; one recorded without a chunk (mc = -1) serves chunk 0."""
     return max(int(ops.mc[k]), 0)
 

@@ -35,13 +35,15 @@ def build_registry(analyses: Sequence[Analysis]) -> CollectorRegistry:
         "S_w: slowdown with only this worker left as recorded",
         ["job", "dp_rank", "stage", "rank", "node"],
     )
-    worker_share = gauge("worker_share", "M_W: share of the slowdown due to the slowest 3% of workers", ["job"])
+    worker_share = gauge(
+        "worker_share", "M_W: share of the slowdown due to the slowest 3% of workers (as the paper ranks them)", ["job"]
+    )
     stage_share = gauge("last_stage_share", "M_S: share of the slowdown due to the last stage", ["job"])
     cause = gauge("root_cause", "1 when this root cause is diagnosed", ["job", "cause"])
     suspect = gauge("suspect_rank", "1 for each rank named as a worker problem", ["job", "rank", "node"])
     for analysis in analyses:
         job = analysis.meta.name
-        rep, attr, diag, ops = analysis.replay, analysis.attribution, analysis.diagnosis, analysis.ops
+        rep, attr, diag = analysis.replay, analysis.attribution, analysis.diagnosis
         job_slowdown.labels(job).set(rep.slowdown)
         waste.labels(job).set(rep.waste)
         replay_error.labels(job).set(rep.replay_error)
@@ -49,10 +51,10 @@ def build_registry(analyses: Sequence[Analysis]) -> CollectorRegistry:
         stage_share.labels(job).set(attr.M_S)
         for s, value in zip(rep.steps, rep.step_slowdown, strict=True):
             step.labels(job, str(int(s))).set(float(value))
-        dp, pp = ops.rank.shape
+        dp, pp = analysis.rank.shape
         for d in range(dp):
             for s in range(pp):
-                rank = int(ops.rank[d, s])
+                rank = int(analysis.rank[d, s])
                 node = analysis.nodes.get(rank, "")
                 worker.labels(job, str(d), str(s), str(rank), node).set(float(attr.by_worker[d, s]))
         for name in ("worker", "last_stage", "sequence_imbalance"):

@@ -3,7 +3,8 @@
 Owns the op times fed to the simulator (compute: duration; communication: transfer time = own end
 minus the latest start among its peers), the ideal times (compute: mean of its type; communication:
 median transfer time of its type), the simulator itself and the job-level figures S, waste and the
-replay error. Pure: no I/O, no clock.
+replay error. Pure: no I/O, no clock. The ideal times need statistics of the whole trace;
+:mod:`heteroscale.stragglers.analysis` gathers them over chunks of steps.
 
 The simulator walks the dependency model once in topological order and carries a whole tensor of
 timelines at a time, shape ``(steps, G, L)``: ``L`` lanes are the DP ranks that DP collectives
@@ -12,14 +13,16 @@ synchronise, ``G`` independent what-if scenarios. Steps never interact.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from heteroscale.stragglers.dependency import DependencyModel
 from heteroscale.stragglers.op_tensor import Cube, OpTensor
-from heteroscale.stragglers.trace import COMM_TYPES, OP_TYPES
+from heteroscale.stragglers.trace import COMM_TYPES, OP_TYPES, IntArray
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -45,53 +48,72 @@ def recorded_work(ops: OpTensor, model: DependencyModel) -> Cube:
     return work
 
 
-def ideal_work(ops: OpTensor, work: Cube) -> FloatArray:
-    """Per template op: mean of its type for compute, median of its type for communication."""
-    ideal = np.empty(ops.n_ops)
-    for code in np.unique(ops.optype):
-        mine = ops.optype == code
-        values = work[mine]
-        ideal[mine] = np.median(values) if OP_TYPES[code] in COMM_TYPES else values.mean()
+def ideal_work(optype: IntArray, means: Mapping[int, float], medians: Mapping[int, float]) -> FloatArray:
+    """Per template op: the mean of its type for compute, the median of its type for communication.
+
+    ``means`` and ``medians`` map op-type codes to the mean and the median of the recorded work of
+    every op of that type over the whole trace (all template ops of the type, steps and DP ranks).
+    """
+    ideal = np.empty(len(optype))
+    for code in np.unique(optype):
+        mine = optype == code
+        ideal[mine] = medians[int(code)] if OP_TYPES[code] in COMM_TYPES else means[int(code)]
     return ideal
 
 
-def simulate(model: DependencyModel, work: FloatArray) -> FloatArray:
-    """End times of every op; ``work`` has shape (K, steps, G, L) and every step starts at 0."""
-    end = np.empty_like(work)
+class Work(Protocol):
+    """Op times for the simulator: ``work[k]`` is op k's time in every timeline, shaped (steps, G, L)
+    or broadcastable to it. A plain array of shape (K, steps, G, L) is one; what-if scenarios make
+    theirs one op at a time rather than hold G copies of the trace."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    def __getitem__(self, k: int, /) -> FloatArray: ...
+
+
+def simulate(model: DependencyModel, work: Work) -> FloatArray:
+    """End times of every op, shape (K, steps, G, L); every step starts at 0."""
+    end = np.empty(work.shape)
+    launched = np.empty(work.shape[1:])
     for node in model.nodes:
         if not node.collective:
             k = node.members[0]
-            _finish(end, model.deps[k], work[k], out=end[k])
+            _latest(end, model.deps[k], out=end[k])
+            end[k] += work[k]
             continue
-        launched = None
+        for i, k in enumerate(node.members):
+            # A member's own end slot is free until the transfer: it holds the member's launch.
+            _latest(end, model.deps[k], out=launched if i == 0 else end[k])
+            if i:
+                np.maximum(launched, end[k], out=launched)
+        start = launched.max(axis=-1, keepdims=True) if node.dp_sync else launched
         for k in node.members:
-            mine = _launch(end, model.deps[k], work.shape[1:])
-            launched = mine if launched is None else np.maximum(launched, mine)
-        assert launched is not None
-        if node.dp_sync:
-            launched = launched.max(axis=-1, keepdims=True)
-        for k in node.members:
-            np.add(launched, work[k], out=end[k])
+            np.add(start, work[k], out=end[k])
     return end
 
 
-def _launch(end: FloatArray, deps: npt.NDArray[np.int64], shape: tuple[int, ...]) -> FloatArray:
+def _latest(end: FloatArray, deps: npt.NDArray[np.int64], out: FloatArray) -> None:
+    """The latest end among ``deps`` (0 without any): when an op may launch."""
     if len(deps) == 0:
-        return np.zeros(shape)
-    launched: FloatArray = end[deps[0]] if len(deps) == 1 else end[deps].max(axis=0)
-    return launched
+        out.fill(0.0)
+        return
+    first, *rest = deps.tolist()
+    np.copyto(out, end[first])
+    for d in rest:
+        np.maximum(out, end[d], out=out)
 
 
-def _finish(end: FloatArray, deps: npt.NDArray[np.int64], work: FloatArray, out: FloatArray) -> None:
-    if len(deps) == 0:
-        out[...] = work
-    else:
-        np.add(_launch(end, deps, work.shape), work, out=out)
+def step_times(model: DependencyModel, work: Work, nonnegative: npt.NDArray[np.bool_] | None = None) -> FloatArray:
+    """Simulated step time, shape (steps, G): the last op end over all ops and lanes.
 
-
-def step_times(model: DependencyModel, work: FloatArray) -> FloatArray:
-    """Simulated step time, shape (steps, G): the last op end over all ops and lanes."""
-    result: FloatArray = simulate(model, work).max(axis=(0, 3))
+    Where the caller knows which ops take no negative time in any timeline (``nonnegative``, per
+    op), only the ops that may end last are compared: the same maximum, from a fraction of the ends.
+    """
+    end = simulate(model, work)
+    if nonnegative is not None:
+        end = end[model.may_end_last(nonnegative)]
+    result: FloatArray = end.max(axis=(0, 3))
     return result
 
 
@@ -103,7 +125,6 @@ class Replay:
     recorded: FloatArray  # step times as recorded
     replayed: FloatArray  # T per step: replay of the recorded durations
     ideal: FloatArray  # T_ideal per step: every op at its ideal duration
-    work: Cube  # recorded op times fed to the simulator, (K, steps, dp)
     ideal_work: FloatArray  # (K,)
 
     @property
@@ -127,17 +148,3 @@ class Replay:
     def step_slowdown(self) -> FloatArray:
         ratio: FloatArray = self.replayed / self.ideal
         return ratio
-
-
-def replay(ops: OpTensor, model: DependencyModel) -> Replay:
-    work = recorded_work(ops, model)
-    ideal = ideal_work(ops, work)
-    shape = (ops.n_ops, len(ops.steps), 1, work.shape[2])
-    return Replay(
-        steps=ops.steps,
-        recorded=ops.recorded_step_time(),
-        replayed=step_times(model, work[:, :, None, :])[:, 0],
-        ideal=step_times(model, np.broadcast_to(ideal[:, None, None, None], shape).copy())[:, 0],
-        work=work,
-        ideal_work=ideal,
-    )

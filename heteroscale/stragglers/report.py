@@ -1,8 +1,9 @@
 """What the analysis says, for people (a text report they can act on) and for tools (JSON).
 
 The JSON keys ``slowdown``, ``waste``, ``replay_error``, ``by_optype``, ``by_dp_rank``,
-``by_stage``, ``by_worker``, ``M_W``, ``M_S``, ``root_causes`` and ``suspect_ranks`` are the
-stable interface; the rest adds detail (per-step attribution, timelines, correlations).
+``by_stage``, ``by_worker``, ``M_W``, ``M_W_what_if``, ``M_S``, ``root_causes`` and
+``suspect_ranks`` are the stable interface; the rest adds detail (per-step attribution, timelines,
+correlations).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from heteroscale.stragglers.analysis import Analysis
-from heteroscale.stragglers.attribution import WORKER_SHARE
+from heteroscale.stragglers.attribution import WORKER_PERCENT
 from heteroscale.stragglers.replay import REPLAY_ERROR_LIMIT
 from heteroscale.stragglers.root_cause import (
     LAST_STAGE_M_S,
@@ -41,20 +42,25 @@ def _indexed(values: np.ndarray) -> dict[str, float]:
     return {str(i): float(v) for i, v in enumerate(values)}
 
 
+def _workers(workers: tuple[tuple[int, int], ...], rank: np.ndarray) -> list[dict[str, int]]:
+    return [{"dp_rank": d, "stage": s, "rank": int(rank[d, s])} for d, s in workers]
+
+
 def to_json(analysis: Analysis) -> dict[str, Any]:
-    rep, attr, diag, ops = analysis.replay, analysis.attribution, analysis.diagnosis, analysis.ops
+    rep, attr, diag, rank = analysis.replay, analysis.attribution, analysis.diagnosis, analysis.rank
     meta = analysis.meta
-    dp, pp = ops.rank.shape
+    dp, pp = rank.shape
     by_worker = []
     for d in range(dp):
         for s in range(pp):
             entry: dict[str, Any] = {
                 "dp_rank": d,
                 "stage": s,
-                "rank": int(ops.rank[d, s]),
+                "rank": int(rank[d, s]),
                 "slowdown": float(attr.by_worker[d, s]),
+                "approx_slowdown": float(attr.worker_score[d, s]),
             }
-            node = analysis.nodes.get(int(ops.rank[d, s]))
+            node = analysis.nodes.get(int(rank[d, s]))
             if node is not None:
                 entry["node"] = node
             by_worker.append(entry)
@@ -87,8 +93,10 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
         "by_stage": _indexed(attr.by_stage),
         "by_worker": by_worker,
         "M_W": attr.M_W,
+        "M_W_what_if": attr.M_W_what_if,
         "M_S": attr.M_S,
-        "slowest_workers": [{"dp_rank": d, "stage": s, "rank": int(ops.rank[d, s])} for d, s in attr.slowest_workers],
+        "slowest_workers": _workers(attr.slowest_workers, rank),
+        "slowest_workers_what_if": _workers(attr.slowest_workers_what_if, rank),
         "fb_correlation": diag.fb_correlation,
         "fb_correlation_by_stage": _indexed(diag.fb_correlation_by_stage),
         "straggling": diag.straggling,
@@ -100,14 +108,14 @@ def to_json(analysis: Analysis) -> dict[str, Any]:
 
 
 def render_text(analysis: Analysis) -> str:
-    rep, attr, diag, ops, meta = (
+    rep, attr, diag, rank, meta = (
         analysis.replay,
         analysis.attribution,
         analysis.diagnosis,
-        analysis.ops,
+        analysis.rank,
         analysis.meta,
     )
-    dp, pp = ops.rank.shape
+    dp, pp = rank.shape
     lines = [
         f"Straggler analysis of {meta.name}: DP {meta.dp} x PP {meta.pp} x TP {meta.tp} x CP {meta.cp}"
         f" (VPP {meta.vpp}), {len(rep.steps)} steps, {analysis.n_ops:,} ops",
@@ -125,17 +133,17 @@ def render_text(analysis: Analysis) -> str:
         lines.append("Root causes:")
     for cause in diag.causes:
         if cause is Cause.WORKER:
-            share = f"{WORKER_SHARE:.0%}"
+            share = f"{WORKER_PERCENT}%"
             lines.append(
                 f"  * worker problem: the slowest {share} of workers explain {attr.M_W:.0%} of the "
                 f"slowdown (M_W = {attr.M_W:.2f} > {WORKER_M_W})."
             )
             for d, s in diag.suspect_workers:
-                rank = int(ops.rank[d, s])
-                node = analysis.nodes.get(rank)
+                node = analysis.nodes.get(int(rank[d, s]))
                 where = f" on node {node}" if node else ""
                 lines.append(
-                    f"      suspect rank {rank} (dp_rank {d}, stage {s}){where}: S_w = {attr.by_worker[d, s]:.3f}"
+                    f"      suspect rank {int(rank[d, s])} (dp_rank {d}, stage {s}){where}: "
+                    f"S_w = {attr.by_worker[d, s]:.3f}"
                 )
         elif cause is Cause.LAST_STAGE:
             lines.append(
@@ -152,7 +160,9 @@ def render_text(analysis: Analysis) -> str:
         lines.append("No single pattern dominates: look at the attribution below.")
     lines += [
         "",
-        f"M_W = {attr.M_W:.3f}, M_S = {attr.M_S:.3f}, forward/backward correlation {diag.fb_correlation:.3f}",
+        f"M_W = {attr.M_W:.3f} (slowest {WORKER_PERCENT}% by min(S_dp, S_stage), as the paper), "
+        f"M_W_what_if = {attr.M_W_what_if:.3f} (slowest by their own S_w), M_S = {attr.M_S:.3f}, "
+        f"forward/backward correlation {diag.fb_correlation:.3f}",
         "Slowdown if only this group were left as recorded:",
         "  by op type: "
         + ", ".join(f"{k} {v:.3f}" for k, v in sorted(attr.by_optype.items(), key=lambda kv: -kv[1])[:6]),
@@ -164,7 +174,7 @@ def render_text(analysis: Analysis) -> str:
     lines.append(
         "  by worker (slowest):  "
         + ", ".join(
-            f"rank {int(ops.rank[d, s])} (dp {d}, stage {s}) {attr.by_worker[d, s]:.3f}"
+            f"rank {int(rank[d, s])} (dp {d}, stage {s}) {attr.by_worker[d, s]:.3f}"
             for d, s in (np.unravel_index(i, (dp, pp)) for i in flat)
         )
     )

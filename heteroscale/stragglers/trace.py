@@ -129,6 +129,11 @@ class JobMeta:
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
+# Trace columns keep the width they were stored with (int8 stages, float32 times): a trace of
+# millions of rows is several times smaller so, and the analysis widens what it computes with.
+Ints = npt.NDArray[np.integer[Any]]
+Floats = npt.NDArray[np.floating[Any]]
+_INT_COLUMNS = ("dp_rank", "stage", "rank", "step", "seq_id", "mc", "gmc", "mb_id")
 
 
 @dataclass(frozen=True)
@@ -140,17 +145,17 @@ class Trace:
     ``nodes`` optionally maps a global rank to the machine it ran on.
     """
 
-    dp_rank: IntArray
-    stage: IntArray
-    rank: IntArray
-    step: IntArray
-    optype: IntArray
-    start_ts: FloatArray
-    duration: FloatArray
-    seq_id: IntArray
-    mc: IntArray
-    gmc: IntArray
-    mb_id: IntArray
+    dp_rank: Ints
+    stage: Ints
+    rank: Ints
+    step: Ints
+    optype: Ints
+    start_ts: Floats
+    duration: Floats
+    seq_id: Ints
+    mc: Ints
+    gmc: Ints
+    mb_id: Ints
     nodes: Mapping[int, str] | None = None
 
     def __len__(self) -> int:
@@ -158,55 +163,56 @@ class Trace:
 
     @classmethod
     def from_columns(cls, columns: Mapping[str, Any], nodes: Mapping[int, str] | None = None) -> Trace:
-        """Build from column arrays; ``optype`` may hold names. Raises :class:`TraceError`."""
+        """Build from column arrays; ``optype`` may hold names or codes. Raises :class:`TraceError`."""
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise TraceError(f"trace is missing column(s): {', '.join(missing)}")
         lengths = {c: len(columns[c]) for c in REQUIRED_COLUMNS}
         if len(set(lengths.values())) != 1:
             raise TraceError(f"trace columns differ in length: {lengths}")
-        ints: dict[str, IntArray] = {}
-        for c in REQUIRED_COLUMNS:
-            if c in ("optype", "start_ts", "duration"):
-                continue
+        ints: dict[str, Ints] = {}
+        for c in _INT_COLUMNS:
             arr = np.asarray(columns[c])
             if arr.dtype.kind not in "iu":
                 raise TraceError(f"trace column {c} must hold integers, got {arr.dtype}")
-            ints[c] = arr.astype(np.int64)
-        floats: dict[str, FloatArray] = {}
+            ints[c] = arr
+        floats: dict[str, Floats] = {}
         for c in ("start_ts", "duration"):
             arr = np.asarray(columns[c])
             if arr.dtype.kind not in "fiu":
                 raise TraceError(f"trace column {c} must hold numbers, got {arr.dtype}")
-            floats[c] = arr.astype(np.float64)
+            floats[c] = arr if arr.dtype.kind == "f" else arr.astype(np.float64)
         return cls(
-            dp_rank=ints["dp_rank"],
-            stage=ints["stage"],
-            rank=ints["rank"],
-            step=ints["step"],
-            optype=_encode_optypes(columns["optype"]),
+            optype=encode_optypes(columns["optype"]),
             start_ts=floats["start_ts"],
             duration=floats["duration"],
-            seq_id=ints["seq_id"],
-            mc=ints["mc"],
-            gmc=ints["gmc"],
-            mb_id=ints["mb_id"],
             nodes=nodes,
+            **ints,
         )
 
 
-def _encode_optypes(values: Any) -> IntArray:
+def encode_optypes(values: Any) -> Ints:
+    """Op-type codes from codes (checked) or from names (few distinct ones, however many rows)."""
     arr = np.asarray(values)
     if arr.dtype.kind in "iu":
         if len(arr) and (arr.min() < 0 or arr.max() >= len(OP_TYPES)):
             raise TraceError("trace column optype holds an op-type code out of range")
-        return arr.astype(np.int64)
+        return arr
     names, inverse = np.unique(arr.astype(str), return_inverse=True)
-    unknown = [str(n) for n in names if n not in OP_CODE]
-    if unknown:
-        raise TraceError(f"trace has unknown op type(s): {', '.join(unknown)}; known: {', '.join(OP_TYPES)}")
-    codes = np.array([OP_CODE[str(n)] for n in names], dtype=np.int64)
-    return codes[inverse.reshape(-1)]
+    return optype_codes(names.tolist())[inverse.reshape(-1)]
+
+
+def optype_codes(names: list[str], used: Ints | None = None) -> npt.NDArray[np.int8]:
+    """Codes of op-type ``names`` (a column's dictionary). Raises naming the unknown ones that are
+    ``used`` (indices into ``names``; all when None): a dictionary may list values no row holds."""
+    codes = np.array([OP_CODE.get(n, -1) for n in names], dtype=np.int8)
+    unknown = codes < 0
+    if used is not None:
+        unknown &= np.bincount(used, minlength=len(names)).astype(bool)
+    if unknown.any():
+        bad = ", ".join(str(n) for n, u in zip(names, unknown, strict=True) if u)
+        raise TraceError(f"trace has unknown op type(s): {bad}; known: {', '.join(OP_TYPES)}")
+    return codes
 
 
 def validate(trace: Trace, meta: JobMeta) -> None:
@@ -224,10 +230,10 @@ def validate(trace: Trace, meta: JobMeta) -> None:
         raise TraceError(
             f"trace has {count} negative duration(s), first {trace.duration[row]:.6g} s ({describe_row(trace, row)})"
         )
-    for column, size, label in ((trace.dp_rank, meta.dp, "dp_size"), (trace.stage, meta.pp, "pp_size")):
-        found = np.unique(column)
-        name = "dp_rank" if column is trace.dp_rank else "stage"
-        if found.min() < 0 or found.max() >= size or len(found) != size:
+    for name, size, label in (("dp_rank", meta.dp, "dp_size"), ("stage", meta.pp, "pp_size")):
+        column = getattr(trace, name)
+        if column.min() < 0 or column.max() >= size or np.bincount(column, minlength=size).min() == 0:
+            found = np.unique(column)
             raise TraceError(
                 f"trace {name} values {_span(found)} do not match metadata {label}={size} "
                 f"(expected each of 0..{size - 1})"
@@ -237,7 +243,7 @@ def validate(trace: Trace, meta: JobMeta) -> None:
     if (trace.seq_id < 0).any():
         raise TraceError("trace has a negative seq_id")
     # A worker is one (dp_rank, stage) pair; its global rank must be one number.
-    worker = trace.dp_rank * meta.pp + trace.stage
+    worker = trace.dp_rank.astype(np.int64) * meta.pp + trace.stage
     first_rank = np.full(meta.dp * meta.pp, -1, dtype=np.int64)
     first_rank[worker] = trace.rank
     if (first_rank[worker] != trace.rank).any():
@@ -245,13 +251,13 @@ def validate(trace: Trace, meta: JobMeta) -> None:
         raise TraceError(f"trace gives one worker two global ranks ({describe_row(trace, row)})")
     if trace.rank.max() >= meta.world_size:
         raise TraceError(f"trace rank {int(trace.rank.max())} >= metadata world_size {meta.world_size}")
-    present = {OP_TYPES[c] for c in np.unique(trace.optype)}
+    present = {OP_TYPES[c] for c in np.flatnonzero(np.bincount(trace.optype))}
     for needed in (FORWARD_COMPUTE, BACKWARD_COMPUTE, OPTIMIZER):
         if needed not in present:
             raise TraceError(f"trace has no {needed} ops; the step end is defined by them")
 
 
-def _span(values: IntArray) -> str:
+def _span(values: Ints) -> str:
     if len(values) <= 6:
         return "{" + ", ".join(str(int(v)) for v in values) + "}"
     return f"{{{int(values[0])}, ..., {int(values[-1])}}} ({len(values)} distinct)"

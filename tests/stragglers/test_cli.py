@@ -22,7 +22,10 @@ KEYS = {
     "by_stage",
     "by_worker",
     "M_W",
+    "M_W_what_if",
     "M_S",
+    "slowest_workers",
+    "slowest_workers_what_if",
     "root_causes",
     "suspect_ranks",
 }
@@ -57,6 +60,17 @@ def test_bad_input_is_an_error_without_traceback(tmp_path: Path, capsys: pytest.
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "dp_rank values {0, 1} do not match metadata dp_size=3" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("value", ["0", "two"])
+def test_workers_must_be_a_positive_integer(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    argv = ["stragglers", "analyze", "--trace", str(DATA / "trace-ST.parquet"), "--meta", str(DATA / "meta-ST.yaml")]
+    with pytest.raises(SystemExit) as exit_info:
+        main([*argv, "--workers", value])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument --workers: must be a positive integer, got '{value}'" in err
     assert "Traceback" not in err
 
 

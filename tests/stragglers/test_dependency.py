@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from heteroscale.stragglers.analysis import analyze
 from heteroscale.stragglers.dependency import DependencyModel, build_dependency_model
 from heteroscale.stragglers.op_tensor import OpTensor, build_op_tensor
-from heteroscale.stragglers.replay import recorded_work, replay, step_times
+from heteroscale.stragglers.replay import Replay, recorded_work, step_times
 from heteroscale.stragglers.trace import OP_CODE, JobMeta
 from tests.stragglers.conftest import Row, make_trace
 
@@ -18,8 +19,13 @@ def build(rows: list[Row], dp: int, pp: int) -> tuple[OpTensor, DependencyModel]
     return ops, build_dependency_model(ops, pp, 1, use_dp=dp > 1)
 
 
+def replay(rows: list[Row], dp: int, pp: int) -> Replay:
+    return analyze(make_trace(rows, pp), JobMeta(name="unit", dp=dp, pp=pp)).replay
+
+
 def op(ops: OpTensor, optype: str, stage: int = 0, seq: int = 0) -> int:
-    match = (ops.optype == OP_CODE[optype]) & (ops.stage == stage) & (ops.seq_id == seq)
+    layout = ops.layout
+    match = (layout.optype == OP_CODE[optype]) & (layout.stage == stage) & (layout.seq_id == seq)
     return int(np.flatnonzero(match)[0])
 
 
@@ -43,8 +49,7 @@ PIPELINE: list[Row] = [
 
 
 def test_replay_of_a_consistent_trace_reproduces_it() -> None:
-    ops, model = build(PIPELINE, dp=1, pp=2)
-    rep = replay(ops, model)
+    rep = replay(PIPELINE, dp=1, pp=2)
     assert rep.replayed == pytest.approx([5.2])
     assert rep.replay_error == pytest.approx(0.0, abs=1e-12)
 
@@ -77,7 +82,7 @@ def test_same_stream_ops_run_in_launch_order_and_gaps_are_replay_error() -> None
     ]
     ops, model = build(rows, dp=1, pp=1)
     assert deps_of(model, op(ops, "backward-compute")) == {op(ops, "forward-compute")}
-    rep = replay(ops, model)
+    rep = replay(rows, dp=1, pp=1)
     assert rep.replayed == pytest.approx([3.5])
     assert rep.replay_error == pytest.approx(4.5 / 3.5 - 1)
     assert not rep.replay_trusted
@@ -107,7 +112,7 @@ def test_collective_transfers_only_after_all_members_launched() -> None:
     rs = op(ops, "grads-reduce-scatter")
     # DP rank 0 launched at 2.5 and waited for rank 1 (launched 3.5): both transfer 0.5 s.
     assert recorded_work(ops, model)[rs, 0] == pytest.approx([0.5, 0.5])
-    rep = replay(ops, model)
+    rep = replay(data_parallel_rows(2.0), dp=2, pp=1)
     assert rep.replayed == pytest.approx([4.1])
     # Ideal: backward at its mean (1.5 s) on both ranks, so the collective launches at 3.0.
     assert rep.ideal == pytest.approx([3.6])
@@ -115,7 +120,20 @@ def test_collective_transfers_only_after_all_members_launched() -> None:
 
 
 def test_ideal_uses_mean_for_compute_and_median_for_communication() -> None:
-    ops, model = build(data_parallel_rows(4.0), dp=2, pp=1)
-    rep = replay(ops, model)
+    ops, _ = build(data_parallel_rows(4.0), dp=2, pp=1)
+    rep = replay(data_parallel_rows(4.0), dp=2, pp=1)
     assert rep.ideal_work[op(ops, "backward-compute")] == pytest.approx(2.5)
     assert rep.ideal_work[op(ops, "grads-reduce-scatter")] == pytest.approx(0.5)
+
+
+def test_step_time_is_the_latest_end_even_after_a_negative_time() -> None:
+    ops, model = build(PIPELINE, dp=1, pp=2)
+    work = recorded_work(ops, model)
+    # A time may come out slightly negative (clock skew): the op before it then ends last.
+    work[op(ops, "optimizer", 0)] = -0.05
+    nonnegative = (work >= 0).all(axis=(1, 2))
+    assert step_times(model, work[:, :, None, :])[0, 0] == pytest.approx(5.1)
+    assert step_times(model, work[:, :, None, :], nonnegative)[0, 0] == pytest.approx(5.1)
+    # Only because the backward before that optimizer is compared too.
+    assert model.may_end_last(nonnegative)[op(ops, "backward-compute", 0)]
+    assert not model.may_end_last(np.ones(ops.n_ops, dtype=bool))[op(ops, "backward-compute", 0)]

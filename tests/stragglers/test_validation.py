@@ -29,6 +29,12 @@ def test_good_trace_passes() -> None:
     assert analyze(make_trace(GOOD, pp=1), META).replay.slowdown == pytest.approx(1.0)
 
 
+def test_empty_trace() -> None:
+    empty = Trace.from_columns({name: np.array([], dtype=np.int64) for name in columns(GOOD)})
+    with pytest.raises(TraceError, match="trace is empty"):
+        analyze(empty, META)
+
+
 def test_missing_column() -> None:
     cols = columns(GOOD)
     del cols["mb_id"], cols["seq_id"]
