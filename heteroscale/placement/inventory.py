@@ -34,6 +34,7 @@ from typing import Any
 
 from heteroscale.api.spec import Topology
 from heteroscale.placement.tolerations import HARD_EFFECTS, SOFT_EFFECT, Taint
+from heteroscale.placement.topology import gpu_type_of
 
 #: Label the operator puts on every pod of a deployment group (value: the Deployment name), so
 #: the instances already bound to nodes are known and not planned twice.
@@ -135,10 +136,11 @@ def inventory_from_k8s(
     for node in nodes:
         meta = node.get("metadata") or {}
         labels = meta.get("labels") or {}
-        gpu_type = labels.get(topology.gpu_type_label)
+        label = labels.get(topology.gpu_type_label)
         allocatable = gpu_count(((node.get("status") or {}).get("allocatable") or {}).get(resource, 0))
-        if not gpu_type or allocatable <= 0:
+        if not label or allocatable <= 0:
             continue
+        gpu_type = gpu_type_of(label)
         name = meta["name"]
         taints = (node.get("spec") or {}).get("taints") or ()
         result.append(

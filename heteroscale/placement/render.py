@@ -10,7 +10,8 @@ returns a new pod template (the role's ``template`` is not modified) with:
 * labels ``heteroscale.io/pdsg``, ``heteroscale.io/role``, ``heteroscale.io/group`` and
   :data:`~heteroscale.placement.inventory.GROUP_LABEL` (the Deployment name, which the inventory
   counts bound instances by); the operator uses the same labels as the Deployment's selector;
-* required node affinity on the GPU type label and the colocation domain, ANDed into every
+* required node affinity on the GPU type label (every spelling of the type, see
+  :func:`~heteroscale.placement.topology.gpu_label_values`) and the colocation domain, ANDed into every
   required term the template already has (so the template's own choices still hold);
 * preferred node affinity away from slow nodes (the slow label, and the straggler list by
   node name), so the scheduler uses them last;
@@ -35,6 +36,7 @@ from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.placement.inventory import GROUP_LABEL
 from heteroscale.placement.plan import PlannedGroup
 from heteroscale.placement.tolerations import rendered_tolerations
+from heteroscale.placement.topology import gpu_label_values
 
 PDSG_LABEL = "heteroscale.io/pdsg"
 ROLE_LABEL = "heteroscale.io/role"
@@ -51,7 +53,9 @@ def group_labels(group: PlannedGroup, pdsg: str) -> dict[str, str]:
 
 def _required_expressions(group: PlannedGroup, spec: PDServingGroupSpec) -> list[dict[str, Any]]:
     topology = spec.topology
-    expressions: list[dict[str, Any]] = [{"key": topology.gpu_type_label, "operator": "In", "values": [group.gpu_type]}]
+    expressions: list[dict[str, Any]] = [
+        {"key": topology.gpu_type_label, "operator": "In", "values": gpu_label_values(group.gpu_type)}
+    ]
     if topology.colocate:
         expressions.append({"key": topology.colocate, "operator": "In", "values": [group.domain]})
     return expressions
