@@ -44,7 +44,7 @@ def register(subparsers: Any) -> None:
 
 
 def _load(args: argparse.Namespace) -> Analysis:
-    from heteroscale.cli import UserInputError
+    from heteroscale.commands.errors import UserInputError
     from heteroscale.stragglers.analysis import analyze
     from heteroscale.stragglers.trace import TraceError
     from heteroscale.stragglers.trace_io import load_meta, load_trace
