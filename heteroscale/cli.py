@@ -53,6 +53,22 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
 
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        # argparse reports a misspelt flag from the top parser ("heteroscale: error"); the command's
+        # own parser names the command and its --help.
+        parsed, unknown = self.parse_known_args(args, namespace)
+        if unknown:
+            command = self._commands.get(getattr(parsed, "command", ""), self)
+            command.error(f"unrecognized arguments: {' '.join(unknown)}")
+        return parsed
+
+    @property
+    def _commands(self) -> dict[str, argparse.ArgumentParser]:
+        actions = self._subparsers._group_actions if self._subparsers else []
+        return {name: sub for action in actions for name, sub in getattr(action, "choices", {}).items()}
+
 
 def build_parser() -> Parser:
     parser = Parser(

@@ -56,4 +56,7 @@ def read_group(path: Path) -> Manifest:
     try:
         return parse_manifest(read_document(path, "PDServingGroup"))
     except SpecError as exc:
-        raise UserInputError(f"{path}: {exc}") from None
+        if len(exc.problems) == 1:
+            raise UserInputError(f"{path}: {exc.problems[0]}") from None
+        lines = "\n  ".join(exc.problems)
+        raise UserInputError(f"{path}: {len(exc.problems)} problems:\n  {lines}") from None
