@@ -6,12 +6,15 @@ import argparse
 import csv
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from heteroscale.commands.arguments import positive_float
 from heteroscale.commands.errors import UserInputError
 from heteroscale.commands.inputs import read_group
 from heteroscale.commands.output import is_stdout, write_json
-from heteroscale.policy.replay import ReplayRow, SeriesPoint
+
+if TYPE_CHECKING:
+    from heteroscale.policy.replay import ReplayRow, SeriesPoint
 
 DEFAULT_TRACE = "azure-conv"
 DEFAULT_SCALE = 40.0
@@ -59,6 +62,8 @@ def _number(text: str, where: str) -> float:
 
 def read_series(path: Path) -> list[SeriesPoint]:
     """Rows of (t, decode tokens/s, optional TBT); a header row is recognised and skipped."""
+    from heteroscale.policy.replay import SeriesPoint
+
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -94,6 +99,7 @@ def _looks_numeric(text: str) -> bool:
 
 
 def trace_series(name: str, scale: float) -> list[SeriesPoint]:
+    from heteroscale.policy.replay import SeriesPoint
     from heteroscale.traces import decode_tps_series, load
 
     try:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from heteroscale.api.manifest import Manifest, SpecError, parse_manifest
 from heteroscale.commands.errors import UserInputError
+
+if TYPE_CHECKING:
+    from heteroscale.api.manifest import Manifest
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -53,6 +55,8 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
 
 def read_group(path: Path) -> Manifest:
     """A PDServingGroup manifest (or a bare spec), each problem named by its field path."""
+    from heteroscale.api.manifest import SpecError, parse_manifest
+
     try:
         return parse_manifest(read_document(path, "PDServingGroup"))
     except SpecError as exc:

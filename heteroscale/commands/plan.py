@@ -16,15 +16,16 @@ import sys
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.commands.arguments import non_negative_int
 from heteroscale.commands.errors import UserInputError
 from heteroscale.commands.inputs import read_document, read_group
 from heteroscale.commands.output import is_stdout, write_json
-from heteroscale.placement import Plan, RoleTargets, inventory_from_k8s, plan
-from heteroscale.placement.topology import gpu_type_of
+
+if TYPE_CHECKING:
+    from heteroscale.api.spec import PDServingGroupSpec
+    from heteroscale.placement import Plan
 
 #: Exit status when the plan leaves instances unplaced.
 UNSCHEDULABLE = 1
@@ -72,6 +73,8 @@ def k8s_items(document: Any, kind: str, path: Path) -> list[dict[str, Any]]:
 
 def unmatched_types(spec: PDServingGroupSpec, nodes: Iterable[dict[str, Any]]) -> list[str]:
     """One line per GPU type of the spec that no node carries, with the label values nodes do carry."""
+    from heteroscale.placement.topology import gpu_type_of
+
     label = spec.topology.gpu_type_label
     values = (((n.get("metadata") or {}).get("labels") or {}).get(label) for n in nodes)
     seen = Counter(v for v in values if isinstance(v, str))
@@ -117,6 +120,9 @@ def format_table(result: Plan, scope: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: building the parser for any command must not pay for numpy and the models.
+    from heteroscale.placement import RoleTargets, inventory_from_k8s, plan
+
     manifest = read_group(args.group)
     spec = manifest.spec
     nodes = k8s_items(read_document(args.nodes, "nodes"), "Node", args.nodes)
