@@ -137,7 +137,7 @@ async def _lifecycle(
     assert terms == [
         {
             "matchExpressions": [
-                {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["H20"]},
+                {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["H20", "NVIDIA-H20", "Tesla-H20"]},
                 {"key": "heteroscale.io/s2", "operator": "In", "values": ["s2-a"]},
             ]
         }
