@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "ghcr.io/heteroscale/heteroscale:0.1.0"  # the tag deploy/operator.yaml runs
+IMAGE = "ghcr.io/heteroscale/heteroscale:0.1.0"  # the tag deploy/base/operator.yaml runs
 PROMETHEUS_IMAGE = "prom/prometheus:v2.53.0"
 CLUSTER = "heteroscale-e2e"
 pytestmark = pytest.mark.e2e
@@ -138,8 +138,7 @@ def test_apply_crds_and_deploy_then_scale_cycle(tmp_path: Path) -> None:
         run("kubectl", "expose", "deployment", "prometheus", "--port=9090")
         run("kubectl", "rollout", "status", "deployment/prometheus", "--timeout=240s")
 
-        run("kubectl", "apply", "-f", str(ROOT / "crds"))
-        run("kubectl", "apply", "-k", str(ROOT / "deploy"))
+        run("kubectl", "apply", "-k", str(ROOT / "deploy" / "overlays" / "cluster-wide"))  # CRD included
         run(
             "kubectl",
             "-n",
