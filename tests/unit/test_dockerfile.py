@@ -73,7 +73,8 @@ def locked() -> dict[str, tuple[str, list[str]]]:
 
 def lock_script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("lock_requirements", REPO / ".ci" / "lock_requirements.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
