@@ -51,6 +51,12 @@ def _namespaced_scanning(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.scanning.disabled = True
 
 
+def serve_namespaces(operator: Operator, namespaces: Sequence[str]) -> None:
+    """Configure ``operator`` for the namespaces it serves (none: the whole cluster)."""
+    if namespaces:
+        kopf.on.startup(registry=operator.registry)(_namespaced_scanning)
+
+
 def run(
     *,
     namespaces: Sequence[str],
@@ -67,8 +73,7 @@ def run(
     if metrics_port:
         metrics.serve(metrics_port)
     operator = Operator(PrometheusReader, metrics, slow_nodes=slow_nodes)
-    if namespaces:
-        kopf.on.startup(registry=operator.registry)(_namespaced_scanning)
+    serve_namespaces(operator, namespaces)
     logging.getLogger(__name__).info(
         "serving PDServingGroups in %s", ", ".join(namespaces) if namespaces else "all namespaces"
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -279,3 +280,28 @@ def test_run_without_credentials_exits_at_once_with_one_line(tmp_path: Path) -> 
     assert result.stderr.count("\n") == 1, result.stderr
     assert "Traceback" not in result.stderr
     assert elapsed < 20  # kopf would retry its login every 60 s for ever
+
+
+def operator_log(log_format: str, *, verbose: bool) -> list[str]:
+    """What the operator's logging prints for one INFO and one DEBUG line, in a fresh interpreter."""
+    code = (
+        "import logging; from heteroscale.operator.main import configure_logging; "
+        f"configure_logging({log_format!r}, {verbose}); "
+        "log = logging.getLogger('heteroscale.test'); log.info('scaled up'); log.debug('detail')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return (result.stdout + result.stderr).splitlines()
+
+
+def test_run_logs_timestamped_lines_at_info() -> None:
+    (line,) = operator_log("plain", verbose=False)  # the DEBUG line is not shown
+    assert re.fullmatch(
+        r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] heteroscale\.test +\[INFO +\] scaled up", line
+    )
+
+
+def test_run_logs_json_lines_and_debug_when_verbose() -> None:
+    lines = [json.loads(line) for line in operator_log("json", verbose=True)]
+    assert [(entry["message"], entry["severity"]) for entry in lines] == [("scaled up", "info"), ("detail", "debug")]
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", entry["timestamp"]) for entry in lines)
