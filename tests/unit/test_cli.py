@@ -296,9 +296,7 @@ def operator_log(log_format: str, *, verbose: bool) -> list[str]:
 
 def test_run_logs_timestamped_lines_at_info() -> None:
     (line,) = operator_log("plain", verbose=False)  # the DEBUG line is not shown
-    assert re.fullmatch(
-        r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] heteroscale\.test +\[INFO +\] scaled up", line
-    )
+    assert re.fullmatch(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] heteroscale\.test +\[INFO +\] scaled up", line)
 
 
 def test_run_logs_json_lines_and_debug_when_verbose() -> None:
