@@ -1,33 +1,21 @@
-"""`heteroscale ...` entry point.
+"""`heteroscale ...` entry point: parse (:mod:`heteroscale.commands.parser`), run, report.
 
-Each subcommand lives in its own module under :mod:`heteroscale.commands` and exposes
-``register(subparsers)``; modules are discovered, so adding a command never touches this file.
-Command modules import their heavy dependencies (kopf, matplotlib) inside the handler, so
-``heteroscale --help`` stays fast and works without a cluster.
+Every mistake a user can make ends in one line on stderr and exit status 2: a bad flag (argparse,
+through :class:`~heteroscale.commands.parser.Parser`), a bad file or value (:class:`UserInputError`),
+or a command whose optional dependencies are not installed.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
-import pkgutil
 import sys
 from collections.abc import Sequence
 
-from heteroscale import __version__, commands
+from heteroscale.commands.errors import UserInputError
+from heteroscale.commands.parser import build_parser
 
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="heteroscale",
-        description="Coordinated prefill/decode autoscaling for disaggregated LLM serving.",
-    )
-    parser.add_argument("--version", action="version", version=f"heteroscale {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        module.register(subparsers)
-    return parser
+#: Packages only the offline tools need (pyproject's extras), and the extra of each such command.
+OPTIONAL_PACKAGES = frozenset({"matplotlib", "tqdm", "pyarrow"})
+EXTRA_OF_COMMAND = {"simulate": "sim", "stragglers": "stragglers"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -38,11 +26,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserInputError as exc:
         print(f"heteroscale {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] not in OPTIONAL_PACKAGES:
+            raise
+        extra = EXTRA_OF_COMMAND.get(args.command, "sim")
+        print(
+            f"heteroscale {args.command}: error: needs {exc.name}, which the [{extra}] extra installs: "
+            f"pip install 'heteroscale[{extra}]'",
+            file=sys.stderr,
+        )
+        return 2
     return result
-
-
-class UserInputError(Exception):
-    """A problem with what the user gave us (a file, a flag): printed without a traceback."""
 
 
 if __name__ == "__main__":

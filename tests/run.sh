@@ -16,7 +16,8 @@ fi
 
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e '.[test]'
+# The offline tools' extras too: their tests run here; the operator image leaves them out.
+.venv/bin/python -m pip install -q -e '.[test,sim,stragglers]'
 # CPU PyTorch for the straggler end-to-end test (a real profiled training run).
 .venv/bin/python -m pip install -q 'torch==2.13.0'
 

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-import yaml
+from heteroscale.commands.arguments import positive_float
+from heteroscale.commands.errors import UserInputError
+from heteroscale.commands.inputs import read_group
+from heteroscale.commands.output import is_stdout, write_json
 
-from heteroscale.cli import UserInputError
-from heteroscale.policy.replay import ReplayRow, SeriesPoint
+if TYPE_CHECKING:
+    from heteroscale.policy.replay import ReplayRow, SeriesPoint
 
 DEFAULT_TRACE = "azure-conv"
 DEFAULT_SCALE = 40.0
@@ -35,32 +37,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="CSV with columns: time in seconds, decode tokens/s (empty = missing reading), optional TBT seconds",
     )
     parser.add_argument(
-        "--trace", default=DEFAULT_TRACE, help=f"bundled trace when no --series is given (default {DEFAULT_TRACE})"
+        "--trace",
+        default=DEFAULT_TRACE,
+        help="bundled trace (azure-conv, azure-code, mooncake) or a trace file, when no --series is given",
     )
     parser.add_argument(
         "--scale",
-        type=float,
+        type=positive_float,
         default=DEFAULT_SCALE,
-        help=f"multiply the trace's load, to stand for a larger fleet (default {DEFAULT_SCALE:g})",
+        help="multiply the trace's load, to stand for a larger fleet",
     )
-    parser.add_argument("--json", type=Path, help="also write the rows as a JSON list to this file")
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="also write the rows as a JSON list here; - for stdout alone"
+    )
     parser.set_defaults(func=run)
-
-
-def read_spec(path: Path) -> Any:
-    """Load a PDServingGroup from a YAML file, with errors a person can act on."""
-    from heteroscale.api.manifest import SpecError, parse_manifest
-
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UserInputError(f"cannot read spec {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UserInputError(f"{path} is not valid YAML: {exc}") from None
-    try:
-        return parse_manifest(document).spec
-    except SpecError as exc:
-        raise UserInputError(f"{path}: {exc}") from None
 
 
 def _number(text: str, where: str) -> float:
@@ -72,6 +62,8 @@ def _number(text: str, where: str) -> float:
 
 def read_series(path: Path) -> list[SeriesPoint]:
     """Rows of (t, decode tokens/s, optional TBT); a header row is recognised and skipped."""
+    from heteroscale.policy.replay import SeriesPoint
+
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -107,6 +99,7 @@ def _looks_numeric(text: str) -> bool:
 
 
 def trace_series(name: str, scale: float) -> list[SeriesPoint]:
+    from heteroscale.policy.replay import SeriesPoint
     from heteroscale.traces import decode_tps_series, load
 
     try:
@@ -129,13 +122,13 @@ def format_table(rows: list[ReplayRow]) -> str:
 def run(args: argparse.Namespace) -> int:
     from heteroscale.policy.replay import replay
 
-    spec = read_spec(args.spec)
-    if args.scale <= 0:
-        raise UserInputError("--scale must be positive")
+    spec = read_group(args.spec).spec
     series = read_series(args.series) if args.series else trace_series(args.trace, args.scale)
     rows = replay(spec, series)
-    print(format_table(rows))
     if args.json:
-        args.json.write_text(json.dumps([row.as_dict() for row in rows], indent=1) + "\n", encoding="utf-8")
-        print(f"wrote {len(rows)} rows to {args.json}")
+        write_json(args.json, [row.as_dict() for row in rows])
+    if not is_stdout(args.json):
+        print(format_table(rows))
+        if args.json:
+            print(f"wrote {len(rows)} rows to {args.json}")
     return 0

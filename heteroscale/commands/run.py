@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from heteroscale.api.config import OperatorConfig
-from heteroscale.cli import UserInputError
+from heteroscale.commands.arguments import port
+from heteroscale.commands.errors import UserInputError
 
 
 def register(subparsers: Any) -> None:
@@ -15,8 +16,8 @@ def register(subparsers: Any) -> None:
         "run",
         help="run the PDServingGroup operator",
         description=(
-            "Run the operator with the kubeconfig (KUBECONFIG or ~/.kube/config) or the in-cluster "
-            "service account, as kubectl does."
+            "Run the operator with the in-cluster service account, else the kubeconfig (KUBECONFIG or "
+            "~/.kube/config), as kubectl does. Without either it exits at once with status 2."
         ),
     )
     scope = parser.add_mutually_exclusive_group()
@@ -24,8 +25,8 @@ def register(subparsers: Any) -> None:
         "--namespace", "-n", action="append", default=[], metavar="NS", help="watch this namespace (repeatable)"
     )
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (the default)")
-    parser.add_argument("--metrics-port", type=int, default=9090, help="port of /metrics (0 to disable)")
-    parser.add_argument("--health-port", type=int, default=8080, help="port of the /healthz liveness endpoint")
+    parser.add_argument("--metrics-port", type=port, default=9090, help="port of /metrics; 0 turns it off")
+    parser.add_argument("--health-port", type=port, default=8080, help="port of the /healthz liveness endpoint")
     parser.add_argument(
         "--peering", metavar="NAME", default="", help="kopf peering object for one active replica; none: standalone"
     )
@@ -43,23 +44,35 @@ def register(subparsers: Any) -> None:
         metavar="FILE",
         help="JSON of nodes placement uses last, as `heteroscale stragglers serve --slow-nodes` writes (read at start)",
     )
+    parser.add_argument(
+        "--log-format",
+        choices=("plain", "json"),
+        default="plain",
+        help="plain: timestamped text lines; json: one JSON object per line, for log collectors",
+    )
+    parser.add_argument("--verbose", "-v", action="store_true", help="log at DEBUG instead of INFO")
     parser.set_defaults(func=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
-    # Heavy imports here, so `heteroscale --help` works without kopf's import cost or a cluster.
     slow_nodes = read_slow_nodes(args.slow_nodes) if args.slow_nodes else []
     config = read_config(args.config) if args.config else None
-    from heteroscale.operator.main import run
+    # Heavy imports here, so `heteroscale --help` works without kopf's import cost or a cluster.
+    from heteroscale.operator.main import NoCredentials, run
 
-    run(
-        config=config,
-        slow_nodes=slow_nodes,
-        namespaces=args.namespace,
-        metrics_port=args.metrics_port,
-        health_port=args.health_port,
-        peering=args.peering,
-    )
+    try:
+        run(
+            config=config,
+            slow_nodes=slow_nodes,
+            namespaces=args.namespace,
+            metrics_port=args.metrics_port,
+            health_port=args.health_port,
+            peering=args.peering,
+            log_format=args.log_format,
+            verbose=args.verbose,
+        )
+    except NoCredentials as exc:
+        raise UserInputError(str(exc)) from None
     return 0
 
 

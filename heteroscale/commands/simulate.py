@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from heteroscale.cli import UserInputError
+from heteroscale.commands.arguments import positive_float
+from heteroscale.commands.errors import UserInputError
 
 DEFAULT_POLICIES = "heteroscale,hpa-util,independent,static,oracle"
 
@@ -21,12 +22,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--trace", default="azure-conv", help="azure-conv, azure-code, mooncake or a file path")
     parser.add_argument("--policies", default=DEFAULT_POLICIES, help=f"comma-separated (default {DEFAULT_POLICIES})")
-    parser.add_argument("--hours", type=float, default=24.0, help="simulated hours (default 24)")
+    parser.add_argument("--hours", type=positive_float, default=24.0, help="simulated hours (default 24)")
     parser.add_argument(
-        "--fleet-scale", type=float, default=50.0, help="multiply the trace's load to reach a large fleet (default 50)"
+        "--fleet-scale",
+        type=positive_float,
+        default=50.0,
+        help="multiply the trace's load to reach a large fleet (default 50)",
     )
     parser.add_argument(
-        "--time-scale", type=float, default=1.0, help=">1 compresses the trace in time, <1 stretches it (default 1)"
+        "--time-scale",
+        type=positive_float,
+        default=1.0,
+        help=">1 compresses the trace in time, <1 stretches it (default 1)",
     )
     parser.add_argument(
         "--diurnal",
@@ -36,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--prefill-gpus", default="L20,H20", help="prefill GPU types by preference (default L20,H20)")
     parser.add_argument("--decode-gpus", default="H20", help="decode GPU types by preference (default H20)")
-    parser.add_argument("--tbt-slo", type=float, default=0.05, help="TBT SLO in seconds (default 0.05)")
+    parser.add_argument("--tbt-slo", type=positive_float, default=0.05, help="TBT SLO in seconds (default 0.05)")
     parser.add_argument("--step", type=float, default=5.0, help="time step in seconds, 1 to 5 (default 5)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="directory for PNG plots")

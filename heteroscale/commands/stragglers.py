@@ -59,7 +59,7 @@ def _positive(text: str) -> int:
 
 
 def _load(args: argparse.Namespace) -> Analysis:
-    from heteroscale.cli import UserInputError
+    from heteroscale.commands.errors import UserInputError
     from heteroscale.stragglers.analysis import analyze
     from heteroscale.stragglers.streaming import analyze_parquet
     from heteroscale.stragglers.trace import TraceError

@@ -3,8 +3,11 @@
 Every series carries ``namespace`` and ``name`` (the PDServingGroup); per-role series add ``role``,
 per-group series add ``group`` (the Deployment), ``role``, ``gpu_type`` and ``domain``. A gauge
 whose value is unknown (no reading, no ready decode instance) is removed rather than set to NaN,
-so ``absent()`` and the dashboard see a gap. The names below are what ``deploy/monitoring`` reads;
-change them together.
+so ``absent()`` and the dashboard see a gap. Names follow Prometheus' conventions: base units as
+suffixes (``_tokens_per_second``, ``_seconds``), ``_total`` on counters, ``heteroscale_build_info``
+for the version. The names below are what ``deploy/monitoring`` reads (the dashboard is built
+from this registry's names, see :mod:`heteroscale.metrics.dashboard`); docs/reference/metrics.md is
+generated from it.
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, start_http_server
 from prometheus_client.metrics import MetricWrapperBase
 
+from heteroscale import __version__
 from heteroscale.api.enums import METRIC_REASONS, Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus
@@ -61,19 +65,25 @@ class OperatorMetrics:
         self.group_current_replicas = gauge(
             "heteroscale_group_current_replicas", "Replicas ready now, per deployment group.", _DEPLOYMENT_GROUP
         )
-        self.decode_tps = gauge("heteroscale_decode_tps", "Decode tokens/s read from Prometheus.")
+        self.build_info = Info("heteroscale_build", "The operator's version.", registry=self.registry)
+        self.build_info.info({"version": __version__})
+        self.decode_tps = gauge(
+            "heteroscale_decode_tokens_per_second", "Decode tokens/s read from Prometheus: the scaling signal."
+        )
         self.decode_tps_age = gauge(
-            "heteroscale_decode_tps_age_seconds", "Age of the newest sample behind heteroscale_decode_tps."
+            "heteroscale_metric_age_seconds", "Age of the newest sample behind heteroscale_decode_tokens_per_second."
         )
         self.prefill_missed_tps = gauge(
-            "heteroscale_prefill_missed_tps", "Prompt tokens/s the prefill pods computed (prefix-cache misses)."
+            "heteroscale_prefill_missed_tokens_per_second",
+            "Prompt tokens/s the prefill pods computed (prefix-cache misses).",
         )
         self.target_tps = gauge(
-            "heteroscale_target_tps_per_instance",
+            "heteroscale_decode_instance_target_tokens_per_second",
             "Decode tokens/s one decode instance should serve, weighted by the GPU types serving.",
         )
         self.capacity_tps = gauge(
-            "heteroscale_decode_capacity_tps", "Target tokens/s per instance times the ready decode instances."
+            "heteroscale_decode_capacity_tokens_per_second",
+            "Target tokens/s per instance times the ready decode instances.",
         )
         self.metric_available = gauge(
             "heteroscale_metric_available", "1 when the last decision trusted the metric, 0 when it held for it."

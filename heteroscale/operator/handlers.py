@@ -15,6 +15,8 @@ not serve (KEDA not installed) is simply not watched, and its index stays empty.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable, Collection
 from typing import Any
@@ -31,6 +33,8 @@ from heteroscale.operator.signals import MetricsSink, ReaderFactory
 
 PREFIX = "heteroscale.io"
 FINALIZER = f"{PREFIX}/finalizer"
+#: The component every Event of the operator names as its source.
+EVENT_SOURCE = "heteroscale-operator"
 
 #: ``connect(**login_kwargs)`` returns the API server and credentials (kopf's login protocol).
 Connect = Callable[..., kopf.ConnectionInfo | None]
@@ -91,6 +95,9 @@ class Operator:
         settings.networking.request_timeout = 60
         # Our own Events (one per scale action) are posted explicitly; kopf's log lines are not.
         settings.posting.level = logging.WARNING
+        # `kubectl describe` and `kubectl events` show who wrote an Event: the operator, by pod.
+        settings.posting.reporting_component = EVENT_SOURCE
+        settings.posting.reporting_instance = os.environ.get("POD_NAME") or socket.gethostname()
 
     def _login(self, **kwargs: Any) -> kopf.ConnectionInfo | None:
         info = self.connect(**kwargs)

@@ -1,8 +1,10 @@
-"""Wire the real metrics layer into the operator and run it under kopf."""
+"""Wire the real metrics layer into the operator and run it under kopf: logging, credentials, scope."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from typing import Any
 
 import kopf
 
@@ -10,6 +12,50 @@ from heteroscale.api.config import OperatorConfig
 from heteroscale.metrics.exported import OperatorMetrics
 from heteroscale.metrics.reader import PrometheusReader
 from heteroscale.operator.handlers import Operator
+
+#: ``--log-format`` choices: kopf's timestamped text lines, or one JSON object per line.
+LOG_FORMATS = {"plain": kopf.LogFormat.FULL, "json": kopf.LogFormat.JSON}
+
+
+class NoCredentials(Exception):
+    """Neither an in-cluster service account nor a kubeconfig: kopf would retry its login for ever."""
+
+
+def check_credentials() -> None:
+    """Find cluster credentials as kopf's login will (in-cluster first, then the kubeconfig), so a
+    machine without any gets one line and an exit instead of a login retried every minute."""
+    import kubernetes.config
+
+    try:
+        kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except kubernetes.config.ConfigException as in_cluster:
+        try:
+            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+        # A malformed file raises whatever its parser does (YAML, KeyError, TypeError ...); each
+        # means the same to the user, and its text is in the message.
+        except Exception as kubeconfig:
+            raise NoCredentials(
+                f"no cluster credentials: not in a pod with a service account ({in_cluster}) and no usable "
+                f"kubeconfig ({' '.join(str(kubeconfig).split())}); set KUBECONFIG or write ~/.kube/config"
+            ) from None
+
+
+def configure_logging(log_format: str, verbose: bool) -> None:
+    """INFO (DEBUG with ``verbose``) with timestamps, for kopf's loggers and ours alike."""
+    kopf.configure(verbose=verbose, log_format=LOG_FORMATS[log_format])
+
+
+def _namespaced_scanning(settings: kopf.OperatorSettings, **_: Any) -> None:
+    # Serving named namespaces needs no cluster-wide list of namespaces or CRDs; without this kopf
+    # asks for both, warns when the namespaced install's RBAC refuses, and falls back to the same.
+    # The price: an API installed later (KEDA's ScaledObjects) is seen after a restart.
+    settings.scanning.disabled = True
+
+
+def serve_namespaces(operator: Operator, namespaces: Sequence[str]) -> None:
+    """Configure ``operator`` for the namespaces it serves (none: the whole cluster)."""
+    if namespaces:
+        kopf.on.startup(registry=operator.registry)(_namespaced_scanning)
 
 
 def run(
@@ -20,11 +66,19 @@ def run(
     peering: str,
     slow_nodes: Sequence[str] = (),
     config: OperatorConfig | None = None,
+    log_format: str = "plain",
+    verbose: bool = False,
 ) -> None:
+    configure_logging(log_format, verbose)
+    check_credentials()
     metrics = OperatorMetrics()
     if metrics_port:
         metrics.serve(metrics_port)
     operator = Operator(PrometheusReader, metrics, slow_nodes=slow_nodes, config=config)
+    serve_namespaces(operator, namespaces)
+    logging.getLogger(__name__).info(
+        "serving PDServingGroups in %s", ", ".join(namespaces) if namespaces else "all namespaces"
+    )
     kopf.run(
         registry=operator.registry,
         clusterwide=not namespaces,

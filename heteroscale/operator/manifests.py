@@ -30,6 +30,7 @@ from heteroscale.api.labels import (
 from heteroscale.api.spec import PDServingGroupSpec, Topology
 from heteroscale.operator.naming import GroupPlan, uses_placement
 from heteroscale.placement import render_pod_template
+from heteroscale.placement.topology import gpu_label_values
 from heteroscale.policy.ratio import pair_for
 
 JsonObject = dict[str, Any]
@@ -37,7 +38,7 @@ JsonObject = dict[str, Any]
 
 def node_affinity(group: GroupPlan, topology: Topology) -> JsonObject:
     """Required node affinity outside template mode: the role's GPU type at cluster scope."""
-    expressions = [{"key": topology.gpu_type_label, "operator": "In", "values": [group.gpu_type]}]
+    expressions = [{"key": topology.gpu_type_label, "operator": "In", "values": gpu_label_values(group.gpu_type)}]
     return {
         "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
     }

@@ -34,6 +34,7 @@ from typing import Any
 from heteroscale.api.labels import LABEL_DEPLOYMENT
 from heteroscale.api.spec import Topology
 from heteroscale.placement.tolerations import HARD_EFFECTS, SOFT_EFFECT, Taint
+from heteroscale.placement.topology import gpu_type_of
 
 _EFFECTS = HARD_EFFECTS | {SOFT_EFFECT}
 _TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})
@@ -131,10 +132,11 @@ def inventory_from_k8s(
     for node in nodes:
         meta = node.get("metadata") or {}
         labels = meta.get("labels") or {}
-        gpu_type = labels.get(topology.gpu_type_label)
+        label = labels.get(topology.gpu_type_label)
         allocatable = gpu_count(((node.get("status") or {}).get("allocatable") or {}).get(resource, 0))
-        if not gpu_type or allocatable <= 0:
+        if not label or allocatable <= 0:
             continue
+        gpu_type = gpu_type_of(label)
         name = meta["name"]
         taints = (node.get("spec") or {}).get("taints") or ()
         result.append(

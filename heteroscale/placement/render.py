@@ -10,7 +10,8 @@ returns a new pod template (the role's ``template`` is not modified) with:
 * the pod labels of :func:`heteroscale.api.labels.pod_labels`: PDServingGroup, role, deployment
   group (the P/D pair), Deployment (which the inventory counts bound instances by) and serving;
   the operator uses the same keys for the Deployment's selector;
-* required node affinity on the GPU type label and the colocation domain, ANDed into every
+* required node affinity on the GPU type label (every spelling of the type, see
+  :func:`~heteroscale.placement.topology.gpu_label_values`) and the colocation domain, ANDed into every
   required term the template already has (so the template's own choices still hold);
 * preferred node affinity away from slow nodes (the slow label, and the straggler list by
   node name), so the scheduler uses them last;
@@ -35,6 +36,7 @@ from heteroscale.api.labels import LABEL_GROUP, LABEL_PDSG, LABEL_ROLE, pod_labe
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.placement.plan import PlannedGroup
 from heteroscale.placement.tolerations import rendered_tolerations
+from heteroscale.placement.topology import gpu_label_values
 
 #: Scheduler weights (1-100): avoiding a slow node matters more than sitting next to the peer role.
 SLOW_NODE_WEIGHT = 100
@@ -43,7 +45,9 @@ PEER_WEIGHT = 50
 
 def _required_expressions(group: PlannedGroup, spec: PDServingGroupSpec) -> list[dict[str, Any]]:
     topology = spec.topology
-    expressions: list[dict[str, Any]] = [{"key": topology.gpu_type_label, "operator": "In", "values": [group.gpu_type]}]
+    expressions: list[dict[str, Any]] = [
+        {"key": topology.gpu_type_label, "operator": "In", "values": gpu_label_values(group.gpu_type)}
+    ]
     if topology.colocate:
         expressions.append({"key": topology.colocate, "operator": "In", "values": [group.domain]})
     return expressions

@@ -23,9 +23,25 @@ from heteroscale.api.spec import Topology
 #: The colocation domain of every node under cluster scope.
 CLUSTER_DOMAIN = ""
 
+#: Vendor prefixes GPU Feature Discovery's product label may carry before the product name.
+GPU_VENDOR_PREFIXES = ("NVIDIA-", "Tesla-")
+
 #: A node's labels from the leaf tier up to the colocation tier: nodes with the same path share
 #: every domain premium levels look at.
 Path = tuple[str | None, ...]
+
+
+def gpu_type_of(label_value: str) -> str:
+    """The GPU type a node's product label names: the value without a vendor prefix."""
+    for prefix in GPU_VENDOR_PREFIXES:
+        if label_value.startswith(prefix) and len(label_value) > len(prefix):
+            return label_value[len(prefix) :]
+    return label_value
+
+
+def gpu_label_values(gpu_type: str) -> list[str]:
+    """Every label value :func:`gpu_type_of` maps to ``gpu_type``: what node affinity must accept."""
+    return [gpu_type, *(prefix + gpu_type for prefix in GPU_VENDOR_PREFIXES)]
 
 
 def levels(topology: Topology) -> int:

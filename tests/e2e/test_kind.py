@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-IMAGE = "ghcr.io/heteroscale/heteroscale:0.1.0"  # the tag deploy/operator.yaml runs
+IMAGE = "ghcr.io/heteroscale/heteroscale:0.1.0"  # the tag deploy/base/operator.yaml runs
 PROMETHEUS_IMAGE = "prom/prometheus:v2.53.0"
 CLUSTER = "heteroscale-e2e"
 pytestmark = pytest.mark.e2e
@@ -55,7 +55,6 @@ def group(tps: int) -> str:
         "metric": {
             "engine": "custom",
             "query": f"vector({tps})",
-            "prometheus": {"url": "http://prometheus.default:9090"},
         },
         "decode": {"targetTPSPerInstance": {"H20": 100}, "minReplicas": 1, "maxReplicas": 6},
         "prefill": {"minReplicas": 1, "maxReplicas": 3},
@@ -138,8 +137,17 @@ def test_apply_crds_and_deploy_then_scale_cycle(tmp_path: Path) -> None:
         run("kubectl", "expose", "deployment", "prometheus", "--port=9090")
         run("kubectl", "rollout", "status", "deployment/prometheus", "--timeout=240s")
 
-        run("kubectl", "apply", "-f", str(ROOT / "crds"))
-        run("kubectl", "apply", "-k", str(ROOT / "deploy"))
+        run("kubectl", "apply", "-k", str(ROOT / "deploy" / "overlays" / "cluster-wide"))  # CRD included
+        # The admin points the default endpoint at this cluster's Prometheus (groups only name it).
+        config = tmp_path / "config.yaml"
+        config.write_text('prometheusEndpoints: {default: {url: "http://prometheus.default:9090"}}\n')
+        rendered = run(
+            "kubectl", "-n", "heteroscale-system", "create", "configmap", "heteroscale-config",
+            f"--from-file=config.yaml={config}", "--dry-run=client", "-o", "yaml",
+        )  # fmt: skip
+        (tmp_path / "configmap.yaml").write_text(rendered)
+        run("kubectl", "apply", "-f", str(tmp_path / "configmap.yaml"))
+        run("kubectl", "-n", "heteroscale-system", "rollout", "restart", "deployment/heteroscale-operator")
         run(
             "kubectl",
             "-n",

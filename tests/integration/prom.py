@@ -69,6 +69,11 @@ VLLM_TBT_BUCKETS = (
     80.0,
 )
 SGLANG_TBT_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.2, 0.4, 0.8, 1.0, 2.0, 4.0, 8.0)
+# Time-to-first-token buckets: vLLM V1's (a subset, loggers.py) and SGLang's (0.1 s to 400 s, collector.py).
+VLLM_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+SGLANG_TTFT_BUCKETS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 100.0, 400.0)
+#: The KV-cache usage gauge (a fraction of 1) of each engine.
+KV_CACHE_GAUGE = {"vllm": "vllm:kv_cache_usage_perc", "sglang": "sglang:token_usage"}
 
 
 def require_prometheus(binary: str = "prometheus") -> str:
@@ -106,6 +111,11 @@ class PodLoad:
     tbt_range: tuple[float, float] = (0.025, 0.075)
     tbt_histogram: str | None = None
     """Histogram name without the engine prefix; None for the engine's current name."""
+    ttft_per_second: float = 0.0
+    """Time-to-first-token observations per second, spread uniformly over ``ttft_range``."""
+    ttft_range: tuple[float, float] = (0.2, 0.6)
+    kv_cache_usage: float | None = None
+    """The KV-cache usage gauge's value; None: not exposed."""
 
     def quantile(self, q: float) -> float:
         """The true TBT quantile of this pod's uniform observations."""
@@ -116,6 +126,20 @@ class PodLoad:
 def _label_value(value: str) -> str:
     """Escape a label value for the text exposition format (not PromQL: a different grammar)."""
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _histogram(
+    name: str, buckets: Sequence[float], per_second: float, spread: tuple[float, float]
+) -> dict[tuple[str, str], float]:
+    """Counter rates of a histogram whose observations fall uniformly over ``spread``."""
+    low, high = spread
+    rates = {}
+    for le in (*buckets, math.inf):
+        share = min(1.0, max(0.0, (le - low) / (high - low)))
+        rates[(name + "_bucket", f'le="{"+Inf" if math.isinf(le) else le}"')] = per_second * share
+    rates[(name + "_count", "")] = per_second
+    rates[(name + "_sum", "")] = per_second * (low + high) / 2
+    return rates
 
 
 @dataclass
@@ -153,13 +177,11 @@ class _Pod:
         else:
             rates[(prefix + "cached_tokens_total", "")] = load.cached_tps
             buckets, histogram = SGLANG_TBT_BUCKETS, "inter_token_latency_seconds"
-        name = prefix + (load.tbt_histogram or histogram)
-        low, high = load.tbt_range
-        for le in (*buckets, math.inf):
-            share = min(1.0, max(0.0, (le - low) / (high - low)))
-            rates[(name + "_bucket", f'le="{"+Inf" if math.isinf(le) else le}"')] = load.tbt_per_second * share
-        rates[(name + "_count", "")] = load.tbt_per_second
-        rates[(name + "_sum", "")] = load.tbt_per_second * (low + high) / 2
+        rates |= _histogram(prefix + (load.tbt_histogram or histogram), buckets, load.tbt_per_second, load.tbt_range)
+        if load.ttft_per_second:
+            ttft_buckets = VLLM_TTFT_BUCKETS if load.engine == "vllm" else SGLANG_TTFT_BUCKETS
+            ttft = prefix + "time_to_first_token_seconds"
+            rates |= _histogram(ttft, ttft_buckets, load.ttft_per_second, load.ttft_range)
         return rates
 
     def render(self, now: float) -> list[str]:
@@ -172,6 +194,8 @@ class _Pod:
             elif counter.rate != rate:
                 counter.set_rate(rate, now)
             lines.append(f"{name}{{{labels}{',' + extra if extra else ''}}} {counter.value(now)!r}")
+        if self.load.kv_cache_usage is not None:
+            lines.append(f"{KV_CACHE_GAUGE[self.load.engine]}{{{labels}}} {self.load.kv_cache_usage!r}")
         return lines
 
 
@@ -198,6 +222,11 @@ class Exporter:
                 self._pods[(load.namespace, load.pod)] = _Pod(load)
             else:
                 pod.load = load
+
+    def remove(self, namespace: str, pod: str) -> None:
+        """Stop exposing a pod's series (a deleted pod): Prometheus marks them stale at the next scrape."""
+        with self._lock:
+            self._pods.pop((namespace, pod), None)
 
     def update(self, namespace: str, pod: str, **changes: Any) -> None:
         with self._lock:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.prom import Launcher
+from heteroscale.metrics import dashboard
+from tests.integration.prom import Launcher, PodLoad
 from tests.metric_specs import populated_metrics
 from tests.unit.test_monitoring_assets import dashboard_expressions, rule_expressions
 
@@ -36,21 +37,72 @@ def test_each_alert_fires_and_resolves(promtool_binary: str, rules_file: Path, t
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+#: One PDServingGroup per engine, each in its own namespace, so each engine's names must give data.
+ENGINES = {"serving": "vllm", "sgl": "sglang"}
+
+
+def engine_pods(namespace: str, engine: str) -> list[PodLoad]:
+    """The pods of the deployment groups populated_metrics() reports, serving real-looking latencies."""
+    pods = []
+    for role, pod_hash in (("decode", "x7k2p"), ("prefill", "q9w4z")):
+        pods.append(
+            PodLoad(
+                namespace,
+                f"chat-{role}-h20-s2a-5d8f7c9b4-{pod_hash}",  # <Deployment>-<replicaset hash>-<pod hash>
+                engine,
+                decode_tps=900.0,
+                tbt_per_second=20.0,
+                ttft_per_second=2.0,
+                kv_cache_usage=0.4 if role == "decode" else 0.1,
+            )
+        )
+    return pods
+
+
 def test_dashboard_and_alert_expressions_evaluate(launch: Launcher, rules_file: Path) -> None:
-    metrics = populated_metrics()
-    metrics.serve(0, "127.0.0.1")
+    operators = [populated_metrics(namespace, "chat") for namespace in ENGINES]
+    for metrics in operators:
+        metrics.serve(0, "127.0.0.1")
     try:
+        engines = launch.exporter([pod for ns, engine in ENGINES.items() for pod in engine_pods(ns, engine)])
         # The rules are loaded too: Prometheus refuses to start on a rule it cannot parse.
-        prometheus = launch.prometheus({"heteroscale-operator": [f"127.0.0.1:{metrics.port}"]}, [rules_file])
+        prometheus = launch.prometheus(
+            {
+                "heteroscale-operator": [f"127.0.0.1:{metrics.port}" for metrics in operators],
+                "engines": [engines.target],
+            },
+            [rules_file],
+        )
         prometheus.wait_for("count_over_time(heteroscale_decisions_total[10s]) >= 3")
-        for expr in dashboard_expressions():
-            inner = _LABEL_VALUES.fullmatch(expr)
-            query = inner[1] if inner else expr
-            for variable, value in GRAFANA_VARIABLES.items():
-                query = query.replace(variable, value)
-            # Every panel has data: its names and labels match what the operator exports.
-            assert prometheus.query(query), f"no data for dashboard query {query!r}"
+        prometheus.wait_for("count_over_time(vllm:time_to_first_token_seconds_count[10s]) >= 3")
+        for namespace in ENGINES:
+            variables = {**GRAFANA_VARIABLES, "$namespace": namespace, "$name": "chat"}
+            for expr in dashboard_expressions():
+                inner = _LABEL_VALUES.fullmatch(expr)
+                query = inner[1] if inner else expr
+                for variable, value in variables.items():
+                    query = query.replace(variable, value)
+                # Every panel has data, for each engine: names and labels match what is exported.
+                assert prometheus.query(query), f"no data for dashboard query {query!r}"
         for expr in rule_expressions():
             prometheus.query(expr)  # raises with Prometheus' error if it does not evaluate
+    finally:
+        for metrics in operators:
+            metrics.stop()
+
+
+def test_engine_panels_show_each_role_with_its_own_values(launch: Launcher) -> None:
+    metrics = populated_metrics("serving", "chat")
+    metrics.serve(0, "127.0.0.1")
+    try:
+        engines = launch.exporter(engine_pods("serving", "vllm"))
+        prometheus = launch.prometheus(
+            {"heteroscale-operator": [f"127.0.0.1:{metrics.port}"], "engines": [engines.target]}
+        )
+        prometheus.wait_for("count_over_time(vllm:time_to_first_token_seconds_count[10s]) >= 3")
+        query = f"avg by (role) ({dashboard.per_role(dashboard.KV_CACHE_USAGE)})"
+        query = query.replace("$namespace", "serving").replace("$name", "chat")
+        by_role = {r["metric"]["role"]: float(r["value"][1]) for r in prometheus.query(query)}
+        assert by_role == {"decode": 0.4, "prefill": 0.1}
     finally:
         metrics.stop()

@@ -1,10 +1,13 @@
-"""The `heteroscale` command line: crd and decide, on the bundled data and on user files."""
+"""The `heteroscale` command line: crd, decide, plan and run, on the bundled data and on user mistakes."""
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -90,3 +93,213 @@ def test_decide_reports_bad_series_lines(
 def test_decide_reports_an_unknown_trace(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["decide", "--spec", str(SAMPLE), "--trace", "nope"]) == 2
     assert "give one of azure-conv, azure-code, mooncake" in capsys.readouterr().err
+
+
+# --- Mistakes a user makes: each gets one line on stderr and a non-zero exit, never a traceback. ---
+
+NODES = ROOT / "deploy" / "samples" / "nodes-example.json"
+PODS = ROOT / "deploy" / "samples" / "pods-example.json"
+PLAN_GROUP = ROOT / "deploy" / "samples" / "pdsg-plan-example.yaml"
+
+
+def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of ``heteroscale ARGV``, argparse's exits included."""
+    try:
+        status = main(argv)
+    except SystemExit as exc:
+        status = int(exc.code or 0)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def plan_args(*extra: str, nodes: Path = NODES, group: Path = PLAN_GROUP) -> list[str]:
+    return ["plan", "--nodes", str(nodes), "--pods", str(PODS), "--group", str(group), *extra]
+
+
+def bad_file(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+MISTAKES = {
+    "bad number": (
+        ["decide", "--spec", str(SAMPLE), "--scale", "abc"],
+        "argument --scale: must be a number, got 'abc'",
+    ),
+    "zero scale": (["decide", "--spec", str(SAMPLE), "--scale", "0"], "argument --scale: must be a number > 0"),
+    "negative SLO": (["simulate", "--tbt-slo", "-0.05"], "argument --tbt-slo: must be a number > 0, got '-0.05'"),
+    "negative count": (
+        plan_args("--prefill", "-1", "--decode", "3"),
+        "argument --prefill: must be a whole number >= 0",
+    ),
+    "port out of range": (["run", "--metrics-port", "70000"], "argument --metrics-port: must be a port number"),
+    "unknown flag": (["decide", "--spec", str(SAMPLE), "--sclae", "2"], "unrecognized arguments: --sclae 2"),
+    "missing flag": (["plan", "--nodes", str(NODES)], "the following arguments are required"),
+    "unknown log format": (["run", "--log-format", "xml"], "argument --log-format: invalid choice: 'xml'"),
+    "missing spec file": (["decide", "--spec", "nope.yaml"], "cannot read PDServingGroup nope.yaml: No such file"),
+    "pods given as nodes": (plan_args("--prefill", "1", "--decode", "3", nodes=PODS), "holds Pod objects, not Nodes"),
+    "spec given as nodes": (
+        plan_args("--prefill", "1", "--decode", "3", nodes=PLAN_GROUP),
+        "is not a Node list (PDServingGroup): give the output of `kubectl get nodes -o json`",
+    ),
+}
+
+
+@pytest.mark.parametrize(("argv", "words"), MISTAKES.values(), ids=MISTAKES.keys())
+def test_each_mistake_is_one_line_and_a_non_zero_exit(
+    capsys: pytest.CaptureFixture[str], argv: list[str], words: str
+) -> None:
+    status, _, err = run_cli(argv, capsys)
+    assert status == 2
+    assert err.count("\n") == 1, err
+    assert words in err
+    assert err.startswith(f"heteroscale {argv[0]}: error: ")
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "words"),
+    [
+        ("nodes.json", '{"kind": "List", "items": [', "is not valid JSON: line 1 column 28: Expecting value"),
+        ("nodes.yaml", "kind: [List\n", "is not valid YAML: line 2 column 1"),
+        ("nodes.json", "[]", "is not a Node list (list)"),
+        ("nodes.json", '{"kind": "List", "items": {}}', "items must be a list of Node objects"),
+    ],
+)
+def test_unreadable_node_lists_are_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], name: str, text: str, words: str
+) -> None:
+    nodes = Path(bad_file(tmp_path, name, text))
+    status, _, err = run_cli(plan_args("--prefill", "1", "--decode", "1", nodes=nodes), capsys)
+    assert (status, err.count("\n")) == (2, 1), err
+    assert words in err
+
+
+def test_plan_reports_a_bad_spec_by_field_path_like_decide(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    group = Path(
+        bad_file(
+            tmp_path,
+            "g.yaml",
+            PLAN_GROUP.read_text().replace("minReplicas: 1, maxReplicas: 64", "minReplicas: 100, maxReplicas: 64"),
+        )
+    )
+    status, _, err = run_cli(plan_args("--prefill", "1", "--decode", "1", group=group), capsys)
+    assert status == 2
+    assert err == f"heteroscale plan: error: {group}: spec.decode: minReplicas must be <= maxReplicas (got 100 > 64)\n"
+
+
+def test_several_spec_problems_get_a_line_each(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = SAMPLE.read_text().replace("minReplicas: 3", "minReplicas: -3").replace("tolerance: 0.1", "tolerance: x")
+    status, _, err = run_cli(["decide", "--spec", bad_file(tmp_path, "s.yaml", text)], capsys)
+    assert status == 2
+    lines = err.splitlines()
+    assert lines[0].endswith("s.yaml: 2 problems:")
+    assert [line.split(":")[0].strip() for line in lines[1:]] == ["spec.decode.minReplicas", "spec.behavior.tolerance"]
+    assert "pydantic" not in err
+
+
+def test_unschedulable_plan_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_cli(plan_args("--prefill", "4", "--decode", "12"), capsys)
+    assert status == 1
+    assert "Unschedulable: 1 of 12 decode instance(s)" in out
+
+
+def test_plan_that_fits_exits_0_and_json_dash_is_stdout_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_cli(plan_args("--prefill", "1", "--decode", "3", "--json", "-"), capsys)
+    assert status == 0
+    plan = json.loads(out)  # nothing but the JSON on stdout
+    assert {(g["role"], g["replicas"]) for g in plan["groups"]} == {("prefill", 1), ("decode", 3)}
+    assert plan["unschedulable"] == []
+
+
+def test_plan_names_the_label_values_it_saw_for_a_type_no_node_has(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    group = Path(bad_file(tmp_path, "g.yaml", PLAN_GROUP.read_text().replace("[H20]", "[H100]")))
+    group.write_text(group.read_text().replace("{H20: 2200}", "{H100: 2200}"))
+    status, _, err = run_cli(plan_args("--prefill", "1", "--decode", "3", group=group), capsys)
+    assert status == 1
+    assert (
+        "hint: no node has GPU type H100: nvidia.com/gpu.product values seen (nodes): NVIDIA-H20 (14), NVIDIA-L20 (10)"
+        in err
+    )
+
+
+def test_json_into_a_missing_folder_creates_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "new" / "deeper" / "plan.json"
+    assert run_cli(plan_args("--prefill", "1", "--decode", "3", "--json", str(out)), capsys)[0] == 0
+    assert json.loads(out.read_text())["unschedulable"] == []
+
+
+def test_json_onto_a_folder_is_a_user_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run_cli(["decide", "--spec", str(SAMPLE), "--json", str(tmp_path)], capsys)
+    assert (status, err.count("\n")) == (2, 1)
+    assert f"cannot write --json {tmp_path}: Is a directory" in err
+
+
+def test_decide_json_dash_writes_only_json_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_cli(["decide", "--spec", str(SAMPLE), "--json", "-"], capsys)
+    assert status == 0
+    assert len(json.loads(out)) == 58
+    assert not Path("-").exists()
+
+
+def test_help_shows_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_cli(["run", "--help"], capsys)
+    assert status == 0
+    text = " ".join(out.split())  # argparse wraps lines at the terminal's width
+    assert "port of /metrics; 0 turns it off (default: 9090)" in text
+    assert "(default: plain)" in text
+    assert "(default: False)" not in text  # a flag's False default says nothing
+
+
+def test_a_missing_extra_names_the_extra(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # `import tqdm` now fails as if it were not installed
+    status, _, err = run_cli(["simulate", "--hours", "0.1"], capsys)
+    assert status == 2
+    assert err == (
+        "heteroscale simulate: error: needs tqdm, which the [sim] extra installs: pip install 'heteroscale[sim]'\n"
+    )
+
+
+def test_run_without_credentials_exits_at_once_with_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KUBERNETES_")}
+    env |= {"HOME": str(tmp_path), "KUBECONFIG": str(tmp_path / "missing-kubeconfig")}
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, "-m", "heteroscale", "run", "--metrics-port", "0"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=60,
+    )
+    elapsed = time.monotonic() - started
+    assert result.returncode == 2
+    assert result.stderr.startswith("heteroscale run: error: no cluster credentials:"), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert elapsed < 20  # kopf would retry its login every 60 s for ever
+
+
+def operator_log(log_format: str, *, verbose: bool) -> list[str]:
+    """What the operator's logging prints for one INFO and one DEBUG line, in a fresh interpreter."""
+    code = (
+        "import logging; from heteroscale.operator.main import configure_logging; "
+        f"configure_logging({log_format!r}, {verbose}); "
+        "log = logging.getLogger('heteroscale.test'); log.info('scaled up'); log.debug('detail')"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return (result.stdout + result.stderr).splitlines()
+
+
+def test_run_logs_timestamped_lines_at_info() -> None:
+    (line,) = operator_log("plain", verbose=False)  # the DEBUG line is not shown
+    assert re.fullmatch(r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}\] heteroscale\.test +\[INFO +\] scaled up", line)
+
+
+def test_run_logs_json_lines_and_debug_when_verbose() -> None:
+    lines = [json.loads(line) for line in operator_log("json", verbose=True)]
+    assert [(entry["message"], entry["severity"]) for entry in lines] == [("scaled up", "info"), ("detail", "debug")]
+    assert all(re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d", entry["timestamp"]) for entry in lines)

@@ -7,6 +7,7 @@ import requests
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from heteroscale import __version__
 from heteroscale.api.enums import Role
 from heteroscale.api.status import GroupStatus, PolicyState
 from heteroscale.metrics.exported import OperatorMetrics
@@ -30,11 +31,11 @@ def value(metrics: OperatorMetrics, name: str, **labels: str) -> float | None:
 
 def test_one_tick_of_everything() -> None:
     metrics = populated_metrics()
-    assert value(metrics, "heteroscale_decode_tps") == 1800.0
-    assert value(metrics, "heteroscale_decode_tps_age_seconds") == 2.0
-    assert value(metrics, "heteroscale_prefill_missed_tps") == 900.0
-    assert value(metrics, "heteroscale_target_tps_per_instance") == 1000.0
-    assert value(metrics, "heteroscale_decode_capacity_tps") == 2000.0  # 2 ready x 1000
+    assert value(metrics, "heteroscale_decode_tokens_per_second") == 1800.0
+    assert value(metrics, "heteroscale_metric_age_seconds") == 2.0
+    assert value(metrics, "heteroscale_prefill_missed_tokens_per_second") == 900.0
+    assert value(metrics, "heteroscale_decode_instance_target_tokens_per_second") == 1000.0
+    assert value(metrics, "heteroscale_decode_capacity_tokens_per_second") == 2000.0  # 2 ready x 1000
     assert value(metrics, "heteroscale_tbt_seconds") == 0.04
     assert value(metrics, "heteroscale_tbt_slo_seconds") == 0.05
     assert value(metrics, "heteroscale_pd_ratio_declared") == 1.0
@@ -51,6 +52,11 @@ def test_one_tick_of_everything() -> None:
     assert value(metrics, "heteroscale_group_desired_replicas", **group) == 2.0
 
 
+def test_build_info_names_the_version() -> None:
+    build = [labels for name, labels in samples(OperatorMetrics()) if name == "heteroscale_build_info"]
+    assert build == [frozenset({("version", __version__)})]
+
+
 def test_unknown_values_remove_their_series_and_metric_holds_show() -> None:
     metrics = populated_metrics()
     spec = group_spec(quantile=None)
@@ -58,11 +64,11 @@ def test_unknown_values_remove_their_series_and_metric_holds_show() -> None:
     decision = decide(spec, obs, PolicyState(), 2000.0)
     metrics.observe_decision("serving", "chat", spec, obs, decision, Signals(None, None, None, None, "empty result"))
     for gone in (
-        "heteroscale_decode_tps",
-        "heteroscale_decode_tps_age_seconds",
+        "heteroscale_decode_tokens_per_second",
+        "heteroscale_metric_age_seconds",
         "heteroscale_tbt_seconds",
         "heteroscale_tbt_slo_seconds",
-        "heteroscale_prefill_missed_tps",
+        "heteroscale_prefill_missed_tokens_per_second",
     ):
         assert value(metrics, gone) is None, gone
     assert value(metrics, "heteroscale_metric_available") == 0.0
@@ -86,7 +92,8 @@ def test_forget_drops_every_series_of_the_group_only() -> None:
     decision = decide(spec, obs, PolicyState(), 1000.0)
     metrics.observe_decision("other", "chat", spec, obs, decision, Signals(10.0, 1.0, None, None, None))
     metrics.forget("serving", "chat")
-    left = {dict(labels).get("namespace") for name, labels in samples(metrics) if name.startswith("heteroscale_")}
+    per_group = [labels for name, labels in samples(metrics) if name.startswith("heteroscale_") and "_info" not in name]
+    left = {dict(labels).get("namespace") for labels in per_group}
     assert left == {"other"}
 
 
@@ -102,4 +109,4 @@ def test_serves_metrics_over_http() -> None:
         body = requests.get(f"http://127.0.0.1:{metrics.port}/metrics", timeout=5).text
     finally:
         metrics.stop()
-    assert 'heteroscale_decode_tps{name="chat",namespace="serving"} 1800.0' in body
+    assert 'heteroscale_decode_tokens_per_second{name="chat",namespace="serving"} 1800.0' in body

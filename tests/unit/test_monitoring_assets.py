@@ -1,15 +1,16 @@
-"""deploy/monitoring stays consistent: the ConfigMap embeds dashboard.json exactly, and every
-heteroscale_* name the dashboard and the alerts read is one the operator exports.
+"""deploy/monitoring stays consistent: the ConfigMap embeds the dashboard exactly, every
+heteroscale_* name the dashboard and the alerts read is one the operator exports, and every alert
+links a runbook section that exists in docs/operating.md.
 
-Regenerate the ConfigMap after editing dashboard.json with
-``HETEROSCALE_REGENERATE=1 python -m pytest tests/unit/test_monitoring_assets.py``.
+The dashboard and its ConfigMap are generated (``heteroscale generate``); tests/unit/test_generated.py
+keeps the files equal to the code.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -17,60 +18,32 @@ import yaml
 
 from tests.metric_specs import populated_metrics
 
-MONITORING = Path(__file__).resolve().parents[2] / "deploy" / "monitoring"
+REPO = Path(__file__).resolve().parents[2]
+MONITORING = REPO / "deploy" / "monitoring"
 DASHBOARD = MONITORING / "dashboard.json"
 CONFIGMAP = MONITORING / "dashboard-configmap.yaml"
 RULE = MONITORING / "prometheusrule.yaml"
-
-
-class _Literal(str):
-    """A string YAML writes as a literal block, so the embedded JSON stays readable."""
-
-
-def _literal(dumper: yaml.SafeDumper, data: _Literal) -> yaml.ScalarNode:
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-
-
-yaml.SafeDumper.add_representer(_Literal, _literal)
-
-
-def render_configmap(dashboard: str) -> str:
-    configmap = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": {
-            "name": "heteroscale-dashboard",
-            "namespace": "heteroscale-system",
-            # Grafana's dashboard sidecar loads ConfigMaps with this label.
-            "labels": {"grafana_dashboard": "1", "app.kubernetes.io/name": "heteroscale"},
-        },
-        "data": {"heteroscale.json": _Literal(dashboard)},
-    }
-    header = (
-        "# Generated from dashboard.json by tests/unit/test_monitoring_assets.py; do not edit by hand.\n"
-        "# Regenerate: HETEROSCALE_REGENERATE=1 python -m pytest tests/unit/test_monitoring_assets.py\n"
-    )
-    return header + yaml.safe_dump(configmap, sort_keys=False, width=1 << 16)
-
-
-def test_configmap_embeds_the_dashboard_exactly() -> None:
-    dashboard = DASHBOARD.read_text()
-    if os.environ.get("HETEROSCALE_REGENERATE") == "1":
-        CONFIGMAP.write_text(render_configmap(dashboard))
-    assert CONFIGMAP.read_text() == render_configmap(dashboard), "regenerate: see this module's docstring"
-    assert yaml.safe_load(CONFIGMAP.read_text())["data"]["heteroscale.json"] == dashboard
+OPERATING = REPO / "docs" / "operating.md"
 
 
 def dashboard_expressions() -> list[str]:
     dashboard = json.loads(DASHBOARD.read_text())
-    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]]
+    exprs = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
     exprs += [var["query"]["query"] for var in dashboard["templating"]["list"] if var["type"] == "query"]
     return exprs
 
 
-def rule_expressions() -> list[str]:
+def alert_rules() -> list[dict[str, Any]]:
     rule: dict[str, Any] = yaml.safe_load(RULE.read_text())
-    return [r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]]
+    return [r for group in rule["spec"]["groups"] for r in group["rules"]]
+
+
+def rule_expressions() -> list[str]:
+    return [r["expr"] for r in alert_rules()]
+
+
+def test_configmap_embeds_the_dashboard_exactly() -> None:
+    assert yaml.safe_load(CONFIGMAP.read_text())["data"]["heteroscale.json"] == DASHBOARD.read_text()
 
 
 def test_dashboard_and_alerts_read_only_exported_names() -> None:
@@ -80,3 +53,44 @@ def test_dashboard_and_alerts_read_only_exported_names() -> None:
     }
     assert used
     assert used <= exported, used - exported
+
+
+def test_dashboard_has_a_row_per_group_with_each_panel_the_issue_asks_for() -> None:
+    panels = json.loads(DASHBOARD.read_text())["panels"]
+    rows = [p for p in panels if p["type"] == "row"]
+    assert [r.get("repeat") for r in rows] == [None, "name"]  # the operator, then one row per PDServingGroup
+    in_group = panels[panels.index(rows[1]) + 1 :]
+    text = " ".join(t["expr"] for p in in_group for t in p["targets"])
+    for needed in (
+        "heteroscale_decode_tokens_per_second",  # decode TPS
+        "heteroscale_decode_capacity_tokens_per_second",  # against target
+        "heteroscale_desired_replicas",
+        "heteroscale_current_replicas",
+        "heteroscale_pd_ratio_declared",
+        "heteroscale_pd_ratio_actual",
+        "heteroscale_decisions_total",
+        "vllm:time_to_first_token_seconds_bucket",  # TTFT, TBT and KV cache from the engines
+        "sglang:time_to_first_token_seconds_bucket",
+        "vllm:inter_token_latency_seconds_bucket",
+        "sglang:inter_token_latency_seconds_bucket",
+        "vllm:kv_cache_usage_perc",
+        "sglang:token_usage",
+    ):
+        assert needed in text, needed
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces as dashes."""
+    headings = re.findall(r"^#+ (.+)$", markdown, flags=re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_every_alert_links_its_runbook_in_the_docs() -> None:
+    urls = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]
+    runbooks = urls["Documentation"] + "/operating.md#"
+    anchors = _anchors(OPERATING.read_text())
+    for rule in alert_rules():
+        url = rule["annotations"]["runbook_url"]
+        assert url.startswith(runbooks), url
+        assert url.removeprefix(runbooks) == rule["alert"].lower()
+        assert rule["alert"].lower() in anchors, f"docs/operating.md has no section {rule['alert']}"

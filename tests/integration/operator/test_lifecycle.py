@@ -54,11 +54,12 @@ def live_pods(emulator: kmock.KubernetesEmulator, role: str | None = None) -> li
 
 
 class Engines:
-    """Plays the vLLM engines of the decode pods the stand-in ReplicaSet controller created: the
-    whole decode rate is served by the oldest live decode pod (the drain takes the newest, so it
-    never leaves). One steady series keeps ``rate()`` free of the start-of-series extrapolation that
-    spreading the load over pods as they come and go would add; the operator's query sums over all
-    pods of its Deployments either way."""
+    """Plays the vLLM engines of the decode pods the stand-in ReplicaSet controller created: every
+    live decode pod exports its counters (a pod that does not would make the reading partial), and
+    the whole decode rate is served by the oldest one (the drain takes the newest, so it never
+    leaves); the others' counters stay flat. One growing series keeps ``rate()`` free of the
+    start-of-series extrapolation that spreading the load over pods as they come and go would add;
+    the operator's query sums over all pods of its Deployments either way."""
 
     def __init__(self, emulator: kmock.KubernetesEmulator, exporter: Exporter) -> None:
         self.emulator, self.exporter = emulator, exporter
@@ -67,11 +68,11 @@ class Engines:
 
     def step(self) -> None:
         pods = [p["metadata"]["name"] for p in live_pods(self.emulator, "decode")]
-        for pod in self.served - set(pods[:1]):
-            self.exporter.set_load(PodLoad(NS, pod, "vllm"))
-        for pod in pods[:1]:
-            self.exporter.set_load(PodLoad(NS, pod, "vllm", decode_tps=self.decode_tps))
-            self.served.add(pod)
+        for pod in self.served - set(pods):
+            self.exporter.remove(NS, pod)
+        for i, pod in enumerate(pods):
+            self.exporter.set_load(PodLoad(NS, pod, "vllm", decode_tps=self.decode_tps if i == 0 else 0.0))
+        self.served = set(pods)
 
     async def run(self) -> None:
         while True:
@@ -140,7 +141,7 @@ async def _lifecycle(
     assert terms == [
         {
             "matchExpressions": [
-                {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["H20"]},
+                {"key": "nvidia.com/gpu.product", "operator": "In", "values": ["H20", "NVIDIA-H20", "Tesla-H20"]},
                 {"key": "heteroscale.io/s2", "operator": "In", "values": ["s2-a"]},
             ]
         }

@@ -94,7 +94,8 @@ async def test_groups_land_in_domains_with_both_gpu_types_and_shrink_per_group(
     # Best fit: s2-b leaves the least room over; s2-a cannot hold the prefill half.
     for name, gpu in (("chat-prefill-g0", "L20"), ("chat-decode-g0", "H20")):
         deployment = live_deployments(emulator)[name]
-        assert required(deployment) == {"nvidia.com/gpu.product": [gpu], "heteroscale.io/s2": ["s2-b"]}
+        gpu_values = [gpu, f"NVIDIA-{gpu}", f"Tesla-{gpu}"]  # every spelling GFD may label
+        assert required(deployment) == {"nvidia.com/gpu.product": gpu_values, "heteroscale.io/s2": ["s2-b"]}
         assert selected_nodes(deployment, gpu_nodes) == {f"b-{gpu.lower()}-0"}
         container = deployment["spec"]["template"]["spec"]["containers"][0]
         assert container["resources"]["requests"]["nvidia.com/gpu"] == str(GPUS)

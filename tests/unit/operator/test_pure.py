@@ -201,7 +201,7 @@ def test_run_reads_the_slow_nodes_file_the_straggler_command_writes(tmp_path: An
 
     import pytest
 
-    from heteroscale.cli import UserInputError
+    from heteroscale.commands.errors import UserInputError
     from heteroscale.commands.run import read_slow_nodes
 
     good = tmp_path / "slow.json"
