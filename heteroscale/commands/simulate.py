@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 from heteroscale.cli import UserInputError
+from heteroscale.simulate.catalog import POLICIES
 
-DEFAULT_POLICIES = "heteroscale,hpa-util,independent,static,oracle"
+DEFAULT_POLICIES = ",".join(POLICIES)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from heteroscale.simulate.perfmodel import ModelSpec, load_gpu_perf
     from heteroscale.simulate.report import table, write_json
     from heteroscale.simulate.service import Slo, derive
-    from heteroscale.simulate.study import POLICIES, run_study, steps_for
+    from heteroscale.simulate.study import run_study, steps_for
 
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = sorted(set(policies) - set(POLICIES))

@@ -11,13 +11,9 @@ from collections import Counter
 
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import PolicyState
-from heteroscale.policy import Observation, PoolObservation, decide
-from heteroscale.simulate.policies import PoolState, SimObservation
+from heteroscale.policy import Observation, decide
+from heteroscale.simulate.policies import SimObservation
 from heteroscale.simulate.service import Service, spec_document
-
-
-def _pool(p: PoolState) -> PoolObservation:
-    return PoolObservation(replicas=p.replicas, ready=p.ready, starting=p.starting, by_gpu_type=p.by_gpu_type)
 
 
 class HeteroScale:
@@ -38,8 +34,8 @@ class HeteroScale:
         observation = Observation(
             decode_tps=obs.decode_tps,
             metric_age_seconds=obs.metric_age_s,
-            prefill=_pool(obs.prefill),
-            decode=_pool(obs.decode),
+            prefill=obs.prefill,
+            decode=obs.decode,
             tbt_seconds=obs.tbt_s,
         )
         decision = decide(self.spec, observation, self._state, obs.now)

@@ -30,15 +30,15 @@ def write_plots(study: Study, out: Path) -> list[Path]:
     fig, ax = plt.subplots(figsize=(10, 4))
     ax.plot(hours[first.policy], first.offered_decode_tps, lw=0.5, color="grey", label="offered decode TPS")
     for n, r in study.runs.items():
-        ax.plot(hours[n], r.decode_capacity_tps, lw=1, label=f"{n} decode capacity at SLO")
+        ax.plot(hours[n], r.traj.decode_capacity_tps, lw=1, label=f"{n} decode capacity at SLO")
     ax.set(xlabel="hour", ylabel="tokens/s", title="Load against capacity")
     ax.legend(fontsize=7)
     save(fig, "load_vs_capacity.png")
 
     fig, axes = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     for n, r in study.runs.items():
-        axes[0].plot(hours[n], r.prefill_instances, lw=1, label=n)
-        axes[1].plot(hours[n], r.decode_instances, lw=1, label=n)
+        axes[0].plot(hours[n], r.traj.prefill_instances, lw=1, label=n)
+        axes[1].plot(hours[n], r.traj.decode_instances, lw=1, label=n)
     axes[0].set(ylabel="prefill instances", title="Replicas per role")
     axes[1].set(ylabel="decode instances", xlabel="hour")
     axes[0].legend(fontsize=7)
@@ -46,8 +46,8 @@ def write_plots(study: Study, out: Path) -> list[Path]:
 
     fig, ax = plt.subplots(figsize=(10, 4))
     for n, r in study.runs.items():
-        held = np.maximum(r.prefill_instances + r.decode_instances, 1)
-        busy = (r.prefill_busy * r.prefill_ready + r.decode_busy * r.decode_ready) / held
+        held = np.maximum(r.traj.prefill_instances + r.traj.decode_instances, 1)
+        busy = (r.traj.prefill_busy * r.traj.prefill_ready + r.traj.decode_busy * r.traj.decode_ready) / held
         k = max(int(300 / r.dt), 1)
         ax.plot(hours[n][::k][: busy.size // k], busy[: busy.size // k * k].reshape(-1, k).mean(1), lw=1, label=n)
     ax.set(xlabel="hour", ylabel="busy fraction", title="GPU utilisation (work / capacity held, 5 min means)")

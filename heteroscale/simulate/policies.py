@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from heteroscale.api.enums import Role
+from heteroscale.policy import PoolObservation
 from heteroscale.simulate.service import Service
 
 #: Kubernetes HPA defaults (pkg/controller/podautoscaler): 10% tolerance, 300 s scale-down
@@ -25,14 +26,6 @@ HPA_UP_PERCENT = 100
 HPA_UP_PODS = 4
 #: GPU-utilisation target for the HPA baseline: a common production setting.
 HPA_UTILIZATION_TARGET = 0.8
-
-
-@dataclass(frozen=True)
-class PoolState:
-    replicas: int
-    ready: int
-    starting: int
-    by_gpu_type: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -48,8 +41,8 @@ class SimObservation:
     prefill_utilization: float
     decode_utilization: float
     tbt_s: float | None
-    prefill: PoolState
-    decode: PoolState
+    prefill: PoolObservation
+    decode: PoolObservation
 
 
 class Policy(Protocol):

@@ -31,9 +31,9 @@ def _corr(a: FloatArray, b: FloatArray) -> float:
 def signal_correlations(run: RunResult) -> dict[str, float]:
     k = max(round(METRIC_WINDOW_S / run.dt), 1)
     load = _windowed(run.offered_decode_tps, k)
-    ready = run.prefill_ready + run.decode_ready
-    per_d = np.maximum(run.decode_ready, 1)
-    per_p = np.maximum(run.prefill_ready, 1)
+    ready = run.traj.prefill_ready + run.traj.decode_ready
+    per_d = np.maximum(run.traj.decode_ready, 1)
+    per_p = np.maximum(run.traj.prefill_ready, 1)
     step = (run.arrival_s // run.dt).astype(np.int64)
     ok = run.finished
     count = np.bincount(step[ok], minlength=run.steps)[: run.steps]
@@ -42,16 +42,16 @@ def signal_correlations(run: RunResult) -> dict[str, float]:
     with np.errstate(invalid="ignore", divide="ignore"):
         ttft_mean = np.where(count > 0, ttft / count, np.nan)
         tbt_mean = np.where(count > 0, tbt / count, np.nan)
-    util = (run.prefill_util_reported * run.prefill_ready + run.decode_util_reported * run.decode_ready) / np.maximum(
-        ready, 1
-    )
+    util = (
+        run.traj.prefill_util_reported * run.traj.prefill_ready + run.traj.decode_util_reported * run.traj.decode_ready
+    ) / np.maximum(ready, 1)
     candidates = {
-        "decode_tps": run.decode_tps / per_d,
-        "prefill_missed_tps": run.prefill_missed_tps / per_p,
-        "prefill_raw_tps": run.prefill_raw_tps / per_p,
+        "decode_tps": run.traj.decode_tps / per_d,
+        "prefill_missed_tps": run.traj.prefill_missed_tps / per_p,
+        "prefill_raw_tps": run.traj.prefill_raw_tps / per_p,
         "gpu_utilization": util,
-        "prefill_gpu_utilization": run.prefill_util_reported,
-        "decode_gpu_utilization": run.decode_util_reported,
+        "prefill_gpu_utilization": run.traj.prefill_util_reported,
+        "decode_gpu_utilization": run.traj.decode_util_reported,
         "ttft": ttft_mean,
         "tbt": tbt_mean,
     }

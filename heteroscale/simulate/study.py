@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from heteroscale.placement import Inventory
+from heteroscale.simulate.catalog import POLICIES
 from heteroscale.simulate.engine import EngineConfig, RunResult, run
 from heteroscale.simulate.inventory import simulated_inventory
 from heteroscale.simulate.oracle import Oracle
@@ -16,8 +17,6 @@ from heteroscale.simulate.service import Service
 from heteroscale.simulate.signals import signal_correlations
 from heteroscale.simulate.summary import Summary, summarize
 from heteroscale.simulate.workload import Workload
-
-POLICIES = ("heteroscale", "hpa-util", "independent", "static", "oracle")
 
 
 @dataclass(frozen=True)

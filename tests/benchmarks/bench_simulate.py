@@ -8,10 +8,11 @@ from __future__ import annotations
 import time
 
 from heteroscale.simulate import workload as wl
+from heteroscale.simulate.catalog import POLICIES
 from heteroscale.simulate.engine import EngineConfig
 from heteroscale.simulate.perfmodel import ModelSpec, load_gpu_perf
 from heteroscale.simulate.service import Slo, derive
-from heteroscale.simulate.study import POLICIES, run_study
+from heteroscale.simulate.study import run_study
 
 #: Load multiplier that puts the azure-conv day's static peak near 1,000 instances.
 FLEET_SCALE = 295.0

@@ -17,6 +17,7 @@ from heteroscale.cli import main
 from heteroscale.placement import Inventory, RoleTargets, plan
 from heteroscale.simulate import placer as placer_module
 from heteroscale.simulate import workload as wl
+from heteroscale.simulate.catalog import POLICIES
 from heteroscale.simulate.engine import EngineConfig, run
 from heteroscale.simulate.fabric import NODES_PER_S2, S2
 from heteroscale.simulate.inventory import GPUS_PER_NODE, simulated_inventory
@@ -57,7 +58,7 @@ def test_every_request_finishes_or_is_dropped_and_gpu_hours_integrate_instances(
     # A cluster sized for the schedule's own peak, so nothing is capped by placement here.
     inventory = simulated_inventory(dataclasses.replace(svc, static_peak=(20, 4)))
     r = run(w, svc, PERF, _Schedule(), cfg, inventory=inventory)
-    assert not r.unschedulable.any()
+    assert not r.traj.unschedulable.any()
     s = summarize(r)
     assert s.requests == pytest.approx(w.weight.sum())
     assert r.weight[r.finished].sum() + s.dropped == pytest.approx(s.requests)
@@ -69,9 +70,9 @@ def test_every_request_finishes_or_is_dropped_and_gpu_hours_integrate_instances(
     # The new instances take the start-up delay to become ready.
     startup = InstanceModel(PERF["L20"], ModelSpec()).startup_seconds
     s_up = int(1800 / cfg.dt)
-    assert r.prefill_ready[s_up] == 10
-    assert r.prefill_instances[s_up] == 20
-    assert r.prefill_ready[s_up + math.ceil(startup / cfg.dt) + 1] == 20
+    assert r.traj.prefill_ready[s_up] == 10
+    assert r.traj.prefill_instances[s_up] == 20
+    assert r.traj.prefill_ready[s_up + math.ceil(startup / cfg.dt) + 1] == 20
 
 
 def test_overload_drops_requests_it_cannot_finish() -> None:
@@ -154,7 +155,7 @@ def test_cli_is_deterministic_and_writes_the_json_shape(tmp_path: Path) -> None:
     assert main([*args, "--json", str(tmp_path / "b.json")]) == 0
     a = json.loads((tmp_path / "a.json").read_text())
     assert a == json.loads((tmp_path / "b.json").read_text())
-    for name in ("heteroscale", "hpa-util", "independent", "static", "oracle"):
+    for name in POLICIES:
         assert set(a["policies"][name]) >= {
             "gpu_hours",
             "avg_utilization",
@@ -218,10 +219,10 @@ def test_a_too_small_cluster_caps_instances_and_counts_the_unschedulable() -> No
     nodes = 16  # fewer than the 24 instances _Schedule asks for in its second half hour
     small = Inventory(nodes=full.nodes[:nodes], bound={}, topology=full.topology)
     r = run(w, svc, PERF, _Schedule(), EngineConfig(), inventory=small)
-    held = r.prefill_instances + r.decode_instances
+    held = r.traj.prefill_instances + r.traj.decode_instances
     assert held.max() <= nodes * GPUS_PER_NODE // r.gpus_per_instance
-    assert r.unschedulable.max() >= 24 - nodes
-    assert summarize(r).unschedulable_instance_steps == int(r.unschedulable.sum()) > 0
+    assert r.traj.unschedulable.max() >= 24 - nodes
+    assert summarize(r).unschedulable_instance_steps == int(r.traj.unschedulable.sum()) > 0
 
 
 TRACES = ("azure-conv", "mooncake", "azure-code")
@@ -270,9 +271,9 @@ def test_every_policy_fits_the_cluster_and_heteroscale_keeps_kv_in_its_domain(sc
     svc, study = _day(scenario, trace)
     gpus = sum(n.allocatable for n in study.inventory.nodes)
     for r in study.runs.values():
-        assert ((r.prefill_instances + r.decode_instances) * r.gpus_per_instance).max() <= gpus
+        assert ((r.traj.prefill_instances + r.traj.decode_instances) * r.gpus_per_instance).max() <= gpus
     if svc.colocate:
-        assert (study.runs["heteroscale"].cross_domain == 0).all()
+        assert (study.runs["heteroscale"].traj.cross_domain == 0).all()
     else:  # cluster scope: P and D land in S2s in proportion to their GPU type's nodes
         assert study.summaries["heteroscale"].cross_domain_fraction > 0
     # Pools placed on their own land where placement keeps mixed domains free, away from each other.
