@@ -50,11 +50,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from heteroscale.simulate import workload as wl
-    from heteroscale.simulate.engine import EngineConfig
+    from heteroscale.simulate.engine import EngineConfig, steps_for
     from heteroscale.simulate.perfmodel import ModelSpec, load_gpu_perf
     from heteroscale.simulate.report import table, write_json
     from heteroscale.simulate.service import Slo, derive
-    from heteroscale.simulate.study import run_study, steps_for
+    from heteroscale.simulate.study import run_study
 
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     unknown = sorted(set(policies) - set(POLICIES))

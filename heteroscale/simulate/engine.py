@@ -1,9 +1,12 @@
-"""One P/D service under one scaling policy: the run loop over the fluid pools.
+"""P/D services under scaling policies: the run loop over the fluid pools.
 
-Each step: the fleet advances (instances finish starting), the policy decides at its interval
-from windowed readings (:class:`SimObservation`) and placement turns its targets into instances,
-the pools (:mod:`heteroscale.simulate.pools`) serve the step's load, and the recorder keeps the
-step's figures. After the loop each sampled request's latency is read off the recorded
+A run steps several *lanes* in lockstep over the same offered load: the policies of one study
+(each with its own fleet, placement and decisions), or fleets fixed in advance (a stress test's
+candidates, an oracle's search). Each step: every lane's fleet advances (instances finish
+starting) and, at its interval, its policy decides from windowed readings
+(:class:`SimObservation`) and placement turns the targets into instances; the pools
+(:mod:`heteroscale.simulate.pools`) serve the step's load in every lane at once; the recorder keeps
+the step's figures. After the loop each sampled request's latency is read off each lane's
 trajectories (:mod:`heteroscale.simulate.latency`); its weight only counts in the attainment
 averages. Pure: no clock, no I/O.
 """
@@ -11,8 +14,9 @@ averages. Pure: no clock, no I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -23,12 +27,12 @@ from heteroscale.placement import Inventory
 from heteroscale.policy import PoolObservation
 from heteroscale.simulate.cluster import Fleet
 from heteroscale.simulate.inventory import simulated_inventory
-from heteroscale.simulate.latency import Requests, read_latencies
+from heteroscale.simulate.latency import Latencies, Requests, read_latencies
 from heteroscale.simulate.perfmodel import FloatArray, GpuPerf, InstanceModel
-from heteroscale.simulate.placer import Placer
+from heteroscale.simulate.placer import Placed, Placer
 from heteroscale.simulate.policies import Policy, SimObservation
 from heteroscale.simulate.pools import Offered, Queues, step_decode, step_prefill
-from heteroscale.simulate.recorder import PoolCounts, Trajectories
+from heteroscale.simulate.recorder import LaneFleets, Trajectories
 from heteroscale.simulate.service import METRIC_WINDOW_S, Service, mean_context, spec_document
 from heteroscale.simulate.workload import Workload
 
@@ -67,19 +71,125 @@ class RunResult:
         return self.traj.steps
 
 
-def run(
+class Lanes(Protocol):
+    """Where each lane's instances come from, step by step."""
+
+    @property
+    def count(self) -> int: ...
+
+    def fleets(self, s: int, now: float, traj: Trajectories, decoding: npt.NDArray[np.bool_]) -> LaneFleets:
+        """Every lane's instances for step ``s`` (after any decision taken at ``now``)."""
+
+
+class Controlled:
+    """Lanes driven by policies: each lane's fleet follows its policy's targets through placement."""
+
+    def __init__(
+        self,
+        policies: Sequence[Policy],
+        service: Service,
+        perf: dict[str, GpuPerf],
+        config: EngineConfig,
+        inventory: Inventory | None = None,
+    ) -> None:
+        startup = {g: InstanceModel(perf[g], service.model).startup_seconds for g in perf}
+        spec = PDServingGroupSpec.model_validate(spec_document(service, config.interval_s))
+        cluster = inventory or simulated_inventory(service, spec.topology)
+        self._service = service
+        self._dt = config.dt
+        self._window = max(round(METRIC_WINDOW_S / config.dt), 1)
+        self.policies = list(policies)
+        self._placers = [Placer(cluster, spec, paired=p.paired) for p in self.policies]
+        self._fleets = [Fleet(service.gpus_per_instance, startup) for _ in self.policies]
+        self._placed: list[Placed] = []
+        self.actions = [0] * len(self.policies)
+        for policy, placer, fleet in zip(self.policies, self._placers, self._fleets, strict=True):
+            placed = placer.place(*policy.initial())
+            fleet.set_ready(placed.counts)
+            self._placed.append(placed)
+
+    @property
+    def count(self) -> int:
+        return len(self.policies)
+
+    def fleets(self, s: int, now: float, traj: Trajectories, decoding: npt.NDArray[np.bool_]) -> LaneFleets:
+        for k, (policy, placer, fleet) in enumerate(zip(self.policies, self._placers, self._fleets, strict=True)):
+            fleet.advance(now)
+            tick = max(round(policy.interval_s / self._dt), 1)
+            # Policies start once a full metric window exists, as an operator's first rate() would.
+            if s % tick == 0 and s >= self._window:
+                obs = _observe(traj.lane(k), s, self._window, now, self._dt, fleet, decoding=bool(decoding[k]))
+                self._placed[k] = placer.place(*policy.decide(obs))
+                self.actions[k] += fleet.apply(self._placed[k].counts, now)
+        roles = self._service.gpu_types
+        return LaneFleets(
+            held_prefill=np.array([float(f.total(Role.PREFILL)) for f in self._fleets]),
+            held_decode=np.array([float(f.total(Role.DECODE)) for f in self._fleets]),
+            ready_prefill={
+                g: np.array([float(f.ready(Role.PREFILL).get(g, 0)) for f in self._fleets]) for g in roles[Role.PREFILL]
+            },
+            ready_decode={
+                g: np.array([float(f.ready(Role.DECODE).get(g, 0)) for f in self._fleets]) for g in roles[Role.DECODE]
+            },
+            cross_domain=np.array([p.cross_domain_fraction for p in self._placed]),
+            unschedulable=np.array([float(p.unschedulable) for p in self._placed]),
+        )
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    """Lanes whose instances of each role's preferred GPU type are fixed in advance, per lane and
+    step (``held``: starting or ready; ``ready``: serving), with a fixed cross-domain KV share."""
+
+    service: Service
+    prefill_held: FloatArray
+    prefill_ready: FloatArray
+    decode_held: FloatArray
+    decode_ready: FloatArray
+    cross_domain: float = 0.0
+
+    @property
+    def count(self) -> int:
+        return int(self.prefill_held.shape[0])
+
+    def fleets(self, s: int, now: float, traj: Trajectories, decoding: npt.NDArray[np.bool_]) -> LaneFleets:
+        zero = np.zeros(self.count)
+        p, d = self.service.preferred_gpu(Role.PREFILL), self.service.preferred_gpu(Role.DECODE)
+        return LaneFleets(
+            held_prefill=self.prefill_held[:, s],
+            held_decode=self.decode_held[:, s],
+            ready_prefill={p: self.prefill_ready[:, s]},
+            ready_decode={d: self.decode_ready[:, s]},
+            cross_domain=zero + self.cross_domain,
+            unschedulable=zero,
+        )
+
+
+@dataclass(frozen=True)
+class Served:
+    """What one pass produced for every lane."""
+
+    traj: Trajectories
+    latencies: list[Latencies]
+    offered_decode_tps: FloatArray
+    ttft_limit_s: list[FloatArray]
+
+
+def steps_for(workload: Workload, config: EngineConfig) -> int:
+    return math.ceil((workload.duration_s + config.drain_s) / config.dt)
+
+
+def serve(
     workload: Workload,
     service: Service,
     perf: dict[str, GpuPerf],
-    policy: Policy,
+    lanes: Lanes,
     config: EngineConfig,
     progress: Callable[[int], None] | None = None,
-    inventory: Inventory | None = None,
-) -> RunResult:
-    """Replay ``workload`` under ``policy``, placed on ``inventory`` (default: the simulated
-    cluster sized for ``service``)."""
+) -> Served:
+    """Step every lane over ``workload`` and read each lane's request latencies."""
     dt = config.dt
-    n_steps = math.ceil((workload.duration_s + config.drain_s) / dt)
+    n_steps = steps_for(workload, config)
     ref_p = InstanceModel(perf[service.preferred_gpu(Role.PREFILL)], service.model)
     trace = workload.trace
     trace_new = trace.input_tokens - trace.cached_tokens
@@ -105,65 +215,79 @@ def run(
         np.vstack([np.ones(trace.size), trace_work, trace.input_tokens, trace_new, trace.output_tokens]), dt, n_steps
     )
     offered = Offered.from_steps(per_step)
-    traj = Trajectories(n_steps)
-    queues = Queues()
-
-    fleet = Fleet(service.gpus_per_instance, {g: InstanceModel(perf[g], service.model).startup_seconds for g in perf})
-    spec = PDServingGroupSpec.model_validate(spec_document(service, config.interval_s))
-    placer = Placer(inventory or simulated_inventory(service, spec.topology), spec, paired=policy.paired)
-    placed = placer.place(*policy.initial())
-    fleet.set_ready(placed.counts)
-    tick = max(round(policy.interval_s / dt), 1)
-    window = max(round(METRIC_WINDOW_S / dt), 1)
-    kv_model = InstanceModel(perf[service.preferred_gpu(Role.DECODE)], service.model)
-
-    actions = 0
+    traj = Trajectories.zeros(lanes.count, n_steps)
+    queues = Queues.empty(lanes.count)
     for s in range(n_steps):
-        now = s * dt
-        fleet.advance(now)
-        # Policies start once a full metric window exists, as an operator's first rate() would.
-        if s % tick == 0 and s >= window:
-            obs = _observe(traj, s, window, now, dt, fleet, decoding=queues.active > 0)
-            placed = placer.place(*policy.decide(obs))
-            actions += fleet.apply(placed.counts, now)
-
-        ready_p = fleet.ready(Role.PREFILL)
-        ready_d = fleet.ready(Role.DECODE)
-        prefill = step_prefill(queues, offered, s, sum(n * speed[g] for g, n in ready_p.items()), dt)
-        decode = step_decode(queues, offered, ready_d, decode_models, ctx_mean, dt)
-        counts = PoolCounts(
-            fleet.total(Role.PREFILL), fleet.total(Role.DECODE), sum(ready_p.values()), sum(ready_d.values())
-        )
-        capacity = sum(n * slo_tps[g] for g, n in ready_d.items())
-        positions = (queues.x_p, queues.x_d)
-        traj.record(s, counts, prefill, decode, capacity, positions, placed.cross_domain_fraction, placed.unschedulable)
+        fleets = lanes.fleets(s, s * dt, traj, queues.active > 0)
+        capacity = sum((n * speed[g] for g, n in fleets.ready_prefill.items()), np.zeros(lanes.count))
+        prefill = step_prefill(queues, offered, s, capacity, dt)
+        decode = step_decode(queues, offered, fleets.ready_decode, decode_models, ctx_mean, dt)
+        decode_capacity = sum((n * slo_tps[g] for g, n in fleets.ready_decode.items()), np.zeros(lanes.count))
+        traj.record(s, fleets, prefill, decode, decode_capacity, (queues.x_p, queues.x_d))
         if progress is not None:
-            progress(1)
+            progress(lanes.count)
 
-    # The placement in force when the request arrived decides whether its KV crosses domains.
     step_of = np.minimum((workload.arrival_s // dt).astype(np.int64), n_steps - 1)
     own = ref_p.prefill_seconds(workload.input_tokens - workload.cached_tokens, workload.cached_tokens)
-    kv = kv_model.kv_transfer_seconds(workload.input_tokens, traj.cross_domain[step_of])
+    kv_model = InstanceModel(perf[service.preferred_gpu(Role.DECODE)], service.model)
     scv = float(trace_work.var() / trace_work.mean() ** 2) if trace.size > 1 else 1.0
-    requests = Requests(workload.arrival_s, workload.output_tokens, own, kv)
-    lat = read_latencies(requests, traj, dt, float(trace_work.mean()), scv)
-    unloaded = own + kv + float(kv_model.decode_step_seconds(1.0, ctx_mean))
-    return RunResult(
-        policy=policy.name,
-        dt=dt,
-        weight=workload.weight,
-        gpus_per_instance=service.gpus_per_instance,
-        traj=traj,
-        offered_decode_tps=per_step[4] / dt,
-        arrival_s=workload.arrival_s,
-        ttft_s=lat.ttft_s,
-        ttft_limit_s=np.maximum(service.slo.ttft_floor_s, service.slo.ttft_scale * unloaded),
-        tbt_s=lat.tbt_s,
-        tbt_limit_s=service.slo.tbt_s,
-        finished=lat.finished,
-        scale_actions=actions,
-        ratio=service.ratio,
-    )
+    latencies, limits = [], []
+    for k in range(lanes.count):
+        lane = traj.lane(k)
+        # The placement in force when the request arrived decides whether its KV crosses domains.
+        kv = kv_model.kv_transfer_seconds(workload.input_tokens, lane.cross_domain[step_of])
+        requests = Requests(workload.arrival_s, workload.output_tokens, own, kv)
+        latencies.append(read_latencies(requests, lane, dt, float(trace_work.mean()), scv))
+        unloaded = own + kv + float(kv_model.decode_step_seconds(1.0, ctx_mean))
+        limits.append(np.maximum(service.slo.ttft_floor_s, service.slo.ttft_scale * unloaded))
+    return Served(traj, latencies, per_step[4] / dt, limits)
+
+
+def run_many(
+    workload: Workload,
+    service: Service,
+    perf: dict[str, GpuPerf],
+    policies: Sequence[Policy],
+    config: EngineConfig,
+    progress: Callable[[int], None] | None = None,
+    inventory: Inventory | None = None,
+) -> list[RunResult]:
+    """Replay ``workload`` under every policy in lockstep, each placed on ``inventory`` (default:
+    the simulated cluster sized for ``service``)."""
+    lanes = Controlled(policies, service, perf, config, inventory)
+    served = serve(workload, service, perf, lanes, config, progress)
+    return [
+        RunResult(
+            policy=policy.name,
+            dt=config.dt,
+            weight=workload.weight,
+            gpus_per_instance=service.gpus_per_instance,
+            traj=served.traj.lane(k),
+            offered_decode_tps=served.offered_decode_tps,
+            arrival_s=workload.arrival_s,
+            ttft_s=served.latencies[k].ttft_s,
+            ttft_limit_s=served.ttft_limit_s[k],
+            tbt_s=served.latencies[k].tbt_s,
+            tbt_limit_s=service.slo.tbt_s,
+            finished=served.latencies[k].finished,
+            scale_actions=lanes.actions[k],
+            ratio=service.ratio,
+        )
+        for k, policy in enumerate(policies)
+    ]
+
+
+def run(
+    workload: Workload,
+    service: Service,
+    perf: dict[str, GpuPerf],
+    policy: Policy,
+    config: EngineConfig,
+    progress: Callable[[int], None] | None = None,
+    inventory: Inventory | None = None,
+) -> RunResult:
+    """Replay ``workload`` under one policy (see :func:`run_many`)."""
+    return run_many(workload, service, perf, [policy], config, progress, inventory)[0]
 
 
 def _observe(

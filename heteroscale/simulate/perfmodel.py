@@ -18,7 +18,7 @@ Loading the CSV is the only I/O; every function below is pure and vectorised ove
 from __future__ import annotations
 
 import csv
-import math
+import functools
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -149,34 +149,41 @@ class InstanceModel:
             + new_tokens * self._allreduce_s_per_token()
         )
 
-    def _step_pieces(self, context: Any) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
-        """The decode step time is max over these (fixed, per-sequence) affine pieces of the batch:
-        memory-bound (weights + KV reads) and compute-bound, each plus the overheads."""
+    @functools.cached_property
+    def _pieces(self) -> tuple[float, float, float, float, float, float]:
+        """The decode step time is max over two affine pieces of the batch: memory-bound (weights,
+        then per sequence its KV reads) and compute-bound, each plus the overheads. Returns
+        (memory fixed, KV bytes per context token, the bandwidth they are read at, per-sequence
+        memory overhead, compute fixed, compute per sequence)."""
         bw = self.gpu.mem_bandwidth_gbps * 1e9 * self.gpu.gpus_per_instance
         per_seq = DECODE_OVERHEAD_PER_SEQ_S + self._allreduce_s_per_token()
-        memory = (
+        return (
             self.model.weight_bytes / (bw * self.gpu.weight_bw_eff) + DECODE_OVERHEAD_S,
-            context * self.model.kv_bytes_per_token / (bw * self.gpu.kv_bw_eff) + per_seq,
+            self.model.kv_bytes_per_token,
+            bw * self.gpu.kv_bw_eff,
+            per_seq,
+            DECODE_OVERHEAD_S,
+            2.0 * self.model.params / (self._flops * self.gpu.gemm_eff) + per_seq,
         )
-        compute = (DECODE_OVERHEAD_S, 2.0 * self.model.params / (self._flops * self.gpu.gemm_eff) + per_seq)
-        return memory, compute
+
+    def _step_pieces(self, context: Any) -> tuple[tuple[Any, Any], tuple[Any, Any]]:
+        m_fixed, kv_bytes, kv_bandwidth, per_seq, c_fixed, c_seq = self._pieces
+        return (m_fixed, context * kv_bytes / kv_bandwidth + per_seq), (c_fixed, c_seq)
 
     def decode_step_seconds(self, batch: FloatArray | float, context: FloatArray | float) -> FloatArray:
         """One decode iteration for ``batch`` sequences of mean ``context`` tokens (the TBT)."""
-        b = np.asarray(batch, dtype=np.float64)
-        (m_fixed, m_seq), (c_fixed, c_seq) = self._step_pieces(np.asarray(context, dtype=np.float64))
-        result: FloatArray = np.maximum(m_fixed + m_seq * b, c_fixed + c_seq * b)
+        (m_fixed, m_seq), (c_fixed, c_seq) = self._step_pieces(context)
+        result: FloatArray = np.maximum(m_fixed + m_seq * batch, c_fixed + c_seq * batch)
         return result
 
-    def batch_for_throughput(self, tokens_per_s: float, context: float) -> float:
+    def batch_for_throughput(self, tokens_per_s: FloatArray, context: FloatArray) -> FloatArray:
         """Time-averaged batch that generates ``tokens_per_s`` (Little's law: batch = throughput x
         step time); inf beyond what any batch can reach. With step time max_i(a_i + b_i * batch),
         batch = tps * step holds at max_i tps * a_i / (1 - tps * b_i)."""
-        batch = 0.0
+        batch: FloatArray = np.zeros(np.broadcast(tokens_per_s, context).shape)
         for fixed, per_seq in self._step_pieces(context):
-            if tokens_per_s * per_seq >= 1.0:
-                return math.inf
-            batch = max(batch, tokens_per_s * fixed / (1.0 - tokens_per_s * per_seq))
+            room = 1.0 - tokens_per_s * per_seq
+            batch = np.maximum(batch, np.where(room > 0, tokens_per_s * fixed / np.where(room > 0, room, 1.0), np.inf))
         return batch
 
     @property
@@ -184,13 +191,14 @@ class InstanceModel:
         usable = self.gpu.gpus_per_instance * self.gpu.memory_gb * 1e9 * GPU_MEMORY_UTILIZATION
         return max(usable - self.model.weight_bytes, 0.0) / self.model.kv_bytes_per_token
 
-    def max_batch(self, context: float) -> float:
+    def max_batch(self, context: FloatArray) -> FloatArray:
         """Sequences one instance can hold: vLLM's batch cap or the KV cache, whichever binds."""
-        return float(min(MAX_BATCH, self.kv_capacity_tokens / max(context, 1.0)))
+        result: FloatArray = np.minimum(MAX_BATCH, self.kv_capacity_tokens / np.maximum(context, 1.0))
+        return result
 
     def batch_at_tbt(self, tbt_seconds: float, context: float) -> float:
         """Largest batch whose step time stays within ``tbt_seconds`` (0 if even one sequence misses)."""
-        cap = self.max_batch(context)
+        cap = float(self.max_batch(np.asarray(context)))
         grid = np.arange(1.0, cap + 1.0)
         ok = grid[self.decode_step_seconds(grid, context) <= tbt_seconds]
         return float(ok[-1]) if ok.size else 0.0

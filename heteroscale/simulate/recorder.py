@@ -1,8 +1,8 @@
-"""Per-step trajectories of one run, and the windowed readings a policy sees (pure)."""
+"""Per-step trajectories of the lanes of one run, and one lane's view of them (pure)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -11,73 +11,82 @@ from heteroscale.simulate.pools import DecodeStep, PrefillStep
 
 
 @dataclass(frozen=True)
-class PoolCounts:
-    """Instances of both roles at one step: held (starting or ready) and ready."""
+class LaneFleets:
+    """Every lane's instances at one step: held (starting or ready) per role, ready per role and
+    GPU type, and what placement reported."""
 
-    prefill: int
-    decode: int
-    prefill_ready: int
-    decode_ready: int
+    held_prefill: FloatArray
+    held_decode: FloatArray
+    ready_prefill: dict[str, FloatArray]
+    ready_decode: dict[str, FloatArray]
+    #: Share of prefill instances whose KV crosses S2 domains, and target instances placement
+    #: could not place (see :mod:`heteroscale.simulate.placer`).
+    cross_domain: FloatArray
+    unschedulable: FloatArray
 
 
 @dataclass
 class Trajectories:
-    """One value per step (index ``s`` covers ``[s*dt, (s+1)*dt)``)."""
+    """One value per lane and step (index ``[..., s]`` covers ``[s*dt, (s+1)*dt)``); a lane's view
+    (:meth:`lane`) has one value per step."""
 
-    steps: int
-    prefill_instances: FloatArray = field(init=False)
-    decode_instances: FloatArray = field(init=False)
-    prefill_ready: FloatArray = field(init=False)
-    decode_ready: FloatArray = field(init=False)
-    prefill_busy: FloatArray = field(init=False)
+    prefill_instances: FloatArray
+    decode_instances: FloatArray
+    prefill_ready: FloatArray
+    decode_ready: FloatArray
+    prefill_busy: FloatArray
     #: Tokens generated / decode throughput at the TBT SLO of the ready instances (capped at 1).
-    decode_busy: FloatArray = field(init=False)
-    prefill_util_reported: FloatArray = field(init=False)
-    decode_util_reported: FloatArray = field(init=False)
-    decode_tps: FloatArray = field(init=False)
-    decode_capacity_tps: FloatArray = field(init=False)
-    prefill_missed_tps: FloatArray = field(init=False)
-    prefill_raw_tps: FloatArray = field(init=False)
-    tbt: FloatArray = field(init=False)
+    decode_busy: FloatArray
+    prefill_util_reported: FloatArray
+    decode_util_reported: FloatArray
+    decode_tps: FloatArray
+    decode_capacity_tps: FloatArray
+    prefill_missed_tps: FloatArray
+    prefill_raw_tps: FloatArray
+    tbt: FloatArray
     #: FIFO positions at the step's end: requests prefilled, and admitted to decode.
-    prefilled_position: FloatArray = field(init=False)
-    admitted_position: FloatArray = field(init=False)
-    #: Share of prefill instances whose KV crosses S2 domains, and target instances placement
-    #: could not place (see :mod:`heteroscale.simulate.placer`).
-    cross_domain: FloatArray = field(init=False)
-    unschedulable: FloatArray = field(init=False)
+    prefilled_position: FloatArray
+    admitted_position: FloatArray
+    cross_domain: FloatArray
+    unschedulable: FloatArray
 
-    def __post_init__(self) -> None:
-        for name in self.__dataclass_fields__:
-            if name != "steps":
-                setattr(self, name, np.zeros(self.steps))
+    @classmethod
+    def zeros(cls, lanes: int, steps: int) -> Trajectories:
+        return cls(*(np.zeros((lanes, steps)) for _ in fields(cls)))
+
+    @property
+    def steps(self) -> int:
+        return int(self.prefill_instances.shape[-1])
+
+    def lane(self, k: int) -> Trajectories:
+        return Trajectories(*(getattr(self, f.name)[k] for f in fields(self)))
 
     def record(
         self,
         s: int,
-        fleet: PoolCounts,
+        fleets: LaneFleets,
         prefill: PrefillStep,
         decode: DecodeStep,
-        decode_capacity_tps: float,
-        positions: tuple[float, float],
-        cross_domain: float,
-        unschedulable: int,
+        decode_capacity_tps: FloatArray,
+        positions: tuple[FloatArray, FloatArray],
     ) -> None:
-        self.prefill_instances[s] = fleet.prefill
-        self.decode_instances[s] = fleet.decode
-        self.prefill_ready[s] = fleet.prefill_ready
-        self.decode_ready[s] = fleet.decode_ready
-        self.prefill_busy[s] = prefill.busy
+        self.prefill_instances[:, s] = fleets.held_prefill
+        self.decode_instances[:, s] = fleets.held_decode
+        self.prefill_ready[:, s] = sum(fleets.ready_prefill.values(), np.zeros_like(fleets.held_prefill))
+        self.decode_ready[:, s] = sum(fleets.ready_decode.values(), np.zeros_like(fleets.held_decode))
+        self.prefill_busy[:, s] = prefill.busy
         # Compute-bound prefill: kernel-active time tracks the work done.
-        self.prefill_util_reported[s] = prefill.busy
-        self.prefill_missed_tps[s] = prefill.missed_tps
-        self.prefill_raw_tps[s] = prefill.raw_tps
-        self.decode_tps[s] = decode.generated_tps
-        self.decode_capacity_tps[s] = decode_capacity_tps
-        self.decode_busy[s] = min(decode.generated_tps / decode_capacity_tps, 1.0) if decode_capacity_tps > 0 else 0.0
-        if decode.reported_util is not None:
-            self.decode_util_reported[s] = decode.reported_util
-        self.tbt[s] = decode.tbt
-        self.prefilled_position[s], self.admitted_position[s] = positions
-        self.cross_domain[s] = cross_domain
-        self.unschedulable[s] = unschedulable
+        self.prefill_util_reported[:, s] = prefill.busy
+        self.prefill_missed_tps[:, s] = prefill.missed_tps
+        self.prefill_raw_tps[:, s] = prefill.raw_tps
+        self.decode_tps[:, s] = decode.generated_tps
+        self.decode_capacity_tps[:, s] = decode_capacity_tps
+        capacity = np.where(decode_capacity_tps > 0, decode_capacity_tps, 1.0)
+        self.decode_busy[:, s] = np.where(
+            decode_capacity_tps > 0, np.minimum(decode.generated_tps / capacity, 1.0), 0.0
+        )
+        self.decode_util_reported[:, s] = decode.reported_util
+        self.tbt[:, s] = decode.tbt
+        self.prefilled_position[:, s], self.admitted_position[:, s] = positions
+        self.cross_domain[:, s] = fleets.cross_domain
+        self.unschedulable[:, s] = fleets.unschedulable

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from heteroscale.placement import Inventory
 from heteroscale.simulate.catalog import POLICIES
-from heteroscale.simulate.engine import EngineConfig, RunResult, run
+from heteroscale.simulate.engine import EngineConfig, RunResult, run, run_many, steps_for
 from heteroscale.simulate.inventory import simulated_inventory
 from heteroscale.simulate.oracle import Oracle
 from heteroscale.simulate.perfmodel import GpuPerf
@@ -28,10 +27,6 @@ class Study:
     summaries: dict[str, Summary]
     #: Correlation of each candidate signal with the offered load, on the static run.
     signals: dict[str, float]
-
-
-def steps_for(workload: Workload, config: EngineConfig) -> int:
-    return math.ceil((workload.duration_s + config.drain_s) / config.dt)
 
 
 def build_policy(
@@ -66,10 +61,8 @@ def run_study(
     # The oracle's plan is fixed in advance (decide only reads it), so one serves every run.
     oracle = Oracle(workload, service, perf, config.dt, steps, config.interval_s)
     inventory = simulated_inventory(service)
-    runs: dict[str, RunResult] = {}
-    for name in policies:
-        policy = build_policy(name, workload, service, perf, config, oracle)
-        runs[name] = run(workload, service, perf, policy, config, progress, inventory)
+    built = [build_policy(name, workload, service, perf, config, oracle) for name in policies]
+    runs = {r.policy: r for r in run_many(workload, service, perf, built, config, progress, inventory)}
     static = runs.get("static") or run(
         workload, service, perf, StaticPeak(service, config.interval_s), config, inventory=inventory
     )
