@@ -39,6 +39,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--decode-gpus", default="H20", help="decode GPU types by preference (default H20)")
     parser.add_argument("--tbt-slo", type=float, default=0.05, help="TBT SLO in seconds (default 0.05)")
     parser.add_argument("--step", type=float, default=5.0, help="time step in seconds, 1 to 5 (default 5)")
+    parser.add_argument(
+        "--ratio-rule",
+        choices=("stress", "quantile"),
+        default="stress",
+        help="how the fixed P/D ratio is set: the stress test's best goodput per GPU (default, the paper's) "
+        "or the 99%% quantile of the per-window need",
+    )
+    parser.add_argument(
+        "--fast-loader",
+        action="store_true",
+        help="new instances load weights over RDMA from running ones (BlitzScale-style) instead of from disk",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="directory for PNG plots")
     parser.add_argument("--json", type=Path, help="write the results as JSON to this file")
@@ -51,9 +63,10 @@ def run(args: argparse.Namespace) -> int:
 
     from heteroscale.simulate import workload as wl
     from heteroscale.simulate.engine import EngineConfig, steps_for
-    from heteroscale.simulate.perfmodel import ModelSpec, load_gpu_perf
+    from heteroscale.simulate.perfmodel import ModelSpec, Startup, load_gpu_perf
     from heteroscale.simulate.report import table, write_json
-    from heteroscale.simulate.service import Slo, derive
+    from heteroscale.simulate.service import Slo
+    from heteroscale.simulate.stresstest import derive
     from heteroscale.simulate.study import run_study
 
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
@@ -87,13 +100,16 @@ def run(args: argparse.Namespace) -> int:
             slo=Slo(tbt_s=args.tbt_slo),
             model=ModelSpec(),
             gpus_per_instance=8,
+            startup=Startup(fast_loader=args.fast_loader),
+            ratio_rule=args.ratio_rule,
+            config=EngineConfig(dt=args.step),
         )
     except (ValueError, FileNotFoundError) as exc:
         raise UserInputError(str(exc)) from None
     config = EngineConfig(dt=args.step)
     total = steps_for(workload, config) * len(policies)
     with tqdm(total=total, unit="step", disable=args.no_progress, mininterval=0.5) as bar:
-        study = run_study(workload, service, perf, policies, config, progress=bar.update)
+        study = run_study(workload, service, policies, config, progress=bar.update)
     print(
         f"trace {args.trace}: {args.hours:g} h, fleet scale {args.fleet_scale:g}, "
         f"diurnal {'on' if diurnal else 'off'}; "

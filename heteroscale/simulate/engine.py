@@ -28,7 +28,7 @@ from heteroscale.policy import PoolObservation
 from heteroscale.simulate.cluster import Fleet
 from heteroscale.simulate.inventory import simulated_inventory
 from heteroscale.simulate.latency import Latencies, Requests, read_latencies
-from heteroscale.simulate.perfmodel import FloatArray, GpuPerf, InstanceModel
+from heteroscale.simulate.perfmodel import FloatArray, kv_transfer_seconds
 from heteroscale.simulate.placer import Placed, Placer
 from heteroscale.simulate.policies import Policy, SimObservation
 from heteroscale.simulate.pools import Offered, Queues, step_decode, step_prefill
@@ -88,11 +88,10 @@ class Controlled:
         self,
         policies: Sequence[Policy],
         service: Service,
-        perf: dict[str, GpuPerf],
         config: EngineConfig,
         inventory: Inventory | None = None,
     ) -> None:
-        startup = {g: InstanceModel(perf[g], service.model).startup_seconds for g in perf}
+        startup = {g: d.instance.startup_seconds for role in Role for g, d in service.deployments[role].items()}
         spec = PDServingGroupSpec.model_validate(spec_document(service, config.interval_s))
         cluster = inventory or simulated_inventory(service, spec.topology)
         self._service = service
@@ -182,7 +181,6 @@ def steps_for(workload: Workload, config: EngineConfig) -> int:
 def serve(
     workload: Workload,
     service: Service,
-    perf: dict[str, GpuPerf],
     lanes: Lanes,
     config: EngineConfig,
     progress: Callable[[int], None] | None = None,
@@ -190,26 +188,20 @@ def serve(
     """Step every lane over ``workload`` and read each lane's request latencies."""
     dt = config.dt
     n_steps = steps_for(workload, config)
-    ref_p = InstanceModel(perf[service.preferred_gpu(Role.PREFILL)], service.model)
+    ref_p = service.instance(Role.PREFILL)
     trace = workload.trace
     trace_new = trace.input_tokens - trace.cached_tokens
     trace_work = ref_p.prefill_seconds(trace_new, trace.cached_tokens)
     # Relative prefill speed of every prefill type on this workload's requests.
     speed = {
         g: float(
-            trace_work.sum()
-            / InstanceModel(perf[g], service.model).prefill_seconds(trace_new, trace.cached_tokens).sum()
+            trace_work.sum() / service.instance(Role.PREFILL, g).prefill_seconds(trace_new, trace.cached_tokens).sum()
         )
         for g in service.gpu_types[Role.PREFILL]
     }
-    decode_models = {g: InstanceModel(perf[g], service.model) for g in service.gpu_types[Role.DECODE]}
+    decode_models = {g: service.instance(Role.DECODE, g) for g in service.gpu_types[Role.DECODE]}
     ctx_mean = mean_context(workload)
-    slo_tps = {
-        g: (
-            b / float(m.decode_step_seconds(b, ctx_mean)) if (b := m.batch_at_tbt(service.slo.tbt_s, ctx_mean)) else 0.0
-        )
-        for g, m in decode_models.items()
-    }
+    slo_tps = {g: m.decode_slo_tps(service.slo.tbt_s, ctx_mean) for g, m in decode_models.items()}
 
     per_step = workload.offered(
         np.vstack([np.ones(trace.size), trace_work, trace.input_tokens, trace_new, trace.output_tokens]), dt, n_steps
@@ -228,17 +220,17 @@ def serve(
             progress(lanes.count)
 
     step_of = np.minimum((workload.arrival_s // dt).astype(np.int64), n_steps - 1)
-    own = ref_p.prefill_seconds(workload.input_tokens - workload.cached_tokens, workload.cached_tokens)
-    kv_model = InstanceModel(perf[service.preferred_gpu(Role.DECODE)], service.model)
+    own = ref_p.prefill_latency(workload.input_tokens - workload.cached_tokens, workload.cached_tokens)
+    first_token = float(service.instance(Role.DECODE).decode_step_seconds(1.0, ctx_mean))
     scv = float(trace_work.var() / trace_work.mean() ** 2) if trace.size > 1 else 1.0
     latencies, limits = [], []
     for k in range(lanes.count):
         lane = traj.lane(k)
         # The placement in force when the request arrived decides whether its KV crosses domains.
-        kv = kv_model.kv_transfer_seconds(workload.input_tokens, lane.cross_domain[step_of])
+        kv = kv_transfer_seconds(service.model, service.kv_rdma_gbps, workload.input_tokens, lane.cross_domain[step_of])
         requests = Requests(workload.arrival_s, workload.output_tokens, own, kv)
         latencies.append(read_latencies(requests, lane, dt, float(trace_work.mean()), scv))
-        unloaded = own + kv + float(kv_model.decode_step_seconds(1.0, ctx_mean))
+        unloaded = own + kv + first_token
         limits.append(np.maximum(service.slo.ttft_floor_s, service.slo.ttft_scale * unloaded))
     return Served(traj, latencies, per_step[4] / dt, limits)
 
@@ -246,7 +238,6 @@ def serve(
 def run_many(
     workload: Workload,
     service: Service,
-    perf: dict[str, GpuPerf],
     policies: Sequence[Policy],
     config: EngineConfig,
     progress: Callable[[int], None] | None = None,
@@ -254,8 +245,8 @@ def run_many(
 ) -> list[RunResult]:
     """Replay ``workload`` under every policy in lockstep, each placed on ``inventory`` (default:
     the simulated cluster sized for ``service``)."""
-    lanes = Controlled(policies, service, perf, config, inventory)
-    served = serve(workload, service, perf, lanes, config, progress)
+    lanes = Controlled(policies, service, config, inventory)
+    served = serve(workload, service, lanes, config, progress)
     return [
         RunResult(
             policy=policy.name,
@@ -280,14 +271,13 @@ def run_many(
 def run(
     workload: Workload,
     service: Service,
-    perf: dict[str, GpuPerf],
     policy: Policy,
     config: EngineConfig,
     progress: Callable[[int], None] | None = None,
     inventory: Inventory | None = None,
 ) -> RunResult:
     """Replay ``workload`` under one policy (see :func:`run_many`)."""
-    return run_many(workload, service, perf, [policy], config, progress, inventory)[0]
+    return run_many(workload, service, [policy], config, progress, inventory)[0]
 
 
 def _observe(

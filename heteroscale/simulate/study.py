@@ -6,11 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from heteroscale.placement import Inventory
+from heteroscale.simulate import oracle
 from heteroscale.simulate.catalog import POLICIES
-from heteroscale.simulate.engine import EngineConfig, RunResult, run, run_many, steps_for
+from heteroscale.simulate.engine import EngineConfig, RunResult, run, run_many
 from heteroscale.simulate.inventory import simulated_inventory
-from heteroscale.simulate.oracle import Oracle
-from heteroscale.simulate.perfmodel import GpuPerf
 from heteroscale.simulate.policies import HpaUtilization, IndependentPD, Policy, StaticPeak
 from heteroscale.simulate.service import Service
 from heteroscale.simulate.signals import signal_correlations
@@ -29,11 +28,8 @@ class Study:
     signals: dict[str, float]
 
 
-def build_policy(
-    name: str, workload: Workload, service: Service, perf: dict[str, GpuPerf], config: EngineConfig, oracle: Oracle
-) -> Policy:
-    # Reactive policies start sized for the first minutes of load, as after a previous day.
-    initial = oracle.initial()
+def build_policy(name: str, service: Service, config: EngineConfig, initial: tuple[int, int]) -> Policy:
+    """A reactive or fixed policy by name; reactive ones start at ``initial`` instances."""
     if name == "heteroscale":
         from heteroscale.simulate.heteroscale_adapter import HeteroScale
 
@@ -44,27 +40,29 @@ def build_policy(
         return IndependentPD(service, config.interval_s, initial)
     if name == "static":
         return StaticPeak(service, config.interval_s)
-    if name == "oracle":
-        return oracle
     raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
 
 
 def run_study(
     workload: Workload,
     service: Service,
-    perf: dict[str, GpuPerf],
     policies: list[str],
     config: EngineConfig,
     progress: Callable[[int], None] | None = None,
 ) -> Study:
-    steps = steps_for(workload, config)
-    # The oracle's plan is fixed in advance (decide only reads it), so one serves every run.
-    oracle = Oracle(workload, service, perf, config.dt, steps, config.interval_s)
+    """Run ``policies`` (names from :data:`POLICIES`) on ``workload``; the oracle by its search,
+    the others in lockstep over the simulated cluster."""
+    need = oracle.needs(workload, service, config)
+    # Reactive policies start sized for the first minutes of load, as after a previous day.
+    initial = oracle.initial_counts(need, service, config)
     inventory = simulated_inventory(service)
-    built = [build_policy(name, workload, service, perf, config, oracle) for name in policies]
-    runs = {r.policy: r for r in run_many(workload, service, perf, built, config, progress, inventory)}
+    built = [build_policy(name, service, config, initial) for name in policies if name != "oracle"]
+    runs = {r.policy: r for r in run_many(workload, service, built, config, progress, inventory)}
+    if "oracle" in policies:
+        runs["oracle"] = oracle.search(workload, service, config, need).run
+    runs = {name: runs[name] for name in policies}
     static = runs.get("static") or run(
-        workload, service, perf, StaticPeak(service, config.interval_s), config, inventory=inventory
+        workload, service, StaticPeak(service, config.interval_s), config, inventory=inventory
     )
     return Study(
         service=service,

@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 
 from heteroscale.simulate.engine import RunResult
+from heteroscale.simulate.latency import Latencies
 
 
 @dataclass(frozen=True)
@@ -53,12 +54,28 @@ def _p99(values: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> f
     return float(np.quantile(values, 0.99, weights=weights, method="inverted_cdf"))
 
 
+def slo_met(
+    latencies: Latencies, ttft_limit_s: npt.NDArray[np.float64], tbt_limit_s: float
+) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Per request: (finished within its TTFT limit, finished within the TBT limit). The TBT SLO
+    applies to each request's mean time between tokens (its TPOT)."""
+    ttft_ok = latencies.finished & (latencies.ttft_s <= ttft_limit_s)
+    tbt_ok = latencies.finished & (latencies.tbt_s <= tbt_limit_s)
+    return ttft_ok, tbt_ok
+
+
+def slo_attainment(
+    latencies: Latencies, ttft_limit_s: npt.NDArray[np.float64], tbt_limit_s: float, weight: npt.NDArray[np.float64]
+) -> float:
+    """Share of all requests (dropped ones count as misses) meeting both SLOs, weighted."""
+    ttft_ok, tbt_ok = slo_met(latencies, ttft_limit_s, tbt_limit_s)
+    return float(weight[ttft_ok & tbt_ok].sum() / max(float(weight.sum()), 1e-12))
+
+
 def summarize(run: RunResult) -> Summary:
     held = run.traj.prefill_instances + run.traj.decode_instances
     used = run.traj.prefill_busy * run.traj.prefill_ready + run.traj.decode_busy * run.traj.decode_ready
-    ttft_ok = run.finished & (run.ttft_s <= run.ttft_limit_s)
-    # The TBT SLO applies to each request's mean time between tokens (its TPOT).
-    tbt_ok = run.finished & (run.tbt_s <= run.tbt_limit_s)
+    ttft_ok, tbt_ok = slo_met(Latencies(run.ttft_s, run.tbt_s, run.finished), run.ttft_limit_s, run.tbt_limit_s)
     w = run.weight
     n = max(float(w.sum()), 1e-12)
     done_ttft = run.ttft_s[run.finished]

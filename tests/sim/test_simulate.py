@@ -21,10 +21,11 @@ from heteroscale.simulate.catalog import POLICIES
 from heteroscale.simulate.engine import EngineConfig, run
 from heteroscale.simulate.fabric import NODES_PER_S2, S2
 from heteroscale.simulate.inventory import GPUS_PER_NODE, simulated_inventory
-from heteroscale.simulate.perfmodel import InstanceModel, ModelSpec, load_gpu_perf
+from heteroscale.simulate.perfmodel import InstanceModel, Layout, ModelSpec, kv_transfer_seconds, load_gpu_perf
 from heteroscale.simulate.placer import PAIRED, Placer
 from heteroscale.simulate.policies import SimObservation
-from heteroscale.simulate.service import Service, Slo, derive, spec_document
+from heteroscale.simulate.service import Service, Slo, spec_document
+from heteroscale.simulate.stresstest import derive
 from heteroscale.simulate.study import Study, run_study
 from heteroscale.simulate.summary import gpu_hours, summarize
 
@@ -57,7 +58,7 @@ def test_every_request_finishes_or_is_dropped_and_gpu_hours_integrate_instances(
     cfg = EngineConfig()
     # A cluster sized for the schedule's own peak, so nothing is capped by placement here.
     inventory = simulated_inventory(dataclasses.replace(svc, static_peak=(20, 4)))
-    r = run(w, svc, PERF, _Schedule(), cfg, inventory=inventory)
+    r = run(w, svc, _Schedule(), cfg, inventory=inventory)
     assert not r.traj.unschedulable.any()
     s = summarize(r)
     assert s.requests == pytest.approx(w.weight.sum())
@@ -68,7 +69,7 @@ def test_every_request_finishes_or_is_dropped_and_gpu_hours_integrate_instances(
     expected = (12 * 1800 + 24 * (horizon - 1800)) * 8 / 3600
     assert gpu_hours(r) == pytest.approx(expected)
     # The new instances take the start-up delay to become ready.
-    startup = InstanceModel(PERF["L20"], ModelSpec()).startup_seconds
+    startup = svc.instance(Role.PREFILL).startup_seconds
     s_up = int(1800 / cfg.dt)
     assert r.traj.prefill_ready[s_up] == 10
     assert r.traj.prefill_instances[s_up] == 20
@@ -77,7 +78,7 @@ def test_every_request_finishes_or_is_dropped_and_gpu_hours_integrate_instances(
 
 def test_overload_drops_requests_it_cannot_finish() -> None:
     w = wl.scale(wl.load("azure-conv"), hours=1, fleet_scale=50)
-    r = run(w, _service(w), PERF, _Schedule(), EngineConfig())
+    r = run(w, _service(w), _Schedule(), EngineConfig())
     s = summarize(r)
     assert s.dropped > 0
     assert r.weight[r.finished].sum() + s.dropped == pytest.approx(s.requests)
@@ -109,7 +110,7 @@ def test_fleet_load_fluctuates_like_independent_users() -> None:
     relative error is sqrt(2)/2 of that, and we allow three standard deviations.
     """
     base = wl.load("azure-conv")
-    work = InstanceModel(PERF["L20"], ModelSpec()).prefill_seconds(
+    work = InstanceModel(PERF["L20"], ModelSpec(), Layout(1, 8)).prefill_seconds(
         base.input_tokens - base.cached_tokens, base.cached_tokens
     )
     hours = 24
@@ -135,7 +136,7 @@ def test_mooncake_prefix_hits_reduce_prefill_work() -> None:
 
 def test_perf_model_is_monotone_and_ordered_by_hardware() -> None:
     model = ModelSpec()
-    h20, l20, h100 = (InstanceModel(PERF[g], model) for g in ("H20", "L20", "H100"))
+    h20, l20, h100 = (InstanceModel(PERF[g], model, Layout(8, 1)) for g in ("H20", "L20", "H100"))
     steps = h20.decode_step_seconds(np.array([1.0, 16, 64, 256]), 2000)
     assert (np.diff(steps) > 0).all()
     tokens, zero = np.array([4096.0]), np.array([0.0])
@@ -146,7 +147,7 @@ def test_perf_model_is_monotone_and_ordered_by_hardware() -> None:
     )
     assert h20.prefill_seconds(tokens, np.array([8192.0]))[0] > h20.prefill_seconds(tokens, zero)[0]
     assert h20.kv_capacity_tokens > h100.kv_capacity_tokens > l20.kv_capacity_tokens > 0
-    assert h20.kv_transfer_seconds(tokens, 1.0)[0] > h20.kv_transfer_seconds(tokens, 0.0)[0]
+    assert kv_transfer_seconds(model, 400, tokens, 1.0)[0] > kv_transfer_seconds(model, 400, tokens, 0.0)[0]
 
 
 def test_cli_is_deterministic_and_writes_the_json_shape(tmp_path: Path) -> None:
@@ -207,7 +208,7 @@ def test_placement_runs_only_when_the_targets_change(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(placer_module, "plan_many", counting)
     w = wl.scale(wl.load("azure-conv"), hours=1, fleet_scale=2)
-    run(w, _service(w), PERF, _Schedule(), EngineConfig())
+    run(w, _service(w), _Schedule(), EngineConfig())
     # _Schedule asks for two target pairs; each call plans both pools (one PDServingGroup each).
     assert calls == [[RoleTargets(10, 0), RoleTargets(0, 2)], [RoleTargets(20, 0), RoleTargets(0, 4)]]
 
@@ -218,7 +219,7 @@ def test_a_too_small_cluster_caps_instances_and_counts_the_unschedulable() -> No
     full = simulated_inventory(svc)
     nodes = 16  # fewer than the 24 instances _Schedule asks for in its second half hour
     small = Inventory(nodes=full.nodes[:nodes], bound={}, topology=full.topology)
-    r = run(w, svc, PERF, _Schedule(), EngineConfig(), inventory=small)
+    r = run(w, svc, _Schedule(), EngineConfig(), inventory=small)
     held = r.traj.prefill_instances + r.traj.decode_instances
     assert held.max() <= nodes * GPUS_PER_NODE // r.gpus_per_instance
     assert r.traj.unschedulable.max() >= 24 - nodes
@@ -243,7 +244,7 @@ def _day(scenario: str, trace: str) -> tuple[Service, Study]:
     svc = derive(
         w, PERF, prefill_gpus=list(prefill), decode_gpus=list(decode), slo=Slo(), model=ModelSpec(), gpus_per_instance=8
     )
-    return svc, run_study(w, svc, PERF, ["heteroscale", "hpa-util", "static", "oracle"], EngineConfig())
+    return svc, run_study(w, svc, ["heteroscale", "hpa-util", "static", "oracle"], EngineConfig())
 
 
 def _measured(scenario: str, trace: str, reason: str) -> object:
