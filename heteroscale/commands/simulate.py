@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from heteroscale.cli import UserInputError
 from heteroscale.simulate.catalog import POLICIES
@@ -59,10 +60,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from heteroscale.simulate import workload as wl
-    from heteroscale.simulate.engine import EngineConfig, steps_for
+    from heteroscale.simulate.engine import EngineConfig
     from heteroscale.simulate.perfmodel import ModelSpec, Startup, load_gpu_perf
     from heteroscale.simulate.report import table, write_json
     from heteroscale.simulate.service import Slo
@@ -107,9 +106,11 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         raise UserInputError(str(exc)) from None
     config = EngineConfig(dt=args.step)
-    total = steps_for(workload, config) * len(policies)
-    with tqdm(total=total, unit="step", disable=args.no_progress, mininterval=0.5) as bar:
-        study = run_study(workload, service, policies, config, progress=bar.update)
+    progress = _Bar(disabled=args.no_progress)
+    try:
+        study = run_study(workload, service, policies, config, progress=progress)
+    finally:
+        progress.close()
     print(
         f"trace {args.trace}: {args.hours:g} h, fleet scale {args.fleet_scale:g}, "
         f"diurnal {'on' if diurnal else 'off'}; "
@@ -124,3 +125,26 @@ def run(args: argparse.Namespace) -> int:
         for path in write_plots(study, args.out):
             print(f"wrote {path}")
     return 0
+
+
+class _Bar:
+    """A tqdm bar per simulation pass, named for the policies it runs."""
+
+    def __init__(self, *, disabled: bool) -> None:
+        self._disabled = disabled
+        self._bar: Any = None
+
+    def start(self, label: str, total: int) -> None:
+        from tqdm import tqdm
+
+        self.close()
+        self._bar = tqdm(total=total, unit="step", desc=label, disable=self._disabled, mininterval=0.5)
+
+    def advance(self, steps: int) -> None:
+        if self._bar is not None:
+            self._bar.update(steps)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

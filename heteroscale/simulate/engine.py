@@ -14,7 +14,7 @@ averages. Pure: no clock, no I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -69,6 +69,14 @@ class RunResult:
     @property
     def steps(self) -> int:
         return self.traj.steps
+
+
+class Progress(Protocol):
+    """Where a long run reports how far it got: one ``start`` per simulation pass, then steps."""
+
+    def start(self, label: str, total: int) -> None: ...
+
+    def advance(self, steps: int) -> None: ...
 
 
 class Lanes(Protocol):
@@ -164,6 +172,44 @@ class Scheduled:
         )
 
 
+class Combined:
+    """Several sets of lanes stepped in one pass, in order (their lane indices follow one another)."""
+
+    def __init__(self, parts: Sequence[Lanes]) -> None:
+        self.parts = list(parts)
+
+    @property
+    def count(self) -> int:
+        return sum(part.count for part in self.parts)
+
+    def offset(self, index: int) -> int:
+        """Index of the first lane of part ``index``."""
+        return sum(part.count for part in self.parts[:index])
+
+    def fleets(self, s: int, now: float, traj: Trajectories, decoding: npt.NDArray[np.bool_]) -> LaneFleets:
+        pieces = []
+        for i, part in enumerate(self.parts):
+            lo, hi = self.offset(i), self.offset(i) + part.count
+            pieces.append(part.fleets(s, now, traj.lanes(lo, hi), decoding[lo:hi]))
+        gpus_p = sorted({g for p in pieces for g in p.ready_prefill})
+        gpus_d = sorted({g for p in pieces for g in p.ready_decode})
+
+        def joined(attr: str, gpus: list[str]) -> dict[str, FloatArray]:
+            return {
+                g: np.concatenate([getattr(p, attr).get(g, np.zeros(p.held_prefill.size)) for p in pieces])
+                for g in gpus
+            }
+
+        return LaneFleets(
+            held_prefill=np.concatenate([p.held_prefill for p in pieces]),
+            held_decode=np.concatenate([p.held_decode for p in pieces]),
+            ready_prefill=joined("ready_prefill", gpus_p),
+            ready_decode=joined("ready_decode", gpus_d),
+            cross_domain=np.concatenate([p.cross_domain for p in pieces]),
+            unschedulable=np.concatenate([p.unschedulable for p in pieces]),
+        )
+
+
 @dataclass(frozen=True)
 class Served:
     """What one pass produced for every lane."""
@@ -183,11 +229,14 @@ def serve(
     service: Service,
     lanes: Lanes,
     config: EngineConfig,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
+    label: str = "simulating",
 ) -> Served:
     """Step every lane over ``workload`` and read each lane's request latencies."""
     dt = config.dt
     n_steps = steps_for(workload, config)
+    if progress is not None:
+        progress.start(label, n_steps)
     ref_p = service.instance(Role.PREFILL)
     trace = workload.trace
     trace_new = trace.input_tokens - trace.cached_tokens
@@ -217,7 +266,7 @@ def serve(
         decode_capacity = sum((n * slo_tps[g] for g, n in fleets.ready_decode.items()), np.zeros(lanes.count))
         traj.record(s, fleets, prefill, decode, decode_capacity, (queues.x_p, queues.x_d))
         if progress is not None:
-            progress(lanes.count)
+            progress.advance(1)
 
     step_of = np.minimum((workload.arrival_s // dt).astype(np.int64), n_steps - 1)
     own = ref_p.prefill_latency(workload.input_tokens - workload.cached_tokens, workload.cached_tokens)
@@ -235,37 +284,47 @@ def serve(
     return Served(traj, latencies, per_step[4] / dt, limits)
 
 
+def controlled_results(
+    lanes: Controlled, served: Served, first_lane: int, workload: Workload, service: Service, config: EngineConfig
+) -> list[RunResult]:
+    """The runs of a pass's policy lanes (starting at ``first_lane``)."""
+    results = []
+    for i, policy in enumerate(lanes.policies):
+        k = first_lane + i
+        results.append(
+            RunResult(
+                policy=policy.name,
+                dt=config.dt,
+                weight=workload.weight,
+                gpus_per_instance=service.gpus_per_instance,
+                traj=served.traj.lane(k),
+                offered_decode_tps=served.offered_decode_tps,
+                arrival_s=workload.arrival_s,
+                ttft_s=served.latencies[k].ttft_s,
+                ttft_limit_s=served.ttft_limit_s[k],
+                tbt_s=served.latencies[k].tbt_s,
+                tbt_limit_s=service.slo.tbt_s,
+                finished=served.latencies[k].finished,
+                scale_actions=lanes.actions[i],
+                ratio=service.ratio,
+            )
+        )
+    return results
+
+
 def run_many(
     workload: Workload,
     service: Service,
     policies: Sequence[Policy],
     config: EngineConfig,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     inventory: Inventory | None = None,
 ) -> list[RunResult]:
     """Replay ``workload`` under every policy in lockstep, each placed on ``inventory`` (default:
     the simulated cluster sized for ``service``)."""
     lanes = Controlled(policies, service, config, inventory)
-    served = serve(workload, service, lanes, config, progress)
-    return [
-        RunResult(
-            policy=policy.name,
-            dt=config.dt,
-            weight=workload.weight,
-            gpus_per_instance=service.gpus_per_instance,
-            traj=served.traj.lane(k),
-            offered_decode_tps=served.offered_decode_tps,
-            arrival_s=workload.arrival_s,
-            ttft_s=served.latencies[k].ttft_s,
-            ttft_limit_s=served.ttft_limit_s[k],
-            tbt_s=served.latencies[k].tbt_s,
-            tbt_limit_s=service.slo.tbt_s,
-            finished=served.latencies[k].finished,
-            scale_actions=lanes.actions[k],
-            ratio=service.ratio,
-        )
-        for k, policy in enumerate(policies)
-    ]
+    served = serve(workload, service, lanes, config, progress, ", ".join(p.name for p in policies))
+    return controlled_results(lanes, served, 0, workload, service, config)
 
 
 def run(
@@ -273,7 +332,7 @@ def run(
     service: Service,
     policy: Policy,
     config: EngineConfig,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
     inventory: Inventory | None = None,
 ) -> RunResult:
     """Replay ``workload`` under one policy (see :func:`run_many`)."""

@@ -23,6 +23,7 @@ It is not placed: it bounds what any placement could do, so its pools are taken 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,10 +36,15 @@ from heteroscale.simulate.service import Service, mean_context
 from heteroscale.simulate.summary import slo_attainment
 from heteroscale.simulate.workload import Workload
 
-#: First grid of (prefill, decode) factors; raised by half while no pair meets the target.
-PREFILL_FACTORS = (0.85, 0.95, 1.05, 1.2, 1.4)
-DECODE_FACTORS = (0.9, 1.0, 1.1, 1.25)
-GRID_RAISES = 3
+#: First grid of (prefill, decode) factors. Below a factor of 1 a role's capacity falls short of
+#: its mean need and its queue grows without bound, so attainment falls off a cliff just under 1;
+#: the grid is dense there and sparse above. Raised by 30% while no pair meets the target.
+PREFILL_FACTORS = (0.97, 1.0, 1.02, 1.035, 1.05, 1.075, 1.1, 1.2, 1.4)
+DECODE_FACTORS = (0.96, 0.98, 1.0, 1.03)
+GRID_RAISES = 4
+GRID_RAISE = 1.3
+#: A chosen factor more than this above the next smaller one tried is refined by one more pass.
+REFINE_GAP = 0.05
 
 
 @dataclass(frozen=True)
@@ -142,74 +148,115 @@ def initial_counts(need: Needs, service: Service, config: EngineConfig) -> tuple
     )
 
 
-def search(workload: Workload, service: Service, config: EngineConfig, need: Needs) -> OracleResult:
-    """The cheapest (prefill, decode) factor pair that meets the SLO attainment target."""
-    dt = config.dt
-    tick = max(round(config.interval_s / dt), 1)
-    lead = _leads(service, config)
-    tried: dict[tuple[float, float], tuple[Tried, int, Served]] = {}
+class Search:
+    """The search for the cheapest (prefill, decode) factor pair that meets the SLO attainment
+    target. Each round's candidates are lanes (:meth:`lanes`) of a simulation pass, possibly
+    shared with other lanes; :meth:`record` takes their outcome; :meth:`next_pairs` says what to
+    try next (the first grid, a raised grid while nothing meets the target, then one refinement
+    around the cheapest pair), and nothing once the search is done."""
 
-    def evaluate(pairs: list[tuple[float, float]]) -> None:
-        pairs = [p for p in pairs if p not in tried]
-        if not pairs:
-            return
-        held_p = np.array([schedule(need.prefill, fp, tick, lead[Role.PREFILL]) for fp, _ in pairs])
-        held_d = np.array([schedule(need.decode, fd, tick, lead[Role.DECODE]) for _, fd in pairs])
-        ready_p = np.array([ready(h, lead[Role.PREFILL]) for h in held_p])
-        ready_d = np.array([ready(h, lead[Role.DECODE]) for h in held_d])
-        served = serve(workload, service, Scheduled(service, held_p, ready_p, held_d, ready_d, 1.0), config)
-        for k, pair in enumerate(pairs):
-            hours = float((held_p[k] + held_d[k]).sum() * service.gpus_per_instance * dt / 3600)
-            attained = slo_attainment(served.latencies[k], served.ttft_limit_s[k], service.slo.tbt_s, workload.weight)
-            tried[pair] = (Tried(pair, hours, attained), k, served)
+    def __init__(self, workload: Workload, service: Service, config: EngineConfig, need: Needs) -> None:
+        self._workload = workload
+        self._service = service
+        self._config = config
+        self._need = need
+        self._tick = max(round(config.interval_s / config.dt), 1)
+        self._lead = _leads(service, config)
+        self._tried: dict[tuple[float, float], tuple[Tried, int, Served]] = {}
+        self._grid: tuple[tuple[float, ...], tuple[float, ...]] = (PREFILL_FACTORS, DECODE_FACTORS)
+        self._raises = 0
+        self._refined = False
 
-    def cheapest() -> tuple[float, float] | None:
-        ok = [t for t, _, _ in tried.values() if t.slo_attainment >= service.slo.attainment]
+    def lanes(self, pairs: list[tuple[float, float]]) -> Scheduled:
+        """The candidates' fleets; their KV is taken to cross S2s (pools placed apart)."""
+        held_p = np.array([schedule(self._need.prefill, fp, self._tick, self._lead[Role.PREFILL]) for fp, _ in pairs])
+        held_d = np.array([schedule(self._need.decode, fd, self._tick, self._lead[Role.DECODE]) for _, fd in pairs])
+        ready_p = np.array([ready(h, self._lead[Role.PREFILL]) for h in held_p])
+        ready_d = np.array([ready(h, self._lead[Role.DECODE]) for h in held_d])
+        return Scheduled(self._service, held_p, ready_p, held_d, ready_d, cross_domain=1.0)
+
+    def record(self, pairs: list[tuple[float, float]], served: Served, first_lane: int) -> None:
+        service = self._service
+        for k, pair in enumerate(pairs, start=first_lane):
+            lane = served.traj.lane(k)
+            hours = float((lane.prefill_instances + lane.decode_instances).sum() * service.gpus_per_instance)
+            hours *= self._config.dt / 3600
+            attained = slo_attainment(
+                served.latencies[k], served.ttft_limit_s[k], service.slo.tbt_s, self._workload.weight
+            )
+            self._tried[pair] = (Tried(pair, hours, attained), k, served)
+
+    def _cheapest(self) -> tuple[float, float] | None:
+        target = self._service.slo.attainment
+        ok = [t for t, _, _ in self._tried.values() if t.slo_attainment >= target]
         return min(ok, key=lambda t: t.gpu_hours).factors if ok else None
 
-    grid_p: tuple[float, ...] = PREFILL_FACTORS
-    grid_d: tuple[float, ...] = DECODE_FACTORS
-    evaluate([(fp, fd) for fp in grid_p for fd in grid_d])
-    for _ in range(GRID_RAISES):
-        if cheapest() is not None:
-            break
-        grid_p, grid_d = tuple(1.5 * f for f in grid_p), tuple(1.5 * f for f in grid_d)
-        evaluate([(fp, fd) for fp in grid_p for fd in grid_d])
-    best = cheapest()
-    if best is None:
-        raise ValueError("the oracle found no provisioning that meets the SLO attainment target")
-    # Refine halfway towards the next smaller factor of each role's grid.
-    finer_p = [best[0], *(_halfway(best[0], grid_p))]
-    finer_d = [best[1], *(_halfway(best[1], grid_d))]
-    evaluate([(fp, fd) for fp in finer_p for fd in finer_d])
-    best = cheapest()
-    assert best is not None
-    chosen, k, served = tried[best]
-    lane = served.traj.lane(k)
-    latencies = served.latencies[k]
-    held = lane.prefill_instances + lane.decode_instances
-    return OracleResult(
-        run=RunResult(
-            policy="oracle",
-            dt=dt,
-            weight=workload.weight,
-            gpus_per_instance=service.gpus_per_instance,
-            traj=lane,
-            offered_decode_tps=served.offered_decode_tps,
-            arrival_s=workload.arrival_s,
-            ttft_s=latencies.ttft_s,
-            ttft_limit_s=served.ttft_limit_s[k],
-            tbt_s=latencies.tbt_s,
-            tbt_limit_s=service.slo.tbt_s,
-            finished=latencies.finished,
-            scale_actions=int(np.count_nonzero(np.diff(held))),
-            ratio=service.ratio,
-        ),
-        factors=chosen.factors,
-        tried=tuple(sorted((t for t, _, _ in tried.values()), key=lambda t: t.factors)),
-    )
+    def next_pairs(self) -> list[tuple[float, float]]:
+        """Candidates for the next pass; empty when the search is done."""
+        if not self._tried:
+            return _product(*self._grid)
+        best = self._cheapest()
+        if best is None:
+            if self._raises >= GRID_RAISES:
+                raise ValueError("the oracle found no provisioning that meets the SLO attainment target")
+            self._raises += 1
+            self._grid = (
+                tuple(GRID_RAISE * f for f in self._grid[0]),
+                tuple(GRID_RAISE * f for f in self._grid[1]),
+            )
+            return _product(*self._grid)
+        if self._refined:
+            return []
+        self._refined = True
+        # Refine a coarse choice: halfway towards the next smaller factor tried for that role.
+        finer_p = [best[0], *_halfway(best[0], {p for p, _ in self._tried})]
+        finer_d = [best[1], *_halfway(best[1], {d for _, d in self._tried})]
+        return [pair for pair in _product(finer_p, finer_d) if pair not in self._tried]
+
+    def result(self) -> OracleResult:
+        best = self._cheapest()
+        if best is None:
+            raise ValueError("the oracle search has not met the SLO attainment target yet")
+        chosen, k, served = self._tried[best]
+        lane = served.traj.lane(k)
+        latencies = served.latencies[k]
+        held = lane.prefill_instances + lane.decode_instances
+        service = self._service
+        return OracleResult(
+            run=RunResult(
+                policy="oracle",
+                dt=self._config.dt,
+                weight=self._workload.weight,
+                gpus_per_instance=service.gpus_per_instance,
+                traj=lane,
+                offered_decode_tps=served.offered_decode_tps,
+                arrival_s=self._workload.arrival_s,
+                ttft_s=latencies.ttft_s,
+                ttft_limit_s=served.ttft_limit_s[k],
+                tbt_s=latencies.tbt_s,
+                tbt_limit_s=service.slo.tbt_s,
+                finished=latencies.finished,
+                scale_actions=int(np.count_nonzero(np.diff(held))),
+                ratio=service.ratio,
+            ),
+            factors=chosen.factors,
+            tried=tuple(sorted((t for t, _, _ in self._tried.values()), key=lambda t: t.factors)),
+        )
 
 
-def _halfway(value: float, grid: tuple[float, ...]) -> list[float]:
-    below = [g for g in grid if g < value]
-    return [(max(below) + value) / 2] if below else [value * 0.95]
+def search(workload: Workload, service: Service, config: EngineConfig, need: Needs) -> OracleResult:
+    """The oracle on its own (each round one simulation pass)."""
+    finder = Search(workload, service, config, need)
+    while pairs := finder.next_pairs():
+        finder.record(pairs, serve(workload, service, finder.lanes(pairs), config), 0)
+    return finder.result()
+
+
+def _product(prefill: Sequence[float], decode: Sequence[float]) -> list[tuple[float, float]]:
+    return [(fp, fd) for fp in prefill for fd in decode]
+
+
+def _halfway(value: float, tried: set[float]) -> list[float]:
+    """The factor halfway to the next smaller one tried, when that gap is coarse."""
+    below = max((f for f in tried if f < value), default=value / (1 + 2 * REFINE_GAP))
+    return [(below + value) / 2] if value - below > REFINE_GAP else []

@@ -61,6 +61,10 @@ class Trajectories:
     def lane(self, k: int) -> Trajectories:
         return Trajectories(*(getattr(self, f.name)[k] for f in fields(self)))
 
+    def lanes(self, lo: int, hi: int) -> Trajectories:
+        """A view of lanes ``lo`` to ``hi`` (exclusive)."""
+        return Trajectories(*(getattr(self, f.name)[lo:hi] for f in fields(self)))
+
     def record(
         self,
         s: int,

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from heteroscale.placement import Inventory
 from heteroscale.simulate import oracle
 from heteroscale.simulate.catalog import POLICIES
-from heteroscale.simulate.engine import EngineConfig, RunResult, run, run_many
+from heteroscale.simulate.engine import (
+    Combined,
+    Controlled,
+    EngineConfig,
+    Lanes,
+    Progress,
+    RunResult,
+    controlled_results,
+    serve,
+)
 from heteroscale.simulate.inventory import simulated_inventory
 from heteroscale.simulate.policies import HpaUtilization, IndependentPD, Policy, StaticPeak
 from heteroscale.simulate.service import Service
@@ -48,26 +56,35 @@ def run_study(
     service: Service,
     policies: list[str],
     config: EngineConfig,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Study:
-    """Run ``policies`` (names from :data:`POLICIES`) on ``workload``; the oracle by its search,
-    the others in lockstep over the simulated cluster."""
+    """Run ``policies`` (names from :data:`POLICIES`) on ``workload``: the policies in lockstep on
+    the simulated cluster, in the same pass as the oracle's first search round (one more pass per
+    further round)."""
     need = oracle.needs(workload, service, config)
     # Reactive policies start sized for the first minutes of load, as after a previous day.
     initial = oracle.initial_counts(need, service, config)
     inventory = simulated_inventory(service)
     built = [build_policy(name, service, config, initial) for name in policies if name != "oracle"]
-    runs = {r.policy: r for r in run_many(workload, service, built, config, progress, inventory)}
-    if "oracle" in policies:
-        runs["oracle"] = oracle.search(workload, service, config, need).run
-    runs = {name: runs[name] for name in policies}
-    static = runs.get("static") or run(
-        workload, service, StaticPeak(service, config.interval_s), config, inventory=inventory
-    )
+    if "static" not in policies:  # the signal study reads a fixed fleet
+        built.append(StaticPeak(service, config.interval_s))
+    controlled = Controlled(built, service, config, inventory)
+    finder = oracle.Search(workload, service, config, need) if "oracle" in policies else None
+    pairs = finder.next_pairs() if finder is not None else []
+    parts: list[Lanes] = [controlled, *([finder.lanes(pairs)] if finder is not None else [])]
+    label = ", ".join(p.name for p in built) + (f" + oracle search ({len(pairs)} candidates)" if pairs else "")
+    served = serve(workload, service, Combined(parts), config, progress, label)
+    runs = {r.policy: r for r in controlled_results(controlled, served, 0, workload, service, config)}
+    if finder is not None:
+        finder.record(pairs, served, controlled.count)
+        while more := finder.next_pairs():
+            label = f"oracle search ({len(more)} candidates)"
+            finder.record(more, serve(workload, service, finder.lanes(more), config, progress, label), 0)
+        runs["oracle"] = finder.result().run
     return Study(
         service=service,
         inventory=inventory,
-        runs=runs,
-        summaries={name: summarize(r) for name, r in runs.items()},
-        signals=signal_correlations(static),
+        runs={name: runs[name] for name in policies},
+        summaries={name: summarize(runs[name]) for name in policies},
+        signals=signal_correlations(runs["static"]),
     )

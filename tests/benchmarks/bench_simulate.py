@@ -16,7 +16,7 @@ from heteroscale.simulate.stresstest import derive
 from heteroscale.simulate.study import run_study
 
 #: Load multiplier that puts the azure-conv day's static peak near 1,000 instances.
-FLEET_SCALE = 295.0
+FLEET_SCALE = 455.0
 
 
 def main() -> None:
