@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from heteroscale.cli import UserInputError
+from heteroscale.simulate.catalog import DEFAULT_POLICIES as DEFAULTS
 from heteroscale.simulate.catalog import POLICIES
 
-DEFAULT_POLICIES = ",".join(POLICIES)
+DEFAULT_POLICIES = ",".join(DEFAULTS)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -48,6 +49,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "or the 99%% quantile of the per-window need",
     )
     parser.add_argument(
+        "--burst",
+        metavar="HOUR,MINUTES,FACTOR[,RAMP]",
+        help="a surge: from HOUR (clock time) the trace plays up to FACTOR times faster for MINUTES, "
+        "reached and left over RAMP minutes (default 0, a step); e.g. 14,20,3,5 triples the load within "
+        "5 minutes from 14:00",
+    )
+    parser.add_argument(
         "--fast-loader",
         action="store_true",
         help="new instances load weights over RDMA from running ones (BlitzScale-style) instead of from disk",
@@ -66,12 +74,20 @@ def run(args: argparse.Namespace) -> int:
     from heteroscale.simulate.report import table, write_json
     from heteroscale.simulate.service import Slo
     from heteroscale.simulate.stresstest import derive
-    from heteroscale.simulate.study import run_study
+    from heteroscale.simulate.study import hpa_level, run_study
 
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
-    unknown = sorted(set(policies) - set(POLICIES))
+    unknown = sorted(p for p in set(policies) - set(POLICIES) if not p.startswith("hpa-util@"))
     if not policies or unknown:
-        raise UserInputError(f"unknown policies {unknown}; choose from {', '.join(POLICIES)}")
+        raise UserInputError(
+            f"unknown policies {unknown}; choose from {', '.join(POLICIES)} (or hpa-util@LEVEL, LEVEL in (0, 1])"
+        )
+    for name in policies:
+        if name.startswith("hpa-util@"):
+            try:
+                hpa_level(name)
+            except ValueError as exc:
+                raise UserInputError(str(exc)) from None
     if not 1.0 <= args.step <= 5.0:
         raise UserInputError("--step must be between 1 and 5 seconds")
     perf = load_gpu_perf()
@@ -80,6 +96,8 @@ def run(args: argparse.Namespace) -> int:
     missing = sorted(set(prefill_gpus + decode_gpus) - set(perf))
     if missing or not prefill_gpus or not decode_gpus:
         raise UserInputError(f"unknown GPU types {missing}; known: {', '.join(perf)}")
+    surge = _burst(args.burst)
+    burst = wl.Burst(*surge) if surge is not None else wl.NO_BURST
     try:
         base = wl.load(args.trace)
         diurnal = args.diurnal if args.diurnal is not None else args.hours * 3600 > base.duration_s / args.time_scale
@@ -90,6 +108,7 @@ def run(args: argparse.Namespace) -> int:
             time_scale=args.time_scale,
             diurnal=diurnal,
             seed=args.seed,
+            burst=burst,
         )
         service = derive(
             workload,
@@ -125,6 +144,25 @@ def run(args: argparse.Namespace) -> int:
         for path in write_plots(study, args.out):
             print(f"wrote {path}")
     return 0
+
+
+def _burst(text: str | None) -> tuple[float, float, float, float] | None:
+    """``--burst HOUR,MINUTES,FACTOR[,RAMP]`` as (start s, duration s, factor, ramp s), with the
+    fix in the error."""
+    if text is None:
+        return None
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in (3, 4):
+        raise UserInputError(f"--burst {text!r}: give HOUR,MINUTES,FACTOR[,RAMP], e.g. 14,20,3,5")
+    hour, minutes, factor, ramp = (*values, 0.0)[:4]
+    if not (0 <= hour < 24 and minutes > 0 and factor >= 1 and ramp >= 0):
+        raise UserInputError(
+            f"--burst {text!r}: HOUR must be in [0, 24), MINUTES > 0, FACTOR >= 1 and RAMP >= 0 (minutes)"
+        )
+    return hour * 3600.0, minutes * 60.0, factor, ramp * 60.0
 
 
 class _Bar:

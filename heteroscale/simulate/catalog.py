@@ -3,5 +3,8 @@ benchmark share. A light module (no numpy), so the CLI can show it in ``--help``
 
 from __future__ import annotations
 
-#: Every policy the simulator can run, in the order the table lists them; all run by default.
-POLICIES = ("heteroscale", "hpa-util", "independent", "static", "oracle")
+#: Every policy the simulator can run, in the order the table lists them (``hpa-util@LEVEL`` too:
+#: HPA with decode utilisation saturating at LEVEL).
+POLICIES = ("heteroscale", "heteroscale-adaptive", "hpa-util", "independent", "static", "oracle")
+#: What ``heteroscale simulate`` runs by default.
+DEFAULT_POLICIES = ("heteroscale", "hpa-util", "independent", "static", "oracle")

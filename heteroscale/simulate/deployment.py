@@ -34,6 +34,11 @@ class Deployment:
     #: decode: tokens/s at the TBT SLO), per instance.
     throughput: dict[Layout, float]
 
+    @property
+    def capacity(self) -> float:
+        """Throughput of the chosen layout, per instance."""
+        return self.throughput[self.instance.layout]
+
 
 def prefill_tps(instance: InstanceModel, trace: Trace) -> float:
     """KV-missed prompt tokens per second one busy instance prefills on the trace's prompts."""

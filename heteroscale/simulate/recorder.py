@@ -44,6 +44,8 @@ class Trajectories:
     prefill_missed_tps: FloatArray
     prefill_raw_tps: FloatArray
     tbt: FloatArray
+    #: Mean TTFT of the requests whose first token came in the step (NaN when none did).
+    ttft: FloatArray
     #: FIFO positions at the step's end: requests prefilled, and admitted to decode.
     prefilled_position: FloatArray
     admitted_position: FloatArray
@@ -73,6 +75,7 @@ class Trajectories:
         decode: DecodeStep,
         decode_capacity_tps: FloatArray,
         positions: tuple[FloatArray, FloatArray],
+        ttft: FloatArray,
     ) -> None:
         self.prefill_instances[:, s] = fleets.held_prefill
         self.decode_instances[:, s] = fleets.held_decode
@@ -91,6 +94,7 @@ class Trajectories:
         )
         self.decode_util_reported[:, s] = decode.reported_util
         self.tbt[:, s] = decode.tbt
+        self.ttft[:, s] = ttft
         self.prefilled_position[:, s], self.admitted_position[:, s] = positions
         self.cross_domain[:, s] = fleets.cross_domain
         self.unschedulable[:, s] = fleets.unschedulable

@@ -4,7 +4,10 @@ shares (P/D ratio, per-instance targets, peaks, bounds, colocation scope). Pure.
 :mod:`heteroscale.simulate.stresstest` finds these settings from the workload, as the paper's
 stress test does; this module holds them and the rules that do not need a simulation:
 
-* per-instance targets: TARGET_BUSY of the throughput that meets the SLO;
+* per-instance targets: TARGET_BUSY of the throughput an instance sustains at the SLO within its
+  P/D pair (:func:`pair_targets`): prefill its own; decode the lower of its own and what its share
+  of prefill at the ratio feeds it. A decode target above that feed could never be reached, so a
+  prefill-bound service's decode-TPS reading would stay under target while prefill queues;
 * static peak: each role's instances at its target over the busiest metric window;
 * colocation scope: the paper pins a deployment group's P and D in one domain (S2) and relaxes
   "services without strict affinity" to cluster scope. A service whose smallest deployment group
@@ -27,7 +30,7 @@ import numpy as np
 from heteroscale.api.enums import Role
 from heteroscale.simulate.deployment import Deployment
 from heteroscale.simulate.fabric import S2, TIERS, smallest_group_fits_s2
-from heteroscale.simulate.perfmodel import InstanceModel, ModelSpec, Startup
+from heteroscale.simulate.perfmodel import InstanceModel, ModelSpec, Startup, kv_transfer_seconds
 from heteroscale.simulate.workload import Workload
 
 #: Per-instance targets are this share of the throughput that still meets the SLO (decode: the
@@ -92,6 +95,10 @@ class Service:
     #: cluster scope (the smallest group does not fit one S2).
     colocate: str
     startup: Startup = field(default_factory=Startup)
+    #: Mean TTFT of the workload's requests on an idle service (own prefill, KV transfer inside an
+    #: S2, first decode step), and the mean of their TTFT limits: the latency guard's TTFT SLO.
+    unloaded_ttft_s: float = 0.0
+    ttft_slo_s: float = 0.0
     #: The stress test's goodput per GPU at each ratio tried (empty under the quantile rule).
     ratio_curve: tuple[RatioPoint, ...] = field(default=())
 
@@ -105,7 +112,15 @@ class Service:
     @property
     def kv_rdma_gbps(self) -> float:
         """P->D KV transfers run at the slower end's RDMA bandwidth (preferred types)."""
-        return min(self.instance(Role.PREFILL).gpu.rdma_gbps, self.instance(Role.DECODE).gpu.rdma_gbps)
+        return kv_rdma_gbps(
+            self.deployments[Role.PREFILL][self.preferred_gpu(Role.PREFILL)],
+            self.deployments[Role.DECODE][self.preferred_gpu(Role.DECODE)],
+        )
+
+    @property
+    def instance_startup_s(self) -> float:
+        """Start-up delay of the preferred decode type."""
+        return self.instance(Role.DECODE).startup_seconds
 
     @property
     def ratio_warning(self) -> str:
@@ -135,10 +150,11 @@ class Needs:
     requests: np.ndarray
 
 
-def targets(
+def capacity_targets(
     workload: Workload, deployments: dict[Role, dict[str, Deployment]], slo: Slo
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Per-instance targets, per GPU type: (decode tokens/s, KV-missed prefill tokens/s)."""
+    """TARGET_BUSY of each GPU type's own throughput at the SLO, per role: (decode tokens/s,
+    KV-missed prefill tokens/s) per instance."""
     ctx = mean_context(workload)
     decode: dict[str, float] = {}
     for gpu, dep in deployments[Role.DECODE].items():
@@ -155,15 +171,36 @@ def targets(
     return decode, prefill
 
 
-def window_needs(workload: Workload, prefill: InstanceModel, decode_target: float) -> Needs:
-    """Instances each metric window needs: decode at its target, prefill at TARGET_BUSY."""
+def pair_targets(
+    workload: Workload,
+    prefill: Deployment,
+    ratio: tuple[int, int],
+    capacity: tuple[dict[str, float], dict[str, float]],
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Targets (decode, prefill per GPU type) within a P/D pair at ``ratio``: a decode instance's
+    target is capped at TARGET_BUSY of the decode tokens/s its ``ratio`` share of preferred-type
+    prefill instances feeds it (their KV-missed tokens/s over the workload's KV-missed prompt
+    tokens per output token)."""
+    trace = workload.trace
+    missed_per_output = float(np.sum(trace.input_tokens - trace.cached_tokens) / np.sum(trace.output_tokens))
+    fed = TARGET_BUSY * prefill.capacity * ratio[0] / ratio[1] / missed_per_output
+    decode, prefill_target = capacity
+    return {gpu: min(target, fed) for gpu, target in decode.items()}, dict(prefill_target)
+
+
+def window_needs(workload: Workload, prefill: Deployment, prefill_target: float, decode_target: float) -> Needs:
+    """Instances each metric window needs at the per-instance targets: decode tokens over the decode
+    target; prefill work in instance-seconds over the share of an instance the prefill target is."""
     trace = workload.trace
     new = trace.input_tokens - trace.cached_tokens
     tokens, work, requests = workload.offered(
-        np.vstack([trace.output_tokens, prefill.prefill_seconds(new, trace.cached_tokens), np.ones(trace.size)]),
+        np.vstack(
+            [trace.output_tokens, prefill.instance.prefill_seconds(new, trace.cached_tokens), np.ones(trace.size)]
+        ),
         METRIC_WINDOW_S,
     )
-    return Needs(work / METRIC_WINDOW_S / TARGET_BUSY, tokens / METRIC_WINDOW_S / decode_target, requests)
+    busy = prefill_target / prefill.capacity
+    return Needs(work / METRIC_WINDOW_S / busy, tokens / METRIC_WINDOW_S / decode_target, requests)
 
 
 def quantile_ratio(needs: Needs, attainment: float) -> tuple[int, int]:
@@ -193,15 +230,20 @@ def assemble(
     gpus_per_instance: int,
     deployments: dict[Role, dict[str, Deployment]],
     ratio: tuple[int, int],
+    targets: tuple[dict[str, float], dict[str, float]],
     startup: Startup,
     ratio_curve: tuple[RatioPoint, ...] = (),
 ) -> Service:
-    """The service at ``ratio``: targets, static peaks, bounds and colocation scope from the data."""
-    decode_target, prefill_target = targets(workload, deployments, slo)
+    """The service at ``ratio`` with per-instance ``targets`` (decode, prefill per GPU type): static
+    peaks, bounds and colocation scope from the data."""
     prefill_gpu, decode_gpu = gpu_types[Role.PREFILL][0], gpu_types[Role.DECODE][0]
-    needs = window_needs(workload, deployments[Role.PREFILL][prefill_gpu].instance, decode_target[decode_gpu])
+    decode_target, prefill_target = pair_targets(workload, deployments[Role.PREFILL][prefill_gpu], ratio, targets)
+    needs = window_needs(
+        workload, deployments[Role.PREFILL][prefill_gpu], prefill_target[prefill_gpu], decode_target[decode_gpu]
+    )
     decode_peak = max(math.ceil(needs.decode.max()), 1)
     prefill_peak = max(math.ceil(needs.prefill.max()), 1)
+    unloaded = unloaded_ttfts(workload, deployments[Role.PREFILL][prefill_gpu], deployments[Role.DECODE][decode_gpu])
     return Service(
         model=model,
         slo=slo,
@@ -219,7 +261,24 @@ def assemble(
         colocate=S2 if smallest_group_fits_s2(ratio, gpus_per_instance) else "",
         startup=startup,
         ratio_curve=ratio_curve,
+        unloaded_ttft_s=float(unloaded.mean()),
+        ttft_slo_s=float(np.maximum(slo.ttft_floor_s, slo.ttft_scale * unloaded).mean()),
     )
+
+
+def kv_rdma_gbps(prefill: Deployment, decode: Deployment) -> float:
+    """P->D KV transfers run at the slower end's RDMA bandwidth."""
+    return min(prefill.instance.gpu.rdma_gbps, decode.instance.gpu.rdma_gbps)
+
+
+def unloaded_ttfts(workload: Workload, prefill: Deployment, decode: Deployment) -> np.ndarray:
+    """Each trace request's TTFT on an idle service: its own prefill, the KV transfer inside an S2
+    and the first decode step."""
+    trace = workload.trace
+    own = prefill.instance.prefill_latency(trace.input_tokens - trace.cached_tokens, trace.cached_tokens)
+    kv = kv_transfer_seconds(prefill.instance.model, kv_rdma_gbps(prefill, decode), trace.input_tokens, 0.0)
+    first: np.ndarray = own + kv + float(decode.instance.decode_step_seconds(1.0, mean_context(workload)))
+    return first
 
 
 def spec_document(service: Service, interval_s: float) -> dict[str, Any]:
@@ -246,6 +305,8 @@ def spec_document(service: Service, interval_s: float) -> dict[str, Any]:
             },
             "latencyGuard": {
                 "sloSeconds": service.slo.tbt_s,
+                "ttftSeconds": round(service.ttft_slo_s, 3),
+                "proportional": True,
                 "tiers": [{"over": 1.2, "stepPercent": 10}, {"over": 1.5, "stepPercent": 20}],
             },
         },

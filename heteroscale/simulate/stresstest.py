@@ -15,7 +15,7 @@ Pure (the simulation is the simulator's, with no clock and no I/O).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
@@ -31,9 +31,9 @@ from heteroscale.simulate.service import (
     Service,
     Slo,
     assemble,
+    capacity_targets,
     mean_context,
     quantile_ratio,
-    targets,
     window_needs,
 )
 from heteroscale.simulate.summary import slo_attainment
@@ -67,15 +67,30 @@ def candidate_ratios(balanced: float) -> list[tuple[int, int]]:
     return found
 
 
-def sweep(service: Service, workload: Workload, config: EngineConfig) -> tuple[RatioPoint, ...]:
+@dataclass(frozen=True)
+class StressTest:
+    curve: tuple[RatioPoint, ...]
+    #: The stress load's decode tokens/s and KV-missed prompt tokens/s.
+    decode_tps: float
+    missed_tps: float
+
+    @property
+    def best(self) -> RatioPoint:
+        """The ratio with the most goodput per GPU; on a tie the one with fewer prefill instances."""
+        if not any(point.goodput_per_gpu > 0 for point in self.curve):
+            raise ValueError("no P/D ratio met the SLO at the stress load on the fleets tried")
+        return max(self.curve, key=lambda point: (point.goodput_per_gpu, -point.ratio[0] / point.ratio[1]))
+
+
+def sweep(service: Service, workload: Workload, config: EngineConfig) -> StressTest:
     """Goodput per GPU at the SLO for each candidate ratio (see the module docstring)."""
     load = stress_load(workload)
     trace = load.trace
     steps = steps_for(load, config)
     prefill, decode = service.instance(Role.PREFILL), service.instance(Role.DECODE)
     new = trace.input_tokens - trace.cached_tokens
-    work, tokens = load.offered(
-        np.vstack([prefill.prefill_seconds(new, trace.cached_tokens), trace.output_tokens]), load.duration_s
+    work, tokens, missed = load.offered(
+        np.vstack([prefill.prefill_seconds(new, trace.cached_tokens), trace.output_tokens, new]), load.duration_s
     )
     # Instances the stress load's mean needs at full throughput (prefill busy all the time, decode
     # at its largest batch within the TBT SLO).
@@ -102,20 +117,13 @@ def sweep(service: Service, workload: Workload, config: EngineConfig) -> tuple[R
         else:
             k, (n_p, n_d) = tried[-1]
             curve.append(RatioPoint((p, d), n_p, n_d, 0.0, attained[k]))
-    return tuple(curve)
+    return StressTest(tuple(curve), goodput, float(missed[0]) / load.duration_s)
 
 
 def _fleet(p: int, d: int, need_p: float, need_d: float, factor: float) -> tuple[int, int]:
     """Instances at ratio p:d, ``factor`` times the fewest that serve the mean load."""
     decode = max(math.ceil(factor * max(need_d, need_p * d / p) - 1e-9), 1)
     return math.ceil(decode * p / d - 1e-9), decode
-
-
-def best_ratio(curve: Sequence[RatioPoint]) -> RatioPoint:
-    """The ratio with the most goodput per GPU; on a tie the one with fewer prefill instances."""
-    if not any(point.goodput_per_gpu > 0 for point in curve):
-        raise ValueError("no P/D ratio met the SLO at the stress load on the fleets tried")
-    return max(curve, key=lambda point: (point.goodput_per_gpu, -point.ratio[0] / point.ratio[1]))
 
 
 def derive(
@@ -146,7 +154,9 @@ def derive(
         for role, gpus in gpu_types.items()
     }
 
-    def at(ratio: tuple[int, int], curve: tuple[RatioPoint, ...] = ()) -> Service:
+    def at(
+        ratio: tuple[int, int], targets: tuple[dict[str, float], dict[str, float]], curve: tuple[RatioPoint, ...] = ()
+    ) -> Service:
         return assemble(
             workload,
             model=model,
@@ -155,15 +165,17 @@ def derive(
             gpus_per_instance=gpus_per_instance,
             deployments=deployments,
             ratio=ratio,
+            targets=targets,
             startup=startup,
             ratio_curve=curve,
         )
 
+    capacity = capacity_targets(workload, deployments, slo)
     if ratio_rule == "quantile":
-        decode_target = targets(workload, deployments, slo)[0][decode_gpus[0]]
-        needs = window_needs(workload, deployments[Role.PREFILL][prefill_gpus[0]].instance, decode_target)
-        return at(quantile_ratio(needs, slo.attainment))
+        first_prefill = deployments[Role.PREFILL][prefill_gpus[0]]
+        needs = window_needs(workload, first_prefill, capacity[1][prefill_gpus[0]], capacity[0][decode_gpus[0]])
+        return at(quantile_ratio(needs, slo.attainment), capacity)
     if ratio_rule != "stress":
         raise ValueError(f"unknown ratio rule {ratio_rule!r}; choose stress or quantile")
-    curve = sweep(at((1, 1)), workload, config)
-    return at(best_ratio(curve).ratio, curve)
+    test = sweep(at((1, 1), capacity), workload, config)
+    return at(test.best.ratio, capacity, test.curve)

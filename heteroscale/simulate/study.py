@@ -17,10 +17,11 @@ from heteroscale.simulate.engine import (
     controlled_results,
     serve,
 )
+from heteroscale.simulate.heteroscale_adapter import HeteroScale
 from heteroscale.simulate.inventory import simulated_inventory
 from heteroscale.simulate.policies import HpaUtilization, IndependentPD, Policy, StaticPeak
 from heteroscale.simulate.service import Service
-from heteroscale.simulate.signals import signal_correlations
+from heteroscale.simulate.signals import signal_study
 from heteroscale.simulate.summary import Summary, summarize
 from heteroscale.simulate.workload import Workload
 
@@ -32,18 +33,32 @@ class Study:
     inventory: Inventory
     runs: dict[str, RunResult]
     summaries: dict[str, Summary]
-    #: Correlation of each candidate signal with the offered load, on the static run.
-    signals: dict[str, float]
+    #: The oracle's per-step need of each role (the signal study's ground truth).
+    need: oracle.Needs
+    #: Each candidate signal on the static run against the oracle's need of its role
+    #: (:func:`heteroscale.simulate.signals.signal_study`).
+    signals: dict[str, dict[str, float]]
+
+
+def hpa_level(name: str) -> float:
+    """The decode-utilisation level of ``hpa-util@LEVEL`` (0 < LEVEL <= 1)."""
+    try:
+        level = float(name.split("@", 1)[1])
+    except ValueError:
+        level = -1.0
+    if not 0 < level <= 1:
+        raise ValueError(f"{name}: the level after @ must be a number in (0, 1], e.g. hpa-util@0.9")
+    return level
 
 
 def build_policy(name: str, service: Service, config: EngineConfig, initial: tuple[int, int]) -> Policy:
     """A reactive or fixed policy by name; reactive ones start at ``initial`` instances."""
-    if name == "heteroscale":
-        from heteroscale.simulate.heteroscale_adapter import HeteroScale
-
-        return HeteroScale(service, config.interval_s, initial)
+    if name in ("heteroscale", "heteroscale-adaptive"):
+        return HeteroScale(service, config.interval_s, initial, adaptive=name == "heteroscale-adaptive")
     if name == "hpa-util":
         return HpaUtilization(service, config.interval_s, initial)
+    if name.startswith("hpa-util@"):
+        return HpaUtilization(service, config.interval_s, initial, decode_level=hpa_level(name))
     if name == "independent":
         return IndependentPD(service, config.interval_s, initial)
     if name == "static":
@@ -85,6 +100,7 @@ def run_study(
         service=service,
         inventory=inventory,
         runs={name: runs[name] for name in policies},
+        need=need,
         summaries={name: summarize(runs[name]) for name in policies},
-        signals=signal_correlations(runs["static"]),
+        signals=signal_study(runs["static"], need.prefill, need.decode),
     )

@@ -17,7 +17,7 @@ from heteroscale.cli import main
 from heteroscale.placement import Inventory, RoleTargets, plan
 from heteroscale.simulate import placer as placer_module
 from heteroscale.simulate import workload as wl
-from heteroscale.simulate.catalog import POLICIES
+from heteroscale.simulate.catalog import DEFAULT_POLICIES
 from heteroscale.simulate.engine import EngineConfig, run
 from heteroscale.simulate.fabric import NODES_PER_S2, S2
 from heteroscale.simulate.inventory import GPUS_PER_NODE, simulated_inventory
@@ -156,7 +156,7 @@ def test_cli_is_deterministic_and_writes_the_json_shape(tmp_path: Path) -> None:
     assert main([*args, "--json", str(tmp_path / "b.json")]) == 0
     a = json.loads((tmp_path / "a.json").read_text())
     assert a == json.loads((tmp_path / "b.json").read_text())
-    for name in POLICIES:
+    for name in DEFAULT_POLICIES:
         assert set(a["policies"][name]) >= {
             "gpu_hours",
             "avg_utilization",
@@ -166,7 +166,8 @@ def test_cli_is_deterministic_and_writes_the_json_shape(tmp_path: Path) -> None:
             "scale_actions",
         }
     assert "decode_tps" in a["signals"]
-    assert len(list((tmp_path / "png").glob("*.png"))) == 5
+    assert a["verdict"]
+    assert len(list((tmp_path / "png").glob("*.png"))) == 6
     assert main(["simulate", "--policies", "magic"]) == 2
 
 
