@@ -43,4 +43,5 @@ def guarded(serving: int, tier: LatencyTier, factor: float, proportional: bool, 
     percent = float(tier.step_percent)
     if proportional:
         percent = max(percent, min((factor - 1.0) * 100.0, float(max_percent)))
-    return serving + max(1, math.ceil(serving * percent / 100))
+    # The epsilon keeps float noise (30.000000000000004%) from adding a whole instance.
+    return serving + max(1, math.ceil(serving * percent / 100 - 1e-9))

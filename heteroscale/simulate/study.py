@@ -35,6 +35,8 @@ class Study:
     summaries: dict[str, Summary]
     #: The oracle's per-step need of each role (the signal study's ground truth).
     need: oracle.Needs
+    #: The oracle's search (None when it did not run).
+    oracle: oracle.OracleResult | None
     #: Each candidate signal on the static run against the oracle's need of its role
     #: (:func:`heteroscale.simulate.signals.signal_study`).
     signals: dict[str, dict[str, float]]
@@ -90,17 +92,20 @@ def run_study(
     label = ", ".join(p.name for p in built) + (f" + oracle search ({len(pairs)} candidates)" if pairs else "")
     served = serve(workload, service, Combined(parts), config, progress, label)
     runs = {r.policy: r for r in controlled_results(controlled, served, 0, workload, service, config)}
+    found: oracle.OracleResult | None = None
     if finder is not None:
         finder.record(pairs, served, controlled.count)
         while more := finder.next_pairs():
             label = f"oracle search ({len(more)} candidates)"
             finder.record(more, serve(workload, service, finder.lanes(more), config, progress, label), 0)
-        runs["oracle"] = finder.result().run
+        found = finder.result()
+        runs["oracle"] = found.run
     return Study(
         service=service,
         inventory=inventory,
         runs={name: runs[name] for name in policies},
         need=need,
+        oracle=found,
         summaries={name: summarize(runs[name]) for name in policies},
         signals=signal_study(runs["static"], need.prefill, need.decode),
     )

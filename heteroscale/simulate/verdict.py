@@ -71,6 +71,14 @@ def _heteroscale(study: Study, hs: Summary, target: float) -> list[str]:
             f"places the pools apart ({independent.cross_domain_fraction:.0%} of its KV crosses S2s, "
             f"HeteroScale's {hs.cross_domain_fraction:.0%})."
         )
+    p, d = study.service.ratio
+    mean_prefill = float(runs["heteroscale"].traj.prefill_instances.mean())
+    if mean_prefill > 0 and p / d / mean_prefill > 0.1:
+        lines.append(
+            f"At {p}:{d} every decode instance brings {p / d:.0f} prefill instances, so HeteroScale's prefill "
+            f"moves in steps of {p / d / mean_prefill:.0%} of its mean fleet ({mean_prefill:.0f}): the fixed "
+            "ratio's rounding, not the load, sets much of its prefill."
+        )
     oracle = s.get("oracle")
     if oracle is not None:
         lines.append(

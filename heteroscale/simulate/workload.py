@@ -254,8 +254,15 @@ def scale(
     )
     horizon = hours * 3600.0
     trace_horizon = float(burst.trace_time(np.array(horizon)))
-    tiles = math.ceil(trace_horizon / tile)
-    offsets = rng.uniform(0.0, tile, (max(math.ceil(fleet_scale), 1), tiles))
+    copies = max(math.ceil(fleet_scale), 1)
+    offsets = rng.uniform(0.0, tile, (copies, math.ceil(horizon / tile)))
+    # A burst plays more of the trace: its extra tiles come from their own stream, so the day is
+    # the same as without the burst up to the burst.
+    extra = math.ceil(trace_horizon / tile) - offsets.shape[1]
+    if extra > 0:
+        more = np.random.default_rng([seed, 1]).uniform(0.0, tile, (copies, extra))
+        offsets = np.concatenate([offsets, more], axis=1)
+    tiles = offsets.shape[1]
     offsets[0, 0] = 0.0
     t_all = np.concatenate([(trace.arrival_s + offsets[0, j]) % tile + j * tile for j in range(tiles)])
     i_all = np.tile(np.arange(trace.size), tiles)
