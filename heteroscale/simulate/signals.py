@@ -40,8 +40,9 @@ def _corr(a: FloatArray, b: FloatArray) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def _snr(signal: FloatArray, need: FloatArray, per_hour: int) -> float:
-    """Swing between the hours of least and most need, over the detrended wobble in the latter."""
+def _snr(signal: FloatArray, need: FloatArray, per_hour: int, resolution: float = 0.0) -> float:
+    """Swing between the hours of least and most need, over the detrended wobble in the latter; a
+    reading of finite ``resolution`` has at least its rounding noise, resolution / sqrt(12)."""
     hours = need.size // per_hour
     if hours < 2:
         return 0.0
@@ -54,9 +55,9 @@ def _snr(signal: FloatArray, need: FloatArray, per_hour: int) -> float:
         return 0.0
     t = np.arange(hi.size)
     residual = hi - np.polyval(np.polyfit(t, hi, 1), t)
-    noise = float(residual.std())
+    noise = max(float(residual.std()), resolution / np.sqrt(12.0))
     swing = abs(float(hi.mean() - lo.mean()))
-    return swing / noise if noise > 0 else (float("inf") if swing > 0 else 0.0)
+    return swing / noise if noise > 0 else 0.0
 
 
 def _reported(utilization: FloatArray) -> FloatArray:
@@ -85,18 +86,19 @@ def signal_study(run: RunResult, need_prefill: FloatArray, need_decode: FloatArr
     decode_util = _reported(traj.decode_util_reported)
     util = _reported((prefill_util * traj.prefill_ready + decode_util * traj.decode_ready) / np.maximum(ready, 1))
     prefill, decode = need_prefill[:steps], need_decode[:steps]
-    candidates = {
-        "decode_tps": (traj.decode_tps / per_d, decode),
-        "prefill_missed_tps": (traj.prefill_missed_tps / per_p, prefill),
-        "prefill_raw_tps": (traj.prefill_raw_tps / per_p, prefill),
-        "gpu_utilization": (util, prefill + decode),
-        "prefill_gpu_utilization": (prefill_util, prefill),
-        "decode_gpu_utilization": (decode_util, decode),
-        "ttft": (ttft_mean, prefill),
-        "tbt": (tbt_mean, decode),
+    candidates: dict[str, tuple[FloatArray, FloatArray, float]] = {
+        "decode_tps": (traj.decode_tps / per_d, decode, 0.0),
+        "prefill_missed_tps": (traj.prefill_missed_tps / per_p, prefill, 0.0),
+        "prefill_raw_tps": (traj.prefill_raw_tps / per_p, prefill, 0.0),
+        "gpu_utilization": (util, prefill + decode, UTILIZATION_RESOLUTION),
+        "prefill_gpu_utilization": (prefill_util, prefill, UTILIZATION_RESOLUTION),
+        "decode_gpu_utilization": (decode_util, decode, UTILIZATION_RESOLUTION),
+        "ttft": (ttft_mean, prefill, 0.0),
+        "tbt": (tbt_mean, decode, 0.0),
     }
     study = {}
-    for name, (series, need) in candidates.items():
+    for name, (series, need, resolution) in candidates.items():
         signal, truth = _windowed(series, k), _windowed(need, k)
-        study[name] = {"correlation": round(_corr(signal, truth), 4), "snr": round(_snr(signal, truth, per_hour), 2)}
+        snr = _snr(signal, truth, per_hour, resolution)
+        study[name] = {"correlation": round(_corr(signal, truth), 4), "snr": round(snr, 2)}
     return study
