@@ -298,10 +298,10 @@ class LatencyGuard(SpecModel):
         None,
         gt=0,
         le=3600,
-        description="Optional time-to-first-token SLO in seconds. When set, TTFT over a tier's factor of it "
-        "triggers the tier as TBT does: TTFT rises first when prefill queues, e.g. on a sudden surge.",
+        description="Optional time-to-first-token SLO in seconds. When set, TTFT (at the same quantile) over a "
+        "tier's factor of it triggers the tier as TBT does: TTFT rises first when prefill queues, e.g. on a surge.",
     )
-    quantile: float = Field(0.9, gt=0, lt=1, description="TBT (and TTFT) quantile compared with the SLO.")
+    quantile: float = Field(0.9, gt=0, lt=1, description="TBT quantile compared with the SLO.")
     proportional: bool = Field(
         False,
         description="When true, a breached tier adds at least as many percent as the latency is over its "
