@@ -97,11 +97,50 @@ class SpecModel(BaseModel):
     )
 
 
+class AdaptiveRatio(SpecModel):
+    """Opt-in: let the P:D ratio move within a band the admin declares, driven by KV-cache-missed
+    prefill tokens/s. Prefill and decode are still decided together and placed as pairs."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "x-kubernetes-validations": [
+                cel("self.minRatio <= self.maxRatio", "minRatio must be <= maxRatio", ".minRatio")
+            ]
+        }
+    )
+
+    min_ratio: float = Field(gt=0, le=1000, description="Fewest prefill instances per decode instance, e.g. 2.0.")
+    max_ratio: float = Field(gt=0, le=1000, description="Most prefill instances per decode instance, e.g. 6.0.")
+    prefill_target_tps_per_instance: float = Field(
+        alias="prefillTargetTPSPerInstance",
+        gt=0,
+        le=1e9,
+        description="KV-cache-missed prefill tokens/s one prefill instance should serve (from a stress test).",
+    )
+    hysteresis: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="Prefill stays put while its load per instance is within 1 +- hysteresis of the target.",
+    )
+
+    @model_validator(mode="after")
+    def _band(self) -> Self:
+        if self.min_ratio > self.max_ratio:
+            raise ValueError(f"minRatio must be <= maxRatio (got {self.min_ratio} > {self.max_ratio})")
+        return self
+
+
 class Ratio(SpecModel):
     """Prefill instances per decode instances, e.g. 1:3. Fixed online, set from a stress test."""
 
     prefill: int = Field(1, ge=1, le=1000, description="Prefill side of the P:D ratio (a positive integer).")
     decode: int = Field(1, ge=1, le=1000, description="Decode side of the P:D ratio (a positive integer).")
+    adaptive: AdaptiveRatio | None = Field(
+        None,
+        description="Opt-in: move the ratio within a band on KV-cache-missed prefill tokens/s (beyond the "
+        "paper, which keeps it fixed); prefill:decode above is then where it starts and what minimums use.",
+    )
 
     def prefill_for(self, decode_instances: int) -> int:
         """Prefill instances that go with this many decode instances (rounded up)."""
@@ -300,7 +339,19 @@ class LatencyGuard(SpecModel):
     )
 
     slo_seconds: float = Field(gt=0, le=60, description="Time-between-tokens SLO in seconds, e.g. 0.05.")
+    ttft_seconds: float | None = Field(
+        None,
+        gt=0,
+        le=3600,
+        description="Optional time-to-first-token SLO in seconds. When set, TTFT (at the same quantile) over a "
+        "tier's factor of it triggers the tier as TBT does: TTFT rises first when prefill queues, e.g. on a surge.",
+    )
     quantile: float = Field(0.9, gt=0, lt=1, description="TBT quantile compared with the SLO.")
+    proportional: bool = Field(
+        False,
+        description="When true, a breached tier adds at least as many percent as the latency is over its "
+        "SLO ((factor - 1) x 100%), so a large jump gets a step to match; maxStepPercent still limits it.",
+    )
     tiers: list[LatencyTier] = Field(
         # A plain default (pydantic copies it) rather than a factory, so it appears in the CRD too.
         default=[LatencyTier(over=1.2, step_percent=10), LatencyTier(over=1.5, step_percent=20)],

@@ -32,6 +32,8 @@ class EngineMetrics:
     """Counters of prompt tokens served from a cache instead of computed; subtracted from prompt_tokens."""
     tbt_histograms: tuple[str, ...]
     """Time-between-tokens histograms, preferred first; a later name is read only where the earlier is absent."""
+    ttft_histogram: str
+    """Time-to-first-token histogram; read on the prefill pods, where a surge queues first."""
 
 
 VLLM = EngineMetrics(
@@ -53,6 +55,8 @@ VLLM = EngineMetrics(
         # it is the only TBT histogram of older V1 engines.
         "vllm:time_per_output_token_seconds",
     ),
+    # vllm/v1/metrics/loggers.py: "Histogram of time to first token in seconds".
+    ttft_histogram="vllm:time_to_first_token_seconds",
 )
 
 SGLANG = EngineMetrics(
@@ -68,6 +72,8 @@ SGLANG = EngineMetrics(
         # Older SGLang called the same histogram time_per_output_token_seconds (reference notes).
         "sglang:time_per_output_token_seconds",
     ),
+    # python/sglang/srt/metrics/collector.py: "Histogram of time to first token in seconds".
+    ttft_histogram="sglang:time_to_first_token_seconds",
 )
 
 ENGINE_METRICS: dict[Engine, EngineMetrics] = {Engine.VLLM: VLLM, Engine.SGLANG: SGLANG}

@@ -141,13 +141,26 @@ def tbt_quantile_query(
     engine = _engine(metric)
     if engine is None:
         return None
+    return _quantile(engine.tbt_histograms, selector(scope, decode_deployments), metric.window_seconds, quantile)
+
+
+def ttft_quantile_query(
+    metric: MetricSource, scope: Scope, prefill_deployments: Sequence[str], quantile: float
+) -> str | None:
+    """Time to first token at ``quantile`` over the prefill pods. None for a custom query."""
+    engine = _engine(metric)
+    if engine is None:
+        return None
+    matchers = selector(scope, prefill_deployments)
+    return _quantile((engine.ttft_histogram,), matchers, metric.window_seconds, quantile)
+
+
+def _quantile(histograms: Sequence[str], matchers: str, window: int, quantile: float) -> str:
     if not 0 < quantile < 1 or not math.isfinite(quantile):
         raise ValueError(f"quantile must be in (0, 1), got {quantile}")
-    matchers = selector(scope, decode_deployments)
-    window = metric.window_seconds
     parts = [
         f"histogram_quantile({quantile!r}, sum by (le) (rate({name}_bucket{{{matchers}}}[{window}s])))"
-        for name in engine.tbt_histograms
+        for name in histograms
     ]
     return " or ".join(parts)
 

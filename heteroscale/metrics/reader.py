@@ -26,7 +26,7 @@ connection failed              ``unreachable: ...``
 A value whose oldest reporting series lags more than ``staleAfter`` is kept, with its age, and
 ``problem`` says ``stale: ...``; the policy holds on the age. How many decode pods report is read
 too, so the operator can tell a partial sum (some ready pods silent) from a low one. The
-secondary signals (KV-cache-missed prefill tokens/s, TBT) are None on any odd answer; they never
+secondary signals (KV-cache-missed prefill tokens/s, TBT, TTFT) are None on any odd answer; they never
 hold the group on their own.
 This module never raises for a bad answer and never decides anything.
 """
@@ -74,6 +74,8 @@ class Signals:
     """TBT at spec.behavior.latencyGuard.quantile; None without a guard or without data."""
     problem: str | None
     """Why decode_tps is None or stale, for a person; None when fine."""
+    ttft_seconds: float | None = None
+    """TTFT of the prefill pods at the guard's quantile; None unless the guard sets ttftSeconds."""
     decode_reporting: int | None = None
     """Decode pods whose series contribute to decode_tps now; None when unknown (custom queries)."""
 
@@ -167,9 +169,11 @@ class PrometheusReader:
             prefill_query = None
             if prefill_deployments:
                 prefill_query = queries.prefill_missed_tps_query(metric, scope, prefill_deployments)
-            tbt_query = None
+            tbt_query = ttft_query = None
             if guard is not None:
                 tbt_query = queries.tbt_quantile_query(metric, scope, decode_deployments, guard.quantile)
+                if guard.ttft_seconds is not None and prefill_deployments:
+                    ttft_query = queries.ttft_quantile_query(metric, scope, prefill_deployments, guard.quantile)
         except ValueError as error:
             raise QueryFailed(f"cannot build the query: {error}") from error
 
@@ -220,6 +224,7 @@ class PrometheusReader:
             prefill_missed_tps=self._secondary("KV-cache-missed prefill tokens/s", prefill_query, now),
             tbt_seconds=self._secondary("TBT", tbt_query, now),
             problem=problem,
+            ttft_seconds=self._secondary("TTFT", ttft_query, now),
             decode_reporting=reporting,
         )
 

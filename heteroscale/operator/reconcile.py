@@ -293,6 +293,8 @@ async def _act(
         decode=observe.pool(Role.DECODE, current, deployments),
         tbt_seconds=signals.tbt_seconds,
         decode_reporting=signals.decode_reporting,
+        ttft_seconds=signals.ttft_seconds,
+        prefill_missed_tps=signals.prefill_missed_tps,
     )
     decision = decide(spec, observation, status.policy_state, now)
     ctx.metrics.observe_decision(namespace, name, spec, observation, decision, signals)

@@ -15,7 +15,9 @@ The order of the rules (:mod:`heteroscale.policy.rules`) matters and is the cont
    highest recommendation of the stabilization window, waits out its cooldown after any scale
    action, and obeys its step limit.
 5. Decode is clamped to its bounds and prefill follows from the ratio in the same decision; a
-   prefill bound that breaks the ratio is repaired by raising decode (see :mod:`ratio`).
+   prefill bound that breaks the ratio is repaired by raising decode (see :mod:`ratio`). With
+   ``ratio.adaptive`` prefill instead follows its own KV-missed throughput, within the declared
+   band of prefill per decode instance, with hysteresis; still in the same decision.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from heteroscale.api.status import PolicyState
 from heteroscale.policy import rules, stabilization
 from heteroscale.policy.decision import Decision
 from heteroscale.policy.observation import Observation
-from heteroscale.policy.ratio import pair_for
+from heteroscale.policy.ratio import Pair, adapted_prefill, pair_for
 
 
 def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyState, now: float) -> Decision:
@@ -51,7 +53,7 @@ def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyStat
     next_state = state.model_copy(update={"recommendations": window, "zero_readings": 0})
     starting = observation.prefill.starting + observation.decode.starting
     if recommended.decode > cur_d:
-        step = rules.scale_up(spec, state, now, cur_d, recommended.decode)
+        step = rules.scale_up(spec, state, now, cur_d, recommended)
     elif partial is not None:
         return rules.hold(spec, observation, partial.reason, f"{partial.message}; {recommended.load}", next_state)
     elif recommended.decode < cur_d:
@@ -63,8 +65,19 @@ def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyStat
         step = rules.steady(spec, cur_d, in_band)
 
     pair = pair_for(spec, step.decode)
+    adapted = adapted_prefill(spec, pair.decode, cur_p, observation.prefill_missed_tps)
+    if adapted is not None:
+        pair = Pair(
+            adapted.prefill,
+            pair.decode,
+            pair.notes + adapted.notes,
+            "; ".join(filter(None, [pair.detail, adapted.detail])),
+        )
     notes = [*recommended.notes, *step.notes, *pair.notes]
     prefill, decode, kept = rules.keep_until_scale_in_allowed(spec, observation, state, now, pair)
+    if partial is not None:
+        # Nothing goes down on a partial reading, whatever else (an adaptive ratio) would lower.
+        prefill, decode = max(prefill, cur_p), max(decode, cur_d)
     waits = [w for w in (step.wait, kept) if w]
     # Cooldowns follow decode, the role the load drives. A prefill-only change restores the ratio
     # (e.g. after placement could not place a prefill instance); restarting the cooldown for it
@@ -73,7 +86,7 @@ def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyStat
         next_state = next_state.model_copy(update={"last_scale_up_time": now})
     elif decode < cur_d:
         next_state = next_state.model_copy(update={"last_scale_down_time": now})
-    elif prefill != cur_p:
+    elif prefill != cur_p and adapted is None:
         notes.append(Reason.RATIO_REPAIRED)
         waits.append(f"prefill restores the {spec.ratio.prefill}:{spec.ratio.decode} ratio")
 

@@ -1,7 +1,10 @@
-"""The latency safety net: tiered extra scale-out when TBT exceeds its SLO (pure).
+"""The latency safety net: tiered extra scale-out when TBT or TTFT exceeds its SLO (pure).
 
 Latency is not proportional to load (flat, then a cliff), so it never drives scaling on its own;
-it only adds a fixed step on top of the throughput recommendation when the SLO is at risk.
+it only adds a fixed step on top of the throughput recommendation when the SLO is at risk. TTFT
+is watched too (when the spec gives its SLO): on a sudden surge prefill queues first, so TTFT
+leaves its SLO while the decode-throughput reading, capped by what prefill lets through, barely
+moves.
 """
 
 from __future__ import annotations
@@ -11,14 +14,34 @@ import math
 from heteroscale.api.spec import LatencyGuard, LatencyTier
 
 
-def breached_tier(guard: LatencyGuard | None, tbt_seconds: float | None) -> LatencyTier | None:
-    """The highest tier whose threshold (SLO * over) the observed TBT exceeds."""
-    if guard is None or tbt_seconds is None or not math.isfinite(tbt_seconds):
+def overshoot(guard: LatencyGuard | None, tbt_seconds: float | None, ttft_seconds: float | None) -> float | None:
+    """The larger of TBT / its SLO and TTFT / its SLO (when the spec gives one); None when neither
+    was read."""
+    if guard is None:
         return None
-    hit = [tier for tier in guard.tiers if tbt_seconds > guard.slo_seconds * tier.over]
+    factors = []
+    if tbt_seconds is not None and math.isfinite(tbt_seconds):
+        factors.append(tbt_seconds / guard.slo_seconds)
+    if guard.ttft_seconds is not None and ttft_seconds is not None and math.isfinite(ttft_seconds):
+        factors.append(ttft_seconds / guard.ttft_seconds)
+    return max(factors, default=None)
+
+
+def breached_tier(guard: LatencyGuard | None, factor: float | None) -> LatencyTier | None:
+    """The highest tier whose factor over the SLO the observed latency exceeds."""
+    if guard is None or factor is None:
+        return None
+    hit = [tier for tier in guard.tiers if factor > tier.over]
     return max(hit, key=lambda tier: tier.over, default=None)
 
 
-def guarded(current: int, tier: LatencyTier) -> int:
-    """Decode instances after the tier's extra step (at least one more)."""
-    return current + max(1, math.ceil(current * tier.step_percent / 100))
+def guarded(serving: int, tier: LatencyTier, factor: float, proportional: bool, max_percent: int) -> int:
+    """Decode instances after the tier's extra step (at least one more) on top of those serving.
+    With ``proportional`` the step is at least the overshoot, (factor - 1) x 100%, up to
+    ``max_percent`` of the serving instances: latency keeps rising while a step starts up, so
+    the step is counted from what serves, and instances still starting already hold it."""
+    percent = float(tier.step_percent)
+    if proportional:
+        percent = max(percent, min((factor - 1.0) * 100.0, float(max_percent)))
+    # The epsilon keeps float noise (30.000000000000004%) from adding a whole instance.
+    return serving + max(1, math.ceil(serving * percent / 100 - 1e-9))

@@ -36,6 +36,10 @@ class Observation:
     decode: PoolObservation
     tbt_seconds: float | None = None
     """Time between tokens at the guard's quantile, for the latency safety net; None if unread."""
+    ttft_seconds: float | None = None
+    """Time to first token at the guard's quantile, for the latency safety net; None if unread."""
+    prefill_missed_tps: float | None = None
+    """KV-cache-missed prefill tokens/s over the metric window, for an adaptive ratio; None if unread."""
     decode_reporting: int | None = None
     """Decode instances whose series make up decode_tps now; None when unknown. Fewer than the
     ready decode instances means the reading is a partial sum."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from heteroscale.api.enums import Reason
@@ -62,3 +63,27 @@ def pair_for(spec: PDServingGroupSpec, decode_wanted: int) -> Pair:
 def ratio_holds(spec: PDServingGroupSpec, prefill: int, decode: int) -> bool:
     """True when prefill is exactly what the ratio gives for this decode count."""
     return prefill == spec.ratio.prefill_for(decode)
+
+
+def adapted_prefill(spec: PDServingGroupSpec, decode: int, current: int, missed_tps: float | None) -> Pair | None:
+    """Prefill for ``decode`` under ``ratio.adaptive``: ceil(KV-missed prefill tokens/s / the
+    prefill target), kept at ``current`` while the load per instance is within the hysteresis band
+    of the target, and clamped to the declared band of prefill per decode instance and to the
+    prefill bounds. None when the ratio is fixed or the reading is missing or unusable (the fixed
+    ratio then applies)."""
+    adaptive = spec.ratio.adaptive
+    if adaptive is None or missed_tps is None or not math.isfinite(missed_tps) or missed_tps < 0:
+        return None
+    target = adaptive.prefill_target_tps_per_instance
+    needed = math.ceil(missed_tps / target - 1e-9)
+    steady = current > 0 and abs(missed_tps / (current * target) - 1.0) <= adaptive.hysteresis
+    wanted = current if steady else needed
+    low = math.ceil(decode * adaptive.min_ratio - 1e-9)
+    high = math.ceil(decode * adaptive.max_ratio - 1e-9)
+    banded = min(max(wanted, low), high)
+    prefill = min(max(banded, spec.prefill.min_replicas), spec.prefill.max_replicas)
+    detail = f"prefill {prefill} for {missed_tps:,.0f} KV-missed tok/s at {target:,.0f} each"
+    if banded != wanted:
+        detail += f" (band {adaptive.min_ratio:g}-{adaptive.max_ratio:g} per decode: {low}-{high})"
+    notes = (Reason.CLAMPED_TO_MAX,) if banded > spec.prefill.max_replicas else ()
+    return Pair(prefill=prefill, decode=decode, notes=notes, detail=detail)

@@ -137,22 +137,40 @@ def recommend(spec: PDServingGroupSpec, observation: Observation, tps: float) ->
     in_band = capacity.within_tolerance(tps, cur_d, target, behavior.tolerance)
     recommended = cur_d if in_band else needed
     notes: tuple[Reason, ...] = ()
-    tier = latency.breached_tier(behavior.latency_guard, observation.tbt_seconds)
-    if tier is not None and latency.guarded(cur_d, tier) > recommended:
-        recommended = latency.guarded(cur_d, tier)
-        notes = (Reason.LATENCY_GUARD,)
-        load += f"; TBT {observation.tbt_seconds:.3f}s is over {tier.over}x the SLO, +{tier.step_percent}%"
+    guard = behavior.latency_guard
+    factor = latency.overshoot(guard, observation.tbt_seconds, observation.ttft_seconds)
+    tier = latency.breached_tier(guard, factor)
+    if guard is not None and tier is not None and factor is not None:
+        max_percent = behavior.scale_up.max_step_percent
+        guarded = latency.guarded(observation.decode.ready, tier, factor, guard.proportional, max_percent)
+        if guarded > recommended:
+            recommended = guarded
+            notes = (Reason.LATENCY_GUARD,)
+            step = f"+{guarded - observation.decode.ready} on {observation.decode.ready} serving"
+            load += f"; {_latency_text(observation)} is {factor:.2f}x the SLO (tier {tier.over}x), {step}"
     return Recommended(recommended, notes, load), in_band
 
 
-def scale_up(spec: PDServingGroupSpec, state: PolicyState, now: float, current: int, recommended: int) -> Step:
-    """Scale-out obeys its cooldown and step limit."""
+def _latency_text(observation: Observation) -> str:
+    shown = [
+        f"{name} {value:.3f}s"
+        for name, value in (("TBT", observation.tbt_seconds), ("TTFT", observation.ttft_seconds))
+        if value is not None
+    ]
+    return " / ".join(shown)
+
+
+def scale_up(spec: PDServingGroupSpec, state: PolicyState, now: float, current: int, recommended: Recommended) -> Step:
+    """Scale-out obeys its cooldown and step limit. A latency-guard step skips the cooldown: the
+    cooldown lets a throughput step take effect before the next reading, but the guard steps on
+    top of the instances serving, so while its last step is still starting it asks for nothing
+    more, and a latency breach on a surge cannot wait a minute."""
     up = spec.behavior.scale_up
-    cooldown = stabilization.up_cooldown_left(state, now, up)
+    cooldown = 0.0 if Reason.LATENCY_GUARD in recommended.notes else stabilization.up_cooldown_left(state, now, up)
     if cooldown > 0:
         return Step(current, Reason.COOLDOWN_ACTIVE, f"scale-up cooldown {cooldown:.0f}s left", ())
-    desired = min(recommended, stabilization.step_up_limit(current, up))
-    return Step(desired, None, "", (Reason.STEP_LIMITED,) if desired < recommended else ())
+    desired = min(recommended.decode, stabilization.step_up_limit(current, up))
+    return Step(desired, None, "", (Reason.STEP_LIMITED,) if desired < recommended.decode else ())
 
 
 def scale_down(

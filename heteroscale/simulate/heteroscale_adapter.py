@@ -9,26 +9,46 @@ from __future__ import annotations
 
 from collections import Counter
 
+from heteroscale.api.enums import Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import PolicyState
-from heteroscale.policy import Observation, PoolObservation, decide
-from heteroscale.simulate.policies import PoolState, SimObservation
+from heteroscale.policy import Observation, decide
+from heteroscale.policy.ratio import pair_for
+from heteroscale.simulate.policies import SimObservation
 from heteroscale.simulate.service import Service, spec_document
 
-
-def _pool(p: PoolState) -> PoolObservation:
-    return PoolObservation(replicas=p.replicas, ready=p.ready, starting=p.starting, by_gpu_type=p.by_gpu_type)
+#: The band ``heteroscale-adaptive`` declares around the stress test's ratio: half to twice it.
+ADAPTIVE_BAND = (0.5, 2.0)
 
 
 class HeteroScale:
-    name = "heteroscale"
+    """HeteroScale as the paper runs it (fixed ratio), or with ``adaptive`` its opt-in adaptive
+    ratio (``ratio.adaptive``: prefill on its KV-missed throughput within a band declared around
+    the stress test's ratio, at the stress test's prefill target)."""
+
     paired = True
 
-    def __init__(self, service: Service, interval_s: float, initial: tuple[int, int]) -> None:
+    def __init__(
+        self, service: Service, interval_s: float, initial: tuple[int, int], *, adaptive: bool = False
+    ) -> None:
+        self.name = "heteroscale-adaptive" if adaptive else "heteroscale"
         self.interval_s = interval_s
-        self.spec = PDServingGroupSpec.model_validate(spec_document(service, interval_s))
+        document = spec_document(service, interval_s)
+        if adaptive:
+            ratio = service.ratio[0] / service.ratio[1]
+            document["ratio"]["adaptive"] = {
+                "minRatio": round(ADAPTIVE_BAND[0] * ratio, 3),
+                "maxRatio": round(ADAPTIVE_BAND[1] * ratio, 3),
+                "prefillTargetTPSPerInstance": round(
+                    service.prefill_target_tps[service.preferred_gpu(Role.PREFILL)], 1
+                ),
+            }
+        self.spec = PDServingGroupSpec.model_validate(document)
         self._state = PolicyState()
-        self._initial = initial
+        # One deployment at the ratio that covers both roles' first need.
+        prefill, decode = initial
+        pair = pair_for(self.spec, max(decode, self.spec.ratio.decode_floor_for(prefill)))
+        self._initial = (pair.prefill, pair.decode)
         self.reasons: Counter[str] = Counter()
 
     def initial(self) -> tuple[int, int]:
@@ -38,9 +58,11 @@ class HeteroScale:
         observation = Observation(
             decode_tps=obs.decode_tps,
             metric_age_seconds=obs.metric_age_s,
-            prefill=_pool(obs.prefill),
-            decode=_pool(obs.decode),
+            prefill=obs.prefill,
+            decode=obs.decode,
             tbt_seconds=obs.tbt_s,
+            ttft_seconds=obs.ttft_s,
+            prefill_missed_tps=obs.prefill_missed_tps,
         )
         decision = decide(self.spec, observation, self._state, obs.now)
         self._state = decision.state

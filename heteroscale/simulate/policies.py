@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from heteroscale.api.enums import Role
+from heteroscale.policy import PoolObservation
 from heteroscale.simulate.service import Service
 
 #: Kubernetes HPA defaults (pkg/controller/podautoscaler): 10% tolerance, 300 s scale-down
@@ -25,14 +26,6 @@ HPA_UP_PERCENT = 100
 HPA_UP_PODS = 4
 #: GPU-utilisation target for the HPA baseline: a common production setting.
 HPA_UTILIZATION_TARGET = 0.8
-
-
-@dataclass(frozen=True)
-class PoolState:
-    replicas: int
-    ready: int
-    starting: int
-    by_gpu_type: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -48,8 +41,10 @@ class SimObservation:
     prefill_utilization: float
     decode_utilization: float
     tbt_s: float | None
-    prefill: PoolState
-    decode: PoolState
+    #: Mean TTFT of the window's first tokens; None when none came.
+    ttft_s: float | None
+    prefill: PoolObservation
+    decode: PoolObservation
 
 
 class Policy(Protocol):
@@ -91,12 +86,22 @@ class Hpa:
 
 
 class HpaUtilization:
-    """One HPA per pool on engine-reported GPU utilisation, each pool on its own."""
+    """One HPA per pool on engine-reported GPU utilisation, each pool on its own, capped by its
+    ``maxReplicas`` (2x the role's static peak) and the cluster.
 
-    name = "hpa-util"
+    ``decode_level`` is the level decode utilisation saturates at: the model reports
+    ``1 - e^(-mean batch)``, ~100% at any real load, but what an engine's counter reads under load
+    is not measured here, and HPA's behaviour hinges on it (below target x (1 + tolerance) = 88%
+    HPA never scales decode up; above it HPA scales decode to its cap), so the study sweeps it
+    (``hpa-util@0.86`` ... ``hpa-util@1.0``)."""
+
     paired = False
 
-    def __init__(self, service: Service, interval_s: float, initial: tuple[int, int]) -> None:
+    def __init__(
+        self, service: Service, interval_s: float, initial: tuple[int, int], decode_level: float = 1.0
+    ) -> None:
+        self.name = "hpa-util" if decode_level == 1.0 else f"hpa-util@{decode_level:g}"
+        self._level = decode_level
         self.interval_s = interval_s
         self._initial = initial
         self._prefill = Hpa(1, service.max_replicas[0])
@@ -110,7 +115,10 @@ class HpaUtilization:
             obs.now, obs.prefill.replicas, obs.prefill.ready, obs.prefill_utilization / HPA_UTILIZATION_TARGET
         )
         d = self._decode.desired(
-            obs.now, obs.decode.replicas, obs.decode.ready, obs.decode_utilization / HPA_UTILIZATION_TARGET
+            obs.now,
+            obs.decode.replicas,
+            obs.decode.ready,
+            self._level * obs.decode_utilization / HPA_UTILIZATION_TARGET,
         )
         return p, d
 

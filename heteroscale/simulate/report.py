@@ -1,4 +1,4 @@
-"""The comparison as a text table and as the ``--json`` document. Formatting only."""
+"""The comparison as a text table with its verdict, and as the ``--json`` document. Formatting only."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from heteroscale.api.enums import Role
 from heteroscale.simulate.study import Study
+from heteroscale.simulate.verdict import verdict
 
 
 def _num(x: float) -> float | None:
@@ -15,6 +17,7 @@ def _num(x: float) -> float | None:
 
 
 def document(study: Study) -> dict[str, Any]:
+    service = study.service
     return {
         "policies": {
             name: {
@@ -36,13 +39,32 @@ def document(study: Study) -> dict[str, Any]:
             }
             for name, s in study.summaries.items()
         },
-        "signals": {name: round(r, 4) for name, r in study.signals.items()},
+        "signals": study.signals,
         "service": {
-            "ratio": {"prefill": study.service.ratio[0], "decode": study.service.ratio[1]},
-            "decode_target_tps": study.service.decode_target_tps,
-            "prefill_target_tps": study.service.prefill_target_tps,
-            "static_peak": list(study.service.static_peak),
+            "ratio": {"prefill": service.ratio[0], "decode": service.ratio[1]},
+            "ratio_warning": service.ratio_warning,
+            "ratio_curve": [
+                {
+                    "ratio": {"prefill": p.ratio[0], "decode": p.ratio[1]},
+                    "prefill": p.prefill,
+                    "decode": p.decode,
+                    "goodput_per_gpu": _num(p.goodput_per_gpu),
+                    "slo_attainment": _num(p.slo_attainment),
+                }
+                for p in service.ratio_curve
+            ],
+            "layouts": {
+                role.value: {gpu: str(dep.instance.layout) for gpu, dep in service.deployments[role].items()}
+                for role in Role
+            },
+            "decode_target_tps": service.decode_target_tps,
+            "prefill_target_tps": service.prefill_target_tps,
+            "static_peak": list(service.static_peak),
+            "max_replicas": list(service.max_replicas),
+            "startup_s": _num(service.instance_startup_s),
+            "ttft_slo_s": _num(service.ttft_slo_s),
         },
+        "verdict": verdict(study),
     }
 
 
@@ -52,21 +74,32 @@ def write_json(study: Study, path: Path) -> None:
 
 
 def table(study: Study) -> str:
+    width = max(12, *(len(name) for name in study.summaries))
     head = (
-        f"{'policy':<12} {'GPU-h':>10} {'util':>6} {'SLO':>8} {'TTFT ok':>8} {'TBT ok':>8} "
+        f"{'policy':<{width}} {'GPU-h':>10} {'util':>6} {'SLO':>8} {'TTFT ok':>8} {'TBT ok':>8} "
         f"{'TTFT p99':>9} {'TBT p99':>8} {'actions':>8} {'P/D err':>8} {'dTPS/inst':>9} {'x-domain':>8} {'unsched':>9}"
     )
     lines = [head, "-" * len(head)]
     for s in study.summaries.values():
         lines.append(
-            f"{s.policy:<12} {s.gpu_hours:>10.1f} {s.avg_utilization:>6.1%} {s.slo_attainment:>8.2%} "
+            f"{s.policy:<{width}} {s.gpu_hours:>10.1f} {s.avg_utilization:>6.1%} {s.slo_attainment:>8.2%} "
             f"{s.ttft_attainment:>8.2%} {s.tbt_attainment:>8.2%} {s.ttft_p99:>8.2f}s {s.tbt_p99 * 1e3:>6.1f}ms "
             f"{s.scale_actions:>8d} {s.pd_ratio_error:>8.1%} {s.decode_tps_per_instance:>9.0f} "
             f"{s.cross_domain_fraction:>8.1%} {s.unschedulable_instance_steps:>9d}"
         )
     lines.append("(x-domain: prefill instances whose KV crosses S2 domains; unsched: instance-steps placement")
-    lines.append(" could not place on the simulated cluster)")
+    lines.append(" could not place on the simulated cluster; the oracle is not placed)")
     lines.append("")
-    lines.append("signal correlation with offered load (static fleet):")
-    lines.extend(f"  {name:<24} {r:+.3f}" for name, r in study.signals.items())
+    lines.append("verdict:")
+    lines.extend(f"  {line}" for line in verdict(study))
+    lines.append("")
+    lines.extend(signal_lines(study))
     return "\n".join(lines)
+
+
+def signal_lines(study: Study) -> list[str]:
+    lines = ["signal study (static fleet): correlation with the oracle's need of the signal's role, and SNR"]
+    lines.append(f"  {'signal':<24} {'r(need)':>8} {'step/noise':>10}")
+    for name, values in study.signals.items():
+        lines.append(f"  {name:<24} {values['correlation']:>+8.3f} {values['snr']:>10.1f}")
+    return lines

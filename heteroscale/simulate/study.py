@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from heteroscale.placement import Inventory
-from heteroscale.simulate.engine import EngineConfig, RunResult, run
+from heteroscale.simulate import oracle
+from heteroscale.simulate.catalog import POLICIES
+from heteroscale.simulate.engine import (
+    Combined,
+    Controlled,
+    EngineConfig,
+    Lanes,
+    Progress,
+    RunResult,
+    controlled_results,
+    serve,
+)
+from heteroscale.simulate.heteroscale_adapter import HeteroScale
 from heteroscale.simulate.inventory import simulated_inventory
-from heteroscale.simulate.oracle import Oracle
-from heteroscale.simulate.perfmodel import GpuPerf
 from heteroscale.simulate.policies import HpaUtilization, IndependentPD, Policy, StaticPeak
 from heteroscale.simulate.service import Service
-from heteroscale.simulate.signals import signal_correlations
+from heteroscale.simulate.signals import signal_study
 from heteroscale.simulate.summary import Summary, summarize
 from heteroscale.simulate.workload import Workload
-
-POLICIES = ("heteroscale", "hpa-util", "independent", "static", "oracle")
 
 
 @dataclass(frozen=True)
@@ -27,57 +33,79 @@ class Study:
     inventory: Inventory
     runs: dict[str, RunResult]
     summaries: dict[str, Summary]
-    #: Correlation of each candidate signal with the offered load, on the static run.
-    signals: dict[str, float]
+    #: The oracle's per-step need of each role (the signal study's ground truth).
+    need: oracle.Needs
+    #: The oracle's search (None when it did not run).
+    oracle: oracle.OracleResult | None
+    #: Each candidate signal on the static run against the oracle's need of its role
+    #: (:func:`heteroscale.simulate.signals.signal_study`).
+    signals: dict[str, dict[str, float]]
 
 
-def steps_for(workload: Workload, config: EngineConfig) -> int:
-    return math.ceil((workload.duration_s + config.drain_s) / config.dt)
+def hpa_level(name: str) -> float:
+    """The decode-utilisation level of ``hpa-util@LEVEL`` (0 < LEVEL <= 1)."""
+    try:
+        level = float(name.split("@", 1)[1])
+    except ValueError:
+        level = -1.0
+    if not 0 < level <= 1:
+        raise ValueError(f"{name}: the level after @ must be a number in (0, 1], e.g. hpa-util@0.9")
+    return level
 
 
-def build_policy(
-    name: str, workload: Workload, service: Service, perf: dict[str, GpuPerf], config: EngineConfig, oracle: Oracle
-) -> Policy:
-    # Reactive policies start sized for the first minutes of load, as after a previous day.
-    initial = oracle.initial()
-    if name == "heteroscale":
-        from heteroscale.simulate.heteroscale_adapter import HeteroScale
-
-        return HeteroScale(service, config.interval_s, initial)
+def build_policy(name: str, service: Service, config: EngineConfig, initial: tuple[int, int]) -> Policy:
+    """A reactive or fixed policy by name; reactive ones start at ``initial`` instances."""
+    if name in ("heteroscale", "heteroscale-adaptive"):
+        return HeteroScale(service, config.interval_s, initial, adaptive=name == "heteroscale-adaptive")
     if name == "hpa-util":
         return HpaUtilization(service, config.interval_s, initial)
+    if name.startswith("hpa-util@"):
+        return HpaUtilization(service, config.interval_s, initial, decode_level=hpa_level(name))
     if name == "independent":
         return IndependentPD(service, config.interval_s, initial)
     if name == "static":
         return StaticPeak(service, config.interval_s)
-    if name == "oracle":
-        return oracle
     raise ValueError(f"unknown policy {name!r}; choose from {', '.join(POLICIES)}")
 
 
 def run_study(
     workload: Workload,
     service: Service,
-    perf: dict[str, GpuPerf],
     policies: list[str],
     config: EngineConfig,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress | None = None,
 ) -> Study:
-    steps = steps_for(workload, config)
-    # The oracle's plan is fixed in advance (decide only reads it), so one serves every run.
-    oracle = Oracle(workload, service, perf, config.dt, steps, config.interval_s)
+    """Run ``policies`` (names from :data:`POLICIES`) on ``workload``: the policies in lockstep on
+    the simulated cluster, in the same pass as the oracle's first search round (one more pass per
+    further round)."""
+    need = oracle.needs(workload, service, config)
+    # Reactive policies start sized for the first minutes of load, as after a previous day.
+    initial = oracle.initial_counts(need, service, config)
     inventory = simulated_inventory(service)
-    runs: dict[str, RunResult] = {}
-    for name in policies:
-        policy = build_policy(name, workload, service, perf, config, oracle)
-        runs[name] = run(workload, service, perf, policy, config, progress, inventory)
-    static = runs.get("static") or run(
-        workload, service, perf, StaticPeak(service, config.interval_s), config, inventory=inventory
-    )
+    built = [build_policy(name, service, config, initial) for name in policies if name != "oracle"]
+    if "static" not in policies:  # the signal study reads a fixed fleet
+        built.append(StaticPeak(service, config.interval_s))
+    controlled = Controlled(built, service, config, inventory)
+    finder = oracle.Search(workload, service, config, need) if "oracle" in policies else None
+    pairs = finder.next_pairs() if finder is not None else []
+    parts: list[Lanes] = [controlled, *([finder.lanes(pairs)] if finder is not None else [])]
+    label = ", ".join(p.name for p in built) + (f" + oracle search ({len(pairs)} candidates)" if pairs else "")
+    served = serve(workload, service, Combined(parts), config, progress, label)
+    runs = {r.policy: r for r in controlled_results(controlled, served, 0, workload, service, config)}
+    found: oracle.OracleResult | None = None
+    if finder is not None:
+        finder.record(pairs, served, controlled.count)
+        while more := finder.next_pairs():
+            label = f"oracle search ({len(more)} candidates)"
+            finder.record(more, serve(workload, service, finder.lanes(more), config, progress, label), 0)
+        found = finder.result()
+        runs["oracle"] = found.run
     return Study(
         service=service,
         inventory=inventory,
-        runs=runs,
-        summaries={name: summarize(r) for name, r in runs.items()},
-        signals=signal_correlations(static),
+        runs={name: runs[name] for name in policies},
+        need=need,
+        oracle=found,
+        summaries={name: summarize(runs[name]) for name in policies},
+        signals=signal_study(runs["static"], need.prefill, need.decode),
     )

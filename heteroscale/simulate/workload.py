@@ -51,6 +51,52 @@ class Trace:
 
 
 @dataclass(frozen=True)
+class Burst:
+    """A surge: the trace plays faster (a slice of it compressed in time), so more requests arrive.
+    From ``start_s`` (wall clock) the speed rises linearly from 1 to ``factor`` over ``ramp_s``,
+    holds ``factor`` for ``duration_s``, and falls back to 1 over ``ramp_s``; the trace then
+    carries on from where the compressed slice ended. ``ramp_s`` 0 is a step."""
+
+    start_s: float
+    duration_s: float
+    factor: float
+    ramp_s: float = 0.0
+
+    def _knots(self) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Wall-clock knots of the speed curve, the speed at each, and the trace time reached."""
+        top = self.start_s + self.ramp_s
+        wall = np.array([0.0, self.start_s, top, top + self.duration_s, top + self.duration_s + self.ramp_s])
+        speed = np.array([1.0, 1.0, self.factor, self.factor, 1.0])
+        trace = np.concatenate([[0.0], np.cumsum(np.diff(wall) * (speed[:-1] + speed[1:]) / 2)])
+        return wall, speed, trace
+
+    def trace_time(self, t_s: FloatArray) -> FloatArray:
+        """Trace time reached at wall-clock time ``t_s``."""
+        wall, speed, trace = self._knots()
+        inside = np.clip(t_s, wall[0], wall[-1])
+        # Within a ramp the speed is linear, so the trace time is quadratic: integrate exactly.
+        k = np.clip(np.searchsorted(wall, inside, side="right") - 1, 0, wall.size - 2)
+        span = np.maximum(wall[k + 1] - wall[k], 1e-12)
+        u = inside - wall[k]
+        slope = (speed[k + 1] - speed[k]) / span
+        result: FloatArray = trace[k] + speed[k] * u + slope * u**2 / 2 + np.maximum(t_s - wall[-1], 0.0)
+        return result
+
+    def wall_time(self, trace_s: FloatArray) -> FloatArray:
+        """Wall-clock time at which trace time ``trace_s`` is reached (the inverse)."""
+        wall, _, trace = self._knots()
+        grid = np.linspace(wall[0], wall[-1], 200_001) if wall[-1] > 0 else wall[:1]
+        mapped = self.trace_time(grid)
+        inside = np.interp(np.clip(trace_s, trace[0], trace[-1]), mapped, grid)
+        result: FloatArray = inside + np.maximum(trace_s - trace[-1], 0.0)
+        return result
+
+
+#: No burst: trace time is wall-clock time.
+NO_BURST = Burst(0.0, 0.0, 1.0)
+
+
+@dataclass(frozen=True)
 class Workload:
     """``duration_s`` of load: the superposition that drives the pools, and a weighted sample.
 
@@ -73,6 +119,7 @@ class Workload:
     output_tokens: FloatArray
     cached_tokens: FloatArray
     weight: FloatArray
+    burst: Burst = NO_BURST
 
     @property
     def size(self) -> int:
@@ -90,19 +137,21 @@ class Workload:
         """Sum over the whole superposition of ``values`` (one row of per-trace-request values,
         or several rows) by arrival bin ``[k * bin_s, (k + 1) * bin_s)``.
 
-        Each bin of each copy is the rotated trace's content over that interval (exact, through
-        the trace's cumulative sums); a bin straddling a tile boundary uses its start's tile.
-        Bins past ``duration_s`` are empty.
+        Each bin of each copy is the rotated trace's content over the trace-time interval the bin
+        covers (exact, through the trace's cumulative sums; a burst makes that interval longer than
+        the bin); a bin straddling a tile boundary uses its start's tile. Bins past ``duration_s``
+        are empty.
         """
         rows = np.atleast_2d(values)
         n_bins = math.ceil(self.duration_s / bin_s) if bins is None else bins
         tile = self.trace.duration_s
         cum = np.concatenate([np.zeros((rows.shape[0], 1)), np.cumsum(rows, axis=1)], axis=1)
-        start = np.arange(n_bins) * bin_s
-        end = np.minimum(start + bin_s, self.duration_s)
-        length = np.maximum(end - start, 0.0)
+        wall = np.arange(n_bins, dtype=np.float64) * bin_s
+        wall_end: FloatArray = np.minimum(wall + bin_s, self.duration_s)
+        start = self.burst.trace_time(wall)
+        length = np.maximum(self.burst.trace_time(wall_end) - start, 0.0)
         j = np.minimum((start // tile).astype(np.int64), self.offsets_s.shape[1] - 1)
-        population = self.population(start + length / 2)
+        population = self.population(wall + np.maximum(wall_end - wall, 0.0) / 2)
         total = np.zeros((rows.shape[0], n_bins))
         for c in range(self.copies):
             share = np.clip(population - c, 0.0, 1.0)
@@ -177,6 +226,7 @@ def scale(
     diurnal: bool = False,
     start_hour: float = 0.0,
     seed: int = 0,
+    burst: Burst = NO_BURST,
 ) -> Workload:
     """``hours`` of load built from ``base``.
 
@@ -185,10 +235,13 @@ def scale(
     tile of every copy except copy 0's first is rotated by a seeded random offset, so tiles and
     copies are not copies of one another. ``diurnal`` varies the users online by
     :func:`diurnal_factor` (clock starting at ``start_hour``). ``fleet_scale`` multiplies the load
-    as a superposition of independent user populations (see the module docstring).
+    as a superposition of independent user populations (see the module docstring). ``burst``
+    compresses a slice of the day's trace in time (see :class:`Burst`).
     """
     if hours <= 0 or fleet_scale <= 0 or time_scale <= 0:
         raise ValueError("hours, fleet_scale and time_scale must be positive")
+    if burst.factor < 1 or burst.duration_s < 0 or burst.ramp_s < 0 or not 0 <= burst.start_s <= hours * 3600:
+        raise ValueError("a burst needs a factor of at least 1, no negative length, and must start within the hours")
     rng = np.random.default_rng(seed)
     tile = base.duration_s / time_scale
     trace = Trace(
@@ -200,14 +253,22 @@ def scale(
         duration_s=tile,
     )
     horizon = hours * 3600.0
-    tiles = math.ceil(horizon / tile)
-    offsets = rng.uniform(0.0, tile, (max(math.ceil(fleet_scale), 1), tiles))
+    trace_horizon = float(burst.trace_time(np.array(horizon)))
+    copies = max(math.ceil(fleet_scale), 1)
+    offsets = rng.uniform(0.0, tile, (copies, math.ceil(horizon / tile)))
+    # A burst plays more of the trace: its extra tiles come from their own stream, so the day is
+    # the same as without the burst up to the burst.
+    extra = math.ceil(trace_horizon / tile) - offsets.shape[1]
+    if extra > 0:
+        more = np.random.default_rng([seed, 1]).uniform(0.0, tile, (copies, extra))
+        offsets = np.concatenate([offsets, more], axis=1)
+    tiles = offsets.shape[1]
     offsets[0, 0] = 0.0
     t_all = np.concatenate([(trace.arrival_s + offsets[0, j]) % tile + j * tile for j in range(tiles)])
     i_all = np.tile(np.arange(trace.size), tiles)
-    keep = t_all < horizon
+    keep = t_all < trace_horizon
     order = np.argsort(t_all[keep], kind="stable")
-    t_all, i_all = t_all[keep][order], i_all[keep][order]
+    t_all, i_all = burst.wall_time(t_all[keep][order]), i_all[keep][order]
     return Workload(
         name=base.name,
         trace=trace,
@@ -221,6 +282,7 @@ def scale(
         output_tokens=base.output_tokens[i_all],
         cached_tokens=base.cached_tokens[i_all],
         weight=_population(fleet_scale, diurnal, start_hour, t_all),
+        burst=burst,
     )
 
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 import time
 
 from heteroscale.simulate import workload as wl
+from heteroscale.simulate.catalog import POLICIES
 from heteroscale.simulate.engine import EngineConfig
 from heteroscale.simulate.perfmodel import ModelSpec, load_gpu_perf
-from heteroscale.simulate.service import Slo, derive
-from heteroscale.simulate.study import POLICIES, run_study
+from heteroscale.simulate.service import Slo
+from heteroscale.simulate.stresstest import derive
+from heteroscale.simulate.study import run_study
 
 #: Load multiplier that puts the azure-conv day's static peak near 1,000 instances.
-FLEET_SCALE = 295.0
+FLEET_SCALE = 455.0
 
 
 def main() -> None:
@@ -30,7 +32,7 @@ def main() -> None:
         model=ModelSpec(),
         gpus_per_instance=8,
     )
-    study = run_study(workload, service, perf, list(POLICIES), EngineConfig())
+    study = run_study(workload, service, list(POLICIES), EngineConfig())
     wall = time.perf_counter() - start
     print(f"static peak fleet: {sum(service.static_peak)} instances; {workload.size} representative requests")
     for name, s in study.summaries.items():

@@ -47,6 +47,8 @@ LOADS = [
         prompt_tps=3000,
         cached_tps=1200,
         external_cached_tps=300,
+        ttft_per_second=30,
+        ttft_range=(0.2, 0.6),
     ),
     PodLoad("serving-vllm", "chat-prefill-l20-5f6b7c8d9-zzzzz", "vllm", prompt_tps=70000),
     PodLoad("other", "chat-decode-7d9f8b6c5-abcde", "vllm", decode_tps=77777, prompt_tps=77777),
@@ -138,6 +140,28 @@ def test_signals_match_the_exporter_rates(
     assert 0 <= signals.metric_age_seconds <= 2 * SCRAPE_INTERVAL_SECONDS
     # The decode pods of DECODE in that namespace, and not the decoys.
     assert signals.decode_reporting == {"serving-vllm": 3, "serving-sglang": 1, "old-sglang": 1}[namespace]
+
+
+def test_ttft_of_the_prefill_pods_is_read_when_the_guard_watches_it(stack: Stack) -> None:
+    stack.engines.wait_window(WINDOW)
+    spec = group_spec(window=f"{WINDOW}s", quantile=QUANTILE)
+    guard = spec.behavior.latency_guard
+    assert guard is not None
+    spec = spec.model_copy(
+        update={
+            "behavior": spec.behavior.model_copy(
+                update={"latency_guard": guard.model_copy(update={"ttft_seconds": 1.0})}
+            )
+        }
+    )
+    signals = PrometheusReader(endpoint(stack.prometheus.url), retries=0).read(
+        spec, Scope("serving-vllm"), DECODE, PREFILL, time.time()
+    )
+    # Uniform on 0.2-0.6 s: the 0.9 quantile is 0.56 s; histogram buckets make it approximate.
+    assert signals.ttft_seconds is not None
+    assert 0.45 <= signals.ttft_seconds <= 0.65, signals.ttft_seconds
+    # Without ttftSeconds it is not read.
+    assert read(stack, "serving-vllm").ttft_seconds is None
 
 
 def test_custom_query_fills_placeholders_and_ages_by_its_own_selectors(stack: Stack) -> None:

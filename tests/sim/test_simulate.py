@@ -17,13 +17,15 @@ from heteroscale.cli import main
 from heteroscale.placement import Inventory, RoleTargets, plan
 from heteroscale.simulate import placer as placer_module
 from heteroscale.simulate import workload as wl
+from heteroscale.simulate.catalog import DEFAULT_POLICIES
 from heteroscale.simulate.engine import EngineConfig, run
 from heteroscale.simulate.fabric import NODES_PER_S2, S2
 from heteroscale.simulate.inventory import GPUS_PER_NODE, simulated_inventory
-from heteroscale.simulate.perfmodel import InstanceModel, ModelSpec, load_gpu_perf
+from heteroscale.simulate.perfmodel import InstanceModel, Layout, ModelSpec, kv_transfer_seconds, load_gpu_perf
 from heteroscale.simulate.placer import PAIRED, Placer
 from heteroscale.simulate.policies import SimObservation
-from heteroscale.simulate.service import Service, Slo, derive, spec_document
+from heteroscale.simulate.service import Service, Slo, spec_document
+from heteroscale.simulate.stresstest import derive
 from heteroscale.simulate.study import Study, run_study
 from heteroscale.simulate.summary import gpu_hours, summarize
 
@@ -56,8 +58,8 @@ def test_every_request_finishes_or_is_dropped_and_gpu_hours_integrate_instances(
     cfg = EngineConfig()
     # A cluster sized for the schedule's own peak, so nothing is capped by placement here.
     inventory = simulated_inventory(dataclasses.replace(svc, static_peak=(20, 4)))
-    r = run(w, svc, PERF, _Schedule(), cfg, inventory=inventory)
-    assert not r.unschedulable.any()
+    r = run(w, svc, _Schedule(), cfg, inventory=inventory)
+    assert not r.traj.unschedulable.any()
     s = summarize(r)
     assert s.requests == pytest.approx(w.weight.sum())
     assert r.weight[r.finished].sum() + s.dropped == pytest.approx(s.requests)
@@ -67,16 +69,16 @@ def test_every_request_finishes_or_is_dropped_and_gpu_hours_integrate_instances(
     expected = (12 * 1800 + 24 * (horizon - 1800)) * 8 / 3600
     assert gpu_hours(r) == pytest.approx(expected)
     # The new instances take the start-up delay to become ready.
-    startup = InstanceModel(PERF["L20"], ModelSpec()).startup_seconds
+    startup = svc.instance(Role.PREFILL).startup_seconds
     s_up = int(1800 / cfg.dt)
-    assert r.prefill_ready[s_up] == 10
-    assert r.prefill_instances[s_up] == 20
-    assert r.prefill_ready[s_up + math.ceil(startup / cfg.dt) + 1] == 20
+    assert r.traj.prefill_ready[s_up] == 10
+    assert r.traj.prefill_instances[s_up] == 20
+    assert r.traj.prefill_ready[s_up + math.ceil(startup / cfg.dt) + 1] == 20
 
 
 def test_overload_drops_requests_it_cannot_finish() -> None:
     w = wl.scale(wl.load("azure-conv"), hours=1, fleet_scale=50)
-    r = run(w, _service(w), PERF, _Schedule(), EngineConfig())
+    r = run(w, _service(w), _Schedule(), EngineConfig())
     s = summarize(r)
     assert s.dropped > 0
     assert r.weight[r.finished].sum() + s.dropped == pytest.approx(s.requests)
@@ -108,7 +110,7 @@ def test_fleet_load_fluctuates_like_independent_users() -> None:
     relative error is sqrt(2)/2 of that, and we allow three standard deviations.
     """
     base = wl.load("azure-conv")
-    work = InstanceModel(PERF["L20"], ModelSpec()).prefill_seconds(
+    work = InstanceModel(PERF["L20"], ModelSpec(), Layout(1, 8)).prefill_seconds(
         base.input_tokens - base.cached_tokens, base.cached_tokens
     )
     hours = 24
@@ -134,7 +136,7 @@ def test_mooncake_prefix_hits_reduce_prefill_work() -> None:
 
 def test_perf_model_is_monotone_and_ordered_by_hardware() -> None:
     model = ModelSpec()
-    h20, l20, h100 = (InstanceModel(PERF[g], model) for g in ("H20", "L20", "H100"))
+    h20, l20, h100 = (InstanceModel(PERF[g], model, Layout(8, 1)) for g in ("H20", "L20", "H100"))
     steps = h20.decode_step_seconds(np.array([1.0, 16, 64, 256]), 2000)
     assert (np.diff(steps) > 0).all()
     tokens, zero = np.array([4096.0]), np.array([0.0])
@@ -145,7 +147,7 @@ def test_perf_model_is_monotone_and_ordered_by_hardware() -> None:
     )
     assert h20.prefill_seconds(tokens, np.array([8192.0]))[0] > h20.prefill_seconds(tokens, zero)[0]
     assert h20.kv_capacity_tokens > h100.kv_capacity_tokens > l20.kv_capacity_tokens > 0
-    assert h20.kv_transfer_seconds(tokens, 1.0)[0] > h20.kv_transfer_seconds(tokens, 0.0)[0]
+    assert kv_transfer_seconds(model, 400, tokens, 1.0)[0] > kv_transfer_seconds(model, 400, tokens, 0.0)[0]
 
 
 def test_cli_is_deterministic_and_writes_the_json_shape(tmp_path: Path) -> None:
@@ -154,7 +156,7 @@ def test_cli_is_deterministic_and_writes_the_json_shape(tmp_path: Path) -> None:
     assert main([*args, "--json", str(tmp_path / "b.json")]) == 0
     a = json.loads((tmp_path / "a.json").read_text())
     assert a == json.loads((tmp_path / "b.json").read_text())
-    for name in ("heteroscale", "hpa-util", "independent", "static", "oracle"):
+    for name in DEFAULT_POLICIES:
         assert set(a["policies"][name]) >= {
             "gpu_hours",
             "avg_utilization",
@@ -164,7 +166,8 @@ def test_cli_is_deterministic_and_writes_the_json_shape(tmp_path: Path) -> None:
             "scale_actions",
         }
     assert "decode_tps" in a["signals"]
-    assert len(list((tmp_path / "png").glob("*.png"))) == 5
+    assert a["verdict"]
+    assert len(list((tmp_path / "png").glob("*.png"))) == 6
     assert main(["simulate", "--policies", "magic"]) == 2
 
 
@@ -206,7 +209,7 @@ def test_placement_runs_only_when_the_targets_change(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(placer_module, "plan_many", counting)
     w = wl.scale(wl.load("azure-conv"), hours=1, fleet_scale=2)
-    run(w, _service(w), PERF, _Schedule(), EngineConfig())
+    run(w, _service(w), _Schedule(), EngineConfig())
     # _Schedule asks for two target pairs; each call plans both pools (one PDServingGroup each).
     assert calls == [[RoleTargets(10, 0), RoleTargets(0, 2)], [RoleTargets(20, 0), RoleTargets(0, 4)]]
 
@@ -217,32 +220,32 @@ def test_a_too_small_cluster_caps_instances_and_counts_the_unschedulable() -> No
     full = simulated_inventory(svc)
     nodes = 16  # fewer than the 24 instances _Schedule asks for in its second half hour
     small = Inventory(nodes=full.nodes[:nodes], bound={}, topology=full.topology)
-    r = run(w, svc, PERF, _Schedule(), EngineConfig(), inventory=small)
-    held = r.prefill_instances + r.decode_instances
+    r = run(w, svc, _Schedule(), EngineConfig(), inventory=small)
+    held = r.traj.prefill_instances + r.traj.decode_instances
     assert held.max() <= nodes * GPUS_PER_NODE // r.gpus_per_instance
-    assert r.unschedulable.max() >= 24 - nodes
-    assert summarize(r).unschedulable_instance_steps == int(r.unschedulable.sum()) > 0
+    assert r.traj.unschedulable.max() >= 24 - nodes
+    assert summarize(r).unschedulable_instance_steps == int(r.traj.unschedulable.sum()) > 0
 
 
 TRACES = ("azure-conv", "mooncake", "azure-code")
-#: The README's two scenarios: (prefill GPU types, decode GPU types, fleet scale). The default is
-#: prefill-dominated (L20 prefill is slow at PCIe TP); the second is decode-dominated by its
-#: hardware (H800 prefill, ~8x L20's compute), at a load that makes its fleets hundreds of
-#: instances too.
+#: The docs' two scenarios: (prefill GPU types, decode GPU types, fleet scale). The default is
+#: prefill-dominated (L20 prefill is slow); the second is decode-dominated by its hardware (H800
+#: prefill), at a load that makes its fleets hundreds of instances too.
 SCENARIOS = {"l20-prefill": (("L20", "H20"), ("H20",), 50.0), "h800-prefill": (("H800", "H20"), ("H20",), 250.0)}
-#: azure-code's h800-prefill day (87 + 9 instances) is under a hundred, so it is left out of the tests.
-DAYS = [("l20-prefill", t) for t in TRACES] + [("h800-prefill", t) for t in ("azure-conv", "mooncake")]
+#: Scenario A's three days and B's conv day (B's other days are in the docs: each day costs a pass).
+DAYS = [("l20-prefill", t) for t in TRACES] + [("h800-prefill", "azure-conv")]
+DAY_POLICIES = ["heteroscale", "heteroscale-adaptive", "hpa-util", "independent", "static", "oracle"]
 
 
 @functools.cache
 def _day(scenario: str, trace: str) -> tuple[Service, Study]:
-    """A README run: 24 h diurnal day of one scenario."""
+    """A docs run: 24 h diurnal day of one scenario."""
     prefill, decode, fleet_scale = SCENARIOS[scenario]
     w = wl.scale(wl.load(trace), hours=24, fleet_scale=fleet_scale, diurnal=True)
     svc = derive(
         w, PERF, prefill_gpus=list(prefill), decode_gpus=list(decode), slo=Slo(), model=ModelSpec(), gpus_per_instance=8
     )
-    return svc, run_study(w, svc, PERF, ["heteroscale", "hpa-util", "static", "oracle"], EngineConfig())
+    return svc, run_study(w, svc, DAY_POLICIES, EngineConfig())
 
 
 def _measured(scenario: str, trace: str, reason: str) -> object:
@@ -255,28 +258,47 @@ def _days(**measured: str) -> list[object]:
 
 
 @pytest.mark.parametrize(("scenario", "trace"), DAYS)
+def test_no_policy_meeting_the_slo_uses_fewer_gpu_hours_than_the_oracle(scenario: str, trace: str) -> None:
+    s = _day(scenario, trace)[1].summaries
+    assert s["oracle"].slo_attainment >= 0.99
+    for name, summary in s.items():
+        if summary.slo_attainment >= 0.99:
+            assert s["oracle"].gpu_hours <= summary.gpu_hours, name
+
+
+@pytest.mark.parametrize(("scenario", "trace"), DAYS)
+def test_the_oracle_is_the_least_provisioning_it_tried_that_meets_the_slo(scenario: str, trace: str) -> None:
+    """The search brackets its answer: it is the cheapest candidate that met 99%, and a cheaper one
+    missed, so the bound is not loose by construction."""
+    study = _day(scenario, trace)[1]
+    found = study.oracle
+    assert found is not None
+    met = [t for t in found.tried if t.slo_attainment >= 0.99]
+    assert min(t.gpu_hours for t in met) == pytest.approx(study.summaries["oracle"].gpu_hours)
+    assert any(t.slo_attainment < 0.99 and t.gpu_hours < study.summaries["oracle"].gpu_hours for t in found.tried)
+
+
+@pytest.mark.parametrize(("scenario", "trace"), DAYS)
 def test_a_service_whose_smallest_group_exceeds_an_s2_is_relaxed_to_cluster_scope(scenario: str, trace: str) -> None:
     svc = _day(scenario, trace)[0]
     p, d = svc.ratio
     smallest = 1 + math.ceil(p / d)  # one decode instance and its prefill share, one node each
     assert svc.colocate == ("" if smallest > NODES_PER_S2 else S2)
     assert _spec(svc).topology.colocate == svc.colocate
-    # The measured ratios: only l20-prefill azure-code's 453:5 (92 nodes) exceeds a 32-node S2.
-    assert (svc.colocate == "") == ((scenario, trace) == ("l20-prefill", "azure-code"))
 
 
 @pytest.mark.parametrize(("scenario", "trace"), DAYS)
 def test_every_policy_fits_the_cluster_and_heteroscale_keeps_kv_in_its_domain(scenario: str, trace: str) -> None:
     svc, study = _day(scenario, trace)
     gpus = sum(n.allocatable for n in study.inventory.nodes)
-    for r in study.runs.values():
-        assert ((r.prefill_instances + r.decode_instances) * r.gpus_per_instance).max() <= gpus
-    if svc.colocate:
-        assert (study.runs["heteroscale"].cross_domain == 0).all()
-    else:  # cluster scope: P and D land in S2s in proportion to their GPU type's nodes
-        assert study.summaries["heteroscale"].cross_domain_fraction > 0
+    for name, r in study.runs.items():
+        if name != "oracle":  # not placed: it bounds any placement
+            assert ((r.traj.prefill_instances + r.traj.decode_instances) * r.gpus_per_instance).max() <= gpus
+    assert svc.colocate  # every day's smallest group fits an S2 under the calibrated model
+    for paired in ("heteroscale", "heteroscale-adaptive"):
+        assert (study.runs[paired].traj.cross_domain == 0).all(), paired
     # Pools placed on their own land where placement keeps mixed domains free, away from each other.
-    assert all(study.summaries[p].cross_domain_fraction > 0 for p in ("hpa-util", "static", "oracle"))
+    assert all(study.summaries[p].cross_domain_fraction > 0 for p in ("hpa-util", "independent", "static"))
 
 
 @pytest.mark.parametrize(("scenario", "trace"), DAYS)
@@ -290,7 +312,6 @@ def test_heteroscale_meets_the_slo_on_a_fleet_of_hundreds(scenario: str, trace: 
 def test_heteroscale_uses_fewer_gpu_hours_than_static_peak(scenario: str, trace: str) -> None:
     s = _day(scenario, trace)[1].summaries
     assert s["static"].slo_attainment >= 0.99
-    assert s["heteroscale"].slo_attainment >= 0.99
     assert s["heteroscale"].gpu_hours < s["static"].gpu_hours
 
 
@@ -298,11 +319,8 @@ def test_heteroscale_uses_fewer_gpu_hours_than_static_peak(scenario: str, trace:
     ("scenario", "trace"),
     _days(
         **{
-            "l20-prefill/azure-conv": "measured 23.9k vs 23.7k GPU-h: HPA capped by the 1.25x cluster (137k "
-            "unschedulable instance-steps) still reaches 99.94%",
-            "l20-prefill/mooncake": "measured 103.6k vs 98.7k GPU-h: the 99%-window P/D ratio over-provisions prefill",
-            "l20-prefill/azure-code": "measured 27.4k vs 18.6k GPU-h: the 453:5 ratio over-provisions prefill "
-            "outside bursts; HPA misses the SLO (98.19%)",
+            "l20-prefill/azure-code": "measured 13.6k vs 11.8k GPU-h: at 199:7 every decode instance brings 28 "
+            "prefill instances, so prefill moves in steps of a quarter of its fleet",
         }
     ),
 )
@@ -314,15 +332,57 @@ def test_heteroscale_uses_fewer_gpu_hours_than_hpa_on_utilisation(scenario: str,
 
 @pytest.mark.parametrize(
     ("scenario", "trace"),
-    _days(**{"l20-prefill/azure-code": "measured: hpa-util 18.6k < oracle 19.6k GPU-h by missing the SLO (98.19%)"}),
+    _days(
+        **{
+            "l20-prefill/azure-conv": "measured 1.19x (13.3k vs 11.2k GPU-h): 20% target headroom against an "
+            "oracle that knows the future",
+            "l20-prefill/azure-code": "measured 1.31x (13.6k vs 10.3k GPU-h): prefill steps of 28 instances",
+            "h800-prefill/azure-conv": "measured 1.23x (21.7k vs 17.7k GPU-h): decode-heavy, decode held at 80% "
+            "of its SLO throughput",
+        }
+    ),
 )
-def test_oracle_uses_the_fewest_gpu_hours(scenario: str, trace: str) -> None:
+def test_heteroscale_is_within_115_percent_of_the_oracle(scenario: str, trace: str) -> None:
     s = _day(scenario, trace)[1].summaries
-    assert s["oracle"].slo_attainment >= 0.99
-    assert s["oracle"].gpu_hours < min(s[p].gpu_hours for p in ("heteroscale", "hpa-util", "static"))
+    assert s["heteroscale"].gpu_hours <= 1.15 * s["oracle"].gpu_hours
+
+
+@pytest.mark.parametrize(
+    ("scenario", "trace"),
+    _days(
+        **{
+            "l20-prefill/azure-code": "measured 92.35%: its band lets prefill leave the 199:7 share the cluster "
+            "was sized for (21,975 unschedulable instance-steps)",
+        }
+    ),
+)
+def test_the_adaptive_ratio_uses_no_more_than_independent_pd(scenario: str, trace: str) -> None:
+    s = _day(scenario, trace)[1].summaries
+    assert s["heteroscale-adaptive"].slo_attainment >= 0.99
+    assert s["heteroscale-adaptive"].gpu_hours <= s["independent"].gpu_hours
+
+
+@pytest.mark.parametrize(
+    ("scenario", "trace"),
+    _days(
+        **{
+            "l20-prefill/mooncake": "measured 18:1: 12k-token prompts on L20 (119.5 BF16 TFLOPS) against "
+            "343-token answers on H20",
+            "l20-prefill/azure-code": "measured 199:7: 2k-token prompts against 28-token answers",
+        }
+    ),
+)
+def test_the_stress_test_ratio_is_in_the_papers_production_range(scenario: str, trace: str) -> None:
+    svc = _day(scenario, trace)[0]
+    assert not svc.ratio_warning
+    p, d = svc.ratio
+    assert 1 / 5 <= p / d <= 9
 
 
 def test_decode_gpu_utilisation_is_a_poor_signal() -> None:
-    # Decode GPU utilisation stays pinned high at any load (the paper's signal study); decode TPS tracks it.
+    """As engines report it (whole percent), decode utilisation does not move with the need; decode
+    TPS does (the paper's signal study)."""
     signals = _day("l20-prefill", "azure-conv")[1].signals
-    assert signals["decode_tps"] > 0.9 > signals["decode_gpu_utilization"]
+    assert signals["decode_tps"]["correlation"] > 0.9 > signals["decode_gpu_utilization"]["correlation"]
+    assert signals["decode_tps"]["snr"] > 10 > signals["decode_gpu_utilization"]["snr"]
+    assert signals["ttft"]["snr"] < signals["decode_tps"]["snr"]

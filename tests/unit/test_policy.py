@@ -311,3 +311,120 @@ def test_a_hold_still_brings_pools_up_to_a_raised_minimum(tps: float | None) -> 
     assert (decision.prefill, decision.decode) == (2, 4)
     assert "only the minimums apply" in decision.message
     assert decision.state.last_scale_up_time is None, "a bound, not load: no cooldown starts"
+
+
+# --- Bursts: the latency guard on TTFT, its proportional step, and the adaptive ratio ---------
+
+GUARD: dict[str, Any] = {
+    "latencyGuard": {
+        "sloSeconds": 0.05,
+        "ttftSeconds": 4.0,
+        "tiers": [{"over": 1.2, "stepPercent": 10}, {"over": 1.5, "stepPercent": 20}],
+    }
+}
+
+
+def watched(tps: float, decode: int, *, ttft: float | None, tbt: float | None = 0.03, starting: int = 0) -> Observation:
+    base = observe(tps, decode, starting=starting, tbt=tbt)
+    return Observation(base.decode_tps, base.metric_age_seconds, base.prefill, base.decode, base.tbt_seconds, ttft)
+
+
+@pytest.mark.parametrize(
+    ("ttft", "ttft_slo", "expected", "reason"),
+    [
+        (3.0, 4.0, 10, Reason.WITHIN_TOLERANCE),  # TTFT within its SLO
+        (5.2, 4.0, 11, Reason.LATENCY_GUARD),  # 1.3x: +10%
+        (8.0, 4.0, 12, Reason.LATENCY_GUARD),  # 2x: +20%
+        (8.0, None, 10, Reason.WITHIN_TOLERANCE),  # no TTFT SLO in the spec: TTFT is not watched
+    ],
+)
+def test_latency_guard_tiers_watch_ttft(ttft: float, ttft_slo: float | None, expected: int, reason: Reason) -> None:
+    guard = merge(GUARD, {"latencyGuard": {"ttftSeconds": ttft_slo}}) if ttft_slo else GUARD
+    if ttft_slo is None:
+        guard = {"latencyGuard": {k: v for k, v in GUARD["latencyGuard"].items() if k != "ttftSeconds"}}
+    decision = run(watched(1000.0, 10, ttft=ttft), behavior=guard)
+    assert decision.decode == expected
+    assert decision.reason is reason
+
+
+@pytest.mark.parametrize(
+    ("ttft", "max_step", "expected"),
+    [
+        (8.0, 1000, 20),  # 2x its SLO: +100% (not the tier's +20%)
+        (10.0, 1000, 25),  # 2.5x: +150%
+        (10.0, 100, 20),  # capped at maxStepPercent of the serving instances
+        (5.2, 1000, 13),  # 1.3x: the overshoot's +30% beats the tier's +10%
+    ],
+)
+def test_a_proportional_guard_steps_with_the_overshoot(ttft: float, max_step: int, expected: int) -> None:
+    guard = merge(GUARD, {"latencyGuard": {"proportional": True}})
+    behavior = merge(guard, {"scaleUp": {"maxStepPercent": max_step}})
+    decision = run(watched(1000.0, 10, ttft=ttft), behavior=behavior)
+    assert decision.decode == expected
+    assert decision.reason is Reason.LATENCY_GUARD
+
+
+def test_the_guard_counts_its_step_from_the_serving_instances() -> None:
+    # 10 serving and 10 starting (the guard's last step): latency is still 3x over while they load,
+    # but doubling what serves is what is already on its way, so nothing more is asked (and the
+    # breach keeps the pool from scaling in on the low throughput reading).
+    behavior = merge(GUARD, {"latencyGuard": {"proportional": True}, "scaleUp": {"maxStepPercent": 100}})
+    decision = run(watched(1000.0, 20, ttft=12.0, starting=10), behavior=behavior)
+    assert decision.decode == 20
+    counted_from_replicas = run(watched(1000.0, 20, ttft=12.0), behavior=behavior)
+    assert counted_from_replicas.decode == 40  # the same breach with all 20 serving doubles them
+
+
+def test_a_latency_breach_is_not_held_by_the_scale_up_cooldown() -> None:
+    state = PolicyState(last_scale_up_time=NOW - 10)
+    damped = merge(DAMPED, {"behavior": GUARD})
+    throughput = run(watched(2000.0, 10, ttft=1.0), state, **damped)
+    assert throughput.reason is Reason.COOLDOWN_ACTIVE
+    guard = run(watched(1000.0, 10, ttft=8.0), state, **damped)
+    assert guard.reason is Reason.LATENCY_GUARD
+    assert guard.decode == 12
+
+
+ADAPTIVE: dict[str, Any] = {
+    "ratio": {
+        "prefill": 2,
+        "decode": 1,
+        "adaptive": {"minRatio": 1.0, "maxRatio": 4.0, "prefillTargetTPSPerInstance": 1000, "hysteresis": 0.1},
+    }
+}
+
+
+def adaptive_observe(missed: float | None, decode: int, prefill: int) -> Observation:
+    base = observe(100.0 * decode, decode, prefill=prefill)
+    return Observation(base.decode_tps, base.metric_age_seconds, base.prefill, base.decode, prefill_missed_tps=missed)
+
+
+@pytest.mark.parametrize(
+    ("missed", "prefill", "expected"),
+    [
+        (25_000.0, 20, 25),  # 25k KV-missed tok/s at 1k each: 25 prefill for 10 decode (2.5 per decode)
+        (20_900.0, 20, 20),  # within +-10% of 20 instances' target: hysteresis holds
+        (90_000.0, 20, 40),  # 90 wanted, but the band allows at most 4 per decode: 40
+        (2_000.0, 20, 10),  # 2 wanted, the band keeps at least 1 per decode: 10
+        (None, 20, 20),  # no reading: the fixed 2:1 ratio applies
+    ],
+)
+def test_an_adaptive_ratio_follows_missed_prefill_within_its_band(
+    missed: float | None, prefill: int, expected: int
+) -> None:
+    decision = run(adaptive_observe(missed, 10, prefill), **ADAPTIVE)
+    assert decision.decode == 10  # decode still follows decode tokens/s alone
+    assert decision.prefill == expected
+
+
+def test_an_adaptive_prefill_scale_in_waits_for_starting_pods() -> None:
+    observation = adaptive_observe(5_000.0, 10, 20)
+    starting = Observation(
+        observation.decode_tps,
+        observation.metric_age_seconds,
+        observation.prefill,
+        PoolObservation(10, 8, 2, {"H20": 10}),
+        prefill_missed_tps=5_000.0,
+    )
+    assert run(starting, **ADAPTIVE).prefill == 20
+    assert run(observation, **ADAPTIVE).prefill == 10
