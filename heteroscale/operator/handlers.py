@@ -73,6 +73,7 @@ class Operator:
         kopf.on.cleanup(registry=self.registry)(self._cleanup)
         kopf.index("v1", "nodes", id="gpu_nodes", registry=self.registry)(self._index_node)
         kopf.index("v1", "pods", id="gpu_pods", registry=self.registry)(self._index_pod)
+        kopf.index("apps", "v1", "deployments", id="deployments", registry=self.registry)(self._index_deployment)
         kopf.index("autoscaling", "v2", "horizontalpodautoscalers", id="hpas", registry=self.registry)(self._index_hpa)
         kopf.index("keda.sh", "v1alpha1", "scaledobjects", id="scaled_objects", registry=self.registry)(
             self._index_scaled_object
@@ -106,15 +107,24 @@ class Operator:
             self.context = Context(client, self.readers, self.metrics, self.clock, self.cluster, self.config)
         return info
 
-    def _index_node(self, body: kopf.Body, name: str, **_: Any) -> dict[str, Any] | None:
+    # Index handlers are coroutines: they run on every change of every object, and kopf would hand
+    # a plain function to a worker thread each time.
+
+    async def _index_node(self, body: kopf.Body, name: str, **_: Any) -> dict[str, Any] | None:
         self.cluster.changes += 1
         node = indexes.gpu_node(body)
         return None if node is None else {name: node}
 
-    def _index_pod(self, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Any] | None:
+    async def _index_pod(self, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Any] | None:
         self.cluster.changes += 1
         pod = indexes.gpu_pod(body)
         return None if pod is None else {(namespace, name): pod}
+
+    @staticmethod
+    async def _index_deployment(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], Any]:
+        """Every Deployment, by name and by its controller's uid: ticks read their group's from here."""
+        trimmed = indexes.deployment(body)
+        return dict.fromkeys(indexes.deployment_keys(body), trimmed)
 
     async def _seed_group(self, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
         """Index handlers run on every change, and kopf fills the indexes before it starts any
@@ -132,12 +142,12 @@ class Operator:
         return group_references(body) or None
 
     @staticmethod
-    def _index_hpa(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str] | None:
+    async def _index_hpa(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str] | None:
         found = autoscaler_target(HPA, body)
         return None if found is None else dict([found])
 
     @staticmethod
-    def _index_scaled_object(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str] | None:
+    async def _index_scaled_object(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str] | None:
         found = autoscaler_target(SCALED_OBJECT, body)
         return None if found is None else dict([found])
 
@@ -161,6 +171,7 @@ class Operator:
         self.cluster.nodes, self.cluster.pods = indexed["gpu_nodes"], indexed["gpu_pods"]
         self.cluster.autoscalers = (indexed["hpas"], indexed["scaled_objects"])
         self.cluster.references = indexed["references"]
+        self.cluster.deployments = indexed["deployments"]
 
         def emit(type_: str, reason: str, message: str) -> None:
             kopf.event(body, type=type_, reason=reason, message=message[:1024])

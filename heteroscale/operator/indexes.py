@@ -1,8 +1,10 @@
-"""What the operator's kopf indexes keep of Nodes and Pods (pure).
+"""What the operator's kopf indexes keep of Nodes, Pods and Deployments (pure).
 
-Placement needs every GPU node and every bound pod that requests GPUs; listing them on every tick
-would cost one cluster-wide LIST per PDServingGroup per tick. kopf indexes keep them from the
-watch instead, trimmed to the fields :func:`heteroscale.placement.inventory_from_k8s` reads.
+Placement needs every GPU node and every bound pod that requests GPUs, and every tick needs its
+group's Deployments; listing or fetching them on every tick would cost requests per
+PDServingGroup per tick. kopf indexes keep them from the watch instead, trimmed to the fields that
+are read: :func:`heteroscale.placement.inventory_from_k8s` for nodes and pods, and for Deployments
+what ownership, the policy's observation and the patches read (:func:`deployment`).
 
 Which extended resource is a GPU is each spec's ``topology.gpuResource``, unknown when an object is
 indexed, so a node or pod is kept when it offers or requests any extended resource (a
@@ -67,3 +69,30 @@ def gpu_pod(pod: Mapping[str, Any]) -> JsonObject | None:
         },
         "status": {"phase": status.get("phase")},
     }
+
+
+def deployment(obj: Mapping[str, Any]) -> JsonObject:
+    """A Deployment as a tick reads it: identity, labels and the annotations and ownerReferences
+    that say whose it is, its replicas and selector, and its readiness. The pod template is left
+    out (its hash is an annotation)."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    return {
+        "metadata": {
+            key: meta.get(key)
+            for key in ("name", "namespace", "uid", "resourceVersion", "labels", "annotations", "ownerReferences")
+            if meta.get(key) is not None
+        },
+        "spec": {"replicas": spec.get("replicas"), "selector": spec.get("selector") or {}},
+        "status": {key: status[key] for key in ("replicas", "readyReplicas") if key in status},
+    }
+
+
+def deployment_keys(obj: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """The keys a Deployment is found by: its name, and its controller's uid (the group that owns it)."""
+    meta = obj.get("metadata") or {}
+    namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+    keys: list[tuple[str, ...]] = [("name", namespace, name)]
+    owners = [r for r in meta.get("ownerReferences") or [] if isinstance(r, Mapping) and r.get("controller") is True]
+    if owners and owners[0].get("uid"):
+        keys.append(("owner", str(owners[0]["uid"])))
+    return keys

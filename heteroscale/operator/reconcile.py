@@ -33,10 +33,10 @@ from pydantic import ValidationError
 from heteroscale.api.config import OperatorConfig
 from heteroscale.api.enums import ConditionType, Mode, Reason, Role
 from heteroscale.api.errors import describe
-from heteroscale.api.labels import LABEL_PDSG
 from heteroscale.api.spec import PDServingGroupSpec, Topology
-from heteroscale.api.status import Drain, GroupStatus, LastDecision, PDServingGroupStatus, RoleCounts
-from heteroscale.operator import access, conditions, manifests, observe, ownership
+from heteroscale.api.status import Drain, GroupStatus, LastDecision, PDServingGroupStatus, PolicyState, RoleCounts
+from heteroscale.metrics.reader import Signals
+from heteroscale.operator import access, conditions, indexes, manifests, observe, ownership
 from heteroscale.operator.apply import Apply, Emit, Refusal, counts, cr_path, deployment_path
 from heteroscale.operator.conflicts import conflicting_autoscalers, conflicting_groups
 from heteroscale.operator.kube import JsonObject, KubeClient, NotFound
@@ -57,15 +57,18 @@ __all__ = ["DEFAULT_INTERVAL", "Cluster", "Context", "Emit", "seed_request", "ti
 @dataclass
 class Cluster:
     """What the kopf indexes hold, as a tick reads it: GPU nodes and pods for placement's inventory,
-    the other autoscalers by the Deployment they target, and the Deployments other PDServingGroups
-    reference. The handlers put kopf's index objects here; they stay current from the watch, so no
-    tick lists Nodes, Pods, autoscalers or PDServingGroups."""
+    the other autoscalers by the Deployment they target, the Deployments other PDServingGroups
+    reference, and every Deployment. The handlers put kopf's index objects here; they stay current
+    from the watch, so no tick lists or fetches Nodes, Pods, Deployments, autoscalers or groups."""
 
     nodes: Mapping[Any, Iterable[JsonObject]] = field(default_factory=dict)
     pods: Mapping[Any, Iterable[JsonObject]] = field(default_factory=dict)
     autoscalers: Sequence[Mapping[tuple[str, str], Iterable[str]]] = ()
     references: Mapping[tuple[str, str], Iterable[tuple[str, str, str]]] = field(default_factory=dict)
     """(namespace, Deployment) → (creationTimestamp, uid, name) of each PDServingGroup referencing it."""
+    deployments: Mapping[tuple[str, ...], Iterable[JsonObject]] = field(default_factory=dict)
+    """Every Deployment as :func:`~heteroscale.operator.indexes.deployment` trims it, by
+    ``("name", namespace, name)`` and by ``("owner", controller uid)``."""
     slow_nodes: frozenset[str] = frozenset()
     """Nodes to use last, besides those labelled slow (e.g. from `heteroscale stragglers serve --slow-nodes`)."""
     changes: int = 0
@@ -180,18 +183,19 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
             grant = access.resolve(ctx.config, spec, namespace)
         except ValueError as exc:
             raise Refusal(Reason.NOT_ALLOWED, str(exc)) from None
-        placed = uses_placement(spec)
-        if not placed or spec.mode is not Mode.ENFORCE:
+        if not uses_placement(spec) or spec.mode is not Mode.ENFORCE:
             # Only Enforce creates the planned pods, so only a placed Enforce group reserves capacity.
             ctx.cluster.plans.drop(namespace, name)
-        wanted = from_status(status.groups) if placed else role_groups(spec, name, 0, 0)
-        owned, deployments = await _deployments(client, obj, wanted)
-        adopt = _judge(ctx.cluster, obj, wanted, deployments)
-        current = [replace(g, replicas=observe.asked(deployments[g.name])) for g in wanted]
-        current += leftovers(owned, wanted)
-        for group in current[len(wanted) :]:
-            deployments[group.name] = next(d for d in owned if d["metadata"]["name"] == group.name)
-        await _act(ctx, obj, spec, grant, status, out, current, deployments, adopt, emit, now)
+        seen = await _read(ctx, obj, spec, status, fresh=False)
+        signals = await _signals(ctx, spec, grant, seen, now)
+        plan = await _plan(ctx, obj, spec, grant, status, seen, signals, now)
+        if spec.mode is Mode.ENFORCE and plan.writes():
+            # The index may lag the API server: never write from it. Fetch what the writes are
+            # about, and plan again if anything moved since the index saw it.
+            fresh = await _read(ctx, obj, spec, status, fresh=True)
+            if fresh.differs(seen):
+                plan = await _plan(ctx, obj, spec, grant, status, fresh, signals, now)
+        await _record(ctx, obj, spec, status, out, await _execute(ctx, obj, spec, plan, emit, now), signals, now)
     except Refusal as refusal:
         ctx.cluster.plans.drop(namespace, name)
         if refusal.reason is Reason.CONFLICT:
@@ -207,19 +211,55 @@ def _spec(obj: Mapping[str, Any]) -> PDServingGroupSpec:
         raise Refusal(Reason.INVALID_SPEC, "invalid spec: " + "; ".join(describe(exc))) from None
 
 
-async def _deployments(
-    client: KubeClient, obj: Mapping[str, Any], wanted: Sequence[GroupPlan]
-) -> tuple[list[JsonObject], dict[str, JsonObject | None]]:
-    """The Deployments the group owns (listed by its label, kept only with its controller
-    ownerReference) and the ones it wants by name (None: not there; judged by :func:`_judge`)."""
+@dataclass
+class _Seen:
+    """The group's Deployments as a tick reads them: what it wants and controls, each Deployment by
+    name (None: not there), and the ones it may adopt."""
+
+    current: list[GroupPlan]
+    deployments: dict[str, JsonObject | None]
+    adopt: list[JsonObject]
+
+    def differs(self, other: _Seen) -> bool:
+        """Anything a decision or a write reads is different between two reads."""
+        return {n: _essence(d) for n, d in self.deployments.items()} != {
+            n: _essence(d) for n, d in other.deployments.items()
+        } or [g.name for g in self.current] != [g.name for g in other.current]
+
+
+def _essence(deployment: Mapping[str, Any] | None) -> Any:
+    if deployment is None:
+        return None
+    trimmed = indexes.deployment(deployment)
+    meta = {k: v for k, v in trimmed["metadata"].items() if k != "resourceVersion"}
+    return (meta, trimmed["spec"], trimmed["status"])
+
+
+async def _read(
+    ctx: Context, obj: Mapping[str, Any], spec: PDServingGroupSpec, status: PDServingGroupStatus, *, fresh: bool
+) -> _Seen:
+    """The group's Deployments, judged (:func:`_judge`): from the Deployment index, or ``fresh``
+    from the API server. The ones it controls are found in the index by its uid either way; a
+    reference the index does not have yet is worth one GET before the group is refused for it."""
     meta = obj["metadata"]
-    listed = await client.list(deployment_path(meta["namespace"]), label_selector=f"{LABEL_PDSG}={meta['name']}")
-    by_name: dict[str, JsonObject | None] = {d["metadata"]["name"]: d for d in listed}
-    for group in wanted:
-        if group.name not in by_name:
-            by_name[group.name] = await _get_or_none(client, deployment_path(meta["namespace"], group.name))
-    ours = [d for d in listed if ownership.controlled_by(d, _uid(obj))]
-    return ours, {g.name: by_name[g.name] for g in wanted}
+    namespace, name, index = meta["namespace"], meta["name"], ctx.cluster.deployments
+    wanted = from_status(status.groups) if uses_placement(spec) else role_groups(spec, name, 0, 0)
+    ours = [d for d in index.get(("owner", _uid(obj)), ()) if d["metadata"].get("namespace") == namespace]
+    extra = leftovers(ours, wanted)
+    deployments: dict[str, JsonObject | None] = {}
+    for group in [*wanted, *extra]:
+        found = None if fresh else next(iter(index.get(("name", namespace, group.name), ())), None)
+        if found is None and (fresh or not group.owned):
+            found = await _get_or_none(ctx.client, deployment_path(namespace, group.name))
+        deployments[group.name] = found
+    adopt = _judge(ctx.cluster, obj, wanted, deployments)
+    live = [
+        g
+        for g in extra
+        if deployments[g.name] is not None and ownership.controlled_by(deployments[g.name] or {}, _uid(obj))
+    ]
+    current = [replace(g, replicas=observe.asked(deployments[g.name])) for g in [*wanted, *live]]
+    return _Seen(current, {g.name: deployments[g.name] for g in current}, adopt)
 
 
 def _uid(obj: Mapping[str, Any]) -> str:
@@ -259,33 +299,70 @@ def _judge(
     return adopt
 
 
-async def _act(
+async def _signals(ctx: Context, spec: PDServingGroupSpec, grant: access.Access, seen: _Seen, now: float) -> Signals:
+    """The group's readings from its admin-configured Prometheus (blocking reads in a thread)."""
+    by_role = {
+        role: [g.name for g in seen.current if g.role is role and seen.deployments[g.name] is not None] for role in Role
+    }
+    reader = ctx.reader(grant)
+    return await asyncio.to_thread(reader.read, spec, grant.scope, by_role[Role.DECODE], by_role[Role.PREFILL], now)
+
+
+@dataclass
+class _Plan:
+    """What one tick will do, decided before anything is written."""
+
+    seen: _Seen
+    observation: Observation
+    decision: Decision
+    state: PolicyState
+    """The policy state to carry (the old one while a drain waits: its scale-in is not done yet)."""
+    pending: Drain | None
+    """The drain in the status; None when there is none or it is cancelled now."""
+    cancel: Drain | None
+    """A drain to cancel: the policy now wants more, or cannot trust its signal."""
+    finish: bool
+    """The pending drain's period is over: lower the replicas now."""
+    targets: list[GroupPlan]
+    kept: set[str]
+    """Deployments the targets keep (the others go to 0 and are deleted once drained)."""
+    adopt: list[JsonObject]
+    unschedulable: str | None
+    name: str
+    spec: PDServingGroupSpec
+
+    def writes(self) -> bool:
+        """Whether executing this plan writes anything (Enforce); a steady tick writes nothing."""
+        if self.adopt or self.cancel is not None or self.finish:
+            return True
+        if self.pending is not None:
+            return False
+        return any(self._writes_to(group) for group in self.targets)
+
+    def _writes_to(self, group: GroupPlan) -> bool:
+        deployment = self.seen.deployments.get(group.name)
+        if deployment is None:
+            return group.owned and group.replicas > 0  # created
+        if manifests.group_patch(deployment, group, manifests.pod_template(self.name, self.spec, group)):
+            return True  # scaled, or a new pod template
+        return group.owned and group.name not in self.kept and observe.asked(deployment) == 0  # deleted
+
+
+async def _plan(
     ctx: Context,
     obj: Mapping[str, Any],
     spec: PDServingGroupSpec,
     grant: access.Access,
     status: PDServingGroupStatus,
-    out: _Status,
-    current: list[GroupPlan],
-    deployments: dict[str, JsonObject | None],
-    adopt: Sequence[JsonObject],
-    emit: Emit,
+    seen: _Seen,
+    signals: Signals,
     now: float,
-) -> None:
-    """Steps 4-6: observe, decide, plan, write, and record it all in the status."""
+) -> _Plan:
+    """Observe, decide and place (steps 4-5), writing nothing. A Deployment the plan names for the
+    first time is read and judged here, so a name clash is refused before any write."""
     namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
     enforce = spec.mode is Mode.ENFORCE
-    apply = Apply(ctx.client, ctx.metrics, obj, namespace, name, spec, current, deployments, emit, now)
-    if enforce:
-        for deployment in adopt:
-            await apply.adopt(deployment)
-
-    decode_names = [g.name for g in current if g.role is Role.DECODE and deployments[g.name] is not None]
-    prefill_names = [g.name for g in current if g.role is Role.PREFILL and deployments[g.name] is not None]
-    reader = ctx.reader(grant)
-    signals = await asyncio.to_thread(reader.read, spec, grant.scope, decode_names, prefill_names, now)
-    if signals.problem:
-        ctx.metrics.count_fetch_error(namespace, name, signals.problem)
+    current, deployments = seen.current, dict(seen.deployments)
     observation = Observation(
         decode_tps=signals.decode_tps,
         metric_age_seconds=signals.metric_age_seconds,
@@ -297,67 +374,111 @@ async def _act(
         prefill_missed_tps=signals.prefill_missed_tps,
     )
     decision = decide(spec, observation, status.policy_state, now)
-    ctx.metrics.observe_decision(namespace, name, spec, observation, decision, signals)
-
-    state, pending = decision.state, status.drain
-    if enforce and pending is not None and (decision.held or _wants_more(decision, observation)):
+    state, pending, cancel = decision.state, status.drain, None
+    if pending is not None and (decision.held or _wants_more(decision, observation)):
         # Load came back, latency degraded, or the signal cannot be trusted to confirm the scale-in:
         # the drained pods still run, so serving them again costs no cold start.
-        await apply.cancel_drain(pending, decision.message)
-        pending = None
+        pending, cancel = None, pending
     unschedulable: str | None = None
     kept: set[str] = set()
-    placed = uses_placement(spec)
+    adopt = list(seen.adopt)
     if pending is not None:
         # The policy already chose this scale-in, and placement planned it: both wait for the drain.
         state = status.policy_state
         targets = _with_drain_targets(current, pending)
-        if enforce and now >= pending.started + spec.behavior.scale_down.drain_seconds:
-            await apply.finish_drain(pending)
-            pending = None
+        finish = now >= pending.started + spec.behavior.scale_down.drain_seconds
+        plan = _Plan(seen, observation, decision, state, pending, None, finish, targets, kept, adopt, None, name, spec)
+        return replace(plan, seen=replace(seen, deployments=deployments))
+    prefill = _starting(Role.PREFILL, decision.prefill, current, deployments, spec)
+    decode = _starting(Role.DECODE, decision.decode, current, deployments, spec)
+    if uses_placement(spec):
+        try:
+            inventory = ctx.cluster.inventory(spec.topology)
+        except ValueError as exc:  # a node with a GPU quantity that is not a whole number
+            raise Refusal(Reason.UNSCHEDULABLE, f"cannot read the GPU inventory: {exc}") from None
+        groups_now = [group_status(g, deployments) for g in current]
+        request = PlanRequest(name, grant.placed_spec(spec), RoleTargets(prefill, decode), groups_now, namespace)
+        book = ctx.cluster.plans
+        placed = await (book.plan if enforce else book.preview)(request, inventory)
+        planned = from_plan(placed)
+        kept = {g.name for g in planned}
+        # Groups that leave the plan go to 0 (drained like any scale-in), then are deleted.
+        targets = planned + [replace(g, replicas=0) for g in current if g.name not in kept]
+        unschedulable = "; ".join(f.message for f in placed.unschedulable) or None
     else:
-        prefill = _starting(Role.PREFILL, decision.prefill, current, deployments, spec)
-        decode = _starting(Role.DECODE, decision.decode, current, deployments, spec)
-        if placed:
-            try:
-                inventory = ctx.cluster.inventory(spec.topology)
-            except ValueError as exc:  # a node with a GPU quantity that is not a whole number
-                raise Refusal(Reason.UNSCHEDULABLE, f"cannot read the GPU inventory: {exc}") from None
-            groups_now = [group_status(g, deployments) for g in current]
-            request = PlanRequest(name, grant.placed_spec(spec), RoleTargets(prefill, decode), groups_now, namespace)
-            book = ctx.cluster.plans
-            plan = await (book.plan if enforce else book.preview)(request, inventory)
-            planned = from_plan(plan)
-            kept = {g.name for g in planned}
-            # Groups that leave the plan go to 0 (drained like any scale-in), then are deleted.
-            targets = planned + [replace(g, replicas=0) for g in current if g.name not in kept]
-            unschedulable = "; ".join(f.message for f in plan.unschedulable) or None
-        else:
-            targets = role_groups(spec, name, prefill, decode)
-            kept = {g.name for g in targets}
-            targets += [replace(g, replicas=0) for g in current if g.name not in kept]
-        # A Deployment the plan names for the first time may exist already: judged before any write.
-        # One the group may take (ours after a lost status write, or annotated for adoption) keeps
-        # its replicas on this tick: the decision did not count it, so it cannot scale it in.
-        fresh = [g for g in targets if g.name not in deployments and g.replicas > 0]
-        for group in fresh:
-            deployments[group.name] = await _get_or_none(ctx.client, deployment_path(namespace, group.name))
-        adopt_new = _judge(ctx.cluster, obj, fresh, deployments)
-        if fresh:
-            names = {g.name for g in fresh}
-            targets = [
-                *_never_lower([g for g in targets if g.name in names], deployments),
-                *[g for g in targets if g.name not in names],
-            ]
-        if decision.held:
-            targets = _never_lower(targets, deployments)
-        if enforce:
-            for deployment in adopt_new:
-                await apply.adopt(deployment)
-            pending = await apply.decision(decision, targets, observation)
-            if pending is None:
-                targets = await apply.remove_emptied(targets, kept)
+        targets = role_groups(spec, name, prefill, decode)
+        kept = {g.name for g in targets}
+        targets += [replace(g, replicas=0) for g in current if g.name not in kept]
+    # A Deployment the plan names for the first time may exist already. One the group may take
+    # (ours after a lost status write, or annotated for adoption) keeps its replicas on this tick:
+    # the decision did not count it, so it cannot scale it in.
+    fresh = [g for g in targets if g.name not in deployments and g.replicas > 0]
+    for group in fresh:
+        indexed = next(iter(ctx.cluster.deployments.get(("name", namespace, group.name), ())), None)
+        deployments[group.name] = indexed or await _get_or_none(ctx.client, deployment_path(namespace, group.name))
+    adopt += _judge(ctx.cluster, obj, fresh, deployments)
+    names = {g.name for g in fresh}
+    targets = [
+        *_never_lower([g for g in targets if g.name in names], deployments),
+        *[g for g in targets if g.name not in names],
+    ]
+    if decision.held:
+        targets = _never_lower(targets, deployments)
+    seen = replace(seen, deployments=deployments)
+    return _Plan(
+        seen, observation, decision, state, None, cancel, False, targets, kept, adopt, unschedulable, name, spec
+    )
 
+
+@dataclass
+class _Done:
+    """What a tick did, for its status."""
+
+    plan: _Plan
+    targets: list[GroupPlan]
+    pending: Drain | None
+
+
+async def _execute(
+    ctx: Context, obj: Mapping[str, Any], spec: PDServingGroupSpec, plan: _Plan, emit: Emit, now: float
+) -> _Done:
+    """Step 6: the plan's writes (Enforce only), all through :class:`Apply`."""
+    namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+    if spec.mode is not Mode.ENFORCE:
+        return _Done(plan, plan.targets, plan.pending)
+    deployments = plan.seen.deployments
+    apply = Apply(ctx.client, ctx.metrics, obj, namespace, name, spec, plan.seen.current, deployments, emit, now)
+    for deployment in plan.adopt:
+        await apply.adopt(deployment)
+    if plan.cancel is not None:
+        await apply.cancel_drain(plan.cancel, plan.decision.message)
+    if plan.pending is not None:
+        if plan.finish:
+            await apply.finish_drain(plan.pending)
+            return _Done(plan, plan.targets, None)
+        return _Done(plan, plan.targets, plan.pending)
+    pending = await apply.decision(plan.decision, plan.targets, plan.observation)
+    targets = plan.targets if pending is not None else await apply.remove_emptied(plan.targets, plan.kept)
+    return _Done(plan, targets, pending)
+
+
+async def _record(
+    ctx: Context,
+    obj: Mapping[str, Any],
+    spec: PDServingGroupSpec,
+    status: PDServingGroupStatus,
+    out: _Status,
+    done: _Done,
+    signals: Signals,
+    now: float,
+) -> None:
+    """The tick in the status: readings, targets, groups, the decision, conditions, the drain."""
+    namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
+    plan, targets, deployments = done.plan, done.targets, done.plan.seen.deployments
+    decision, observation = plan.decision, plan.observation
+    ctx.metrics.observe_decision(namespace, name, spec, observation, decision, signals)
+    if signals.problem:
+        ctx.metrics.count_fetch_error(namespace, name, signals.problem)
     groups = [group_status(g, deployments, g.replicas) for g in targets]
     ctx.metrics.observe_groups(namespace, name, groups)
     not_ready = [
@@ -367,9 +488,11 @@ async def _act(
         if g.replicas and (d is None or observe.ready(d) < observe.asked(d))
     ]
     before = status.conditions
-    conds = conditions.decided(before, spec, decision, "; ".join(not_ready) or None, unschedulable, now, out.generation)
-    if unschedulable and conditions.changed(before, conds, ConditionType.READY):
-        emit("Warning", Reason.UNSCHEDULABLE, unschedulable)
+    conds = conditions.decided(
+        before, spec, decision, "; ".join(not_ready) or None, plan.unschedulable, now, out.generation
+    )
+    if plan.unschedulable and conditions.changed(before, conds, ConditionType.READY):
+        out.emit("Warning", Reason.UNSCHEDULABLE, plan.unschedulable)
     await out.write(
         {
             "decodeTPS": _finite(signals.decode_tps),
@@ -382,9 +505,9 @@ async def _act(
             "lastDecision": LastDecision(
                 reason=decision.reason, message=decision.message, time=conditions.rfc3339(now)
             ).model_dump(by_alias=True, mode="json"),
-            "policyState": state.model_dump(by_alias=True, mode="json"),
+            "policyState": plan.state.model_dump(by_alias=True, mode="json"),
             "conditions": _dump(conds),
-            "drain": pending.model_dump(by_alias=True, mode="json") if pending else None,
+            "drain": done.pending.model_dump(by_alias=True, mode="json") if done.pending else None,
         }
     )
 

@@ -191,7 +191,7 @@ def grants(*rules: tuple[str, str, str]) -> set[tuple[str, str, str]]:
 NAMESPACED_RIGHTS = grants(
     ("heteroscale.io", "pdservinggroups", "get list watch patch"),
     ("heteroscale.io", "pdservinggroups/status", "get patch"),
-    ("apps", "deployments", "get list create patch delete"),
+    ("apps", "deployments", "get list watch create patch delete"),
     ("apps", "replicasets", "list"),
     ("", "pods", "get list watch patch"),
     ("autoscaling", "horizontalpodautoscalers", "get list watch"),

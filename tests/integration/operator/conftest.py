@@ -11,11 +11,11 @@ soft scale-in relies on.
 from __future__ import annotations
 
 import asyncio
-import copy
 import itertools
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,8 @@ PODS = "v1/pods"
 NODES = "v1/nodes"
 EVENTS = "v1/events"
 NS = "serving"
+#: The User-Agent of the controllers' stand-in's requests.
+STANDIN_AGENT = "replicaset-standin"
 
 
 @dataclass
@@ -79,15 +81,18 @@ class ReplicaSetStandIn:
     """(pod, its serving label when it was removed)."""
     _names: itertools.count[int] = field(default_factory=itertools.count)
 
-    def step(self) -> None:
+    def step(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """One pass of the controllers. Pods and ReplicaSets are written to the store directly (no
+        watcher of the operator's needs their events); what it changes on Deployments is returned as
+        (namespace, name, patch), for :meth:`run` to send through the API like any controller, so
+        the operator's watch of Deployments sees it."""
+        changed: list[tuple[str, str, dict[str, Any]]] = []
         objects = self.emulator.objects
         for key in [k for k in objects if str(k[0]) == str(kmock.resource(DEPLOYMENTS))]:
             deployment = objects[key]
             if deployment.deleted:
                 continue
             _, namespace, name = key
-            if not deployment["metadata"].get("uid"):
-                deployment.patch({"metadata": {"uid": f"uid-deployment-{namespace}-{name}"}})
             replica_set = self._replica_set(namespace, name, deployment)
             want = deployment["spec"].get("replicas", 0)
             pods = [
@@ -129,7 +134,8 @@ class ReplicaSetStandIn:
                     self.removed.append((pod["metadata"]["name"], pod["metadata"]["labels"].get(LABEL_SERVING)))
                     pod.delete()
             if deployment.get("status", {}).get("readyReplicas") != want:
-                deployment.patch({"status": {"replicas": want, "readyReplicas": want}})
+                changed.append((namespace, name, {"status": {"replicas": want, "readyReplicas": want}}))
+        return changed
 
     def _replica_set(self, namespace: str, deployment_name: str, deployment: Any) -> Any:
         """The one ReplicaSet the Deployment controls (a template change would make another; the
@@ -160,14 +166,30 @@ class ReplicaSetStandIn:
                 "labels": labels,
                 "ownerReferences": [owner("Deployment", deployment)],
             },
-            "spec": {"selector": copy.deepcopy(deployment.raw["spec"]["selector"])},
+            "spec": {"selector": plain(deployment.raw["spec"]["selector"])},
         }
         return objects[key]
 
     async def run(self) -> None:
-        while True:
-            self.step()
-            await asyncio.sleep(0.05)
+        # Its own User-Agent, so the tests tell its writes from the operator's (see :func:`writes`).
+        agent = {"User-Agent": STANDIN_AGENT}
+        async with aiohttp.ClientSession(base_url=str(self.emulator.url), headers=agent) as session:
+            while True:
+                for namespace, name, patch in self.step():
+                    path = f"/apis/apps/v1/namespaces/{namespace}/deployments/{name}"
+                    headers = {"Content-Type": "application/merge-patch+json"}
+                    async with session.patch(path, json=patch, headers=headers) as response:
+                        response.release()
+                await asyncio.sleep(0.05)
+
+
+def plain(value: Any) -> Any:
+    """The emulator's stored views as plain JSON values."""
+    if isinstance(value, Mapping):
+        return {key: plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(item) for item in value]
+    return value
 
 
 def owner(kind: str, obj: Any) -> dict[str, Any]:
@@ -208,6 +230,25 @@ def node(name: str, gpu: str, s2: str, s1: str = "s1-a", gpus: int = 8) -> dict[
 DEFAULT_NODES = [node(f"h20-{i}", "H20", "s2-a") for i in range(2)] + [
     node(f"l20-{i}", "L20", "s2-a") for i in range(2)
 ]
+
+
+class ApiServerEmulator(kmock.KubernetesEmulator):
+    """KMock's emulator, plus what an API server does to every object it creates: a uid and a
+    creation time. Without a uid from the start, the uid a controller adds later looks to kopf like
+    another object, and an index would keep both."""
+
+    async def _handle(self, request: kmock.Request) -> Any:
+        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
+            metadata = request.data.setdefault("metadata", {})
+            metadata.setdefault("uid", str(uuid.uuid4()))
+            metadata.setdefault("creationTimestamp", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+        return await super()._handle(request)
+
+
+@pytest.fixture
+def kmock_options(kmock_options: dict[str, Any]) -> dict[str, Any]:
+    """Every operator test's emulator is an :class:`ApiServerEmulator`."""
+    return {**kmock_options, "cls": ApiServerEmulator}
 
 
 @pytest.fixture
@@ -265,6 +306,12 @@ class Api:
 
     async def delete(self, path: str) -> None:
         async with self.session.delete(path) as response:
+            assert response.status < 300, await response.text()
+
+    async def patch(self, path: str, body: dict[str, Any]) -> None:
+        """A merge patch, as ``kubectl patch --type merge`` (or ``kubectl annotate``) sends it."""
+        headers = {"Content-Type": "application/merge-patch+json"}
+        async with self.session.patch(path, json=body, headers=headers) as response:
             assert response.status < 300, await response.text()
 
 
@@ -388,7 +435,8 @@ def deployment(name: str, replicas: int = 2) -> dict[str, Any]:
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": {"name": name, "namespace": NS},
+        # What the API server would have given it; the tests put it in the store directly.
+        "metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}"},
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": labels},
@@ -408,4 +456,11 @@ def referencing(name: str = "chat", **spec: Any) -> dict[str, Any]:
 
 
 def writes(emulator: kmock.KubernetesEmulator, kind: str = "/deployments") -> list[Any]:
-    return [r for r in list(emulator) if r.method in {"POST", "PATCH", "PUT", "DELETE"} and kind in r.url.path]
+    """The writes of the operator (not of the controllers' stand-in) to objects of ``kind``."""
+    return [
+        r
+        for r in list(emulator)
+        if r.method in {"POST", "PATCH", "PUT", "DELETE"}
+        and kind in r.url.path
+        and r.headers.get("User-Agent") != STANDIN_AGENT
+    ]

@@ -197,12 +197,13 @@ async def test_3_a_deployment_with_the_wanted_name_is_not_taken_without_its_owne
             what="NotOwned",
         )
         assert ANNOTATION_ADOPT in refused["message"], "the message says how to hand it over"
-        assert events(emulator, "NotOwned")
+        await eventually(lambda: events(emulator, "NotOwned"), what="a NotOwned Event")
         await asyncio.sleep(1.0)
         assert writes(emulator) == [], "nothing written while the name clash stands"
         # Its owner consents: the group takes it over, and a hold never lowers it.
-        emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"].patch(
-            {"metadata": {"annotations": {ANNOTATION_ADOPT: "chat"}}}
+        await api.patch(
+            f"/apis/apps/v1/namespaces/{NS}/deployments/chat-decode-g0",
+            {"metadata": {"annotations": {ANNOTATION_ADOPT: "chat"}}},
         )
         adopted = await eventually(
             lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["metadata"].get("ownerReferences"),
@@ -291,7 +292,7 @@ async def test_5_a_persistent_api_error_is_reported_and_backed_off(
             what="ReconcileFailed",
         )
         assert "403" in failed["message"]
-        assert events(emulator, "ReconcileFailed")
+        await eventually(lambda: events(emulator, "ReconcileFailed"), what="a ReconcileFailed Event")
         await asyncio.sleep(3.0)
     finally:
         await running.shutdown()

@@ -278,6 +278,14 @@ class Reading:
         return self.signals
 
 
+def deployment_index(objects: Any) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    index: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for obj in objects:
+        for key in indexes.deployment_keys(obj):
+            index.setdefault(key, []).append(indexes.deployment(obj))
+    return index
+
+
 def may_write(case: Case, before: dict[str, Any]) -> set[str]:
     """Deployments the group may write: its own, what it references that no other controller runs,
     and what its owner annotated for adoption by this group."""
