@@ -180,8 +180,11 @@ class Operator:
         while not stopped:
             interval: float = DEFAULT_INTERVAL
             assert self.context is not None, "kopf logs in before any handler runs"
+            started = time.monotonic()
             try:
-                interval = await tick(self.context, namespace, name, emit)
+                # The period runs from the start of one tick to the start of the next: a slow tick
+                # does not stretch it (at most, the next tick starts right away).
+                interval = await tick(self.context, namespace, name, emit) - (time.monotonic() - started)
                 failures = 0
             except Exception as exc:
                 failures += 1
@@ -193,10 +196,12 @@ class Operator:
                 else:
                     logger.exception(f"reconcile failed ({failures} in a row), retrying in {interval:.0f}s")
                 await report_failure(self.context, namespace, name, emit, exc)
-            await stopped.wait(interval)
+            await stopped.wait(max(0.0, interval))
         self.metrics.forget(namespace, name)
         # Deleted (or the operator stops): its capacity is no longer reserved for it.
         self.cluster.plans.drop(namespace, name)
+        if self.context is not None:
+            self.context.statuses.forget((namespace, name))
 
 
 #: Longest wait between two attempts of a failing tick.

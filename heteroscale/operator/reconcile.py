@@ -36,13 +36,14 @@ from heteroscale.api.errors import describe
 from heteroscale.api.spec import PDServingGroupSpec, Topology
 from heteroscale.api.status import Drain, GroupStatus, LastDecision, PDServingGroupStatus, PolicyState, RoleCounts
 from heteroscale.metrics.reader import Signals
-from heteroscale.operator import access, conditions, indexes, manifests, observe, ownership
+from heteroscale.operator import access, conditions, indexes, manifests, observe, ownership, statusbook
 from heteroscale.operator.apply import Apply, Emit, Refusal, counts, cr_path, deployment_path
 from heteroscale.operator.conflicts import conflicting_autoscalers, conflicting_groups
 from heteroscale.operator.kube import JsonObject, KubeClient, NotFound
 from heteroscale.operator.naming import GroupPlan, from_plan, from_status, leftovers, role_groups, uses_placement
 from heteroscale.operator.planbook import PlanBook
 from heteroscale.operator.signals import MetricsSink, ReaderFactory, SignalReader
+from heteroscale.operator.statusbook import StatusBook
 from heteroscale.placement import Inventory, PlanRequest, RoleTargets, inventory_from_k8s
 from heteroscale.policy import Decision, Observation, decide
 
@@ -102,6 +103,8 @@ class Context:
     clock: Callable[[], float] = time.time
     cluster: Cluster = field(default_factory=Cluster)
     config: OperatorConfig = field(default_factory=OperatorConfig)
+    statuses: StatusBook = field(default_factory=StatusBook)
+    """What each group last wrote to its status and computed since (writes that can be skipped)."""
     _reader_cache: dict[str, SignalReader] = field(default_factory=dict)
 
     def reader(self, grant: access.Access) -> SignalReader:
@@ -128,19 +131,34 @@ async def tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
 
 @dataclass
 class _Status:
-    """The group's status as this tick found it, and the two ways a tick ends: a status write after
-    acting, or a refusal (conditions and an Event, nothing else written)."""
+    """The group's status as this tick carries it, and the two ways a tick ends: a status write
+    after acting, or a refusal (conditions and an Event, nothing else written). A write that changes
+    only what moves every tick is skipped until the refresh period is over (:mod:`statusbook`)."""
 
-    client: KubeClient
-    path: str
+    ctx: Context
+    obj: Mapping[str, Any]
     status: PDServingGroupStatus
-    generation: int | None
     emit: Emit
     now: float
+    refresh: float = DEFAULT_INTERVAL
+
+    @property
+    def key(self) -> tuple[str, str]:
+        meta = self.obj["metadata"]
+        return (meta["namespace"], meta["name"])
+
+    @property
+    def generation(self) -> int | None:
+        generation: int | None = self.obj["metadata"].get("generation")
+        return generation
 
     async def write(self, patch: dict[str, Any]) -> None:
-        body = {"status": {"observedGeneration": self.generation, **patch}}
-        await self.client.patch(self.path + "/status", body)
+        body = {"observedGeneration": self.generation, **patch}
+        book, uid = self.ctx.statuses, _uid(self.obj)
+        if not book.needs_write(self.key, uid, body, self.now, self.refresh):
+            return
+        answer = await self.ctx.client.patch(cr_path(*self.key) + "/status", {"status": body})
+        book.sent(self.key, uid, answer.get("status") or {}, self.now)
 
     async def refuse(self, reason: Reason, message: str) -> None:
         before = self.status.conditions
@@ -157,10 +175,8 @@ async def report_failure(ctx: Context, namespace: str, name: str, emit: Emit, er
     message = f"reconcile failed, retrying with backoff: {type(error).__name__}: {error}"[:1024]
     try:
         obj = await ctx.client.get(cr_path(namespace, name))
-        status = _parse_status(obj.get("status"))
-        generation = obj.get("metadata", {}).get("generation")
-        writer = _Status(ctx.client, cr_path(namespace, name), status, generation, emit, ctx.clock())
-        await writer.refuse(Reason.RECONCILE_FAILED, message)
+        status = _parse_status(ctx.statuses.carried((namespace, name), _uid(obj), obj.get("status")))
+        await _Status(ctx, obj, status, emit, ctx.clock()).refuse(Reason.RECONCILE_FAILED, message)
     except Exception as exc:
         logger.warning("could not report the failure of %s/%s: %s", namespace, name, exc)
         emit("Warning", Reason.RECONCILE_FAILED, message)
@@ -172,13 +188,15 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit) -> int:
         obj = await client.get(cr_path(namespace, name))
     except NotFound:
         ctx.cluster.plans.drop(namespace, name)
+        ctx.statuses.forget((namespace, name))
         return DEFAULT_INTERVAL
-    status = _parse_status(obj.get("status"))
-    out = _Status(client, cr_path(namespace, name), status, obj.get("metadata", {}).get("generation"), emit, now)
+    status = _parse_status(ctx.statuses.carried((namespace, name), _uid(obj), obj.get("status")))
+    out = _Status(ctx, obj, status, emit, now)
     interval = DEFAULT_INTERVAL
     try:
         spec = _spec(obj)
         interval = spec.behavior.interval_seconds
+        out.refresh = statusbook.refresh_seconds(interval, spec.behavior.scale_down.stabilization_window_seconds)
         try:
             grant = access.resolve(ctx.config, spec, namespace)
         except ValueError as exc:
