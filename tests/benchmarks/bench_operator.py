@@ -54,9 +54,19 @@ import kmock
 import kopf
 
 from heteroscale.metrics.reader import Signals
-from heteroscale.operator import planbook, reconcile
+from heteroscale.operator import apply, planbook, reconcile
 from heteroscale.operator.handlers import Operator
-from tests.integration.operator.conftest import CR, DEPLOYMENTS, NODES, RecordingMetrics, cr_path, node, pdsg
+from tests.integration.operator.conftest import (
+    CR,
+    DEPLOYMENTS,
+    NODES,
+    ApiServerEmulator,
+    RecordingMetrics,
+    cr_path,
+    node,
+    pdsg,
+    plain,
+)
 
 PERIOD = 15.0
 DEPLOYMENT_RESOURCE = kmock.resource(DEPLOYMENTS)
@@ -80,8 +90,9 @@ class _Serving(list[kmock.Request]):
         return iter(() if request is None else (request,))
 
 
-class IndexedEmulator(kmock.KubernetesEmulator):
-    """KMock's emulator with O(1) requests by name and no request history (see the module doc)."""
+class IndexedEmulator(ApiServerEmulator):
+    """The tests' emulator (uids on creation) with O(1) requests by name and no request history
+    (see the module doc)."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -104,9 +115,10 @@ class IndexedEmulator(kmock.KubernetesEmulator):
     _KubernetesEmulator__get_objs_scan = kmock.KubernetesEmulator._KubernetesEmulator__get_objs  # type: ignore[attr-defined]
 
 
-def mark_ready(emulator: kmock.KubernetesEmulator) -> int:
-    """What the ReplicaSet controller would report: every Deployment's pods ready. Returns how many
-    first Deployments (deployment group g0) exist."""
+async def mark_ready(emulator: kmock.KubernetesEmulator) -> int:
+    """What the ReplicaSet controller would report: every Deployment's pods ready, announced to
+    watchers as the API server would (the operator reads Deployments from its watch). Returns how
+    many first Deployments (deployment group g0) exist."""
     first = 0
     for (resource, _, name), deployment in list(emulator.objects._objects.items()):
         if resource != DEPLOYMENT_RESOURCE or deployment.deleted:
@@ -115,6 +127,8 @@ def mark_ready(emulator: kmock.KubernetesEmulator) -> int:
         want = raw["spec"].get("replicas", 0)
         if (raw.get("status") or {}).get("readyReplicas") != want:
             deployment.patch({"status": {"replicas": want, "readyReplicas": want}})
+            event = {"type": "MODIFIED", "object": plain(deployment.raw)}
+            await emulator._buses[DEPLOYMENT_RESOURCE].put(event)
         first += name.endswith("-g0")
     return first
 
@@ -166,7 +180,7 @@ async def _serve(groups: int, pipe: Connection) -> None:
                 if pipe.recv() == "stop":
                     break
                 pipe.send(time.process_time())  # asked for its CPU time
-            exist = mark_ready(emulator)
+            exist = await mark_ready(emulator)
             if exist == 2 * groups and not announced:
                 pipe.send("ready")
                 announced = True
@@ -180,8 +194,8 @@ async def measure(groups: int, profile: bool) -> str:
     wrote: dict[str, float] = {}
     started: dict[str, float] = {}
     original_patch, original_create, original_tick = (
-        reconcile._Apply._patch_deployment,
-        reconcile._Apply._create,
+        apply.Apply._patch_deployment,
+        apply.Apply._create,
         reconcile._tick,
     )
 
@@ -221,17 +235,18 @@ async def measure(groups: int, profile: bool) -> str:
     class Rate:
         """The decode rate every group reads (a stand-in: no Prometheus in the loop being measured)."""
 
-        def read(self, spec: Any, namespace: str, decode: Any, prefill: Any, now: float) -> Signals:
+        def read(self, spec: Any, scope: Any, decode: Any, prefill: Any, now: float) -> Signals:
             return Signals(decode_tps, 1.0, None, None, None)
 
-    reconcile._Apply._patch_deployment = timed_patch  # type: ignore[method-assign]
-    reconcile._Apply._create = timed_create  # type: ignore[method-assign]
+    apply.Apply._patch_deployment = timed_patch  # type: ignore[method-assign]
+    apply.Apply._create = timed_create  # type: ignore[method-assign]
     reconcile._tick = timed_tick  # type: ignore[assignment]
     planbook.plan_many = timed_plan_many
     ours, theirs = multiprocessing.get_context("spawn").Pipe()
     server = multiprocessing.get_context("spawn").Process(target=serve, args=(groups, theirs, profile), daemon=True)
     server.start()
     profiler = cProfile.Profile()
+    rss_before = rss_mib()
     try:
         url = await asyncio.to_thread(ours.recv)
         operator = Operator(lambda s: Rate(), RecordingMetrics(), connect=lambda **_: kopf.ConnectionInfo(server=url))
@@ -261,11 +276,12 @@ async def measure(groups: int, profile: bool) -> str:
         latencies = sorted(tick_to_patch.values())
         planning = [seconds for begin, seconds in runs if begin >= jump]
         in_one = sum(1 for when in wrote.values() if when - jump <= PERIOD)
+        per_group_kib = (rss_mib() - rss_before) * 1024 / groups
         stop.set()
         await asyncio.wait_for(running, 120)
     finally:
-        reconcile._Apply._patch_deployment = original_patch  # type: ignore[method-assign]
-        reconcile._Apply._create = original_create  # type: ignore[method-assign]
+        apply.Apply._patch_deployment = original_patch  # type: ignore[method-assign]
+        apply.Apply._create = original_create  # type: ignore[method-assign]
         reconcile._tick = original_tick  # type: ignore[assignment]
         planbook.plan_many = original_plan_many
         ours.send("stop")
@@ -275,6 +291,7 @@ async def measure(groups: int, profile: bool) -> str:
     line += f"within one period {in_one:>5}, within two {len(latencies):>5}"
     line += f"; tick→write p50 {quantile(latencies, 50):5.0f} ms, p99 {quantile(latencies, 99):5.0f} ms"
     line += f"; CPU per period: operator {cpu:4.1f}s, emulator {server_cpu:4.1f}s"
+    line += f"; operator memory {per_group_kib:.0f} KiB per group"
     if planning:
         line += f"; {len(planning)} placement runs, {sum(planning):.1f}s in all, longest {max(planning):.2f}s"
     if profile:
@@ -282,6 +299,15 @@ async def measure(groups: int, profile: bool) -> str:
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
         line += "\n" + out.getvalue()
     return line
+
+
+def rss_mib() -> float:
+    """This process's resident memory (Linux), in MiB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def ask_cpu(pipe: Connection) -> float:
