@@ -15,8 +15,8 @@ from heteroscale.api.labels import LABEL_DEPLOYMENT
 from heteroscale.api.status import GroupStatus
 from heteroscale.placement import Plan, PlanRequest, RoleTargets, inventory_from_k8s, plan_many
 from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex, Need
+from heteroscale.placement.domains import DomainChoice
 from heteroscale.placement.order import Bound
-from heteroscale.placement.plan import _Planner
 from tests.unit.placement.cluster import GPU_LABEL, S2, MiniPod, layout, pdsg_spec, pod
 from tests.unit.placement.packing import packs
 
@@ -344,7 +344,7 @@ def test_domain_search_plans_what_visiting_every_domain_plans(
             yield LOWEST_RANK, False, -(10**9), domain
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_Planner, "at_once", lambda self, types: False)
+        patch.setattr(DomainChoice, "at_once", lambda self, types: False)
         assert plan_many(inventory, reqs) == default, "pruned"
         patch.setattr(CapacityIndex, "candidates", every_domain)
         assert plan_many(inventory, reqs) == default, "every domain, one by one"
