@@ -7,17 +7,10 @@ policy's targets, and patches one Deployment per :class:`PlannedGroup` with
 """
 
 from heteroscale.placement.inventory import Inventory, Node, inventory_from_k8s
-from heteroscale.placement.plan import (
-    Plan,
-    PlannedGroup,
-    PlanRequest,
-    RoleTargets,
-    Shortfall,
-    deployment_name,
-    plan,
-    plan_many,
-)
+from heteroscale.placement.plan import plan, plan_many
 from heteroscale.placement.render import render_pod_template
+from heteroscale.placement.request import PlanRequest, RoleTargets
+from heteroscale.placement.result import Plan, PlannedGroup, Shortfall, deployment_name
 
 __all__ = [
     "Inventory",

@@ -34,7 +34,7 @@ from typing import Any
 from heteroscale.api.enums import Role
 from heteroscale.api.labels import LABEL_GROUP, LABEL_PDSG, LABEL_ROLE, pod_labels
 from heteroscale.api.spec import PDServingGroupSpec
-from heteroscale.placement.plan import PlannedGroup
+from heteroscale.placement.result import PlannedGroup
 from heteroscale.placement.tolerations import rendered_tolerations
 from heteroscale.placement.topology import gpu_label_values
 

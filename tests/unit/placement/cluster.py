@@ -15,6 +15,9 @@ from heteroscale.api.spec import PDServingGroupSpec
 S0, S1, S2 = "heteroscale.io/s0", "heteroscale.io/s1", "heteroscale.io/s2"
 GPU_LABEL = "nvidia.com/gpu.product"
 GPU = "nvidia.com/gpu"
+#: Taints some tests put on S1s (besides the GPU's): a hard one a role may tolerate, and a soft one.
+DEDICATED = {"key": "dedicated", "value": "prefill", "effect": "NoSchedule"}
+SOFT = {"key": "maintenance", "value": "soon", "effect": "PreferNoSchedule"}
 
 
 @dataclass(frozen=True)

@@ -11,33 +11,19 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from heteroscale.api.enums import Role
-from heteroscale.api.labels import LABEL_DEPLOYMENT
-from heteroscale.api.status import GroupStatus
 from heteroscale.placement import Plan, PlanRequest, RoleTargets, inventory_from_k8s, plan_many
 from heteroscale.placement.capacity import LOWEST_RANK, CapacityIndex, Need
+from heteroscale.placement.domains import DomainChoice
 from heteroscale.placement.order import Bound
-from heteroscale.placement.plan import _Planner
-from tests.unit.placement.cluster import GPU_LABEL, S2, MiniPod, layout, pdsg_spec, pod
+from tests.unit.placement.cluster import DEDICATED, GPU_LABEL, S2, SOFT, MiniPod, layout, pdsg_spec, pod
 from tests.unit.placement.packing import packs
+from tests.unit.placement.scheduler import as_status, bind, role_tolerations, usable
 
 TYPES = ("H20", "L20")
 mini_kinds = st.sampled_from([("H20",) * 4, ("L20",) * 4, ("H20", "H20", "L20", "L20")])
-DEDICATED = {"key": "dedicated", "value": "prefill", "effect": "NoSchedule"}
-SOFT = {"key": "maintenance", "value": "soon", "effect": "PreferNoSchedule"}
 #: Some S1s are tainted (hard or soft); some templates tolerate the hard taint.
 mini_taints = st.sampled_from([(), (), (), (DEDICATED,), (SOFT,)])
 tolerations = st.sampled_from([(), (), ({"key": "dedicated", "operator": "Exists"},)])
-
-
-def _usable(node: dict[str, Any], role_tolerations: list[dict[str, str]]) -> bool:
-    """Independent of the package: every NoSchedule/NoExecute taint but the GPU's is tolerated
-    by an Exists toleration of its key (the only kind the generator makes)."""
-    keys = {t["key"] for t in role_tolerations}
-    return all(
-        t["key"] in keys or t["key"] == "nvidia.com/gpu"
-        for t in node["spec"]["taints"]
-        if t["effect"] in ("NoSchedule", "NoExecute")
-    )
 
 
 @st.composite
@@ -84,20 +70,14 @@ def _check_capacity(
     free: dict[tuple[str, str], list[tuple[int, bool]]] = defaultdict(list)
     for n in nodes:
         labels = n["metadata"]["labels"]
-        free[(labels[S2], labels[GPU_LABEL])].append((8 - used[n["metadata"]["name"]], not _usable(n, [])))
+        free[(labels[S2], labels[GPU_LABEL])].append((8 - used[n["metadata"]["name"]], not usable(n, [])))
     sizes: dict[tuple[str, str], list[tuple[int, bool]]] = defaultdict(list)
     for request, result in zip(reqs, plans, strict=True):
         for g in result.groups:
-            anywhere = bool(_tolerations(request, g.role))
+            anywhere = bool(role_tolerations(request, g.role))
             sizes[(g.domain, g.gpu_type)] += [(g.gpus_per_instance, anywhere)] * g.replicas
     for key, wanted in sizes.items():
         assert packs(free[key], wanted), f"{key} over-committed"
-
-
-def _tolerations(request: PlanRequest, role: Role) -> list[dict[str, str]]:
-    roles = request.spec.roles
-    template = (roles.prefill if role is Role.PREFILL else roles.decode).template or {}
-    return list(template["spec"].get("tolerations") or [])
 
 
 def _check_groups(request: PlanRequest, result: Plan) -> None:
@@ -127,46 +107,6 @@ def _check_groups(request: PlanRequest, result: Plan) -> None:
     for role in Role:
         short = sum(s.instances for s in result.unschedulable if s.role is role)
         assert result.replicas(role) + short == request.targets.of(role)
-
-
-def _bind(
-    nodes: list[dict[str, Any]], pods: list[dict[str, Any]], request: PlanRequest, result: Plan
-) -> list[dict[str, Any]]:
-    """Apply a plan as the scheduler would: new instances' pods land, best fit, on their nodes."""
-    free = {n["metadata"]["name"]: 8 for n in nodes}
-    bound: dict[str, int] = defaultdict(int)
-    for p in pods:
-        free[p["spec"]["nodeName"]] -= int(p["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
-        bound[p["metadata"]["labels"].get(LABEL_DEPLOYMENT, "")] += 1
-    tainted = {n["metadata"]["name"] for n in nodes if not _usable(n, [])}
-    added = []
-    for g in sorted(result.groups, key=lambda g: -g.gpus_per_instance):
-        where = [
-            n["metadata"]["name"]
-            for n in nodes
-            if n["metadata"]["labels"][S2] == g.domain
-            and n["metadata"]["labels"][GPU_LABEL] == g.gpu_type
-            and _usable(n, _tolerations(request, g.role))
-        ]
-        for i in range(g.replicas - bound[g.name]):
-            # Roles that may use tainted nodes go there first, leaving the others' nodes free.
-            name = min(
-                (w for w in where if free[w] >= g.gpus_per_instance), key=lambda w: (w not in tainted, free[w], w)
-            )
-            free[name] -= g.gpus_per_instance
-            added.append(
-                pod(f"{g.name}-{bound[g.name] + i}", name, g.gpus_per_instance, labels={LABEL_DEPLOYMENT: g.name})
-            )
-    return [*pods, *added]
-
-
-def _as_status(result: Plan) -> list[GroupStatus]:
-    return [
-        GroupStatus(
-            name=g.name, role=g.role, gpu_type=g.gpu_type, domain=g.domain, desired=g.replicas, current=g.replicas
-        )
-        for g in result.groups
-    ]
 
 
 @settings(max_examples=150, deadline=None)
@@ -228,17 +168,17 @@ def _scale_out_then_in(
     targets again; returns the three plans."""
     topology = request.spec.topology
     first = plan_many(inventory_from_k8s(nodes, pods, topology), [request])[0]
-    pods = _bind(nodes, pods, request, first)
+    pods = bind(nodes, pods, request, first)
     decode = first.replicas(Role.DECODE)
     bigger = RoleTargets(request.spec.ratio.prefill_for(decode + extra), decode + extra)
-    grow = PlanRequest(request.name, request.spec, bigger, _as_status(first), "serving")
+    grow = PlanRequest(request.name, request.spec, bigger, as_status(first), "serving")
     out = plan_many(inventory_from_k8s(nodes, pods, topology), [grow])[0]
-    pods = _bind(nodes, pods, grow, out)
+    pods = bind(nodes, pods, grow, out)
     # Back to the first targets, not to the first plan's sizes: when the cluster was too full for
     # the first plan, those break the ratio, which targets from the policy never do. Then the
     # instances bound since may pack better than the first plan did, so "same size" is "no
     # smaller"; with a complete first plan, placed + unschedulable = target makes it equal.
-    shrink = PlanRequest(request.name, request.spec, request.targets, _as_status(out), "serving")
+    shrink = PlanRequest(request.name, request.spec, request.targets, as_status(out), "serving")
     again = plan_many(inventory_from_k8s(nodes, pods, topology), [shrink])[0]
     return first, out, again
 
@@ -344,7 +284,7 @@ def test_domain_search_plans_what_visiting_every_domain_plans(
             yield LOWEST_RANK, False, -(10**9), domain
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(_Planner, "at_once", lambda self, types: False)
+        patch.setattr(DomainChoice, "at_once", lambda self, types: False)
         assert plan_many(inventory, reqs) == default, "pruned"
         patch.setattr(CapacityIndex, "candidates", every_domain)
         assert plan_many(inventory, reqs) == default, "every domain, one by one"
