@@ -1,0 +1,144 @@
+"""One curation: candidates in two rounds, the baselines beside them, the choice and its
+sensitivity (pure apart from the worker processes :mod:`~heteroscale.curate.parallel` starts).
+
+The service (the stress test's ratio and per-GPU-type targets, static peaks, cluster) comes in
+through the :class:`~heteroscale.curate.evaluate.Setting`; every candidate is that service's spec
+with the knobs of :mod:`~heteroscale.curate.knobs` set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from heteroscale.curate import knobs, parallel, search
+from heteroscale.curate.evaluate import BASELINES, Setting, score_specs
+from heteroscale.curate.knobs import KNOBS, Candidate, Level
+from heteroscale.curate.objective import Score, best
+from heteroscale.simulate.service import spec_document
+
+
+class Meter(Protocol):
+    """Where curation reports how far it got: one ``begin`` per round, then candidates done."""
+
+    def begin(self, label: str, total: int) -> None: ...
+
+    def advance(self, candidates: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Evaluated:
+    candidate: Candidate
+    #: 1: the breadth round (index 0 is the defaults); 2: one knob moved from round 1's best.
+    round: int
+    document: dict[str, Any]
+    score: Score
+
+
+@dataclass(frozen=True)
+class Sensitivity:
+    """One knob moved alone from round 1's best: each level's score, in the knob's level order."""
+
+    knob: str
+    levels: tuple[tuple[Level, Score], ...]
+
+    def gpu_hours_range(self) -> float:
+        hours = [score.gpu_hours for _, score in self.levels]
+        return max(hours) - min(hours)
+
+    def attainment_range(self) -> float:
+        attained = [score.slo_attainment for _, score in self.levels]
+        return max(attained) - min(attained)
+
+
+@dataclass(frozen=True)
+class Curation:
+    #: The SLO attainment the objective requires (the service's).
+    attainment: float
+    evaluated: tuple[Evaluated, ...]
+    #: Index into ``evaluated`` of the chosen candidate; the defaults are index 0.
+    chosen: int
+    #: Index of round 1's best: where round 2 moved each knob from.
+    base: int
+    baselines: dict[str, Score]
+    #: Knobs by how much they move GPU-hours alone (then SLO attainment), most first.
+    sensitivity: tuple[Sensitivity, ...]
+
+    @property
+    def defaults(self) -> Evaluated:
+        return self.evaluated[0]
+
+    @property
+    def choice(self) -> Evaluated:
+        return self.evaluated[self.chosen]
+
+
+def documents_for(at: Setting, candidates: Sequence[Candidate]) -> list[dict[str, Any]]:
+    base = spec_document(at.service, at.config.interval_s)
+    return [knobs.apply(base, candidate, at.service) for candidate in candidates]
+
+
+def curate(at: Setting, *, candidates: int, seed: int, workers: int, meter: Meter | None = None) -> Curation:
+    """Round 1: the defaults and ``candidates - 1`` seeded random candidates, with the baselines in
+    the same batch of passes; round 2: each knob moved alone from round 1's best. The choice is the
+    best of both rounds by :func:`~heteroscale.curate.objective.best`."""
+    attainment = at.service.slo.attainment
+    first = search.breadth(candidates, seed)
+    label = f"round 1: {len(first)} candidates on {workers} worker(s), beside the baselines ({', '.join(BASELINES)})"
+    scored, found = _round(at, first, workers, meter, label, with_baselines=True)
+    baseline_scores = found if found is not None else {}
+    evaluated = [Evaluated(c, 1, d, s) for c, d, s in scored]
+    base = best([e.score for e in evaluated], attainment)
+
+    seen = {e.candidate: e for e in evaluated}
+    moved = search.depth(evaluated[base].candidate)
+    fresh = [candidate for _, candidate in moved if candidate not in seen]
+    label = f"round 2: {len(fresh)} candidates, one knob at a time from round 1's best, on {workers} worker(s)"
+    scored, _ = _round(at, fresh, workers, meter, label, with_baselines=False)
+    for candidate, document, score in scored:
+        evaluated.append(Evaluated(candidate, 2, document, score))
+        seen[candidate] = evaluated[-1]
+
+    chosen = best([e.score for e in evaluated], attainment)
+    centre = evaluated[base].candidate
+    effects = []
+    for k, knob in enumerate(KNOBS):
+        levels = tuple((level, seen[(*centre[:k], level, *centre[k + 1 :])].score) for level in knob.levels)
+        effects.append(Sensitivity(knob.name, levels))
+    effects.sort(key=lambda e: (-e.gpu_hours_range(), -e.attainment_range(), e.knob))
+    return Curation(attainment, tuple(evaluated), chosen, base, baseline_scores, tuple(effects))
+
+
+def replay(at: Setting, documents: Sequence[dict[str, Any]]) -> list[Score]:
+    """Scores of fixed spec documents on another workload (a held-out day), in one pass."""
+    return score_specs(at, documents)
+
+
+def _round(
+    at: Setting,
+    candidates: Sequence[Candidate],
+    workers: int,
+    meter: Meter | None,
+    label: str,
+    *,
+    with_baselines: bool,
+) -> tuple[list[tuple[Candidate, dict[str, Any], Score]], dict[str, Score] | None]:
+    documents = documents_for(at, candidates)
+    jobs = ([parallel.Job(None)] if with_baselines else []) + parallel.chunks(documents, workers)
+    if meter is not None:
+        meter.begin(label, len(documents))
+
+    def advance(job: int, share: float) -> None:
+        if meter is not None:
+            meter.advance(jobs[job].lanes * share)
+
+    results = parallel.run_jobs(at, jobs, workers, advance)
+    found: dict[str, Score] | None = None
+    scores: list[Score] = []
+    for result in results:
+        if isinstance(result, dict):
+            found = result
+        else:
+            scores.extend(result)
+    return list(zip(candidates, documents, scores, strict=True)), found
