@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 PROMETHEUS = "prometheus"
 DEFAULT_HISTORY_S = 24 * 3600
+#: GPUs per instance of the simulated model (Llama-3.1-70B on one 8-GPU node per instance).
+GPUS_PER_INSTANCE = 8
 
 
 def _cores() -> int:
@@ -121,6 +123,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from heteroscale.api.enums import Role
     from heteroscale.curate import evaluate, manifest
     from heteroscale.curate.curation import curate, replay
     from heteroscale.curate.report import Holdout, document, markdown, summary_lines
@@ -137,6 +140,11 @@ def run(args: argparse.Namespace) -> int:
     missing = sorted(set(prefill_gpus + decode_gpus) - set(perf))
     if missing:
         raise UserInputError(f"unknown GPU types {missing}; known: {', '.join(perf)}")
+    if group is not None:
+        try:
+            manifest.check_group(group.spec, {Role.PREFILL: prefill_gpus, Role.DECODE: decode_gpus}, GPUS_PER_INSTANCE)
+        except ValueError as exc:
+            raise UserInputError(f"{args.group}: {exc}") from None
     say = _printer(args)
     config = EngineConfig()
     workload, source, notes = _workload(args)
@@ -150,15 +158,9 @@ def run(args: argparse.Namespace) -> int:
             decode_gpus=decode_gpus,
             slo=Slo(tbt_s=args.tbt_slo, attainment=args.attainment),
             model=ModelSpec(),
-            gpus_per_instance=8,
+            gpus_per_instance=GPUS_PER_INSTANCE,
             config=config,
         )
-        if group is not None:
-            from heteroscale.api.enums import Role
-
-            manifest.check_group(
-                group.spec, {Role.PREFILL: prefill_gpus, Role.DECODE: decode_gpus}, service.gpus_per_instance
-            )
     except ValueError as exc:
         raise UserInputError(str(exc)) from None
     say(f"P/D ratio {service.ratio[0]}:{service.ratio[1]}, static peak {sum(service.static_peak)} instances")

@@ -8,6 +8,7 @@ with the knobs of :mod:`~heteroscale.curate.knobs` set.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -82,22 +83,22 @@ def documents_for(at: Setting, candidates: Sequence[Candidate]) -> list[dict[str
 def curate(at: Setting, *, candidates: int, seed: int, workers: int, meter: Meter | None = None) -> Curation:
     """Round 1: the defaults and ``candidates - 1`` seeded random candidates, with the baselines in
     the same batch of passes; round 2: each knob moved alone from round 1's best. The choice is the
-    best of both rounds by :func:`~heteroscale.curate.objective.best`."""
+    best of both rounds by :func:`~heteroscale.curate.objective.best`. Candidates whose specs come
+    out the same (a floor that rounds to one instance on a small service) are simulated once."""
     attainment = at.service.slo.attainment
+    scored: dict[str, Score] = {}
     first = search.breadth(candidates, seed)
     label = f"round 1: {len(first)} candidates on {workers} worker(s), beside the baselines ({', '.join(BASELINES)})"
-    scored, found = _round(at, first, workers, meter, label, with_baselines=True)
-    baseline_scores = found if found is not None else {}
-    evaluated = [Evaluated(c, 1, d, s) for c, d, s in scored]
+    baseline_scores = _round(at, first, scored, workers, meter, label, with_baselines=True)
+    evaluated = [Evaluated(c, 1, d, scored[_key(d)]) for c, d in zip(first, documents_for(at, first), strict=True)]
     base = best([e.score for e in evaluated], attainment)
 
     seen = {e.candidate: e for e in evaluated}
-    moved = search.depth(evaluated[base].candidate)
-    fresh = [candidate for _, candidate in moved if candidate not in seen]
+    fresh = [candidate for _, candidate in search.depth(evaluated[base].candidate) if candidate not in seen]
     label = f"round 2: {len(fresh)} candidates, one knob at a time from round 1's best, on {workers} worker(s)"
-    scored, _ = _round(at, fresh, workers, meter, label, with_baselines=False)
-    for candidate, document, score in scored:
-        evaluated.append(Evaluated(candidate, 2, document, score))
+    _round(at, fresh, scored, workers, meter, label, with_baselines=False)
+    for candidate, document in zip(fresh, documents_for(at, fresh), strict=True):
+        evaluated.append(Evaluated(candidate, 2, document, scored[_key(document)]))
         seen[candidate] = evaluated[-1]
 
     chosen = best([e.score for e in evaluated], attainment)
@@ -115,17 +116,24 @@ def replay(at: Setting, documents: Sequence[dict[str, Any]]) -> list[Score]:
     return score_specs(at, documents)
 
 
+def _key(document: dict[str, Any]) -> str:
+    return json.dumps(document, sort_keys=True)
+
+
 def _round(
     at: Setting,
     candidates: Sequence[Candidate],
+    scored: dict[str, Score],
     workers: int,
     meter: Meter | None,
     label: str,
     *,
     with_baselines: bool,
-) -> tuple[list[tuple[Candidate, dict[str, Any], Score]], dict[str, Score] | None]:
-    documents = documents_for(at, candidates)
-    jobs = ([parallel.Job(None)] if with_baselines else []) + parallel.chunks(documents, workers)
+) -> dict[str, Score]:
+    """Simulate the candidates whose specs are not in ``scored`` yet and add their scores; the
+    baselines' scores when asked for (else empty)."""
+    documents = {_key(d): d for d in documents_for(at, candidates) if _key(d) not in scored}
+    jobs = ([parallel.Job(None)] if with_baselines else []) + parallel.chunks(list(documents.values()), workers)
     if meter is not None:
         meter.begin(label, len(documents))
 
@@ -133,12 +141,12 @@ def _round(
         if meter is not None:
             meter.advance(jobs[job].lanes * share)
 
-    results = parallel.run_jobs(at, jobs, workers, advance)
-    found: dict[str, Score] | None = None
+    found: dict[str, Score] = {}
     scores: list[Score] = []
-    for result in results:
+    for result in parallel.run_jobs(at, jobs, workers, advance):
         if isinstance(result, dict):
             found = result
         else:
             scores.extend(result)
-    return list(zip(candidates, documents, scores, strict=True)), found
+    scored.update(zip(documents, scores, strict=True))
+    return found

@@ -77,6 +77,12 @@ def read_history(
     try:
         client.headers = auth_headers(endpoint)
         rate, missing = _rate(client, rate_query(metrics, scope, deployments, step_s), start_s, step_s, steps)
+        if not rate.any():
+            raise ValueError(
+                f"no {metrics.requests} series with requests for the pods of {', '.join(deployments)} in namespace "
+                f"{scope.namespace} between {_clock(start_s)} and {_clock(end)}; "
+                "check --deployments, --namespace and --engine"
+            )
         prompt, generation = (
             _histogram(client, length_query(h, scope, deployments, span), end, f"{h} of {name}")
             for h in (metrics.prompt_length_histogram, metrics.generation_length_histogram)
@@ -87,12 +93,6 @@ def read_history(
         raise ValueError(f"cannot read Prometheus at {endpoint.url}: {error}") from None
     finally:
         client.close()
-    if not rate.any():
-        raise ValueError(
-            f"no {metrics.requests} series with requests for the pods of {', '.join(deployments)} in namespace "
-            f"{scope.namespace} between {_clock(start_s)} and {_clock(end)}; "
-            "check --deployments, --namespace and --engine"
-        )
     return History(name, start_s, float(step_s), rate, prompt, generation, missing)
 
 

@@ -71,8 +71,9 @@ class LengthHistogram:
         edges = np.array([0.0, *self.bounds])
         cdf = np.concatenate([[0.0], np.array(self.cumulative) / self.total])
         u = rng.uniform(0.0, 1.0, size) * cdf[-1]
-        # np.interp needs a strictly increasing x: empty buckets collapse onto their upper edge.
-        keep = np.concatenate([[True], np.diff(cdf) > 0])
+        # np.interp needs a strictly increasing x: an empty bucket collapses onto its upper edge,
+        # where the next bucket starts.
+        keep = np.concatenate([np.diff(cdf) > 0, [True]])
         lengths = np.interp(u, cdf[keep], edges[keep])
         beyond = rng.uniform(0.0, 1.0, size) < self.beyond()
         lengths = np.where(beyond, edges[-1], lengths)
