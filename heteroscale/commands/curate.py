@@ -65,7 +65,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="trace: shape load with a day curve (default: on when --hours exceeds the trace)",
     )
     source.add_argument(
-        "--start-hour", type=float, default=0.0, help="trace: the day's clock hour the workload starts at"
+        "--start-hour", type=float, default=0.0, help="trace: the day's clock hour the workload starts at (default 0)"
     )
     history = parser.add_argument_group("prometheus history (--workload prometheus)")
     history.add_argument("--config", type=Path, help="the operator's configuration file (its Prometheus endpoints)")
@@ -101,16 +101,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=48,
         help="first-round candidates, the defaults among them; the second round adds up to 28 (default 48)",
     )
-    search.add_argument("--workers", type=non_negative_int, default=_cores(), help="worker processes")
-    search.add_argument("--seed", type=int, default=0)
+    search.add_argument(
+        "--workers", type=non_negative_int, help="worker processes (default: the cores this process may use)"
+    )
+    search.add_argument("--seed", type=int, default=0, help="seed of the search and the workload (default 0)")
     output = parser.add_argument_group("output")
     output.add_argument("--out", type=Path, required=True, help="the PDServingGroup YAML to write ('-': stdout)")
     output.add_argument("--report", type=Path, help="directory for report.json, report.md and PNGs")
     output.add_argument(
         "--group",
         type=Path,
-        help="a PDServingGroup to start from: its roles, topology, engine and endpoint are kept, the curated "
-        "fields replaced",
+        help="a PDServingGroup to start from: the curated fields are replaced, the rest kept (its roles, topology, "
+        "priority; its metric engine and endpoint unless read from --workload prometheus)",
     )
     output.add_argument("--name", help="metadata.name of the output (default: the --group's, else 'curated')")
     output.add_argument(
@@ -223,6 +225,8 @@ def run(args: argparse.Namespace) -> int:
 def _check_flags(args: argparse.Namespace) -> None:
     if args.candidates < 1:
         raise UserInputError("--candidates must be at least 1 (the defaults)")
+    if args.workers is None:
+        args.workers = _cores()
     if args.workers < 1:
         raise UserInputError("--workers must be at least 1")
     if not 0 < args.attainment <= 1:
