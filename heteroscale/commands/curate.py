@@ -16,6 +16,7 @@ from heteroscale.commands.arguments import non_negative_int, positive_float
 from heteroscale.commands.errors import UserInputError
 from heteroscale.commands.inputs import read_group
 from heteroscale.commands.output import is_stdout, write_json, write_text
+from heteroscale.commands.progress import Bar
 
 if TYPE_CHECKING:
     from heteroscale.api.config import PrometheusEndpoint
@@ -26,6 +27,8 @@ PROMETHEUS = "prometheus"
 DEFAULT_HISTORY_S = 24 * 3600
 #: GPUs per instance of the simulated model (Llama-3.1-70B on one 8-GPU node per instance).
 GPUS_PER_INSTANCE = 8
+#: The candidates bar: fractions of candidates come in as the workers report their passes.
+_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} candidates [{elapsed}<{remaining}]"
 
 
 def _cores() -> int:
@@ -169,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     if service.ratio_warning:
         say(f"warning: {service.ratio_warning}")
     at = evaluate.setting(workload, service, config)
-    meter = _Meter(disabled=args.no_progress)
+    meter = Bar(disabled=args.no_progress, unit="candidate", bar_format=_FORMAT)
     started = time.perf_counter()
     try:
         curation = curate(at, candidates=args.candidates, seed=args.seed, workers=args.workers, meter=meter)
@@ -385,32 +388,3 @@ def _printer(args: argparse.Namespace) -> Any:
         print(line, file=stream, flush=True)
 
     return say
-
-
-class _Meter:
-    """A tqdm bar per round of candidates."""
-
-    def __init__(self, *, disabled: bool) -> None:
-        self._disabled = disabled
-        self._bar: Any = None
-
-    def begin(self, label: str, total: int) -> None:
-        from tqdm import tqdm
-
-        self.close()
-        self._bar = tqdm(
-            total=total, unit="candidate", desc=label, disable=self._disabled, mininterval=0.5, bar_format=_FORMAT
-        )
-
-    def advance(self, candidates: float) -> None:
-        if self._bar is not None:
-            self._bar.update(candidates)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.n = self._bar.total
-            self._bar.close()
-            self._bar = None
-
-
-_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]"

@@ -21,9 +21,9 @@ from heteroscale.simulate.service import spec_document
 
 
 class Meter(Protocol):
-    """Where curation reports how far it got: one ``begin`` per round, then candidates done."""
+    """Where curation reports how far it got: one ``start`` per round, then candidates done."""
 
-    def begin(self, label: str, total: int) -> None: ...
+    def start(self, label: str, total: int) -> None: ...
 
     def advance(self, candidates: float) -> None: ...
 
@@ -88,14 +88,14 @@ def curate(at: Setting, *, candidates: int, seed: int, workers: int, meter: Mete
     attainment = at.service.slo.attainment
     scored: dict[str, Score] = {}
     first = search.breadth(candidates, seed)
-    label = f"round 1: {len(first)} candidates on {workers} worker(s), beside the baselines ({', '.join(BASELINES)})"
+    label = f"round 1: {{n}} candidates on {workers} worker(s), beside the baselines ({', '.join(BASELINES)})"
     baseline_scores = _round(at, first, scored, workers, meter, label, with_baselines=True)
     evaluated = [Evaluated(c, 1, d, scored[_key(d)]) for c, d in zip(first, documents_for(at, first), strict=True)]
     base = best([e.score for e in evaluated], attainment)
 
     seen = {e.candidate: e for e in evaluated}
     fresh = [candidate for _, candidate in search.depth(evaluated[base].candidate) if candidate not in seen]
-    label = f"round 2: {len(fresh)} candidates, one knob at a time from round 1's best, on {workers} worker(s)"
+    label = f"round 2: {{n}} candidates, one knob at a time from round 1's best, on {workers} worker(s)"
     _round(at, fresh, scored, workers, meter, label, with_baselines=False)
     for candidate, document in zip(fresh, documents_for(at, fresh), strict=True):
         evaluated.append(Evaluated(candidate, 2, document, scored[_key(document)]))
@@ -131,11 +131,11 @@ def _round(
     with_baselines: bool,
 ) -> dict[str, Score]:
     """Simulate the candidates whose specs are not in ``scored`` yet and add their scores; the
-    baselines' scores when asked for (else empty)."""
+    baselines' scores when asked for (else empty). ``label`` names the round, ``{n}`` the count."""
     documents = {_key(d): d for d in documents_for(at, candidates) if _key(d) not in scored}
     jobs = ([parallel.Job(None)] if with_baselines else []) + parallel.chunks(list(documents.values()), workers)
     if meter is not None:
-        meter.begin(label, len(documents))
+        meter.start(label.format(n=len(documents)), len(documents))
 
     def advance(job: int, share: float) -> None:
         if meter is not None:

@@ -62,15 +62,17 @@ class _Reporter:
         self._job = job
         self._send = send
         self._total = 1
+        self._done = 0
         self._pending = 0
 
     def start(self, label: str, total: int) -> None:
         self._total = max(total, 1)
-        self._pending = 0
+        self._done = self._pending = 0
 
     def advance(self, steps: int) -> None:
+        self._done += steps
         self._pending += steps
-        if self._pending >= REPORT_EVERY:
+        if self._pending >= REPORT_EVERY or self._done >= self._total:
             self._send((self._job, self._pending / self._total))
             self._pending = 0
 
