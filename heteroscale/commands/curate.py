@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,9 @@ from heteroscale.commands.progress import Bar
 
 if TYPE_CHECKING:
     from heteroscale.api.config import PrometheusEndpoint
+    from heteroscale.api.enums import Engine
     from heteroscale.api.manifest import Manifest
+    from heteroscale.curate.profile import History
     from heteroscale.simulate.workload import Workload
 
 PROMETHEUS = "prometheus"
@@ -131,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     from heteroscale.api.enums import Role
     from heteroscale.curate import evaluate, manifest
     from heteroscale.curate.curation import curate, replay
-    from heteroscale.curate.report import Holdout, document, markdown, summary_lines
+    from heteroscale.curate.report import Holdout, document, summary_lines
     from heteroscale.simulate.engine import EngineConfig
     from heteroscale.simulate.perfmodel import ModelSpec, load_gpu_perf
     from heteroscale.simulate.service import Slo
@@ -153,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     say = _printer(args)
     config = EngineConfig()
     workload, source, notes = _workload(args)
+    held = _trace_workload(args, args.holdout) if args.holdout is not None else None
     say(f"workload {source}: {workload.duration_s / 3600:g} h, {float(workload.weight.sum()):,.0f} requests")
     try:
         say("stress test: P/D ratio and per-instance targets at the SLO ...")
@@ -182,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
 
     name = args.name or (group.name if group is not None else "curated")
     namespace = args.namespace or (group.namespace if group is not None else "default")
-    engine, endpoint = _engine_endpoint(args, group)
+    engine, endpoint = _engine_endpoint(args)
     spec = manifest.manifest(
         curation.choice.document, name=name, namespace=namespace, engine=engine, endpoint=endpoint, group=group
     )
@@ -194,8 +198,7 @@ def run(args: argparse.Namespace) -> int:
         )
 
     holdout = None
-    if args.holdout is not None:
-        held = _trace_workload(args, args.holdout)
+    if held is not None:
         curated_score, default_score = replay(
             evaluate.setting(held, service, config), [curation.choice.document, curation.defaults.document]
         )
@@ -208,21 +211,28 @@ def run(args: argparse.Namespace) -> int:
         report = document(
             curation, service, workload, source=source, seed=args.seed, spec=spec, holdout=holdout, notes=notes
         )
-        write_json(args.report / "report.json", report, "--report")
-        write_text(args.report / "report.md", markdown(report), "--report")
-        from heteroscale.curate.plots import write_plots
-
-        for path in write_plots(curation, service, args.report):
-            say(f"wrote {path}")
-        say(f"wrote {args.report / 'report.json'} and {args.report / 'report.md'}")
+        _write_report(args.report, report, curation, service, say)
     if not curation.choice.score.meets(service.slo.attainment):
         say(
             f"no candidate met {service.slo.attainment:.0%} SLO attainment: {args.out} holds the closest one; "
             "do not apply it (check the GPU types and the SLO, or add capacity)"
         )
         return 1
-    say(f"wrote {args.out} (mode DryRun: apply it beside the running autoscaler, then set mode: Enforce)")
+    say(f"wrote {args.out} (mode DryRun: its decisions go to status only; set mode: Enforce once they look right)")
     return 0
+
+
+def _write_report(
+    folder: Path, report: dict[str, Any], curation: Any, service: Any, say: Callable[[str], None]
+) -> None:
+    from heteroscale.curate.plots import write_plots
+    from heteroscale.curate.report import markdown
+
+    write_json(folder / "report.json", report, "--report")
+    write_text(folder / "report.md", markdown(report), "--report")
+    for path in write_plots(curation, service, folder):
+        say(f"wrote {path}")
+    say(f"wrote {folder / 'report.json'} and {folder / 'report.md'}")
 
 
 def _check_flags(args: argparse.Namespace) -> None:
@@ -254,8 +264,9 @@ def _gpus(flag: str | None, group: Manifest | None, role: str, default: list[str
     return default
 
 
-def _engine_endpoint(args: argparse.Namespace, group: Manifest | None) -> tuple[Any, str | None]:
-    """The output's metric engine and endpoint: those the history was read with, else the group's."""
+def _engine_endpoint(args: argparse.Namespace) -> tuple[Engine | None, str | None]:
+    """The output's metric engine and endpoint when the history was read from Prometheus (None:
+    keep the group's, or the default)."""
     from heteroscale.api.enums import Engine
 
     if args.workload != PROMETHEUS:
@@ -305,7 +316,7 @@ def _trace_workload(args: argparse.Namespace, trace: str) -> Workload:
         raise UserInputError(str(exc)) from None
 
 
-def _history(args: argparse.Namespace) -> Any:
+def _history(args: argparse.Namespace) -> History:
     from heteroscale.api.enums import Engine
     from heteroscale.curate.history import read_history
     from heteroscale.metrics.queries import Scope
@@ -374,13 +385,13 @@ def _iso(unix_s: float) -> str:
 
 def _write_spec(target: Path, spec: dict[str, Any], source: str, seed: int) -> None:
     header = (
-        f"# Curated by `heteroscale curate` from {source} (seed {seed}). mode: DryRun: apply it beside the\n"
-        "# running autoscaler, compare its decisions (kubectl describe pdsg), then set mode: Enforce.\n"
+        f"# Curated by `heteroscale curate` from {source} (seed {seed}). mode: DryRun: its decisions go to\n"
+        "# status and Events only (kubectl describe pdsg); set mode: Enforce once they look right.\n"
     )
     write_text(target, header + yaml.safe_dump(spec, sort_keys=False), "--out")
 
 
-def _printer(args: argparse.Namespace) -> Any:
+def _printer(args: argparse.Namespace) -> Callable[[str], None]:
     """Progress lines go to stderr when the spec goes to stdout."""
     stream = sys.stderr if is_stdout(args.out) else sys.stdout
 
