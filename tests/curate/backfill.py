@@ -49,7 +49,7 @@ def openmetrics(
     generation_shares: Sequence[float],
     engine: str = "vllm",
 ) -> str:
-    """The history of every pod as OpenMetrics text, one sample per SCRAPE_S in [start, end]."""
+    """The history of every pod as OpenMetrics lines, one sample per SCRAPE_S in [start, end]."""
     names = {
         "vllm": ("vllm:request_success_total", "vllm:request_prompt_tokens", "vllm:request_generation_tokens"),
         "sglang": ("sglang:num_requests_total", "sglang:prompt_tokens_histogram", "sglang:generation_tokens_histogram"),
@@ -72,15 +72,15 @@ def openmetrics(
             for le, share in zip([*map(str, VLLM_LENGTH_BUCKETS), "+Inf"], cumulative, strict=True):
                 series = f'{histogram}_bucket{{{labels},le="{le}"}}'
                 lines += [f"{series} {float(v * share)!r} {t:.0f}" for t, v in zip(times, done, strict=True)]
-    return "\n".join(lines) + "\n# EOF\n"
+    return "\n".join(lines) + "\n"
 
 
 def start_prometheus(workdir: Path, text: str) -> PrometheusServer:
-    """The real prometheus on a free port, its TSDB backfilled from ``text`` (OpenMetrics)."""
+    """The real prometheus on a free port, its TSDB backfilled from ``text`` (OpenMetrics lines)."""
     promtool = require_prometheus("promtool")
     server = PrometheusServer(workdir, {})
     source = workdir / "history.om"
-    source.write_text(text)
+    source.write_text(text + "# EOF\n")
     subprocess.run(
         [promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(workdir / "data")],
         check=True,

@@ -39,6 +39,8 @@ OTHERS = (
     Pod("serving", "chat-prefill-5b7c8d-abcde", (20.0,) * SEGMENTS),
     Pod("serving", "chat-decode-canary-7f8e9d-abcde", (20.0,) * SEGMENTS),
 )
+#: An SGLang service: its own metric names.
+SGLANG = (Pod("sgl", "chat-decode-6d9f7c-abcde", (1.5, 2.5, 3.5, 4.5)),)
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,7 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backfilled]:
     end = (int(time.time()) // STEP) * STEP - 3600
     start = end - 2 * 3600
     text = openmetrics([*SERVICE, *OTHERS], start, end, prompt, generation)
+    text += openmetrics(SGLANG, start, end, prompt, generation, engine="sglang")
     server = start_prometheus(tmp_path_factory.mktemp("history"), text)
     yield Backfilled(server, start, end, prompt, generation)
     server.stop()
@@ -88,6 +91,20 @@ def test_the_history_is_the_services_own_requests_and_lengths(history: Backfille
     np.testing.assert_allclose(read.prompt.shares(), history.prompt_shares, atol=1e-9)
     np.testing.assert_allclose(read.generation.shares(), history.generation_shares, atol=1e-9)
     assert read.prompt.bounds == tuple(float(b) for b in VLLM_LENGTH_BUCKETS)
+
+
+def test_an_sglang_history_is_read_through_sglangs_names(history: Backfilled) -> None:
+    read = read_history(
+        PrometheusEndpoint(url=history.server.url),
+        Scope("sgl"),
+        Engine.SGLANG,
+        ["chat-decode"],
+        history.start,
+        history.end,
+        STEP,
+    )
+    np.testing.assert_allclose(read.rate, np.repeat(SGLANG[0].rates, read.rate.size // SEGMENTS), rtol=1e-6)
+    np.testing.assert_allclose(read.generation.shares(), history.generation_shares, atol=1e-9)
 
 
 def _config(tmp_path: Path, url: str, namespaces: list[str]) -> Path:
