@@ -102,7 +102,10 @@ def run_jobs(at: Setting, jobs: Sequence[Job], workers: int, advance: Advance) -
         return []
     if workers <= 1:
         return [_run(at, i, job, lambda message: advance(*message)) for i, job in enumerate(jobs)]
-    context = multiprocessing.get_context()
+    # Not fork: this process may hold threads (the progress bar's monitor), and a child forked
+    # from a threaded process can deadlock. The fork server is a clean process that forks workers.
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
     messages = context.Queue()
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)), mp_context=context, initializer=_start_worker, initargs=(at, messages)
