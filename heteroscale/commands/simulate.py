@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from heteroscale.commands.arguments import positive_float
 from heteroscale.commands.errors import UserInputError
+from heteroscale.commands.progress import Bar
 from heteroscale.simulate.catalog import DEFAULT_POLICIES as DEFAULTS
 from heteroscale.simulate.catalog import POLICIES
 
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         raise UserInputError(str(exc)) from None
     config = EngineConfig(dt=args.step)
-    progress = _Bar(disabled=args.no_progress)
+    progress = Bar(disabled=args.no_progress)
     try:
         study = run_study(workload, service, policies, config, progress=progress)
     finally:
@@ -170,26 +170,3 @@ def _burst(text: str | None) -> tuple[float, float, float, float] | None:
             f"--burst {text!r}: HOUR must be in [0, 24), MINUTES > 0, FACTOR >= 1 and RAMP >= 0 (minutes)"
         )
     return hour * 3600.0, minutes * 60.0, factor, ramp * 60.0
-
-
-class _Bar:
-    """A tqdm bar per simulation pass, named for the policies it runs."""
-
-    def __init__(self, *, disabled: bool) -> None:
-        self._disabled = disabled
-        self._bar: Any = None
-
-    def start(self, label: str, total: int) -> None:
-        from tqdm import tqdm
-
-        self.close()
-        self._bar = tqdm(total=total, unit="step", desc=label, disable=self._disabled, mininterval=0.5)
-
-    def advance(self, steps: int) -> None:
-        if self._bar is not None:
-            self._bar.update(steps)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None

@@ -22,7 +22,8 @@ POD_LABEL = "pod"
 
 @dataclass(frozen=True)
 class EngineMetrics:
-    """The series one engine exposes for the three signals the operator reads."""
+    """The series one engine exposes: the signals the operator reads, and the request history
+    ``heteroscale curate`` turns into a workload."""
 
     generation_tokens: str
     """Counter of generated (decode) tokens; rate() is decode tokens/s."""
@@ -34,6 +35,12 @@ class EngineMetrics:
     """Time-between-tokens histograms, preferred first; a later name is read only where the earlier is absent."""
     ttft_histogram: str
     """Time-to-first-token histogram; read on the prefill pods, where a surge queues first."""
+    requests: str
+    """Counter of finished requests; rate() is requests/s (``heteroscale curate``'s arrivals)."""
+    prompt_length_histogram: str
+    """Histogram of each finished request's prompt tokens (``heteroscale curate``'s prompt lengths)."""
+    generation_length_histogram: str
+    """Histogram of each finished request's generated tokens (``heteroscale curate``'s output lengths)."""
 
 
 VLLM = EngineMetrics(
@@ -57,6 +64,14 @@ VLLM = EngineMetrics(
     ),
     # vllm/v1/metrics/loggers.py: "Histogram of time to first token in seconds".
     ttft_histogram="vllm:time_to_first_token_seconds",
+    # vllm/v1/metrics/loggers.py: "Count of successfully processed requests", counter labelled by
+    # finished_reason (stop, length, abort), so summing over it counts every finished request.
+    requests="vllm:request_success_total",
+    # vllm/v1/metrics/loggers.py: "Number of prefill tokens processed", per request, 1-2-5 buckets up
+    # to max_model_len.
+    prompt_length_histogram="vllm:request_prompt_tokens",
+    # vllm/v1/metrics/loggers.py: "Number of generation tokens processed", per request, same buckets.
+    generation_length_histogram="vllm:request_generation_tokens",
 )
 
 SGLANG = EngineMetrics(
@@ -74,6 +89,14 @@ SGLANG = EngineMetrics(
     ),
     # python/sglang/srt/metrics/collector.py: "Histogram of time to first token in seconds".
     ttft_histogram="sglang:time_to_first_token_seconds",
+    # python/sglang/srt/metrics/collector.py: "Number of requests processed", counter.
+    requests="sglang:num_requests_total",
+    # python/sglang/srt/metrics/collector.py: "Histogram of prompt token length"; exposed only with
+    # --collect-tokens-histogram (default buckets 100 ... 1,100,000 tokens).
+    prompt_length_histogram="sglang:prompt_tokens_histogram",
+    # python/sglang/srt/metrics/collector.py: "Histogram of generation token length"; same flag,
+    # and the prompt's buckets by default.
+    generation_length_histogram="sglang:generation_tokens_histogram",
 )
 
 ENGINE_METRICS: dict[Engine, EngineMetrics] = {Engine.VLLM: VLLM, Engine.SGLANG: SGLANG}

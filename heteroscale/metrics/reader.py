@@ -80,6 +80,41 @@ class Signals:
     """Decode pods whose series contribute to decode_tps now; None when unknown (custom queries)."""
 
 
+def connect(source: PrometheusEndpoint, *, retries: int = 2) -> PrometheusConnect:
+    """A client of ``source`` with its timeout, CA bundle and ``retries`` retries (connection
+    errors, read timeouts, 429 and 5xx, short exponential backoff); every reader of an endpoint
+    (the operator's, ``heteroscale curate``'s history) connects through here."""
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        backoff_factor=0.2,
+        status_forcelist=_RETRY_STATUSES,
+        allowed_methods=frozenset({"GET"}),
+        raise_on_status=False,
+        respect_retry_after_header=False,
+    )
+    session = requests.Session()
+    session.verify = source.ca_file or True
+    return PrometheusConnect(url=source.url.rstrip("/"), retry=retry, session=session, timeout=source.timeout_seconds)
+
+
+def auth_headers(source: PrometheusEndpoint) -> dict[str, str] | None:
+    """The bearer-token header for ``source`` (read again on every call: projected tokens rotate);
+    None without a token. OSError naming the admin's file when it cannot be read."""
+    path = source.bearer_token_file
+    if not path:
+        return None
+    try:
+        token = Path(path).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        # The admin's file: say which one, so the admin can fix the mount.
+        raise OSError(f"cannot read the endpoint's bearerTokenFile {path}: {error.strerror or error}") from error
+    return {"Authorization": f"Bearer {token}"}
+
+
 class QueryFailed(Exception):
     """One query gave no usable value; the message is the ``problem`` a person reads."""
 
@@ -99,23 +134,7 @@ class PrometheusReader:
     def __init__(self, source: PrometheusEndpoint, *, retries: int = 2) -> None:
         self._source = source
         self._lock = threading.Lock()
-        retry = Retry(
-            total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
-            other=0,
-            backoff_factor=0.2,
-            status_forcelist=_RETRY_STATUSES,
-            allowed_methods=frozenset({"GET"}),
-            raise_on_status=False,
-            respect_retry_after_header=False,
-        )
-        session = requests.Session()
-        session.verify = source.ca_file or True
-        self._prometheus = PrometheusConnect(
-            url=source.url.rstrip("/"), retry=retry, session=session, timeout=source.timeout_seconds
-        )
+        self._prometheus = connect(source, retries=retries)
 
     def close(self) -> None:
         """Release the HTTP connections."""
@@ -138,17 +157,10 @@ class PrometheusReader:
                 return Signals(None, None, None, None, failed.problem)
 
     def _auth_headers(self) -> dict[str, str] | None:
-        path = self._source.bearer_token_file
-        if not path:
-            return None
         try:
-            token = Path(path).read_text(encoding="utf-8").strip()
+            return auth_headers(self._source)
         except OSError as error:
-            # The admin's file: say which one, so the admin can fix the mount.
-            raise QueryFailed(
-                f"cannot read the endpoint's bearerTokenFile {path}: {error.strerror or error}"
-            ) from error
-        return {"Authorization": f"Bearer {token}"}
+            raise QueryFailed(str(error)) from error
 
     def _read(
         self,

@@ -8,6 +8,7 @@ decision is counted.
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from heteroscale.api.enums import Role
 from heteroscale.api.spec import PDServingGroupSpec
@@ -24,16 +25,25 @@ ADAPTIVE_BAND = (0.5, 2.0)
 class HeteroScale:
     """HeteroScale as the paper runs it (fixed ratio), or with ``adaptive`` its opt-in adaptive
     ratio (``ratio.adaptive``: prefill on its KV-missed throughput within a band declared around
-    the stress test's ratio, at the stress test's prefill target)."""
+    the stress test's ratio, at the stress test's prefill target). ``document`` replaces the spec
+    the simulator derives from the service (a candidate of ``heteroscale curate``), under ``name``."""
 
     paired = True
 
     def __init__(
-        self, service: Service, interval_s: float, initial: tuple[int, int], *, adaptive: bool = False
+        self,
+        service: Service,
+        interval_s: float,
+        initial: tuple[int, int],
+        *,
+        adaptive: bool = False,
+        document: dict[str, Any] | None = None,
+        name: str | None = None,
     ) -> None:
-        self.name = "heteroscale-adaptive" if adaptive else "heteroscale"
+        self.name = name or ("heteroscale-adaptive" if adaptive else "heteroscale")
         self.interval_s = interval_s
-        document = spec_document(service, interval_s)
+        if document is None:
+            document = spec_document(service, interval_s)
         if adaptive:
             ratio = service.ratio[0] / service.ratio[1]
             document["ratio"]["adaptive"] = {

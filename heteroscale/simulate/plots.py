@@ -5,12 +5,13 @@ limits are drawn where a plot shows latency."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from heteroscale.simulate.service import PAPER_RATIO_RANGE
+from heteroscale.simulate.service import PAPER_RATIO_RANGE, RatioPoint
 from heteroscale.simulate.study import Study
 
 #: Drawn on top, in a fixed colour per policy.
@@ -134,23 +135,28 @@ def write_plots(study: Study, out: Path) -> list[Path]:
     curve = study.service.ratio_curve
     if curve:
         fig, ax = plt.subplots(figsize=(7, 4))
-        x = [p.ratio[0] / p.ratio[1] for p in curve]
-        ax.plot(x, [p.goodput_per_gpu for p in curve], "o-", color="tab:red")
-        best = max(curve, key=lambda p: p.goodput_per_gpu)
-        ax.annotate(
-            f"chosen {best.ratio[0]}:{best.ratio[1]}",
-            (best.ratio[0] / best.ratio[1], best.goodput_per_gpu),
-            textcoords="offset points",
-            xytext=(5, 5),
-            fontsize=8,
-        )
-        ax.axvspan(*PAPER_RATIO_RANGE, color="grey", alpha=0.15, label="paper's production range 1:5-9:1")
-        ax.set(
-            xscale="log",
-            xlabel="P/D ratio (prefill per decode instance)",
-            ylabel="decode tokens/s per GPU at the SLO",
-            title="Stress test: goodput per GPU at each P/D ratio",
-        )
-        _legend(ax)
+        draw_ratio_curve(ax, curve)
         save(fig, "ratio_sweep.png")
     return written
+
+
+def draw_ratio_curve(ax: Any, curve: Sequence[RatioPoint]) -> None:
+    """The stress test's goodput per GPU at each P/D ratio (``heteroscale curate``'s report draws it too)."""
+    x = [p.ratio[0] / p.ratio[1] for p in curve]
+    ax.plot(x, [p.goodput_per_gpu for p in curve], "o-", color="tab:red")
+    best = max(curve, key=lambda p: p.goodput_per_gpu)
+    ax.annotate(
+        f"chosen {best.ratio[0]}:{best.ratio[1]}",
+        (best.ratio[0] / best.ratio[1], best.goodput_per_gpu),
+        textcoords="offset points",
+        xytext=(5, 5),
+        fontsize=8,
+    )
+    ax.axvspan(*PAPER_RATIO_RANGE, color="grey", alpha=0.15, label="paper's production range 1:5-9:1")
+    ax.set(
+        xscale="log",
+        xlabel="P/D ratio (prefill per decode instance)",
+        ylabel="decode tokens/s per GPU at the SLO",
+        title="Stress test: goodput per GPU at each P/D ratio",
+    )
+    _legend(ax)

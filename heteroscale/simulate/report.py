@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from heteroscale.api.enums import Role
+from heteroscale.simulate.service import RatioPoint
 from heteroscale.simulate.study import Study
 from heteroscale.simulate.verdict import verdict
 
@@ -43,16 +45,7 @@ def document(study: Study) -> dict[str, Any]:
         "service": {
             "ratio": {"prefill": service.ratio[0], "decode": service.ratio[1]},
             "ratio_warning": service.ratio_warning,
-            "ratio_curve": [
-                {
-                    "ratio": {"prefill": p.ratio[0], "decode": p.ratio[1]},
-                    "prefill": p.prefill,
-                    "decode": p.decode,
-                    "goodput_per_gpu": _num(p.goodput_per_gpu),
-                    "slo_attainment": _num(p.slo_attainment),
-                }
-                for p in service.ratio_curve
-            ],
+            "ratio_curve": ratio_curve(service.ratio_curve),
             "layouts": {
                 role.value: {gpu: str(dep.instance.layout) for gpu, dep in service.deployments[role].items()}
                 for role in Role
@@ -66,6 +59,20 @@ def document(study: Study) -> dict[str, Any]:
         },
         "verdict": verdict(study),
     }
+
+
+def ratio_curve(curve: Sequence[RatioPoint]) -> list[dict[str, Any]]:
+    """The stress test's points as JSON (``heteroscale curate``'s report has them too)."""
+    return [
+        {
+            "ratio": {"prefill": p.ratio[0], "decode": p.ratio[1]},
+            "prefill": p.prefill,
+            "decode": p.decode,
+            "goodput_per_gpu": _num(p.goodput_per_gpu),
+            "slo_attainment": _num(p.slo_attainment),
+        }
+        for p in curve
+    ]
 
 
 def write_json(study: Study, path: Path) -> None:

@@ -97,6 +97,21 @@ NO_BURST = Burst(0.0, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
+class DayCurve:
+    """A measured day instead of the assumed cosine: the share of the peak user population online
+    in each ``bin_s`` from the workload's start (e.g. a service's request rate read from
+    Prometheus over its peak), held constant within a bin and at the last bin's after the end."""
+
+    bin_s: float
+    share: FloatArray
+
+    def at(self, t_s: FloatArray) -> FloatArray:
+        index = np.clip((np.asarray(t_s) // self.bin_s).astype(np.int64), 0, self.share.size - 1)
+        result: FloatArray = self.share[index]
+        return result
+
+
+@dataclass(frozen=True)
 class Workload:
     """``duration_s`` of load: the superposition that drives the pools, and a weighted sample.
 
@@ -120,6 +135,8 @@ class Workload:
     cached_tokens: FloatArray
     weight: FloatArray
     burst: Burst = NO_BURST
+    #: A measured day; when set it replaces ``diurnal``'s cosine.
+    curve: DayCurve | None = None
 
     @property
     def size(self) -> int:
@@ -131,7 +148,7 @@ class Workload:
 
     def population(self, t_s: FloatArray) -> FloatArray:
         """Copies of the trace's user population online at ``t_s``."""
-        return _population(self.fleet_scale, self.diurnal, self.start_hour, t_s)
+        return _population(self.fleet_scale, self.diurnal, self.start_hour, t_s, self.curve)
 
     def offered(self, values: FloatArray, bin_s: float, bins: int | None = None) -> FloatArray:
         """Sum over the whole superposition of ``values`` (one row of per-trace-request values,
@@ -227,6 +244,7 @@ def scale(
     start_hour: float = 0.0,
     seed: int = 0,
     burst: Burst = NO_BURST,
+    curve: DayCurve | None = None,
 ) -> Workload:
     """``hours`` of load built from ``base``.
 
@@ -236,7 +254,8 @@ def scale(
     copies are not copies of one another. ``diurnal`` varies the users online by
     :func:`diurnal_factor` (clock starting at ``start_hour``). ``fleet_scale`` multiplies the load
     as a superposition of independent user populations (see the module docstring). ``burst``
-    compresses a slice of the day's trace in time (see :class:`Burst`).
+    compresses a slice of the day's trace in time (see :class:`Burst`). ``curve`` (a measured day)
+    replaces the cosine: ``curve.share`` of ``fleet_scale`` copies are online at each time.
     """
     if hours <= 0 or fleet_scale <= 0 or time_scale <= 0:
         raise ValueError("hours, fleet_scale and time_scale must be positive")
@@ -281,12 +300,18 @@ def scale(
         input_tokens=base.input_tokens[i_all],
         output_tokens=base.output_tokens[i_all],
         cached_tokens=base.cached_tokens[i_all],
-        weight=_population(fleet_scale, diurnal, start_hour, t_all),
+        weight=_population(fleet_scale, diurnal, start_hour, t_all, curve),
         burst=burst,
+        curve=curve,
     )
 
 
-def _population(fleet_scale: float, diurnal: bool, start_hour: float, t_s: FloatArray) -> FloatArray:
+def _population(
+    fleet_scale: float, diurnal: bool, start_hour: float, t_s: FloatArray, curve: DayCurve | None = None
+) -> FloatArray:
+    if curve is not None:
+        measured: FloatArray = fleet_scale * curve.at(t_s)
+        return measured
     if not diurnal:
         return np.full(np.shape(t_s), fleet_scale)
     result: FloatArray = fleet_scale * diurnal_factor(t_s + start_hour * 3600.0)

@@ -1,0 +1,149 @@
+"""The pure parts of curation: the knobs and the specs they make, the search's candidates, the
+objective, and the workload made from a request history."""
+
+from __future__ import annotations
+
+import math
+from functools import cache
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from heteroscale.api.crd import build_crd
+from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.curate import knobs, search
+from heteroscale.curate.knobs import DEFAULTS, KNOBS
+from heteroscale.curate.objective import Score, best, rank
+from heteroscale.curate.profile import History, LengthHistogram, to_workload
+from heteroscale.simulate import workload as wl
+from heteroscale.simulate.perfmodel import ModelSpec, load_gpu_perf
+from heteroscale.simulate.service import Service, Slo, spec_document
+from heteroscale.simulate.stresstest import derive
+from tests.k8s_schema import validate
+
+
+@cache
+def _service() -> Service:
+    workload = wl.scale(wl.load("azure-conv"), hours=0.5, fleet_scale=4)
+    return derive(
+        workload,
+        load_gpu_perf(),
+        prefill_gpus=["L20", "H20"],
+        decode_gpus=["H20"],
+        slo=Slo(),
+        model=ModelSpec(),
+        gpus_per_instance=8,
+    )
+
+
+def test_the_defaults_are_the_simulators_own_heteroscale_spec() -> None:
+    """The defaults candidate changes nothing in the spec the simulator runs as `heteroscale`, so
+    'never worse than the defaults' compares with what `heteroscale simulate` reports."""
+    document = spec_document(_service(), 15.0)
+    assert knobs.apply(document, DEFAULTS, _service()) == document
+
+
+def test_every_level_of_every_knob_makes_a_spec_the_api_and_the_crd_accept() -> None:
+    service = _service()
+    document = spec_document(service, 15.0)
+    schema = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    candidates = [c for _, c in search.depth(DEFAULTS)] + search.breadth(20, seed=3)
+    for spec in (knobs.apply(document, c, service) for c in candidates):
+        PDServingGroupSpec.model_validate(spec)
+        assert validate(schema, spec) == []
+
+
+def test_a_headroom_scales_the_decode_targets_and_a_floor_follows_the_static_peak() -> None:
+    service = _service()
+    levels = dict(zip([k.name for k in KNOBS], DEFAULTS, strict=True))
+    levels |= {"headroom": 0.9, "min_decode": 0.5, "latency_guard": "off", "max_replicas": 1.25}
+    spec = knobs.apply(spec_document(service, 15.0), tuple(levels.values()), service)
+    for gpu, target in service.decode_target_tps.items():
+        assert spec["decode"]["targetTPSPerInstance"][gpu] == pytest.approx(target * 0.9 / 0.8, abs=0.05)
+    assert spec["decode"]["minReplicas"] == math.ceil(0.5 * service.static_peak[1])
+    assert spec["decode"]["maxReplicas"] == math.ceil(1.25 * service.static_peak[1])
+    assert "latencyGuard" not in spec["behavior"]
+
+
+def test_the_first_round_starts_with_the_defaults_and_is_seeded() -> None:
+    first = search.breadth(30, seed=7)
+    assert first[0] == DEFAULTS
+    assert len(set(first)) == 30
+    assert first == search.breadth(30, seed=7)
+    assert first != search.breadth(30, seed=8)
+    for candidate in first:
+        assert all(level in knob.levels for level, knob in zip(candidate, KNOBS, strict=True))
+
+
+def test_the_second_round_moves_one_knob_at_a_time_through_all_its_levels() -> None:
+    base = search.breadth(2, seed=1)[1]
+    moved = search.depth(base)
+    assert len(moved) == sum(len(k.levels) - 1 for k in KNOBS)
+    for k, candidate in moved:
+        differs = [i for i in range(len(KNOBS)) if candidate[i] != base[i]]
+        assert differs == [k]
+
+
+scores = st.builds(
+    Score,
+    gpu_hours=st.floats(1, 1e5),
+    slo_attainment=st.floats(0, 1),
+    scale_actions=st.integers(0, 1000),
+)
+
+
+@given(st.lists(scores, min_size=1, max_size=30))
+def test_the_choice_is_never_worse_than_the_first_candidate(candidates: list[Score]) -> None:
+    chosen = candidates[best(candidates, 0.99)]
+    defaults = candidates[0]
+    assert rank(chosen, 0.99) <= rank(defaults, 0.99)
+    if defaults.meets(0.99):
+        assert chosen.meets(0.99)
+        assert chosen.gpu_hours <= defaults.gpu_hours
+    else:
+        assert chosen.meets(0.99) or chosen.slo_attainment >= defaults.slo_attainment
+
+
+def test_the_objective_prefers_meeting_the_slo_then_gpu_hours_then_fewer_actions() -> None:
+    cheap_miss = Score(10, 0.98, 0)
+    dear_hit = Score(20, 0.995, 9)
+    same_hit_fewer = Score(20, 0.991, 3)
+    assert best([cheap_miss, dear_hit, same_hit_fewer], 0.99) == 2
+    assert best([Score(5, 0.5, 0), Score(9, 0.7, 0)], 0.99) == 1
+    assert best([Score(7, 1.0, 2), Score(7, 1.0, 2)], 0.99) == 0
+
+
+def _histogram() -> LengthHistogram:
+    bounds = {1.0: 0.0, 10.0: 100.0, 100.0: 400.0, 1000.0: 900.0, math.inf: 1000.0}
+    return LengthHistogram.from_buckets(bounds, "test")
+
+
+def test_lengths_drawn_from_a_histogram_fall_in_its_buckets_in_its_shares() -> None:
+    histogram = _histogram()
+    lengths = histogram.sample(200_000, np.random.default_rng(0))
+    assert lengths.min() >= 1
+    counts, _ = np.histogram(lengths - 0.5, bins=[-np.inf, 1, 10, 100, 1000, np.inf])
+    # Beyond the last finite bound (10% here): put at it, so in its bucket.
+    np.testing.assert_allclose(counts / lengths.size, [0.0, 0.1, 0.3, 0.5 + 0.1, 0.0], atol=0.005)
+    assert (lengths == 1000).mean() == pytest.approx(0.1, abs=0.005)
+
+
+def test_an_empty_histogram_says_so() -> None:
+    with pytest.raises(ValueError, match="prompt: no requests observed in the range"):
+        LengthHistogram.from_buckets({10.0: 0.0, math.inf: 0.0}, "prompt")
+    with pytest.raises(ValueError, match="not a Prometheus histogram"):
+        LengthHistogram.from_buckets({10.0: 3.0}, "prompt")
+
+
+def test_a_history_becomes_a_workload_with_its_requests_at_its_rate() -> None:
+    rate = np.concatenate([np.full(60, 2.0), np.full(60, 12.0), np.full(60, 6.0)])
+    history = History("serving/chat", 0.0, 60.0, rate, _histogram(), _histogram())
+    workload = to_workload(history, seed=4)
+    assert workload.duration_s == 3 * 3600
+    per_hour = workload.offered(np.ones(workload.trace.size), 3600.0)
+    np.testing.assert_allclose(per_hour, [2 * 3600, 12 * 3600, 6 * 3600], rtol=0.03)
+    assert float(workload.weight.sum()) == pytest.approx(history.requests, rel=0.03)
+    with pytest.raises(ValueError, match="no requests in the range"):
+        to_workload(History("serving/chat", 0.0, 60.0, np.zeros(10), _histogram(), _histogram()), seed=0)
