@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from heteroscale.api.enums import HOLD_REASONS, Reason
-from heteroscale.api.status import PolicyState
+from heteroscale.api.status import PolicyState, ScheduleStatus
 
 
 @dataclass(frozen=True)
@@ -21,6 +21,8 @@ class Decision:
     """Decode instances the load alone asks for, before limits; None when the policy held."""
     notes: tuple[Reason, ...] = ()
     """Secondary reasons that also shaped the outcome (e.g. StepLimited behind ScaledUp)."""
+    schedule: ScheduleStatus | None = None
+    """The ``spec.schedules`` entry in force (for ``status.schedule``); None when none is."""
 
     @property
     def held(self) -> bool:

@@ -137,7 +137,7 @@ def test_decode_target_is_weighted_by_the_gpu_types_serving() -> None:
     assert decision.decode == 6
     # Cold start (no instances): the most preferred type's target, 2000: 18,000 needs 9
     # (the first step from zero is bounded by minStepInstances).
-    cold = run(observe(18_000.0, 0, prefill=1, by_gpu={}), decode={**targets, "minReplicas": 0}, roles=roles)
+    cold = run(observe(18_000.0, 0, prefill=1, by_gpu={}), decode=targets, roles=roles)
     assert cold.recommended_decode == 9
 
 
@@ -271,12 +271,15 @@ def test_every_decision_has_a_reason_and_a_message() -> None:
 def test_ratio_repair_that_needs_more_prefill_than_its_max_is_reported() -> None:
     # Found by hypothesis: 2:1 with prefill fixed at 1. Raising decode to 1 for prefill's floor
     # asks for 2 prefill, beyond its max: the pair is (1, 1) and the broken ratio is reported.
+    # A decode minimum of 0 now needs scaleToZero (and prefill's 0), so prefill's floor of 1 comes
+    # from a schedule entry in force every minute.
     decision = run(
         observe(0.0, 0, prefill=1, by_gpu={}),
         ratio={"prefill": 2, "decode": 1},
         decode={"minReplicas": 0, "maxReplicas": 1},
-        prefill={"minReplicas": 1, "maxReplicas": 1},
-        behavior={"zeroTrafficReadings": 1},
+        prefill={"minReplicas": 0, "maxReplicas": 1},
+        behavior={"zeroTrafficReadings": 1, "scaleToZero": {"activationQuery": "sum(gateway_queue)"}},
+        schedules=[{"name": "always", "cron": "* * * * *", "minReplicas": {"prefill": 1}}],
     )
     assert (decision.prefill, decision.decode) == (1, 1)
     assert Reason.CLAMPED_TO_MAX in {decision.reason, *decision.notes}
