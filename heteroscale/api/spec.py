@@ -456,8 +456,9 @@ class Behavior(SpecModel):
         ge=0,
         le=86400,
         description="When a person changes a managed Deployment's replicas (kubectl scale), the counts they "
-        "set are a floor for this many seconds (reported as ManualOverride), then the policy resumes. "
-        "0: the policy's counts are written back at once, and the edit is still reported.",
+        "set are a floor for this many seconds (reported as ManualOverride): the policy may go higher, not lower; "
+        "then it resumes. 0: no floor, the policy's rules apply to the edited counts at once (a scale-in still "
+        "obeys its cooldown and steps, as before), and the edit is still reported.",
     )
     scale_to_zero: ScaleToZero | None = Field(
         None,

@@ -162,7 +162,7 @@ def _reported(
     parts = [decision.message]
     edited = manual.edited_text(observation)
     if edited and in_force.hold is None:
-        parts.append(f"{edited}; manualHoldSeconds is 0, so the policy's counts are written back")
+        parts.append(f"{edited}; manualHoldSeconds is 0, so it is not held: the policy's rules apply to it")
     elif edited:
         parts.append(f"{edited}: held as a floor")
     if edited or in_force.hold is not None:
@@ -177,8 +177,10 @@ def _reported(
         )
         notes.append(Reason.PODS_STUCK)
         if not moved and reason not in HOLD_REASONS:
+            notes.insert(0, reason)
             reason = Reason.PODS_STUCK
     if edited and not moved and reason not in HOLD_REASONS and reason is not Reason.PODS_STUCK:
+        notes.insert(0, reason)
         reason = Reason.MANUAL_OVERRIDE
     return replace(
         decision,

@@ -5,8 +5,9 @@ it last wrote) and passes the counts in :attr:`Observation.manual_edit`. The rul
 ``behavior.manualHoldSeconds`` those counts are a floor under the policy (it may go higher when
 load needs more, never lower); then the policy resumes with its ordinary scale-in rules. A later
 edit restarts the hold and keeps the earlier edit's count for a role it did not touch. With
-``manualHoldSeconds: 0`` nothing is held: the policy's counts are written back at once, and the
-edit is still reported.
+``manualHoldSeconds: 0`` nothing is held: the edited counts are simply the current ones, and the
+policy's ordinary rules apply to them at once (a scale-in back still obeys its cooldown and steps,
+as before this rule existed); the edit is still reported.
 """
 
 from __future__ import annotations
