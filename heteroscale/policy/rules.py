@@ -9,7 +9,7 @@ applies them in order; the order is the contract documented there.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from heteroscale.api.enums import Reason
 from heteroscale.api.spec import PDServingGroupSpec
@@ -113,6 +113,8 @@ def at_zero(
     assert zero is not None  # only called for groups that may be at zero
     cleared = state.model_copy(update={"zero_readings": 0, "idle_since": None, "recommendations": []})
     start = pair_for(spec, 1)
+    # Waking is a hold: nothing goes down, not even prefill left over without decode.
+    start = replace(start, prefill=max(start.prefill, cur_p))
     started = cleared.model_copy(update={"last_scale_up_time": now})
     starting = f"starting prefill {cur_p}->{start.prefill}, decode 0->{start.decode} together"
     if start.detail:
