@@ -19,6 +19,7 @@ from heteroscale.policy.observation import ManualEdit
 from tests.specs import merge
 from tests.unit.test_policy import DAMPED, NOW, run
 from tests.unit.test_policy_properties import specs as base_specs
+from tests.unit.test_policy_schedules import problems
 
 ACTIVATION = 'sum(rate(gateway_requests_total{namespace="{namespace}",service="chat"}[{window}]))'
 ZERO: dict[str, Any] = {
@@ -53,6 +54,85 @@ def seen(
 ) -> Observation:
     p, d = pools(prefill, decode, starting=starting, stuck=stuck)
     return Observation(tps, 1.0, p, d, activation=activation, manual_edit=edit)
+
+
+# --- The spec: refused by the models and the API server alike -------------------------------
+
+# (override, field path, words, also refused by the CRD schema)
+BAD: list[tuple[str, dict[str, Any], str, str, bool]] = [
+    ("decode 0 without activation", {"decode": {"minReplicas": 0}}, "spec", "needs behavior.scaleToZero", True),
+    (
+        "zero with minimums 1",
+        {"behavior": ZERO["behavior"]},
+        "spec",
+        "needs decode.minReplicas and prefill.minReplicas 0",
+        True,
+    ),
+    (
+        "zero with prefill minimum 1",
+        {**ZERO, "prefill": {"minReplicas": 1}},
+        "spec",
+        "needs decode.minReplicas and prefill.minReplicas 0",
+        True,
+    ),
+    (
+        "activation on pods",
+        merge(
+            ZERO, {"behavior": {"scaleToZero": {"activationQuery": 'sum(x{namespace="{namespace}",pod=~"{pods}"})'}}}
+        ),
+        "spec.behavior.scaleToZero.activationQuery",
+        "cannot use {pods}",
+        False,
+    ),
+    (
+        "activation not PromQL",
+        merge(ZERO, {"behavior": {"scaleToZero": {"activationQuery": "sum(rate(x[1m])"}}}),
+        "spec.behavior.scaleToZero.activationQuery",
+        "not valid PromQL",
+        False,
+    ),
+    (
+        "no activation query",
+        merge(ZERO, {"behavior": {"scaleToZero": {"activationQuery": ""}}}),
+        "spec.behavior.scaleToZero.activationQuery",
+        "at least 1 character",
+        True,
+    ),
+    (
+        "idle under a minute",
+        merge(ZERO, {"behavior": {"scaleToZero": {"idleSeconds": 10}}}),
+        "spec.behavior.scaleToZero.idleSeconds",
+        "greater than or equal to 60",
+        True,
+    ),
+    (
+        "start timeout 0",
+        {"behavior": {"podStartTimeoutSeconds": 0}},
+        "spec.behavior.podStartTimeoutSeconds",
+        "greater than or equal to 30",
+        True,
+    ),
+    (
+        "negative hold",
+        {"behavior": {"manualHoldSeconds": -1}},
+        "spec.behavior.manualHoldSeconds",
+        "greater than or equal to 0",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("override", "field", "words", "crd_rejects"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_fleet_settings_name_the_field_and_the_fix(
+    override: dict[str, Any], field: str, words: str, crd_rejects: bool
+) -> None:
+    model, crd = problems(override)
+    assert any(line.startswith(f"{field}:") and words in line for line in model), model
+    assert bool(crd) == crd_rejects
+
+
+def test_scale_to_zero_passes_both_validators() -> None:
+    assert problems(ZERO) == ([], [])
 
 
 # --- Scale from zero --------------------------------------------------------------------------
