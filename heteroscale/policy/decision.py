@@ -27,5 +27,6 @@ class Decision:
     @property
     def held(self) -> bool:
         """True when the signal was not trusted: nothing moved on its account (only pools below
-        their minimum are brought up to it)."""
+        their minimum are brought up to it), or a group at zero is waking (``Activating``):
+        nothing goes down under a hold."""
         return self.reason in HOLD_REASONS
