@@ -37,6 +37,9 @@ class Recommended:
     notes: tuple[Reason, ...]
     #: "x tok/s needs n decode at t tok/s each", and the guard's step when it fired.
     load: str
+    #: Decode instances the latency guard asks for when a tier is breached, whether or not the
+    #: load asks for more (0: no breach).
+    guarded: int = 0
 
 
 @dataclass(frozen=True)
@@ -250,6 +253,7 @@ def recommend(spec: PDServingGroupSpec, observation: Observation, tps: float) ->
     guard = behavior.latency_guard
     factor = latency.overshoot(guard, observation.tbt_seconds, observation.ttft_seconds)
     tier = latency.breached_tier(guard, factor)
+    guarded = 0
     if guard is not None and tier is not None and factor is not None:
         max_percent = behavior.scale_up.max_step_percent
         guarded = latency.guarded(observation.decode.ready, tier, factor, guard.proportional, max_percent)
@@ -258,7 +262,7 @@ def recommend(spec: PDServingGroupSpec, observation: Observation, tps: float) ->
             notes = (Reason.LATENCY_GUARD,)
             step = f"+{guarded - observation.decode.ready} on {observation.decode.ready} serving"
             load += f"; {_latency_text(observation)} is {factor:.2f}x the SLO (tier {tier.over}x), {step}"
-    return Recommended(recommended, notes, load), in_band
+    return Recommended(recommended, notes, load, guarded), in_band
 
 
 def _latency_text(observation: Observation) -> str:
@@ -274,12 +278,18 @@ def scale_up(spec: PDServingGroupSpec, state: PolicyState, now: float, current: 
     """Scale-out obeys its cooldown and step limit. A latency-guard step skips the cooldown: the
     cooldown lets a throughput step take effect before the next reading, but the guard steps on
     top of the instances serving, so while its last step is still starting it asks for nothing
-    more, and a latency breach on a surge cannot wait a minute."""
+    more, and a latency breach on a surge cannot wait a minute. That holds too when the load asks
+    for as much or more than the guard (found by the monotonicity property: otherwise more load
+    could yield fewer instances): the guard's step goes ahead, the rest waits for the cooldown."""
     up = spec.behavior.scale_up
+    limit = stabilization.step_up_limit(current, up)
     cooldown = 0.0 if Reason.LATENCY_GUARD in recommended.notes else stabilization.up_cooldown_left(state, now, up)
     if cooldown > 0:
-        return Step(current, Reason.COOLDOWN_ACTIVE, f"scale-up cooldown {cooldown:.0f}s left", ())
-    desired = min(recommended.decode, stabilization.step_up_limit(current, up))
+        wait = f"scale-up cooldown {cooldown:.0f}s left"
+        if recommended.guarded > current:
+            return Step(min(recommended.guarded, limit), None, f"{wait} for the rest", (Reason.LATENCY_GUARD,))
+        return Step(current, Reason.COOLDOWN_ACTIVE, wait, ())
+    desired = min(recommended.decode, limit)
     return Step(desired, None, "", (Reason.STEP_LIMITED,) if desired < recommended.decode else ())
 
 

@@ -316,6 +316,24 @@ def test_a_hold_still_brings_pools_up_to_a_raised_minimum(tps: float | None) -> 
     assert decision.state.last_scale_up_time is None, "a bound, not load: no cooldown starts"
 
 
+def test_a_breach_is_not_held_by_the_cooldown_when_the_load_asks_for_as_much() -> None:
+    # Found by the monotonicity property: TBT at 2.5x the SLO makes the guard ask for one more on
+    # the one serving. At 1 tok/s that went ahead at once; at 60 tok/s, which needs 2 by itself,
+    # the throughput step owned it and waited for the cooldown, so more load gave fewer instances.
+    state = PolicyState(last_scale_up_time=NOW - 59)
+    spec = {
+        "decode": {"targetTPSPerInstance": {"H20": 50}},
+        "behavior": {**DAMPED["behavior"], "latencyGuard": {"sloSeconds": 0.05}},
+    }
+    low = run(observe(1.0, 1, tbt=0.125), state, **spec)
+    high = run(observe(60.0, 1, tbt=0.125), state, **spec)
+    assert (low.decode, high.decode) == (2, 2)
+    assert high.reason is Reason.LATENCY_GUARD
+    assert "cooldown 1s left for the rest" in high.message
+    calm = run(observe(60.0, 1, tbt=0.01), state, **spec)
+    assert (calm.decode, calm.reason) == (1, Reason.COOLDOWN_ACTIVE), "without a breach the cooldown holds"
+
+
 # --- Bursts: the latency guard on TTFT, its proportional step, and the adaptive ratio ---------
 
 GUARD: dict[str, Any] = {
