@@ -44,6 +44,17 @@ class Reason(StrEnum):
     CLAMPED_TO_MIN = "ClampedToMin"
     RATIO_REPAIRED = "RatioRepaired"
     STEP_LIMITED = "StepLimited"
+    SCALED_TO_ZERO = "ScaledToZero"
+    """behavior.scaleToZero: both roles at (or going to) zero after idleSeconds without traffic."""
+    ACTIVATING = "Activating"
+    """A group at zero starts one prefill/decode set on its activation reading; a hold until a decode
+    instance is ready and decode tokens/s flows."""
+    PODS_STUCK = "PodsStuck"
+    """Pods not ready after behavior.podStartTimeoutSeconds: reported, and they no longer block scale-in."""
+    MANUAL_OVERRIDE = "ManualOverride"
+    """A person changed a managed Deployment's replicas; the counts they set are a floor until it expires."""
+    SCHEDULE_FLOOR = "ScheduleFloor"
+    """The floor of the spec.schedules entry in force raised the count (as ClampedToMin for minReplicas)."""
     # Reasons the operator/placement add; the policy never returns these.
     UNSCHEDULABLE = "Unschedulable"
     CONFLICT = "Conflict"
@@ -71,7 +82,14 @@ class Reason(StrEnum):
 
 #: Reasons under which the policy refuses to change anything because the signal is untrustworthy.
 HOLD_REASONS = frozenset(
-    {Reason.METRIC_MISSING, Reason.METRIC_INVALID, Reason.METRIC_STALE, Reason.METRIC_PARTIAL, Reason.PODS_STARTING}
+    {
+        Reason.METRIC_MISSING,
+        Reason.METRIC_INVALID,
+        Reason.METRIC_STALE,
+        Reason.METRIC_PARTIAL,
+        Reason.PODS_STARTING,
+        Reason.ACTIVATING,
+    }
 )
 #: Hold reasons that are about the signal itself (MetricsAvailable is False under them).
 METRIC_REASONS = frozenset({Reason.METRIC_MISSING, Reason.METRIC_INVALID, Reason.METRIC_STALE, Reason.METRIC_PARTIAL})
@@ -83,6 +101,11 @@ class ConditionType(StrEnum):
     SCALING_ACTIVE = "ScalingActive"
     RATIO_SATISFIED = "RatioSatisfied"
     CONFLICT = "Conflict"
+    ACTIVE = "Active"
+    """As KEDA's: True while the group serves or is Activating, False (reason ScaledToZero) at zero.
+    Only groups with behavior.scaleToZero have it."""
+    MANUAL_OVERRIDE = "ManualOverride"
+    """True (reason ManualOverride) while a person's edit is held as a floor (PolicyState.manualHold)."""
 
 
 class ConditionStatus(StrEnum):

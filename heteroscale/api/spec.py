@@ -29,6 +29,7 @@ from heteroscale.api.enums import Engine, Mode, Role
 from heteroscale.api.errors import describe
 from heteroscale.api.podtemplate import PodTemplate
 from heteroscale.api.promql import promql_syntax_error
+from heteroscale.api.schedule import Schedule
 
 DURATION_PATTERN = r"^[1-9][0-9]*(s|m|h)$"
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
@@ -241,6 +242,17 @@ class MetricSource(SpecModel):
         return self
 
 
+_DECODE_ZERO_NEEDS_ACTIVATION = (
+    "decode.minReplicas 0 needs behavior.scaleToZero: with no decode instance nothing reports decode tokens/s, "
+    "so only an activation query can bring the group back; set minReplicas >= 1 or configure scaleToZero"
+)
+_ZERO_NEEDS_ZERO_MINIMUMS = (
+    "behavior.scaleToZero needs decode.minReplicas and prefill.minReplicas 0 (the group goes to zero when idle); "
+    "a floor while it serves can come from schedules"
+)
+_SCHEDULE_FLOOR_LE_MAX = "a schedule's minReplicas must be <= that role's maxReplicas"
+_UNIQUE_SCHEDULES = "schedule names must be unique"
+
 _MIN_LE_MAX = cel("self.minReplicas <= self.maxReplicas", "minReplicas must be <= maxReplicas", ".minReplicas")
 
 
@@ -368,6 +380,52 @@ class LatencyGuard(SpecModel):
         return sorted(tiers, key=lambda t: t.over)
 
 
+class ScaleToZero(SpecModel):
+    """Opt-in: go to zero instances of both roles when idle, and come back on an activation signal.
+
+    With no decode instance nothing reports decode tokens/s, so a group at zero is woken by a reading
+    that exists without engines: requests or queued requests counted by the router or gateway in front
+    of them (``activationQuery``). Both roles start together, at the ratio.
+    """
+
+    idle_seconds: int = Field(
+        900,
+        ge=60,
+        le=7 * 86400,
+        description="Seconds of trusted zero decode tokens/s, with the activation reading at or below "
+        "activationThreshold, before both roles go to zero. The default is several times a large model's "
+        "cold start (minutes), so a lull between requests does not cost the next one a cold start.",
+    )
+    activation_query: str = Field(
+        min_length=1,
+        max_length=4096,
+        description="PromQL giving one number that exists while no engine runs: requests (or queued requests) "
+        "per second at the router or gateway in front of the engines. Above activationThreshold, a group at "
+        "zero starts one prefill/decode set at the ratio. Placeholders: {namespace} (every selector needs "
+        'namespace="{namespace}": tenant queries read their own namespace only) and {window}; not {pods}.',
+    )
+    activation_threshold: float = Field(
+        0.0,
+        ge=0,
+        le=1e12,
+        description="The group is active while the activation reading is above this (as KEDA's "
+        "activationThreshold); 0 means any request activates it.",
+    )
+
+    @field_validator("activation_query")
+    @classmethod
+    def _query_is_promql(cls, query: str) -> str:
+        if "{pods}" in query:
+            raise ValueError(
+                "activationQuery cannot use {pods}: a group at zero has no pods; select the gateway's series "
+                'by namespace="{namespace}" and its own labels'
+            )
+        problem = promql_syntax_error(query)
+        if problem:
+            raise ValueError(f"activationQuery is not valid PromQL: {problem}")
+        return query
+
+
 class Behavior(SpecModel):
     """Timing, dead band and step limits of the control loop."""
 
@@ -383,6 +441,29 @@ class Behavior(SpecModel):
         ge=1,
         le=1000,
         description="Consecutive zero-throughput readings before both roles go to their minimum.",
+    )
+    pod_start_timeout_seconds: int = Field(
+        600,
+        ge=30,
+        le=86400,
+        description="A pod not ready this long after its creation is stuck (CrashLoopBackOff, an image that "
+        "cannot be pulled, Unschedulable): it is reported (PodsStuck) and no longer blocks scale-in. Pods "
+        "within it still do. Default 600, a Deployment's own progressDeadlineSeconds: model images and "
+        "weights can take minutes to pull and load.",
+    )
+    manual_hold_seconds: int = Field(
+        600,
+        ge=0,
+        le=86400,
+        description="When a person changes a managed Deployment's replicas (kubectl scale), the counts they "
+        "set are a floor for this many seconds (reported as ManualOverride): the policy may go higher, not lower; "
+        "then it resumes. 0: no floor, the policy's rules apply to the edited counts at once (a scale-in still "
+        "obeys its cooldown and steps, as before), and the edit is still reported.",
+    )
+    scale_to_zero: ScaleToZero | None = Field(
+        None,
+        description="Opt-in: both roles go to zero after idleSeconds without traffic and start again on an "
+        "activation query. Needs minReplicas 0 on both roles.",
     )
 
 
@@ -532,6 +613,29 @@ class PDServingGroupSpec(SpecModel):
                     "decode.targetTPSPerInstance names a GPU type that is not in roles.decode.gpuTypes",
                     ".decode.targetTPSPerInstance",
                 ),
+                cel(
+                    "has(self.behavior.scaleToZero) || self.decode.minReplicas > 0",
+                    _DECODE_ZERO_NEEDS_ACTIVATION,
+                    ".decode.minReplicas",
+                ),
+                cel(
+                    "!has(self.behavior.scaleToZero) || "
+                    "(self.decode.minReplicas == 0 && self.prefill.minReplicas == 0)",
+                    _ZERO_NEEDS_ZERO_MINIMUMS,
+                    ".behavior.scaleToZero",
+                ),
+                cel(
+                    "self.schedules.all(s, !has(s.minReplicas) || "
+                    "((!has(s.minReplicas.decode) || s.minReplicas.decode <= self.decode.maxReplicas) && "
+                    "(!has(s.minReplicas.prefill) || s.minReplicas.prefill <= self.prefill.maxReplicas)))",
+                    _SCHEDULE_FLOOR_LE_MAX,
+                    ".schedules",
+                ),
+                cel(
+                    "self.schedules.all(s, self.schedules.exists_one(u, u.name == s.name))",
+                    _UNIQUE_SCHEDULES,
+                    ".schedules",
+                ),
             ]
         }
     )
@@ -545,6 +649,14 @@ class PDServingGroupSpec(SpecModel):
     roles: Roles = Field(description="Pod templates or Deployments per role, and their GPU types.")
     topology: Topology = Field(default_factory=Topology, description="Node labels for placement.")
     priority: int = Field(100, ge=0, le=1000000, description="Higher is placed first when groups compete for GPUs.")
+    schedules: list[Schedule] = Field(
+        default=[],
+        max_length=32,
+        description="Time-of-day floors and ratios (the periodic policy). At any time the entry whose cron "
+        "fired most recently (looking back at most 366 days; on a tie, the later entry in the list) is in "
+        "force: its floors raise the roles' minReplicas and its ratio replaces spec.ratio's. None fired: "
+        "the spec's own floors and ratio.",
+    )
 
     @model_validator(mode="after")
     def _targets_match_gpu_types(self) -> Self:
@@ -561,4 +673,35 @@ class PDServingGroupSpec(SpecModel):
                 f"decode.targetTPSPerInstance names a GPU type that is not in roles.decode.gpuTypes: {unknown}; "
                 "remove it or add the type to the role"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _zero_needs_activation(self) -> Self:
+        zero = self.behavior.scale_to_zero is not None
+        if not zero and self.decode.min_replicas == 0:
+            raise ValueError(_DECODE_ZERO_NEEDS_ACTIVATION)
+        if zero and (self.decode.min_replicas, self.prefill.min_replicas) != (0, 0):
+            got = f"got decode {self.decode.min_replicas}, prefill {self.prefill.min_replicas}"
+            raise ValueError(f"{_ZERO_NEEDS_ZERO_MINIMUMS} ({got})")
+        return self
+
+    @model_validator(mode="after")
+    def _schedules_fit(self) -> Self:
+        names = [s.name for s in self.schedules]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"{_UNIQUE_SCHEDULES}; repeated: {repeated}")
+        for entry in self.schedules:
+            floors = entry.min_replicas
+            if floors is None:
+                continue
+            for role, floor, bounds in (
+                ("decode", floors.decode, self.decode),
+                ("prefill", floors.prefill, self.prefill),
+            ):
+                if floor is not None and floor > bounds.max_replicas:
+                    raise ValueError(
+                        f"{_SCHEDULE_FLOOR_LE_MAX}: schedule {entry.name!r} asks for {role} {floor}, "
+                        f"maxReplicas is {bounds.max_replicas}"
+                    )
         return self

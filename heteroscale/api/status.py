@@ -27,6 +27,15 @@ class Recommendation(StatusModel):
     decode: int = Field(ge=0, description="Decode instances recommended then.")
 
 
+class ManualHold(StatusModel):
+    """The floor a person's edit of a managed Deployment's replicas set (``behavior.manualHoldSeconds``)."""
+
+    prefill: int | None = Field(None, ge=0, description="Prefill instances a person set; absent: not edited.")
+    decode: int | None = Field(None, ge=0, description="Decode instances a person set; absent: not edited.")
+    since: float = Field(description="Unix time the edit was seen.")
+    until: float = Field(description="Unix time the floor expires and the policy resumes.")
+
+
 class PolicyState(StatusModel):
     """What the policy carries between ticks; opaque to users, shown for debugging."""
 
@@ -36,6 +45,22 @@ class PolicyState(StatusModel):
     last_scale_up_time: float | None = Field(None, description="Unix time of the last scale-up.")
     last_scale_down_time: float | None = Field(None, description="Unix time of the last scale-down.")
     zero_readings: int = Field(0, ge=0, description="Consecutive zero-throughput readings so far.")
+    idle_since: float | None = Field(
+        None,
+        description="Unix time of the first reading of the current idle stretch (trusted zero decode tokens/s, "
+        "activation at or below its threshold); absent when not idle. Only with behavior.scaleToZero.",
+    )
+    manual_hold: ManualHold | None = Field(None, description="A person's edit held as a floor, until it expires.")
+
+
+class ScheduleStatus(StatusModel):
+    """The ``spec.schedules`` entry in force: what it sets and since when."""
+
+    name: str = Field(description="Name of the entry.")
+    since: float = Field(description="Unix time of the cron firing that put it in force.")
+    prefill_floor: int | None = Field(None, ge=0, description="Its prefill floor; absent: the spec's minReplicas.")
+    decode_floor: int | None = Field(None, ge=0, description="Its decode floor; absent: the spec's minReplicas.")
+    ratio: str | None = Field(None, description="Its P:D ratio as 'prefill:decode'; absent: spec.ratio's.")
 
 
 class RoleCounts(StatusModel):
@@ -74,7 +99,9 @@ class LastDecision(StatusModel):
 class Condition(StatusModel):
     """A Kubernetes-style condition."""
 
-    type: ConditionType = Field(description="Ready, MetricsAvailable, ScalingActive, RatioSatisfied or Conflict.")
+    type: ConditionType = Field(
+        description="Ready, MetricsAvailable, ScalingActive, RatioSatisfied, Conflict, Active or ManualOverride."
+    )
     status: ConditionStatus = Field(description="True, False or Unknown.")
     reason: str = Field(description="One-word CamelCase reason.")
     message: str = Field("", description="Human-readable detail.")
@@ -119,4 +146,7 @@ class PDServingGroupStatus(StatusModel):
     )
     drain: Drain | None = Field(
         None, description="Soft scale-in in progress; kept here so a restarted operator finishes it."
+    )
+    schedule: ScheduleStatus | None = Field(
+        None, description="The spec.schedules entry in force; absent when none is (the spec's floors and ratio apply)."
     )

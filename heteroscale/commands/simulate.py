@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from heteroscale.commands.arguments import positive_float
 from heteroscale.commands.errors import UserInputError
 from heteroscale.commands.progress import Bar
 from heteroscale.simulate.catalog import DEFAULT_POLICIES as DEFAULTS
 from heteroscale.simulate.catalog import POLICIES
+
+if TYPE_CHECKING:
+    from heteroscale.simulate.service import Service
+    from heteroscale.simulate.specpatch import SpecPatch
 
 DEFAULT_POLICIES = ",".join(DEFAULTS)
 
@@ -63,6 +68,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "5 minutes from 14:00",
     )
     parser.add_argument(
+        "--quiet",
+        metavar="HOUR,HOURS[,RAMP]",
+        help="no user online from HOUR (clock time) for HOURS, logging off and back on over RAMP hours "
+        "(default 1) either side; e.g. 1,4 for a night off from 01:00 to 05:00 (a day with an idle stretch)",
+    )
+    parser.add_argument(
+        "--spec-patch",
+        metavar="NAME|FILE[,...]",
+        help="also run HeteroScale with this spec YAML merged into its simulated spec (e.g. schedules, "
+        "behavior.scaleToZero), as the lane heteroscale+NAME; bundled: scale-to-zero, night-off",
+    )
+    parser.add_argument(
         "--fast-loader",
         action="store_true",
         help="new instances load weights over RDMA from running ones (BlitzScale-style) instead of from disk",
@@ -105,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserInputError(f"unknown GPU types {missing}; known: {', '.join(perf)}")
     surge = _burst(args.burst)
     burst = wl.Burst(*surge) if surge is not None else wl.NO_BURST
+    night = _quiet(args.quiet)
+    quiet = wl.Quiet(*night) if night is not None else None
     try:
         base = wl.load(args.trace)
         diurnal = args.diurnal if args.diurnal is not None else args.hours * 3600 > base.duration_s / args.time_scale
@@ -116,6 +135,7 @@ def run(args: argparse.Namespace) -> int:
             diurnal=diurnal,
             seed=args.seed,
             burst=burst,
+            quiet=quiet,
         )
         service = derive(
             workload,
@@ -132,9 +152,10 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, FileNotFoundError) as exc:
         raise UserInputError(str(exc)) from None
     config = EngineConfig(dt=args.step)
+    patches = _patches(args.spec_patch, service, config.interval_s)
     progress = Bar(disabled=args.no_progress)
     try:
-        study = run_study(workload, service, policies, config, progress=progress)
+        study = run_study(workload, service, policies, config, progress=progress, patches=patches)
     finally:
         progress.close()
     print(
@@ -153,20 +174,67 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numbers(flag: str, text: str, shape: str, counts: tuple[int, ...]) -> list[float]:
+    """Comma-separated numbers of a flag (as many as one of ``counts``), with the fix in the error."""
+    try:
+        values = [float(part) for part in text.split(",")]
+    except ValueError:
+        values = []
+    if len(values) not in counts:
+        raise UserInputError(f"{flag} {text!r}: give {shape}")
+    return values
+
+
 def _burst(text: str | None) -> tuple[float, float, float, float] | None:
     """``--burst HOUR,MINUTES,FACTOR[,RAMP]`` as (start s, duration s, factor, ramp s), with the
     fix in the error."""
     if text is None:
         return None
-    try:
-        values = [float(part) for part in text.split(",")]
-    except ValueError:
-        values = []
-    if len(values) not in (3, 4):
-        raise UserInputError(f"--burst {text!r}: give HOUR,MINUTES,FACTOR[,RAMP], e.g. 14,20,3,5")
+    values = _numbers("--burst", text, "HOUR,MINUTES,FACTOR[,RAMP], e.g. 14,20,3,5", (3, 4))
     hour, minutes, factor, ramp = (*values, 0.0)[:4]
     if not (0 <= hour < 24 and minutes > 0 and factor >= 1 and ramp >= 0):
         raise UserInputError(
             f"--burst {text!r}: HOUR must be in [0, 24), MINUTES > 0, FACTOR >= 1 and RAMP >= 0 (minutes)"
         )
     return hour * 3600.0, minutes * 60.0, factor, ramp * 60.0
+
+
+def _quiet(text: str | None) -> tuple[float, float, float] | None:
+    """``--quiet HOUR,HOURS[,RAMP]`` as (start hour, hours, ramp hours), with the fix in the error."""
+    if text is None:
+        return None
+    values = _numbers("--quiet", text, "HOUR,HOURS[,RAMP], e.g. 1,4 for 01:00 to 05:00", (2, 3))
+    hour, hours, ramp = (*values, 1.0)[:3]
+    if not (0 <= hour < 24 and hours > 0 and ramp >= 0 and hours + 2 * ramp <= 24):
+        raise UserInputError(
+            f"--quiet {text!r}: HOUR must be in [0, 24), HOURS > 0, RAMP >= 0, and HOURS + 2 x RAMP at most 24"
+        )
+    return hour, hours, ramp
+
+
+def _patches(text: str | None, service: Service, interval_s: float) -> list[SpecPatch]:
+    """``--spec-patch`` as patches, each checked by the real spec model on the simulated spec."""
+    from pydantic import ValidationError
+
+    from heteroscale.api.errors import describe
+    from heteroscale.api.spec import PDServingGroupSpec
+    from heteroscale.simulate import specpatch
+    from heteroscale.simulate.service import spec_document
+
+    if not text:
+        return []
+    patches = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        try:
+            patch = specpatch.load(item)
+        except (ValueError, FileNotFoundError) as exc:
+            raise UserInputError(str(exc)) from None
+        try:
+            PDServingGroupSpec.model_validate(patch.applied(spec_document(service, interval_s)))
+        except ValidationError as exc:
+            problems = "; ".join(describe(exc))
+            raise UserInputError(f"--spec-patch {item!r} makes an invalid spec: {problems}") from None
+        patches.append(patch)
+    if len({p.lane for p in patches}) != len(patches):
+        raise UserInputError(f"--spec-patch {text!r}: two patches have the same name")
+    return patches

@@ -19,9 +19,26 @@ class PoolObservation:
     ready: int
     """Instances serving."""
     starting: int = 0
-    """Instances created but not ready yet (model still loading)."""
+    """Instances asked for whose pod is not ready yet but was created less than
+    ``behavior.podStartTimeoutSeconds`` ago (image pull, model loading), and pods not created yet.
+    They block scale-in: their load is not in the signal yet."""
     by_gpu_type: Mapping[str, int] = field(default_factory=dict)
     """Instances asked for now, per GPU type; weights the per-type decode targets."""
+    stuck: int = 0
+    """Instances asked for whose pod is still not ready ``behavior.podStartTimeoutSeconds`` after its
+    creation (CrashLoopBackOff, an image that cannot be pulled, Unschedulable). They do not block
+    scale-in and are reported (``PodsStuck``); ``replicas = ready + starting + stuck``. The policy
+    asks for no replacement (it would meet the same cause); a scale-in removes them first (not-ready
+    pods go first). For the ratio they count as missing: judged on serving pods they are absent."""
+
+
+@dataclass(frozen=True)
+class ManualEdit:
+    """The replicas a person set, per role (summed over the role's Deployments); None for a role
+    whose Deployments still ask for what the operator last wrote."""
+
+    prefill: int | None = None
+    decode: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,3 +60,10 @@ class Observation:
     decode_reporting: int | None = None
     """Decode instances whose series make up decode_tps now; None when unknown. Fewer than the
     ready decode instances means the reading is a partial sum."""
+    activation: float | None = None
+    """``behavior.scaleToZero.activationQuery``'s value now (requests or queued requests per second
+    at the gateway); None when not configured or unread (no answer, no series, stale). A
+    non-finite or negative value is treated as unread."""
+    manual_edit: ManualEdit | None = None
+    """Replicas a person set on this tick: a role's managed Deployments ask for other replicas than
+    the operator last wrote to them; None when nothing was edited."""

@@ -9,7 +9,7 @@ applies them in order; the order is the contract documented there.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from heteroscale.api.enums import Reason
 from heteroscale.api.spec import PDServingGroupSpec
@@ -37,6 +37,9 @@ class Recommended:
     notes: tuple[Reason, ...]
     #: "x tok/s needs n decode at t tok/s each", and the guard's step when it fired.
     load: str
+    #: Decode instances the latency guard asks for when a tier is breached, whether or not the
+    #: load asks for more (0: no breach).
+    guarded: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,21 +95,111 @@ def partial_reading(observation: Observation) -> Signal | None:
     )
 
 
+def usable_activation(observation: Observation) -> float | None:
+    """The activation reading when it can be trusted (finite, non-negative), else None."""
+    reading = observation.activation
+    if reading is None or not math.isfinite(reading) or reading < 0:
+        return None
+    return reading
+
+
+def at_zero(
+    spec: PDServingGroupSpec, observation: Observation, state: PolicyState, now: float, floor_reason: Reason | None
+) -> Decision:
+    """A group with ``scaleToZero`` and no decode instance asked for. Only the activation reading and
+    the floors in force can wake it (nothing reports decode tokens/s): a floor above zero, or a
+    reading above ``activationThreshold``, starts one prefill/decode set at the ratio (both roles
+    together; at least the floors); a reading at or below it keeps both roles at zero; no usable
+    reading holds where it is (a missing signal never scales anything, in or out)."""
+    cur_p = observation.prefill.replicas
+    zero = spec.behavior.scale_to_zero
+    assert zero is not None  # only called for groups that may be at zero
+    cleared = state.model_copy(update={"zero_readings": 0, "idle_since": None, "recommendations": []})
+    start = pair_for(spec, 1)
+    # Waking is a hold: nothing goes down, not even prefill left over without decode.
+    start = replace(start, prefill=max(start.prefill, cur_p))
+    started = cleared.model_copy(update={"last_scale_up_time": now})
+    starting = f"starting prefill {cur_p}->{start.prefill}, decode 0->{start.decode} together"
+    if start.detail:
+        starting += f"; {start.detail}"
+    if floor_reason is not None:
+        why = "a floor in force is above zero"
+        return Decision(
+            start.prefill,
+            start.decode,
+            floor_reason,
+            f"{why}: {starting}",
+            started,
+            recommended_decode=0,
+            notes=start.notes,
+        )
+    reading = usable_activation(observation)
+    threshold = zero.activation_threshold
+    if reading is None:
+        problem = Reason.METRIC_MISSING if observation.activation is None else Reason.METRIC_INVALID
+        shown = "no" if observation.activation is None else f"an unusable ({observation.activation})"
+        why = f"at zero decode instances with {shown} activation reading (behavior.scaleToZero.activationQuery)"
+        return Decision(cur_p, 0, problem, f"{why}; holding at prefill {cur_p}, decode 0", cleared)
+    if reading > threshold:
+        why = f"activation reading {reading:g} is above activationThreshold {threshold:g}"
+        ratio = f"{spec.ratio.prefill}:{spec.ratio.decode}"
+        return Decision(
+            start.prefill,
+            start.decode,
+            Reason.ACTIVATING,
+            f"{why}: {starting} at {ratio}",
+            started,
+            recommended_decode=0,
+            notes=start.notes,
+        )
+    update: dict[str, object] = {"last_scale_down_time": now} if cur_p > 0 else {}
+    stays = f"prefill {cur_p}->0, decode stays 0" if cur_p else "both roles stay at zero"
+    why = f"activation reading {reading:g} is at or below activationThreshold {threshold:g}"
+    return Decision(0, 0, Reason.SCALED_TO_ZERO, f"{why}: {stays}", cleared.model_copy(update=update))
+
+
+def activating(spec: PDServingGroupSpec, observation: Observation, signal: Signal, state: PolicyState) -> Decision:
+    """A cold start in progress: no decode instance is ready yet, so no decode tokens/s can exist.
+    Held like any missing reading, under the name of what is happening."""
+    why = (
+        f"activating: {observation.decode.starting} decode and {observation.prefill.starting} prefill instance(s) "
+        f"starting, none serving decode yet ({signal.message})"
+    )
+    return hold(spec, observation, Reason.ACTIVATING, why, state)
+
+
 def zero_traffic(spec: PDServingGroupSpec, observation: Observation, state: PolicyState, now: float) -> Decision:
     """A zero reading holds until ``zeroTrafficReadings`` consecutive zeros, then both roles go to
-    their minimum in one explicit step (unless pods are still starting)."""
+    their minimum in one explicit step (unless pods are still starting). With ``scaleToZero`` the
+    minimum while serving is one prefill/decode set, and both roles go to zero once the group has
+    been idle (zero readings and the activation reading at or below its threshold) for
+    ``idleSeconds`` and the floors in force are zero."""
     cur_p, cur_d = observation.prefill.replicas, observation.decode.replicas
     zeros = state.zero_readings + 1
-    counted = state.model_copy(update={"zero_readings": zeros})
+    zero = spec.behavior.scale_to_zero
+    idle_since, idle = _idle(spec, observation, state, now)
+    counted = state.model_copy(update={"zero_readings": zeros, "idle_since": idle_since})
     wanted = spec.behavior.zero_traffic_readings
     if zeros < wanted:
-        why = f"zero decode throughput ({zeros}/{wanted} readings)"
+        why = f"zero decode throughput ({zeros}/{wanted} readings)" + (f"; {idle}" if idle else "")
         return hold(spec, observation, Reason.ZERO_TRAFFIC, why, counted)
     if observation.prefill.starting or observation.decode.starting:
         return hold(
             spec, observation, Reason.PODS_STARTING, "zero decode throughput, but pods are still starting", counted
         )
-    floor = pair_for(spec, 0)
+    floors_zero = spec.decode.min_replicas == 0 and spec.prefill.min_replicas == 0
+    if zero is not None and idle_since is not None and now - idle_since >= zero.idle_seconds and floors_zero:
+        return Decision(
+            0,
+            0,
+            Reason.SCALED_TO_ZERO,
+            f"idle for {now - idle_since:.0f}s (idleSeconds {zero.idle_seconds}): both roles to zero: "
+            f"prefill {cur_p}->0, decode {cur_d}->0",
+            counted.model_copy(update={"recommendations": [], "last_scale_down_time": now, "idle_since": None}),
+            recommended_decode=0,
+        )
+    # With scaleToZero the minimums are 0; while it serves, the group keeps one set at the ratio.
+    floor = pair_for(spec, 0 if zero is None else 1)
     update: dict[str, object] = {"recommendations": []}
     if floor.decode < cur_d:
         update["last_scale_down_time"] = now
@@ -116,11 +209,31 @@ def zero_traffic(spec: PDServingGroupSpec, observation: Observation, state: Poli
         Reason.ZERO_TRAFFIC,
         f"no decode traffic for {zeros} readings; both roles at their minimum: "
         f"prefill {cur_p}->{floor.prefill}, decode {cur_d}->{floor.decode}"
-        + (f"; {floor.detail}" if floor.detail else ""),
+        + (f"; {floor.detail}" if floor.detail else "")
+        + (f"; {idle}" if idle else ""),
         counted.model_copy(update=update),
         recommended_decode=0,
         notes=floor.notes,
     )
+
+
+def _idle(
+    spec: PDServingGroupSpec, observation: Observation, state: PolicyState, now: float
+) -> tuple[float | None, str]:
+    """On a trusted zero reading: when the idle stretch began (None: not idle, or no scaleToZero)
+    and what to say about it."""
+    zero = spec.behavior.scale_to_zero
+    if zero is None:
+        return None, ""
+    reading = usable_activation(observation)
+    if reading is None:
+        return None, "no usable activation reading, so not idle (scale to zero waits for one)"
+    if reading > zero.activation_threshold:
+        return None, f"activation reading {reading:g} is above activationThreshold {zero.activation_threshold:g}"
+    since = state.idle_since if state.idle_since is not None else now
+    if spec.decode.min_replicas or spec.prefill.min_replicas:
+        return since, f"idle for {now - since:.0f}s, but a floor in force is above zero"
+    return since, f"idle for {now - since:.0f}s; zero after idleSeconds {zero.idle_seconds}"
 
 
 def recommend(spec: PDServingGroupSpec, observation: Observation, tps: float) -> tuple[Recommended, bool]:
@@ -140,6 +253,7 @@ def recommend(spec: PDServingGroupSpec, observation: Observation, tps: float) ->
     guard = behavior.latency_guard
     factor = latency.overshoot(guard, observation.tbt_seconds, observation.ttft_seconds)
     tier = latency.breached_tier(guard, factor)
+    guarded = 0
     if guard is not None and tier is not None and factor is not None:
         max_percent = behavior.scale_up.max_step_percent
         guarded = latency.guarded(observation.decode.ready, tier, factor, guard.proportional, max_percent)
@@ -148,7 +262,7 @@ def recommend(spec: PDServingGroupSpec, observation: Observation, tps: float) ->
             notes = (Reason.LATENCY_GUARD,)
             step = f"+{guarded - observation.decode.ready} on {observation.decode.ready} serving"
             load += f"; {_latency_text(observation)} is {factor:.2f}x the SLO (tier {tier.over}x), {step}"
-    return Recommended(recommended, notes, load), in_band
+    return Recommended(recommended, notes, load, guarded), in_band
 
 
 def _latency_text(observation: Observation) -> str:
@@ -164,12 +278,18 @@ def scale_up(spec: PDServingGroupSpec, state: PolicyState, now: float, current: 
     """Scale-out obeys its cooldown and step limit. A latency-guard step skips the cooldown: the
     cooldown lets a throughput step take effect before the next reading, but the guard steps on
     top of the instances serving, so while its last step is still starting it asks for nothing
-    more, and a latency breach on a surge cannot wait a minute."""
+    more, and a latency breach on a surge cannot wait a minute. That holds too when the load asks
+    for as much or more than the guard (found by the monotonicity property: otherwise more load
+    could yield fewer instances): the guard's step goes ahead, the rest waits for the cooldown."""
     up = spec.behavior.scale_up
+    limit = stabilization.step_up_limit(current, up)
     cooldown = 0.0 if Reason.LATENCY_GUARD in recommended.notes else stabilization.up_cooldown_left(state, now, up)
     if cooldown > 0:
-        return Step(current, Reason.COOLDOWN_ACTIVE, f"scale-up cooldown {cooldown:.0f}s left", ())
-    desired = min(recommended.decode, stabilization.step_up_limit(current, up))
+        wait = f"scale-up cooldown {cooldown:.0f}s left"
+        if recommended.guarded > current:
+            return Step(min(recommended.guarded, limit), None, f"{wait} for the rest", (Reason.LATENCY_GUARD,))
+        return Step(current, Reason.COOLDOWN_ACTIVE, wait, ())
+    desired = min(recommended.decode, limit)
     return Step(desired, None, "", (Reason.STEP_LIMITED,) if desired < recommended.decode else ())
 
 

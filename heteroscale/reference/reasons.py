@@ -35,8 +35,8 @@ MEANINGS: dict[Reason, tuple[str, str]] = {
         "Nothing; the window prevents scaling in on a dip.",
     ),
     Reason.METRIC_MISSING: (
-        "No decode tokens/s reading (empty result, Prometheus unreachable, HTTP error, timeout). The group "
-        "holds its size and never scales in.",
+        "No decode tokens/s reading (empty result, Prometheus unreachable, HTTP error, timeout), or, for a group "
+        "scaled to zero, no activation reading. The group holds its size and never scales in (or out of zero).",
         "See [MetricMissing](../operating.md#metricmissing-metricstale-metricinvalid).",
     ),
     Reason.METRIC_INVALID: (
@@ -58,8 +58,37 @@ MEANINGS: dict[Reason, tuple[str, str]] = {
     ),
     Reason.PODS_STARTING: (
         "Pods of the group are still starting: a scale-in waits until they are ready (their load is not in "
-        "the signal yet).",
-        "Nothing, unless pods never become ready (image pull, quota, Unschedulable).",
+        "the signal yet). Only pods within `behavior.podStartTimeoutSeconds` of their creation count.",
+        "Nothing; pods that never become ready turn into `PodsStuck` after the timeout.",
+    ),
+    Reason.PODS_STUCK: (
+        "Pods not ready `behavior.podStartTimeoutSeconds` after their creation (CrashLoopBackOff, an image that "
+        "cannot be pulled, Unschedulable). They no longer block scale-in (a scale-in removes them first), no "
+        "replacement is asked for, and they count as missing for the ratio.",
+        "Look at the pods (`kubectl describe pod`, `kubectl logs --previous`): fix the image, quota or node "
+        "shortage named there.",
+    ),
+    Reason.SCALED_TO_ZERO: (
+        "`behavior.scaleToZero`: the group was idle (zero decode tokens/s and the activation reading at or below "
+        "`activationThreshold`) for `idleSeconds`, so both roles went to zero; or it is at zero and stays there.",
+        "Nothing. The next request waits for a cold start (the activation delay plus the engines' start-up).",
+    ),
+    Reason.ACTIVATING: (
+        "A group at zero saw its activation reading rise above `activationThreshold` and starts one "
+        "prefill/decode set at the ratio; held (never scales in) until a decode instance serves and decode "
+        "tokens/s flows.",
+        "Nothing, unless it lasts longer than the engines' start-up: see `PodsStuck`.",
+    ),
+    Reason.MANUAL_OVERRIDE: (
+        "A person changed a managed Deployment's replicas (e.g. `kubectl scale`). For "
+        "`behavior.manualHoldSeconds` their counts are a floor (the policy may go higher, not lower); with 0 the "
+        "policy's counts are written back at once.",
+        "Nothing. For a lasting change edit the PDServingGroup (`minReplicas`, `schedules`) instead.",
+    ),
+    Reason.SCHEDULE_FLOOR: (
+        "The floor of the `spec.schedules` entry in force (see `status.schedule`) raised the count, as "
+        "`minReplicas` would (`ClampedToMin`).",
+        "Nothing.",
     ),
     Reason.ZERO_TRAFFIC: (
         "`behavior.zeroTrafficReadings` consecutive zero readings: both roles go to their minimum.",

@@ -36,6 +36,8 @@ from heteroscale.simulate.recorder import LaneFleets, Trajectories
 from heteroscale.simulate.service import METRIC_WINDOW_S, Service, mean_context, spec_document
 from heteroscale.simulate.workload import Workload
 
+IntArray = npt.NDArray[np.int64]
+
 
 @dataclass(frozen=True)
 class EngineConfig:
@@ -60,6 +62,8 @@ class RunResult:
     arrival_s: FloatArray
     ttft_s: FloatArray
     ttft_limit_s: FloatArray
+    #: What each request's TTFT would be on an idle, running service (its SLO's basis).
+    ttft_unloaded_s: FloatArray
     tbt_s: FloatArray
     tbt_limit_s: float
     finished: npt.NDArray[np.bool_]
@@ -218,6 +222,17 @@ class Served:
     latencies: list[Latencies]
     offered_decode_tps: FloatArray
     ttft_limit_s: list[FloatArray]
+    #: Each sampled request's own prefill time, the first decode step, and its arrival step.
+    own_prefill_s: FloatArray
+    first_token_s: float
+    step_of: IntArray
+
+    def ttft_unloaded(self, k: int, service: Service, workload: Workload) -> FloatArray:
+        """Lane ``k``'s sampled requests' TTFT on an idle, running service: own prefill, KV
+        transfer and the first decode step (what their TTFT limit is set from)."""
+        kv = kv_seconds(service, workload, self.traj.cross_domain[k], self.step_of)
+        result: FloatArray = self.own_prefill_s + kv + self.first_token_s
+        return result
 
 
 def steps_for(workload: Workload, config: EngineConfig) -> int:
@@ -270,7 +285,8 @@ def serve(
         # fluid serves a step's own arrivals within it, so an unqueued system shows no wait.
         waited = np.maximum(s + 0.5 - (admitted_before + queues.x_d) / 2, 0.0) * dt
         ttft = np.where(queues.x_d > admitted_before, waited + ttft_unloaded, np.nan)
-        traj.record(s, fleets, prefill, decode, decode_capacity, (queues.x_p, queues.x_d), ttft)
+        arrived = float(offered.cum[Offered.REQUESTS, s + 1] - offered.cum[Offered.REQUESTS, s]) / dt
+        traj.record(s, fleets, prefill, decode, decode_capacity, (queues.x_p, queues.x_d), ttft, arrived)
         if progress is not None:
             progress.advance(1)
 
@@ -281,13 +297,18 @@ def serve(
     latencies, limits = [], []
     for k in range(lanes.count):
         lane = traj.lane(k)
-        # The placement in force when the request arrived decides whether its KV crosses domains.
-        kv = kv_transfer_seconds(service.model, service.kv_rdma_gbps, workload.input_tokens, lane.cross_domain[step_of])
+        kv = kv_seconds(service, workload, lane.cross_domain, step_of)
         requests = Requests(workload.arrival_s, workload.output_tokens, own, kv)
         latencies.append(read_latencies(requests, lane, dt, float(trace_work.mean()), scv))
         unloaded = own + kv + first_token
         limits.append(np.maximum(service.slo.ttft_floor_s, service.slo.ttft_scale * unloaded))
-    return Served(traj, latencies, per_step[4] / dt, limits)
+    return Served(traj, latencies, per_step[4] / dt, limits, own, first_token, step_of)
+
+
+def kv_seconds(service: Service, workload: Workload, cross_domain: FloatArray, step_of: IntArray) -> FloatArray:
+    """Each sampled request's P->D KV transfer: the placement in force when it arrived (a lane's
+    per-step cross-domain share) decides whether its KV crosses domains."""
+    return kv_transfer_seconds(service.model, service.kv_rdma_gbps, workload.input_tokens, cross_domain[step_of])
 
 
 def controlled_results(
@@ -308,6 +329,7 @@ def controlled_results(
                 arrival_s=workload.arrival_s,
                 ttft_s=served.latencies[k].ttft_s,
                 ttft_limit_s=served.ttft_limit_s[k],
+                ttft_unloaded_s=served.ttft_unloaded(k, service, workload),
                 tbt_s=served.latencies[k].tbt_s,
                 tbt_limit_s=service.slo.tbt_s,
                 finished=served.latencies[k].finished,
@@ -354,6 +376,8 @@ def _observe(
         now=now,
         metric_age_s=dt,
         decode_tps=float(traj.decode_tps[lo:s].mean()),
+        decode_series=bool(traj.decode_ready[lo:s].any()),
+        gateway_rps=float(traj.gateway_rps[lo:s].mean()),
         prefill_missed_tps=float(traj.prefill_missed_tps[lo:s].mean()),
         prefill_utilization=float(traj.prefill_util_reported[lo:s].mean()),
         decode_utilization=float(traj.decode_util_reported[lo:s].mean()),

@@ -17,6 +17,7 @@ from heteroscale.policy import Observation, decide
 from heteroscale.policy.ratio import pair_for
 from heteroscale.simulate.policies import SimObservation
 from heteroscale.simulate.service import Service, spec_document
+from heteroscale.simulate.specpatch import SpecPatch
 
 #: The band ``heteroscale-adaptive`` declares around the stress test's ratio: half to twice it.
 ADAPTIVE_BAND = (0.5, 2.0)
@@ -26,7 +27,9 @@ class HeteroScale:
     """HeteroScale as the paper runs it (fixed ratio), or with ``adaptive`` its opt-in adaptive
     ratio (``ratio.adaptive``: prefill on its KV-missed throughput within a band declared around
     the stress test's ratio, at the stress test's prefill target). ``document`` replaces the spec
-    the simulator derives from the service (a candidate of ``heteroscale curate``), under ``name``."""
+    the simulator derives from the service (a candidate of ``heteroscale curate``), under ``name``.
+    ``patch`` (spec YAML in wire form, deep-merged into the spec, e.g. schedules and scaleToZero)
+    makes a lane named after it."""
 
     paired = True
 
@@ -39,11 +42,19 @@ class HeteroScale:
         adaptive: bool = False,
         document: dict[str, Any] | None = None,
         name: str | None = None,
+        patch: SpecPatch | None = None,
+        clock_s: float = 0.0,
     ) -> None:
         self.name = name or ("heteroscale-adaptive" if adaptive else "heteroscale")
         self.interval_s = interval_s
+        # The policy's clock (schedules read it as Unix time): the run starts at clock_s, so a run
+        # from midnight is 1 January 1970, 00:00 UTC.
+        self._clock_s = clock_s
         if document is None:
             document = spec_document(service, interval_s)
+        if patch is not None:
+            self.name = patch.lane
+            document = patch.applied(document)
         if adaptive:
             ratio = service.ratio[0] / service.ratio[1]
             document["ratio"]["adaptive"] = {
@@ -66,15 +77,18 @@ class HeteroScale:
 
     def decide(self, obs: SimObservation) -> tuple[int, int]:
         observation = Observation(
-            decode_tps=obs.decode_tps,
+            # No decode instance ready in the window: no engine reported, so no series.
+            decode_tps=obs.decode_tps if obs.decode_series else None,
             metric_age_seconds=obs.metric_age_s,
             prefill=obs.prefill,
             decode=obs.decode,
             tbt_seconds=obs.tbt_s,
             ttft_seconds=obs.ttft_s,
             prefill_missed_tps=obs.prefill_missed_tps,
+            # What the activation query reads: the gateway's request rate, engines or not.
+            activation=obs.gateway_rps if self.spec.behavior.scale_to_zero is not None else None,
         )
-        decision = decide(self.spec, observation, self._state, obs.now)
+        decision = decide(self.spec, observation, self._state, obs.now + self._clock_s)
         self._state = decision.state
         self.reasons[decision.reason.value] += 1
         return decision.prefill, decision.decode

@@ -233,6 +233,7 @@ class Search:
                 arrival_s=self._workload.arrival_s,
                 ttft_s=latencies.ttft_s,
                 ttft_limit_s=served.ttft_limit_s[k],
+                ttft_unloaded_s=served.ttft_unloaded(k, service, self._workload),
                 tbt_s=latencies.tbt_s,
                 tbt_limit_s=service.slo.tbt_s,
                 finished=latencies.finished,

@@ -35,6 +35,11 @@ class SimObservation:
     now: float
     metric_age_s: float
     decode_tps: float
+    #: False when no decode instance was ready during the window: no engine reported decode
+    #: tokens/s, so Prometheus would answer with no series (decode_tps then reads 0 here).
+    decode_series: bool
+    #: Requests per second arriving at the gateway over the window (exists with no engine running).
+    gateway_rps: float
     #: Prefill tokens computed per second, prefix-cache hits excluded.
     prefill_missed_tps: float
     #: Engine-reported GPU utilisation (share of time a kernel runs), mean over ready instances.

@@ -51,6 +51,9 @@ class Trajectories:
     admitted_position: FloatArray
     cross_domain: FloatArray
     unschedulable: FloatArray
+    #: Requests per second arriving at the gateway in front of the engines, whether or not any
+    #: engine runs (the same in every lane): what a scale-to-zero activation query reads.
+    gateway_rps: FloatArray
 
     @classmethod
     def zeros(cls, lanes: int, steps: int) -> Trajectories:
@@ -76,6 +79,7 @@ class Trajectories:
         decode_capacity_tps: FloatArray,
         positions: tuple[FloatArray, FloatArray],
         ttft: FloatArray,
+        gateway_rps: float,
     ) -> None:
         self.prefill_instances[:, s] = fleets.held_prefill
         self.decode_instances[:, s] = fleets.held_decode
@@ -98,3 +102,4 @@ class Trajectories:
         self.prefilled_position[:, s], self.admitted_position[:, s] = positions
         self.cross_domain[:, s] = fleets.cross_domain
         self.unschedulable[:, s] = fleets.unschedulable
+        self.gateway_rps[:, s] = gateway_rps

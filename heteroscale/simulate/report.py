@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from heteroscale.api.enums import Role
+from heteroscale.simulate.coldstart import Wake, wakes
 from heteroscale.simulate.service import RatioPoint
 from heteroscale.simulate.study import Study
 from heteroscale.simulate.verdict import verdict
@@ -58,6 +59,24 @@ def document(study: Study) -> dict[str, Any]:
             "ttft_slo_s": _num(service.ttft_slo_s),
         },
         "verdict": verdict(study),
+        "wakes": {
+            name: [
+                {
+                    "zero_s": w.zero_s,
+                    "activated_s": w.activated_s,
+                    "serving_s": w.serving_s,
+                    "waiting_requests": _num(w.waiting_requests),
+                    "waiting_slo_attainment": _num(w.waiting_slo_attainment)
+                    if w.waiting_slo_attainment is not None
+                    else None,
+                    "first_arrival_s": w.first_arrival_s,
+                    "first_ttft_s": w.first_ttft_s,
+                    "first_unloaded_ttft_s": w.first_unloaded_ttft_s,
+                }
+                for w in found
+            ]
+            for name, found in _wakes(study).items()
+        },
     }
 
 
@@ -73,6 +92,40 @@ def ratio_curve(curve: Sequence[RatioPoint]) -> list[dict[str, Any]]:
         }
         for p in curve
     ]
+
+
+def _wakes(study: Study) -> dict[str, list[Wake]]:
+    """Each run's wakes from zero (runs that never reached zero are left out)."""
+    found = {name: wakes(run) for name, run in study.runs.items()}
+    return {name: w for name, w in found.items() if w}
+
+
+def _clock(t_s: float) -> str:
+    return f"{int(t_s // 3600):02d}:{int(t_s % 3600 // 60):02d}:{int(t_s % 60):02d}"
+
+
+def wake_lines(study: Study) -> list[str]:
+    """The wakes from zero, with what the first waiting request paid (none: nothing to say)."""
+    found = _wakes(study)
+    if not found:
+        return []
+    lines = [f"wakes from zero (start-up {study.service.instance_startup_s:.0f} s):"]
+    for name, runs in found.items():
+        for w in runs:
+            line = (
+                f"  {name}: zero from {_clock(w.zero_s)}, instances asked for at {_clock(w.activated_s)}, "
+                f"serving at {_clock(w.serving_s)}"
+            )
+            if w.first_arrival_s is None or w.first_extra_s is None:
+                lines.append(line + "; no request waited")
+                continue
+            attained = w.waiting_slo_attainment or 0.0
+            lines.append(
+                f"{line}; first request at {_clock(w.first_arrival_s)}: TTFT {w.first_ttft_s:.1f} s "
+                f"(+{w.first_extra_s:.1f} s over {w.first_unloaded_ttft_s:.1f} s unloaded); "
+                f"{w.waiting_requests:,.0f} requests waited, {attained:.1%} of them within the SLO"
+            )
+    return lines
 
 
 def write_json(study: Study, path: Path) -> None:
@@ -99,6 +152,8 @@ def table(study: Study) -> str:
     lines.append("")
     lines.append("verdict:")
     lines.extend(f"  {line}" for line in verdict(study))
+    if wake := wake_lines(study):
+        lines.extend(["", *wake])
     lines.append("")
     lines.extend(signal_lines(study))
     return "\n".join(lines)

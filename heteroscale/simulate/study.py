@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from heteroscale.placement import Inventory
@@ -22,6 +23,7 @@ from heteroscale.simulate.inventory import simulated_inventory
 from heteroscale.simulate.policies import HpaUtilization, IndependentPD, Policy, StaticPeak
 from heteroscale.simulate.service import Service
 from heteroscale.simulate.signals import signal_study
+from heteroscale.simulate.specpatch import SpecPatch
 from heteroscale.simulate.summary import Summary, summarize
 from heteroscale.simulate.workload import Workload
 
@@ -53,10 +55,14 @@ def hpa_level(name: str) -> float:
     return level
 
 
-def build_policy(name: str, service: Service, config: EngineConfig, initial: tuple[int, int]) -> Policy:
-    """A reactive or fixed policy by name; reactive ones start at ``initial`` instances."""
+def build_policy(
+    name: str, service: Service, config: EngineConfig, initial: tuple[int, int], clock_s: float = 0.0
+) -> Policy:
+    """A reactive or fixed policy by name; reactive ones start at ``initial`` instances. HeteroScale's
+    clock starts at ``clock_s`` (the run's start, seconds after midnight)."""
     if name in ("heteroscale", "heteroscale-adaptive"):
-        return HeteroScale(service, config.interval_s, initial, adaptive=name == "heteroscale-adaptive")
+        adaptive = name == "heteroscale-adaptive"
+        return HeteroScale(service, config.interval_s, initial, adaptive=adaptive, clock_s=clock_s)
     if name == "hpa-util":
         return HpaUtilization(service, config.interval_s, initial)
     if name.startswith("hpa-util@"):
@@ -74,15 +80,20 @@ def run_study(
     policies: list[str],
     config: EngineConfig,
     progress: Progress | None = None,
+    patches: Sequence[SpecPatch] = (),
 ) -> Study:
     """Run ``policies`` (names from :data:`POLICIES`) on ``workload``: the policies in lockstep on
     the simulated cluster, in the same pass as the oracle's first search round (one more pass per
-    further round)."""
+    further round). Each of ``patches`` adds a HeteroScale lane with that patch in its spec
+    (named ``heteroscale+<patch>``, listed after the policies)."""
     need = oracle.needs(workload, service, config)
     # Reactive policies start sized for the first minutes of load, as after a previous day.
     initial = oracle.initial_counts(need, service, config)
     inventory = simulated_inventory(service)
-    built = [build_policy(name, service, config, initial) for name in policies if name != "oracle"]
+    clock = workload.start_hour * 3600.0
+    built = [build_policy(name, service, config, initial, clock) for name in policies if name != "oracle"]
+    built += [HeteroScale(service, config.interval_s, initial, patch=patch, clock_s=clock) for patch in patches]
+    names = [*policies, *(patch.lane for patch in patches)]
     if "static" not in policies:  # the signal study reads a fixed fleet
         built.append(StaticPeak(service, config.interval_s))
     controlled = Controlled(built, service, config, inventory)
@@ -103,9 +114,9 @@ def run_study(
     return Study(
         service=service,
         inventory=inventory,
-        runs={name: runs[name] for name in policies},
+        runs={name: runs[name] for name in names},
         need=need,
         oracle=found,
-        summaries={name: summarize(runs[name]) for name in policies},
+        summaries={name: summarize(runs[name]) for name in names},
         signals=signal_study(runs["static"], need.prefill, need.decode),
     )

@@ -112,6 +112,30 @@ class DayCurve:
 
 
 @dataclass(frozen=True)
+class Quiet:
+    """A stretch of the day when no user is online: a service used by one site's people (an
+    internal code assistant, say), closed at night. From ``start_hour`` (clock time) for
+    ``hours`` the users online fall to zero; they log off over the ``ramp_hours`` before it and
+    back on over the ``ramp_hours`` after it (linearly), so the first requests after it trickle in.
+    The users online outside it follow the day's curve as usual. An assumption, stated: no public
+    LLM trace has such a night; the bundled traces give the requests, this gives who is online."""
+
+    start_hour: float
+    hours: float
+    ramp_hours: float = 1.0
+
+    def online(self, clock_hour: FloatArray) -> FloatArray:
+        """Share of the users online at ``clock_hour`` (hours after midnight, any day)."""
+        h = np.mod(clock_hour, 24.0)
+        inside = np.mod(h - self.start_hour, 24.0) < self.hours
+        before = np.mod(self.start_hour - h, 24.0)
+        after = np.mod(h - self.start_hour - self.hours, 24.0)
+        ramp = np.minimum(np.minimum(before, after) / self.ramp_hours, 1.0) if self.ramp_hours > 0 else 1.0
+        result: FloatArray = np.where(inside, 0.0, ramp)
+        return result
+
+
+@dataclass(frozen=True)
 class Workload:
     """``duration_s`` of load: the superposition that drives the pools, and a weighted sample.
 
@@ -137,6 +161,7 @@ class Workload:
     burst: Burst = NO_BURST
     #: A measured day; when set it replaces ``diurnal``'s cosine.
     curve: DayCurve | None = None
+    quiet: Quiet | None = None
 
     @property
     def size(self) -> int:
@@ -148,7 +173,7 @@ class Workload:
 
     def population(self, t_s: FloatArray) -> FloatArray:
         """Copies of the trace's user population online at ``t_s``."""
-        return _population(self.fleet_scale, self.diurnal, self.start_hour, t_s, self.curve)
+        return _population(self.fleet_scale, self.diurnal, self.start_hour, t_s, self.curve, self.quiet)
 
     def offered(self, values: FloatArray, bin_s: float, bins: int | None = None) -> FloatArray:
         """Sum over the whole superposition of ``values`` (one row of per-trace-request values,
@@ -245,6 +270,7 @@ def scale(
     seed: int = 0,
     burst: Burst = NO_BURST,
     curve: DayCurve | None = None,
+    quiet: Quiet | None = None,
 ) -> Workload:
     """``hours`` of load built from ``base``.
 
@@ -256,11 +282,16 @@ def scale(
     as a superposition of independent user populations (see the module docstring). ``burst``
     compresses a slice of the day's trace in time (see :class:`Burst`). ``curve`` (a measured day)
     replaces the cosine: ``curve.share`` of ``fleet_scale`` copies are online at each time.
+    ``quiet`` takes every user offline for a stretch of each day (see :class:`Quiet`).
     """
     if hours <= 0 or fleet_scale <= 0 or time_scale <= 0:
         raise ValueError("hours, fleet_scale and time_scale must be positive")
     if burst.factor < 1 or burst.duration_s < 0 or burst.ramp_s < 0 or not 0 <= burst.start_s <= hours * 3600:
         raise ValueError("a burst needs a factor of at least 1, no negative length, and must start within the hours")
+    if quiet is not None and not (0 <= quiet.start_hour < 24 and quiet.hours > 0 and quiet.ramp_hours >= 0):
+        raise ValueError("a quiet stretch needs a start hour in [0, 24), a positive length and no negative ramp")
+    if quiet is not None and quiet.hours + 2 * quiet.ramp_hours > 24:
+        raise ValueError("a quiet stretch and its two ramps must fit in a day")
     rng = np.random.default_rng(seed)
     tile = base.duration_s / time_scale
     trace = Trace(
@@ -300,19 +331,28 @@ def scale(
         input_tokens=base.input_tokens[i_all],
         output_tokens=base.output_tokens[i_all],
         cached_tokens=base.cached_tokens[i_all],
-        weight=_population(fleet_scale, diurnal, start_hour, t_all, curve),
+        weight=_population(fleet_scale, diurnal, start_hour, t_all, curve, quiet),
         burst=burst,
         curve=curve,
+        quiet=quiet,
     )
 
 
 def _population(
-    fleet_scale: float, diurnal: bool, start_hour: float, t_s: FloatArray, curve: DayCurve | None = None
+    fleet_scale: float,
+    diurnal: bool,
+    start_hour: float,
+    t_s: FloatArray,
+    curve: DayCurve | None = None,
+    quiet: Quiet | None = None,
 ) -> FloatArray:
+    clock = np.asarray(t_s, dtype=np.float64) + start_hour * 3600.0
     if curve is not None:
-        measured: FloatArray = fleet_scale * curve.at(t_s)
-        return measured
-    if not diurnal:
-        return np.full(np.shape(t_s), fleet_scale)
-    result: FloatArray = fleet_scale * diurnal_factor(t_s + start_hour * 3600.0)
+        result: FloatArray = fleet_scale * curve.at(t_s)
+    elif diurnal:
+        result = fleet_scale * diurnal_factor(clock)
+    else:
+        result = np.full(np.shape(clock), fleet_scale, dtype=np.float64)
+    if quiet is not None:
+        result = result * quiet.online(clock / 3600.0)
     return result

@@ -137,7 +137,7 @@ def test_decode_target_is_weighted_by_the_gpu_types_serving() -> None:
     assert decision.decode == 6
     # Cold start (no instances): the most preferred type's target, 2000: 18,000 needs 9
     # (the first step from zero is bounded by minStepInstances).
-    cold = run(observe(18_000.0, 0, prefill=1, by_gpu={}), decode={**targets, "minReplicas": 0}, roles=roles)
+    cold = run(observe(18_000.0, 0, prefill=1, by_gpu={}), decode=targets, roles=roles)
     assert cold.recommended_decode == 9
 
 
@@ -271,12 +271,15 @@ def test_every_decision_has_a_reason_and_a_message() -> None:
 def test_ratio_repair_that_needs_more_prefill_than_its_max_is_reported() -> None:
     # Found by hypothesis: 2:1 with prefill fixed at 1. Raising decode to 1 for prefill's floor
     # asks for 2 prefill, beyond its max: the pair is (1, 1) and the broken ratio is reported.
+    # A decode minimum of 0 now needs scaleToZero (and prefill's 0), so prefill's floor of 1 comes
+    # from a schedule entry in force every minute.
     decision = run(
         observe(0.0, 0, prefill=1, by_gpu={}),
         ratio={"prefill": 2, "decode": 1},
         decode={"minReplicas": 0, "maxReplicas": 1},
-        prefill={"minReplicas": 1, "maxReplicas": 1},
-        behavior={"zeroTrafficReadings": 1},
+        prefill={"minReplicas": 0, "maxReplicas": 1},
+        behavior={"zeroTrafficReadings": 1, "scaleToZero": {"activationQuery": "sum(gateway_queue)"}},
+        schedules=[{"name": "always", "cron": "* * * * *", "minReplicas": {"prefill": 1}}],
     )
     assert (decision.prefill, decision.decode) == (1, 1)
     assert Reason.CLAMPED_TO_MAX in {decision.reason, *decision.notes}
@@ -311,6 +314,24 @@ def test_a_hold_still_brings_pools_up_to_a_raised_minimum(tps: float | None) -> 
     assert (decision.prefill, decision.decode) == (2, 4)
     assert "only the minimums apply" in decision.message
     assert decision.state.last_scale_up_time is None, "a bound, not load: no cooldown starts"
+
+
+def test_a_breach_is_not_held_by_the_cooldown_when_the_load_asks_for_as_much() -> None:
+    # Found by the monotonicity property: TBT at 2.5x the SLO makes the guard ask for one more on
+    # the one serving. At 1 tok/s that went ahead at once; at 60 tok/s, which needs 2 by itself,
+    # the throughput step owned it and waited for the cooldown, so more load gave fewer instances.
+    state = PolicyState(last_scale_up_time=NOW - 59)
+    spec = {
+        "decode": {"targetTPSPerInstance": {"H20": 50}},
+        "behavior": {**DAMPED["behavior"], "latencyGuard": {"sloSeconds": 0.05}},
+    }
+    low = run(observe(1.0, 1, tbt=0.125), state, **spec)
+    high = run(observe(60.0, 1, tbt=0.125), state, **spec)
+    assert (low.decode, high.decode) == (2, 2)
+    assert high.reason is Reason.LATENCY_GUARD
+    assert "cooldown 1s left for the rest" in high.message
+    calm = run(observe(60.0, 1, tbt=0.01), state, **spec)
+    assert (calm.decode, calm.reason) == (1, Reason.COOLDOWN_ACTIVE), "without a breach the cooldown holds"
 
 
 # --- Bursts: the latency guard on TTFT, its proportional step, and the adaptive ratio ---------

@@ -21,7 +21,8 @@ NOW = 100_000.0
 def specs(draw: st.DrawFn) -> PDServingGroupSpec:
     dmin = draw(st.integers(0, 6))
     dmax = draw(st.integers(max(dmin, 1), 80))
-    pmin = draw(st.integers(0, 4))
+    # A decode minimum of 0 is scale to zero, which needs prefill's minimum at 0 too.
+    pmin = 0 if dmin == 0 else draw(st.integers(0, 4))
     pmax = draw(st.integers(max(pmin, 1), 60))
     override: dict[str, Any] = {
         "ratio": {"prefill": draw(st.integers(1, 5)), "decode": draw(st.integers(1, 5))},
@@ -49,6 +50,8 @@ def specs(draw: st.DrawFn) -> PDServingGroupSpec:
     }
     if draw(st.booleans()):
         override["behavior"]["latencyGuard"] = {"sloSeconds": 0.05}
+    if dmin == 0:
+        override["behavior"]["scaleToZero"] = {"activationQuery": 'sum(gateway_requests{namespace="{namespace}"})'}
     return PDServingGroupSpec.model_validate(merge(base_spec(), override))
 
 
