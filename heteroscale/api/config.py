@@ -9,7 +9,9 @@ ClusterTriggerAuthentication keep it out of the scaled object:
   Secrets in the operator's namespace), and which namespaces may use each;
 * which namespaces' custom queries may read series of other namespaces;
 * how high a namespace's ``spec.priority`` may reach when groups of different namespaces compete
-  for the same GPUs.
+  for the same GPUs;
+* for a fleet too large for one replica, this replica's shard: the groups it reconciles and the
+  nodes it places them on.
 
 A group names an endpoint (``spec.metric.prometheus.endpoint``); no field of a group names a file
 of the operator, a URL, or another namespace.
@@ -17,6 +19,7 @@ of the operator, a URL, or another namespace.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Self
 
@@ -25,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic.alias_generators import to_camel
 
 from heteroscale.api.errors import describe
+from heteroscale.api.kubenames import LabelKey, LabelValue
 
 #: The endpoint a group uses when its spec names none, and the one the default config defines.
 DEFAULT_ENDPOINT = "default"
@@ -76,6 +80,34 @@ class PriorityGrant(ConfigModel):
     ceiling: int = Field(ge=0, le=1000000, description="Highest effective priority their groups get.")
 
 
+class Shard(ConfigModel):
+    """One operator replica's share of a fleet: the PDServingGroups it reconciles and the GPU nodes
+    it places them on. Shards split the nodes between them, so two shards never plan the same free
+    GPUs; priority and capacity are arbitrated within a shard only (see docs/operating.md)."""
+
+    name: str = Field(pattern=_ENDPOINT_NAME, max_length=63, description="The shard's name, for logs and status.")
+    group_labels: dict[LabelKey, LabelValue] = Field(
+        min_length=1, description="Labels a PDServingGroup carries when this shard reconciles it (all of them)."
+    )
+    unlabelled_groups: bool = Field(
+        False,
+        description="Also reconcile groups that carry none of groupLabels' keys (the default shard; one shard only).",
+    )
+    node_labels: dict[LabelKey, LabelValue] = Field(
+        min_length=1, description="Labels a GPU node carries when this shard places on it (all of them)."
+    )
+
+    def serves(self, labels: Mapping[str, str]) -> bool:
+        """Whether this shard reconciles a group with these labels."""
+        if all(labels.get(key) == value for key, value in self.group_labels.items()):
+            return True
+        return self.unlabelled_groups and not any(key in labels for key in self.group_labels)
+
+    def places_on(self, labels: Mapping[str, str]) -> bool:
+        """Whether this shard places on a node with these labels."""
+        return all(labels.get(key) == value for key, value in self.node_labels.items())
+
+
 class OperatorConfig(ConfigModel):
     """The operator's configuration file (``heteroscale run --config FILE``)."""
 
@@ -92,6 +124,10 @@ class OperatorConfig(ConfigModel):
     )
     priority_grants: tuple[PriorityGrant, ...] = Field(
         (), description=f"Priority ceilings above {DEFAULT_PRIORITY_CEILING} per namespace (default: none)."
+    )
+
+    shard: Shard | None = Field(
+        None, description="This replica's shard of the fleet (default: every group, every node; one replica)."
     )
 
     @field_validator("prometheus_endpoints")

@@ -27,22 +27,18 @@ from heteroscale.api import labels
 from heteroscale.api.config import DEFAULT_ENDPOINT
 from heteroscale.api.enums import Engine, Mode, Role
 from heteroscale.api.errors import describe
+from heteroscale.api.kubenames import LabelKey
 from heteroscale.api.podtemplate import PodTemplate
 from heteroscale.api.promql import promql_syntax_error
 from heteroscale.api.schedule import Schedule
 
 DURATION_PATTERN = r"^[1-9][0-9]*(s|m|h)$"
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
-# Kubernetes label keys: optional DNS prefix, then a name of at most 63 characters.
-_DNS_SUBDOMAIN = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
-_LABEL_NAME = r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-LABEL_KEY_PATTERN = rf"^({_DNS_SUBDOMAIN}/)?{_LABEL_NAME}$"
 # GPU type names end up as label values and Deployment name parts.
 GPU_TYPE_PATTERN = r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 DNS_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 
 GpuType = Annotated[str, Field(pattern=GPU_TYPE_PATTERN, max_length=63)]
-LabelKey = Annotated[str, Field(pattern=LABEL_KEY_PATTERN, max_length=316)]
 
 
 def _positive_duration(value: str) -> str:

@@ -78,13 +78,16 @@ class Operator:
         kopf.index("keda.sh", "v1alpha1", "scaledobjects", id="scaled_objects", registry=self.registry)(
             self._index_scaled_object
         )
-        kopf.index(GROUP, VERSION, PLURAL, id="seeded", registry=self.registry)(self._seed_group)
+        # The groups of this replica's shard only; the references index keeps every group, so a
+        # Deployment referenced by groups of two shards is still a conflict.
+        kopf.index(GROUP, VERSION, PLURAL, id="seeded", registry=self.registry, when=self._in_shard)(self._seed_group)
         kopf.index(GROUP, VERSION, PLURAL, id="references", registry=self.registry)(self._index_references)
-        kopf.daemon(GROUP, VERSION, PLURAL, registry=self.registry, cancellation_timeout=10.0)(self._run_group)
+        kopf.daemon(GROUP, VERSION, PLURAL, registry=self.registry, cancellation_timeout=10.0, when=self._in_shard)(
+            self._run_group
+        )
 
-    @staticmethod
-    def _configure(settings: kopf.OperatorSettings, **_: Any) -> None:
-        settings.persistence.finalizer = FINALIZER
+    def _configure(self, settings: kopf.OperatorSettings, **_: Any) -> None:
+        settings.persistence.finalizer = finalizer(self.config)
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
         settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
             prefix=PREFIX, key="last-handled-configuration"
@@ -110,9 +113,17 @@ class Operator:
     # Index handlers are coroutines: they run on every change of every object, and kopf would hand
     # a plain function to a worker thread each time.
 
-    async def _index_node(self, body: kopf.Body, name: str, **_: Any) -> dict[str, Any] | None:
+    def _in_shard(self, labels: kopf.Labels, **_: Any) -> bool:
+        """Whether this replica reconciles a group with these labels. kopf stops a group's daemon
+        when it stops matching (relabelled into another shard), and starts it when it matches."""
+        shard = self.config.shard
+        return shard is None or shard.serves(labels)
+
+    async def _index_node(self, body: kopf.Body, name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any] | None:
+        """A GPU node of this replica's shard (every GPU node without shards)."""
         self.cluster.changes += 1
-        node = indexes.gpu_node(body)
+        shard = self.config.shard
+        node = indexes.gpu_node(body) if shard is None or shard.places_on(labels) else None
         return None if node is None else {name: node}
 
     async def _index_pod(self, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Any] | None:
@@ -202,6 +213,13 @@ class Operator:
         self.cluster.plans.drop(namespace, name)
         if self.context is not None:
             self.context.statuses.forget((namespace, name))
+
+
+def finalizer(config: OperatorConfig) -> str:
+    """The finalizer this replica puts on its groups. Each shard has its own: kopf removes its
+    finalizer from every object no handler of its own matches, so with one name for all, each shard
+    would remove what the others add, on every group, for ever."""
+    return FINALIZER if config.shard is None else f"{FINALIZER}-{config.shard.name}"
 
 
 #: Longest wait between two attempts of a failing tick.

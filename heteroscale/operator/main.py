@@ -76,9 +76,17 @@ def run(
         metrics.serve(metrics_port)
     operator = Operator(PrometheusReader, metrics, slow_nodes=slow_nodes, config=config)
     serve_namespaces(operator, namespaces)
-    logging.getLogger(__name__).info(
-        "serving PDServingGroups in %s", ", ".join(namespaces) if namespaces else "all namespaces"
-    )
+    log = logging.getLogger(__name__)
+    log.info("serving PDServingGroups in %s", ", ".join(namespaces) if namespaces else "all namespaces")
+    if operator.config.shard is not None:
+        shard = operator.config.shard
+        log.info(
+            "shard %s: groups labelled %s%s, nodes labelled %s",
+            shard.name,
+            shard.group_labels,
+            " or without those labels" if shard.unlabelled_groups else "",
+            shard.node_labels,
+        )
     kopf.run(
         registry=operator.registry,
         clusterwide=not namespaces,

@@ -10,8 +10,11 @@ it reserved.
 The book keeps each request as its plan makes it (the groups at their planned replicas, which the
 tick is about to write): so until those pods bind, every other group's plan reserves them, and the
 next tick's request, rebuilt from the same groups, is equal and changes nothing. ``plan_many`` runs
-again only when a request or the inventory changed since the last run; with most groups steady,
-most ticks reuse the last plans, and changes that arrive together are planned in one run.
+again only when a request or the inventory changed since the last run, and a group whose request
+did not change and placed all it asked for takes its plan from the last run without waiting for
+the next one. So a steady tick never waits for placement, a
+changed one waits for at most the run under way and its own, and changes that arrive together
+are planned in one run.
 """
 
 from __future__ import annotations
@@ -69,6 +72,16 @@ class _Shelf:
         self.planned_from.pop(key, None)
         self.version += 1
 
+    def settled(self, key: Key) -> Plan | None:
+        """The plan of a request that has not changed since the last run planned it, when it placed
+        all it asked for: that keeps its place whatever the others ask (a run they need recomputes
+        it too, and the next tick takes that). None: wait for the runs as usual; a group left short
+        must, as capacity another group or a node freed may fit it now."""
+        plan = self.plans.get(key)
+        if plan is None or key not in self.planned_from or plan.unschedulable:
+            return None
+        return plan
+
     def drop(self, key: Key) -> None:
         self.planned_from.pop(key, None)
         if self.requests.pop(key, None) is not None:
@@ -124,6 +137,10 @@ class PlanBook:
         self._topology_of[key] = topology
         shelf = self._shelves.setdefault(topology, _Shelf())
         shelf.put(key, _normal(request, request.current_groups))
+        # A steady group does not wait for runs that other groups' changes need.
+        settled = shelf.settled(key)
+        if settled is not None:
+            return settled
         while True:
             plans = await shelf.current_plans(inventory)
             if key in plans:

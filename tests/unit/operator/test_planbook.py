@@ -104,14 +104,51 @@ async def test_plans_are_recomputed_only_when_a_request_or_the_inventory_changed
     b_steady = await book.plan(request("b", spec(), statuses(b)), inv)
     assert await book.plan(request("b", spec(), tuple(reversed(statuses(b)))), inv) is b_steady
     assert await book.plan(request("a", spec(), statuses(a)), inv) is a_steady
-    # A new inventory object (the cluster view builds one after a Node or Pod changed): a run.
+    # A new inventory object (the cluster view builds one after a Node or Pod changed), or another
+    # group's new request: a run, but a group that has all it asked for keeps its plan without
+    # waiting for it (the run recomputes it too, and its next tick takes that).
     changed = inventory([*ONE_GROUP, node("h2", "H20"), node("l2", "L20")])
-    a_changed = await book.plan(request("a", spec(), statuses(a)), changed)
-    assert a_changed is not a_steady
-    assert await book.plan(request("a", spec(), statuses(a)), changed) is a_changed
-    # Another group's new request: a run for this one too.
-    await book.plan(PlanRequest("b", spec(), RoleTargets(1, 2), statuses(b), "ns"), changed)
-    assert await book.plan(request("a", spec(), statuses(a)), changed) is not a_changed
+    assert await book.plan(request("a", spec(), statuses(a)), changed) is a_steady
+    b_more = await book.plan(PlanRequest("b", spec(), RoleTargets(1, 2), statuses(b), "ns"), changed)
+    assert b_more is not b_steady
+    assert await book.plan(request("a", spec(), statuses(a)), changed) is not a_steady, "b's run planned a again"
+
+
+async def test_a_steady_group_never_waits_for_the_runs_of_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a thousand groups some group changes in every run; a group whose request did not change
+    must not queue behind those runs (issue #15: a tick waited on the shared run, p99 2.8 s)."""
+    from heteroscale.operator import planbook
+
+    runs: list[int] = []
+    real = planbook.plan_many
+
+    def counting(inventory: Inventory, requests: Any) -> list[Plan]:
+        runs.append(len(requests))
+        return real(inventory, requests)
+
+    monkeypatch.setattr(planbook, "plan_many", counting)
+    book, inv = PlanBook(), inventory([*ONE_GROUP, node("h2", "H20"), node("l2", "L20")])
+    a = await book.plan(request("a", spec()), inv)
+    a = await book.plan(request("a", spec(), statuses(a)), inv)
+    b = await book.plan(request("b", spec()), inv)
+    a = await book.plan(request("a", spec(), statuses(a)), inv)  # as b's run planned it
+    before = len(runs)
+    # b's request changed: registered, not yet run. a asks meanwhile and is answered at once.
+    book._shelves[next(iter(book._shelves))].put(("ns", "b"), PlanRequest("b", spec(), RoleTargets(1, 2), (), "ns"))
+    assert await book.plan(request("a", spec(), statuses(a)), inv) is a
+    assert len(runs) == before, "a waited for the run b's change needs"
+    assert placed(b) == 2
+
+
+async def test_a_group_short_of_capacity_is_planned_again_when_the_inventory_changes() -> None:
+    book, small = PlanBook(), inventory(ONE_GROUP)
+    await book.plan(request("a", spec()), small)
+    short = await book.plan(request("b", spec()), small)
+    assert short.unschedulable
+    assert await book.plan(request("b", spec()), small) is short, "nothing changed: the same answer"
+    # A node pair joins: b's request is the same, but added (or freed) capacity may fit it now.
+    grown = inventory([*ONE_GROUP, node("h2", "H20"), node("l2", "L20")])
+    assert placed(await book.plan(request("b", spec()), grown)) == 2
 
 
 async def test_a_dropped_group_frees_its_reservation() -> None:
