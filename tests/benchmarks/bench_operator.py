@@ -296,7 +296,10 @@ async def measure(groups: int, profile: bool) -> str:
         line += f"; {len(planning)} placement runs, {sum(planning):.1f}s in all, longest {max(planning):.2f}s"
     if profile:
         out = io.StringIO()
-        pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(25)
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(r"heteroscale|kopf/_core", 40)
+        stats.print_callers(r"deepcopy|_plain")
         line += "\n" + out.getvalue()
     return line
 
