@@ -27,6 +27,7 @@ from heteroscale.api.config import OperatorConfig
 from heteroscale.api.crd import GROUP, PLURAL, VERSION
 from heteroscale.operator import indexes
 from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target, group_references
+from heteroscale.operator.diffbase import LeanDiffBaseStorage
 from heteroscale.operator.kube import ApiError, KubeClient
 from heteroscale.operator.reconcile import DEFAULT_INTERVAL, Cluster, Context, report_failure, seed_request, tick
 from heteroscale.operator.signals import MetricsSink, ReaderFactory
@@ -89,9 +90,7 @@ class Operator:
     def _configure(self, settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = finalizer(self.config)
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-        settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-            prefix=PREFIX, key="last-handled-configuration"
-        )
+        settings.persistence.diffbase_storage = LeanDiffBaseStorage(prefix=PREFIX, key="last-handled-configuration")
         # A watch that the server or a proxy silently drops is noticed within minutes, not hours.
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330
@@ -195,7 +194,7 @@ class Operator:
             try:
                 # The period runs from the start of one tick to the start of the next: a slow tick
                 # does not stretch it (at most, the next tick starts right away).
-                interval = await tick(self.context, namespace, name, emit) - (time.monotonic() - started)
+                interval = await tick(self.context, namespace, name, emit, body) - (time.monotonic() - started)
                 failures = 0
             except Exception as exc:
                 failures += 1

@@ -93,11 +93,16 @@ class StatusBook:
 
     _entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
 
+    def is_ours(self, key: tuple[str, str], uid: str, stored: Mapping[str, Any] | None) -> bool:
+        """Whether ``stored`` is the status this book last sent for the group (nobody wrote since)."""
+        entry = self._entries.get(key)
+        return entry is not None and entry.uid == uid and _plain(stored or {}) == entry.sent
+
     def carried(self, key: tuple[str, str], uid: str, stored: Mapping[str, Any] | None) -> Json:
         """The status a tick starts from: the one it computed last, while the stored one is still
         what it sent (nobody else wrote it); else the stored one."""
         entry = self._entries.get(key)
-        if entry is not None and entry.uid == uid and _plain(stored or {}) == _plain(entry.sent):
+        if entry is not None and self.is_ours(key, uid, stored):
             return entry.latest
         self._entries.pop(key, None)
         return dict(stored or {})
