@@ -234,10 +234,10 @@ async def measure(groups: int, profile: bool) -> str:
         await original_create(self, group, template)
         written(self.name)
 
-    async def timed_tick(ctx: Any, namespace: str, name: str, emit: Any) -> int:
+    async def timed_tick(ctx: Any, namespace: str, name: str, *args: Any) -> int:
         started[name] = time.monotonic()
         try:
-            return await original_tick(ctx, namespace, name, emit)
+            return await original_tick(ctx, namespace, name, *args)
         finally:
             ticks.append(time.monotonic())
             durations.append(ticks[-1] - started[name])
