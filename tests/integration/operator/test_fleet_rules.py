@@ -138,7 +138,8 @@ async def test_a_manual_edit_is_held_as_a_floor_then_released(
     override = await eventually(lambda: condition(emulator.objects[CR, NS, "chat"], "ManualOverride"))
     assert override["status"] == "True"
     hold = status(emulator)["policyState"]["manualHold"]
-    assert hold["decode"] == 4 and hold["until"] - hold["since"] == 120
+    assert hold["decode"] == 4
+    assert hold["until"] - hold["since"] == 120
     # The floor holds decode at 4 (the load asks for 1) and prefill follows it at 1:2.
     await eventually(lambda: replicas(emulator, PREFILL) == 2, what="prefill raised to the ratio")
     # Several ticks (1 s apart) and the stabilization window (3 s) pass: the floor keeps decode.

@@ -11,7 +11,6 @@ at once while every reading stays real.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Sequence
 
 import kmock
@@ -35,6 +34,7 @@ from tests.integration.operator.conftest import (
     pdsg,
     start_operator,
 )
+from tests.integration.operator.test_fleet_rules import Clock
 from tests.integration.operator.test_lifecycle import Engines, live_pods
 from tests.integration.prom import Exporter, Launcher, PodLoad, PrometheusServer
 
@@ -44,16 +44,6 @@ WINDOW_SECONDS = 4
 #: The gateway's requests counter: a fake pod's prompt-tokens counter stands for it (any counter
 #: that exists while no engine runs will do; its rate is requests/s at the gateway).
 ACTIVATION = 'sum(rate(vllm:prompt_tokens_total{namespace="{namespace}",pod="gateway"}[{window}]))'
-
-
-class Clock:
-    """Wall time plus an offset the test moves forward."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
 
 
 class WallClockReader:
@@ -127,7 +117,8 @@ async def _from_zero_and_back(
         what="Active False at zero",
     )
     assert inactive["reason"] == "ScaledToZero"
-    assert not exists(emulator, "chat-decode-g0") and not exists(emulator, "chat-prefill-g0")
+    assert not exists(emulator, "chat-decode-g0")
+    assert not exists(emulator, "chat-prefill-g0")
 
     # Requests arrive (2/s, above the threshold 0.5): one prefill/decode set starts, both together.
     exporter.update(NS, "gateway", prompt_tps=2.0)
@@ -142,7 +133,8 @@ async def _from_zero_and_back(
     await eventually(lambda: replicas(emulator, "chat-decode-g0") == 3, timeout=40, what="decode scaled to 3")
     await eventually(lambda: replicas(emulator, "chat-prefill-g0") == 2, what="prefill at 1:2")
     active = condition(emulator.objects[CR, NS, "chat"], "Active")
-    assert active is not None and active["status"] == "True"
+    assert active is not None
+    assert active["status"] == "True"
 
     # Traffic stops, at the engines and at the gateway: one set stays while the group is idle...
     engines.decode_tps = 0.0
