@@ -43,6 +43,10 @@ the status does not list (a lost status write) is still understood as the group 
 ANNOTATION_ADOPT: Final = f"{PREFIX}/adopt"
 """Set on an existing Deployment, by whoever may edit it, to the name of the PDServingGroup that may
 take it over when it wants a Deployment of that name; without it, a name clash is refused."""
+ANNOTATION_LAST_REPLICAS: Final = f"{PREFIX}/last-replicas"
+"""On a Deployment the operator scales: the replicas it last wrote, set in the same patch. A
+Deployment asking for other replicas was edited by someone else (``kubectl scale``): a manual edit.
+Absent (a Deployment the operator has not scaled yet): nothing to compare, no edit."""
 ANNOTATION_DELETION_COST: Final = "controller.kubernetes.io/pod-deletion-cost"
 """Honoured by the ReplicaSet controller: among equally ready pods, the lowest cost is deleted first."""
 DRAINED_DELETION_COST: Final = str(-(2**31))

@@ -57,6 +57,11 @@ class OperatorMetrics:
         self.desired_replicas = gauge("heteroscale_desired_replicas", "Instances the operator wants, per role.", _ROLE)
         self.current_replicas = gauge("heteroscale_current_replicas", "Instances ready now, per role.", _ROLE)
         self.max_replicas = gauge("heteroscale_max_replicas", "maxReplicas of the role.", _ROLE)
+        self.pods_stuck = gauge(
+            "heteroscale_pods_stuck",
+            "Instances asked for whose pod is still not ready behavior.podStartTimeoutSeconds after its creation.",
+            _ROLE,
+        )
         self.group_desired_replicas = gauge(
             "heteroscale_group_desired_replicas",
             "Replicas the operator wants, per deployment group.",
@@ -84,6 +89,10 @@ class OperatorMetrics:
         self.capacity_tps = gauge(
             "heteroscale_decode_capacity_tokens_per_second",
             "Target tokens/s per instance times the ready decode instances.",
+        )
+        self.activation = gauge(
+            "heteroscale_activation",
+            "behavior.scaleToZero.activationQuery's value (requests/s at the gateway); absent without one.",
         )
         self.metric_available = gauge(
             "heteroscale_metric_available", "1 when the last decision trusted the metric, 0 when it held for it."
@@ -146,17 +155,19 @@ class OperatorMetrics:
     ) -> None:
         """Record one tick: the decision, the signal behind it and the sizes on both sides."""
         self._series(self.decisions, namespace, name, decision.reason.value).inc()
-        for role, desired, ready, bounds in (
-            (Role.PREFILL, decision.prefill, observation.prefill.ready, spec.prefill),
-            (Role.DECODE, decision.decode, observation.decode.ready, spec.decode),
+        for role, desired, pool, bounds in (
+            (Role.PREFILL, decision.prefill, observation.prefill, spec.prefill),
+            (Role.DECODE, decision.decode, observation.decode, spec.decode),
         ):
             self._series(self.desired_replicas, namespace, name, role.value).set(desired)
-            self._series(self.current_replicas, namespace, name, role.value).set(ready)
+            self._series(self.current_replicas, namespace, name, role.value).set(pool.ready)
             self._series(self.max_replicas, namespace, name, role.value).set(bounds.max_replicas)
+            self._series(self.pods_stuck, namespace, name, role.value).set(pool.stuck)
 
         self._set(self.decode_tps, namespace, name, signals.decode_tps)
         self._set(self.decode_tps_age, namespace, name, signals.metric_age_seconds)
         self._set(self.prefill_missed_tps, namespace, name, signals.prefill_missed_tps)
+        self._set(self.activation, namespace, name, signals.activation)
         target = weighted_target(
             spec.decode.target_tps_per_instance, observation.decode.by_gpu_type, spec.roles.decode.gpu_types[0]
         )

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from heteroscale.api import promql
 from heteroscale.api.enums import Engine
 from heteroscale.api.promql import fill_placeholders, re2_literal, string_literal
-from heteroscale.api.spec import MetricSource
+from heteroscale.api.spec import MetricSource, ScaleToZero
 from heteroscale.metrics.names import ENGINE_METRICS, NAMESPACE_LABEL, POD_LABEL, EngineMetrics
 
 # Names a ReplicaSet's pod-template hash and a pod's random suffix are made of.
@@ -181,7 +181,19 @@ def custom_query(metric: MetricSource, scope: Scope, decode_deployments: Sequenc
         "pods": pods_regex(decode_deployments),
         "window": f"{metric.window_seconds}s",
     }
-    query = fill_placeholders(metric.query, values)
+    return _confined(fill_placeholders(metric.query, values), scope)
+
+
+def activation_query(zero: ScaleToZero, metric: MetricSource, scope: Scope) -> str:
+    """``behavior.scaleToZero.activationQuery`` with ``{namespace}`` and ``{window}`` filled in,
+    confined to the group's namespace as a custom decode query is (the spec already refused
+    ``{pods}``: a group at zero has no pods). ValueError when it could read another namespace."""
+    values = {"namespace": scope.namespace, "window": f"{metric.window_seconds}s"}
+    return _confined(fill_placeholders(zero.activation_query, values), scope)
+
+
+def _confined(query: str, scope: Scope) -> str:
+    """``query`` unchanged, or ValueError when a selector could read outside the scope's namespace."""
     if not scope.cluster_wide:
         problem = promql.namespace_problem(query, scope.namespace, scope.namespace_label)
         if problem:

@@ -39,7 +39,7 @@ import logging
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,9 @@ class Signals:
     """TTFT of the prefill pods at the guard's quantile; None unless the guard sets ttftSeconds."""
     decode_reporting: int | None = None
     """Decode pods whose series contribute to decode_tps now; None when unknown (custom queries)."""
+    activation: float | None = None
+    """``behavior.scaleToZero.activationQuery``'s value; None without scaleToZero or on any odd
+    answer (no series, several, NaN/Inf, negative, an error): the policy then holds a group at zero."""
 
 
 def connect(source: PrometheusEndpoint, *, retries: int = 2) -> PrometheusConnect:
@@ -150,11 +153,16 @@ class PrometheusReader:
     ) -> Signals:
         """Decode tokens/s and its age, plus the secondary signals, evaluated at ``now``."""
         with self._lock:
+            activation = None
             try:
                 self._prometheus.headers = self._auth_headers()
-                return self._read(spec, scope, decode_deployments, prefill_deployments, now)
+                # Read first and apart from the decode signals: a group at zero has no decode
+                # Deployment to read, and the activation reading is then all it has.
+                activation = self._activation(spec, scope, now)
+                signals = self._read(spec, scope, decode_deployments, prefill_deployments, now)
             except QueryFailed as failed:
-                return Signals(None, None, None, None, failed.problem)
+                signals = Signals(None, None, None, None, failed.problem)
+            return replace(signals, activation=activation)
 
     def _auth_headers(self) -> dict[str, str] | None:
         try:
@@ -239,6 +247,27 @@ class PrometheusReader:
             ttft_seconds=self._secondary("TTFT", ttft_query, now),
             decode_reporting=reporting,
         )
+
+    def _activation(self, spec: PDServingGroupSpec, scope: Scope, now: float) -> float | None:
+        """The activation reading (only with scaleToZero); None on any odd answer. A query that
+        could read outside the group's namespace is never sent (the operator refuses such a group
+        as NotAllowed before it reads anything: :func:`heteroscale.operator.access.resolve`)."""
+        zero = spec.behavior.scale_to_zero
+        if zero is None:
+            return None
+        try:
+            query = queries.activation_query(zero, spec.metric, scope)
+        except ValueError as error:
+            log.warning("activationQuery not sent: %s", error)
+            return None
+        try:
+            value = self._value(query, now)
+        except QueryFailed as failed:
+            if failed.transport:
+                raise
+            log.debug("no activation reading: %s", failed.problem)
+            return None
+        return value if value >= 0 else None
 
     def _secondary(self, what: str, query: str | None, now: float) -> float | None:
         if query is None:

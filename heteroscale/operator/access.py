@@ -1,9 +1,9 @@
 """What a group may reach, from the cluster admin's configuration and the group's namespace (pure).
 
-A PDServingGroup is a tenant's: before a tick reads anything for it, its endpoint, its queries and
-its priority are resolved against :class:`~heteroscale.api.config.OperatorConfig`. A group that
-asks for more than its namespace is allowed is refused with reason ``NotAllowed`` and nothing is
-read or written for it.
+A PDServingGroup is a tenant's: before a tick reads anything for it, its endpoint, its queries (the
+custom decode query and the activation query) and its priority are resolved against
+:class:`~heteroscale.api.config.OperatorConfig`. A group that asks for more than its namespace is
+allowed is refused with reason ``NotAllowed`` and nothing is read or written for it.
 """
 
 from __future__ import annotations
@@ -44,4 +44,10 @@ def resolve(config: OperatorConfig, spec: PDServingGroupSpec, namespace: str) ->
             queries.custom_query(spec.metric, scope, [_SOME_DEPLOYMENT])
         except ValueError as exc:
             raise ValueError(f"spec.metric.query: {exc}") from None
+    zero = spec.behavior.scale_to_zero
+    if zero is not None:
+        try:
+            queries.activation_query(zero, spec.metric, scope)
+        except ValueError as exc:
+            raise ValueError(f"spec.behavior.scaleToZero.activationQuery: {exc}") from None
     return Access(name, endpoint, scope, min(spec.priority, config.priority_ceiling(namespace)))

@@ -45,6 +45,16 @@ def deployment_path(namespace: str, name: str = "") -> str:
     return f"/apis/apps/v1/namespaces/{namespace}/deployments" + (f"/{name}" if name else "")
 
 
+async def pods_of(client: KubeClient, namespace: str, deployment: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The Deployment's live pods, by ownership and its whole selector (never by labels alone)."""
+    query = ownership.selector_string(deployment.get("spec", {}).get("selector") or {})
+    if not query:
+        return []
+    pods = await client.list(f"/api/v1/namespaces/{namespace}/pods", label_selector=query)
+    sets = await client.list(f"/apis/apps/v1/namespaces/{namespace}/replicasets", label_selector=query)
+    return ownership.pods_of(deployment, sets, pods)
+
+
 def counts(groups: Sequence[GroupPlan]) -> dict[str, int]:
     """Replicas per role."""
     return {role.value: sum(g.replicas for g in groups if g.role is role) for role in Role}
@@ -187,13 +197,7 @@ class Apply:
         return drain.choose_pods_to_drain(serving, count - max(0, not_ready))
 
     async def _pods_of(self, deployment: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-        """The Deployment's live pods, by ownership and its whole selector (never by labels alone)."""
-        query = ownership.selector_string(deployment.get("spec", {}).get("selector") or {})
-        if not query:
-            return []
-        pods = await self.client.list(f"/api/v1/namespaces/{self.namespace}/pods", label_selector=query)
-        sets = await self.client.list(f"/apis/apps/v1/namespaces/{self.namespace}/replicasets", label_selector=query)
-        return ownership.pods_of(deployment, sets, pods)
+        return await pods_of(self.client, self.namespace, deployment)
 
     async def finish_drain(self, pending: Drain) -> None:
         """Lower the replicas: the drained pods carry the lowest deletion cost, so exactly they go."""
@@ -208,7 +212,7 @@ class Apply:
             before[role.value] += observe.asked(current)
             after[role.value] += group.replicas
             if observe.asked(current) != group.replicas:
-                await self._patch_deployment(group.name, {"spec": {"replicas": group.replicas}})
+                await self._patch_deployment(group.name, manifests.replicas_patch(group.replicas))
         self._count(before, after)
         pods = ", ".join(p for g in pending.groups for p in g.pods)
         self.emit("Normal", Reason.DRAIN_COMPLETE, f"removed {pods} after the drain period; {pending.message}")

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 from heteroscale.api.enums import METRIC_REASONS, ConditionStatus, ConditionType, Mode, Reason
 from heteroscale.api.spec import PDServingGroupSpec
-from heteroscale.api.status import Condition
+from heteroscale.api.status import Condition, ManualHold
 from heteroscale.policy.decision import Decision
 from heteroscale.policy.ratio import ratio_holds
 
@@ -112,3 +112,46 @@ def decided(
     if pools_ready is None:
         return put(out, ConditionType.READY, T, Reason.RECONCILED, "every instance asked for is ready")
     return put(out, ConditionType.READY, F, Reason.PODS_NOT_READY, pools_ready)
+
+
+def fleet(
+    conditions: Sequence[Condition],
+    spec: PDServingGroupSpec,
+    decision: Decision,
+    hold: ManualHold | None,
+    stuck: str | None,
+    now: float,
+    generation: int | None = None,
+) -> list[Condition]:
+    """The conditions of scale to zero, manual edits and stuck pods, after :func:`decided`.
+
+    ``Active`` (only with ``behavior.scaleToZero``, as KEDA's): False with reason ``ScaledToZero``
+    when the decision leaves no decode instance, else True (reason ``Activating`` while the first
+    set starts). ``ManualOverride``: True while a person's edit is held as a floor (``hold``).
+    ``stuck`` says which pods are stuck; it makes Ready False with reason ``PodsStuck`` (unless
+    placement could not place something, which outranks it)."""
+
+    def put(
+        out: Sequence[Condition], type_: ConditionType, status: ConditionStatus, reason: str, message: str
+    ) -> list[Condition]:
+        return set_condition(out, type_, status, reason, message, now, generation)
+
+    out = list(conditions)
+    if spec.behavior.scale_to_zero is not None:
+        if decision.decode == 0:
+            out = put(out, ConditionType.ACTIVE, F, Reason.SCALED_TO_ZERO, decision.message)
+        else:
+            reason = Reason.ACTIVATING if decision.reason is Reason.ACTIVATING else Reason.RECONCILED
+            message = decision.message if reason is Reason.ACTIVATING else "serving"
+            out = put(out, ConditionType.ACTIVE, T, reason, message)
+    if hold is not None:
+        edited = (("prefill", hold.prefill), ("decode", hold.decode))
+        floors = ", ".join(f"{role} {n}" for role, n in edited if n is not None)
+        message = f"a person set {floors}: held as a floor until {rfc3339(hold.until)} (behavior.manualHoldSeconds)"
+        out = put(out, ConditionType.MANUAL_OVERRIDE, T, Reason.MANUAL_OVERRIDE, message)
+    elif any(c.type == ConditionType.MANUAL_OVERRIDE for c in out):
+        out = put(out, ConditionType.MANUAL_OVERRIDE, F, Reason.RECONCILED, "no manual floor in force")
+    ready = next((c for c in out if c.type == ConditionType.READY), None)
+    if stuck is not None and (ready is None or ready.reason != Reason.UNSCHEDULABLE):
+        out = put(out, ConditionType.READY, F, Reason.PODS_STUCK, stuck)
+    return out

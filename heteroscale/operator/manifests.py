@@ -6,7 +6,7 @@ controller ownerReference to the PDServingGroup: that reference is what makes a 
 group's (the operator writes to no other), and Kubernetes' garbage collector removes them with it.
 The template's hash sits in an annotation: the API server fills in defaults, so comparing
 templates field by field would see a difference on every tick. Referenced Deployments belong to
-the user: the operator only ever patches their replica count.
+the user: the operator only ever patches their replica count (and the annotation recording it).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from heteroscale.api.crd import GROUP, KIND, VERSION
 from heteroscale.api.labels import (
     ANNOTATION_DOMAIN,
     ANNOTATION_GPU_TYPE,
+    ANNOTATION_LAST_REPLICAS,
     ANNOTATION_TEMPLATE_HASH,
     LABEL_MANAGED_BY,
     MANAGER,
@@ -80,7 +81,7 @@ def deployment_manifest(pdsg: Mapping[str, Any], group: GroupPlan, template: Jso
     """The Deployment the operator creates for an owned group."""
     name = pdsg["metadata"]["name"]
     selector = selector_labels(name, group.role.value, group.name)
-    annotations = {ANNOTATION_TEMPLATE_HASH: template_hash(template)}
+    annotations = {ANNOTATION_TEMPLATE_HASH: template_hash(template), ANNOTATION_LAST_REPLICAS: str(group.replicas)}
     if group.planned is not None:
         annotations |= {ANNOTATION_GPU_TYPE: group.gpu_type, ANNOTATION_DOMAIN: group.domain}
     return {
@@ -99,15 +100,28 @@ def deployment_manifest(pdsg: Mapping[str, Any], group: GroupPlan, template: Jso
 
 def group_patch(deployment: Mapping[str, Any], group: GroupPlan, template: JsonObject | None) -> JsonObject:
     """The one merge patch that brings a Deployment to the group's replicas and, when given, pod
-    template; empty when nothing differs, so an idle tick writes nothing."""
+    template; empty when nothing differs, so an idle tick writes nothing. The replicas written are
+    recorded in the same patch (:data:`ANNOTATION_LAST_REPLICAS`), which is how a later tick tells
+    a person's edit from the operator's own write; a recorded count that differs (an edit the
+    operator has now seen) is brought up to date too, so the edit is reported once."""
     patch: JsonObject = {}
     if deployment.get("spec", {}).get("replicas") != group.replicas:
         patch["spec"] = {"replicas": group.replicas}
-    annotations = deployment.get("metadata", {}).get("annotations") or {}
-    if template is not None and annotations.get(ANNOTATION_TEMPLATE_HASH) != template_hash(template):
+    current = deployment.get("metadata", {}).get("annotations") or {}
+    annotations: JsonObject = {}
+    if current.get(ANNOTATION_LAST_REPLICAS) != str(group.replicas):
+        annotations[ANNOTATION_LAST_REPLICAS] = str(group.replicas)
+    if template is not None and current.get(ANNOTATION_TEMPLATE_HASH) != template_hash(template):
         patch.setdefault("spec", {})["template"] = template
-        patch["metadata"] = {"annotations": {ANNOTATION_TEMPLATE_HASH: template_hash(template)}}
+        annotations[ANNOTATION_TEMPLATE_HASH] = template_hash(template)
+    if annotations:
+        patch["metadata"] = {"annotations": annotations}
     return patch
+
+
+def replicas_patch(replicas: int) -> JsonObject:
+    """A merge patch setting the replicas and recording them as the operator's write."""
+    return {"spec": {"replicas": replicas}, "metadata": {"annotations": {ANNOTATION_LAST_REPLICAS: str(replicas)}}}
 
 
 def initial_replicas(spec: PDServingGroupSpec) -> tuple[int, int]:

@@ -37,8 +37,8 @@ from heteroscale.api.errors import describe
 from heteroscale.api.spec import PDServingGroupSpec, Topology
 from heteroscale.api.status import Drain, GroupStatus, LastDecision, PDServingGroupStatus, PolicyState, RoleCounts
 from heteroscale.metrics.reader import Signals
-from heteroscale.operator import access, conditions, indexes, manifests, observe, ownership, statusbook
-from heteroscale.operator.apply import Apply, Emit, Refusal, counts, cr_path, deployment_path
+from heteroscale.operator import access, conditions, indexes, manifests, observe, ownership, startup, statusbook
+from heteroscale.operator.apply import Apply, Emit, Refusal, counts, cr_path, deployment_path, pods_of
 from heteroscale.operator.conflicts import conflicting_autoscalers, conflicting_groups
 from heteroscale.operator.kube import JsonObject, KubeClient, NotFound
 from heteroscale.operator.naming import GroupPlan, from_plan, from_status, leftovers, role_groups, uses_placement
@@ -46,7 +46,7 @@ from heteroscale.operator.planbook import PlanBook
 from heteroscale.operator.signals import MetricsSink, ReaderFactory, SignalReader
 from heteroscale.operator.statusbook import StatusBook
 from heteroscale.placement import Inventory, PlanRequest, RoleTargets, inventory_from_k8s
-from heteroscale.policy import Decision, Observation, decide
+from heteroscale.policy import Decision, Observation, decide, manual
 
 logger = logging.getLogger(__name__)
 
@@ -221,13 +221,13 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit, watched: Ma
         if not uses_placement(spec) or spec.mode is not Mode.ENFORCE:
             # Only Enforce creates the planned pods, so only a placed Enforce group reserves capacity.
             ctx.cluster.plans.drop(namespace, name)
-        seen = await _read(ctx, obj, spec, status, fresh=False)
+        seen = await _pods_stuck(ctx, spec, await _read(ctx, obj, spec, status, fresh=False), now)
         signals = await _signals(ctx, spec, grant, seen, now)
         plan = await _plan(ctx, obj, spec, grant, status, seen, signals, now)
         if spec.mode is Mode.ENFORCE and plan.writes():
             # The index may lag the API server: never write from it. Fetch what the writes are
             # about, and plan again if anything moved since the index saw it.
-            fresh = await _read(ctx, obj, spec, status, fresh=True)
+            fresh = await _pods_stuck(ctx, spec, await _read(ctx, obj, spec, status, fresh=True), now)
             if fresh.differs(seen):
                 plan = await _plan(ctx, obj, spec, grant, status, fresh, signals, now)
         await _record(ctx, obj, spec, status, out, await _execute(ctx, obj, spec, plan, emit, now), signals, now)
@@ -254,6 +254,8 @@ class _Seen:
     current: list[GroupPlan]
     deployments: dict[str, JsonObject | None]
     adopt: list[JsonObject]
+    stuck: dict[str, int] = field(default_factory=dict)
+    """Pods not ready after podStartTimeoutSeconds, per Deployment (:func:`_pods_stuck`)."""
 
     def differs(self, other: _Seen) -> bool:
         """Anything a decision or a write reads is different between two reads."""
@@ -334,6 +336,20 @@ def _judge(
     return adopt
 
 
+async def _pods_stuck(ctx: Context, spec: PDServingGroupSpec, seen: _Seen, now: float) -> _Seen:
+    """The stuck pods of each Deployment that has pods asked for but not ready. Only those are
+    listed (pods and ReplicaSets, by the Deployment's selector and ownership): a group whose pods
+    are all ready costs no request. The pod index cannot answer: it keeps only pods bound to a
+    node, and an Unschedulable pod is not."""
+    timeout = spec.behavior.pod_start_timeout_seconds
+    stuck: dict[str, int] = {}
+    for name, deployment in seen.deployments.items():
+        if deployment is not None and observe.ready(deployment) < observe.asked(deployment):
+            pods = await pods_of(ctx.client, str(deployment["metadata"].get("namespace", "")), deployment)
+            stuck[name] = startup.stuck(pods, now, timeout)
+    return replace(seen, stuck=stuck)
+
+
 async def _signals(ctx: Context, spec: PDServingGroupSpec, grant: access.Access, seen: _Seen, now: float) -> Signals:
     """The group's readings from its admin-configured Prometheus (blocking reads in a thread)."""
     by_role = {
@@ -401,12 +417,14 @@ async def _plan(
     observation = Observation(
         decode_tps=signals.decode_tps,
         metric_age_seconds=signals.metric_age_seconds,
-        prefill=observe.pool(Role.PREFILL, current, deployments),
-        decode=observe.pool(Role.DECODE, current, deployments),
+        prefill=observe.pool(Role.PREFILL, current, deployments, seen.stuck),
+        decode=observe.pool(Role.DECODE, current, deployments, seen.stuck),
         tbt_seconds=signals.tbt_seconds,
         decode_reporting=signals.decode_reporting,
         ttft_seconds=signals.ttft_seconds,
         prefill_missed_tps=signals.prefill_missed_tps,
+        activation=signals.activation,
+        manual_edit=observe.manual_edit(current, deployments),
     )
     decision = decide(spec, observation, status.policy_state, now)
     state, pending, cancel = decision.state, status.drain, None
@@ -526,6 +544,10 @@ async def _record(
     conds = conditions.decided(
         before, spec, decision, "; ".join(not_ready) or None, plan.unschedulable, now, out.generation
     )
+    conds = conditions.fleet(
+        conds, spec, decision, plan.state.manual_hold, _stuck_text(spec, observation), now, out.generation
+    )
+    _report_fleet(out, before, conds, observation)
     if plan.unschedulable and conditions.changed(before, conds, ConditionType.READY):
         out.emit("Warning", Reason.UNSCHEDULABLE, plan.unschedulable)
     await out.write(
@@ -543,8 +565,34 @@ async def _record(
             "policyState": plan.state.model_dump(by_alias=True, mode="json"),
             "conditions": _dump(conds),
             "drain": done.pending.model_dump(by_alias=True, mode="json") if done.pending else None,
+            "schedule": decision.schedule.model_dump(by_alias=True, mode="json") if decision.schedule else None,
         }
     )
+
+
+def _stuck_text(spec: PDServingGroupSpec, observation: Observation) -> str | None:
+    """What the Ready condition and the PodsStuck Event say about stuck pods; None when none is."""
+    prefill, decode = observation.prefill.stuck, observation.decode.stuck
+    if not prefill and not decode:
+        return None
+    return (
+        f"{prefill} prefill and {decode} decode pod(s) not ready {spec.behavior.pod_start_timeout_seconds}s "
+        "(behavior.podStartTimeoutSeconds) after their creation: stuck; they no longer block scale-in "
+        "and count as missing for the ratio. See the pods' events (kubectl describe pod)"
+    )
+
+
+def _report_fleet(out: _Status, before: Sequence[Any], after: Sequence[Any], observation: Observation) -> None:
+    """Events for stuck pods (when they appear or their count changes) and for a manual edit (on
+    the tick that sees it: the write that follows records the edited count, so it is seen once)."""
+    ready = next((c for c in after if c.type == ConditionType.READY), None)
+    if ready is not None and ready.reason == Reason.PODS_STUCK and conditions.changed(before, after, ready.type):
+        out.emit("Warning", Reason.PODS_STUCK, ready.message)
+    edited = manual.edited_text(observation)
+    if edited:
+        hold = next((c for c in after if c.type == ConditionType.MANUAL_OVERRIDE and c.status == "True"), None)
+        why = hold.message if hold is not None else "behavior.manualHoldSeconds is 0: the policy's rules apply to it"
+        out.emit("Normal", Reason.MANUAL_OVERRIDE, f"{edited} on a managed Deployment; {why}")
 
 
 def _never_lower(targets: Sequence[GroupPlan], deployments: Mapping[str, Any]) -> list[GroupPlan]:

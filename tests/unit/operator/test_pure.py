@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from heteroscale.api.enums import ConditionStatus, ConditionType, Role
-from heteroscale.api.labels import ANNOTATION_DELETION_COST, LABEL_SERVING
+from heteroscale.api.labels import ANNOTATION_DELETION_COST, ANNOTATION_LAST_REPLICAS, LABEL_SERVING
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.operator import conditions, drain, indexes, manifests, observe
 from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target, conflicting_autoscalers
@@ -98,7 +98,11 @@ def test_owned_manifest_has_owner_selector_and_affinity_and_ref_is_not_owned() -
     assert body["spec"]["template"]["metadata"]["labels"][LABEL_SERVING] == "true"
     assert "L20" in str(body["spec"]["template"]["spec"]["affinity"])
     assert manifests.group_patch(body, prefill, template) == {}
-    assert manifests.group_patch({"spec": {"replicas": 1}}, decode, None) == {"spec": {"replicas": 4}}
+    # The replicas written are recorded in the same patch, so a later edit by a person shows.
+    assert manifests.group_patch({"spec": {"replicas": 1}}, decode, None) == {
+        "spec": {"replicas": 4},
+        "metadata": {"annotations": {ANNOTATION_LAST_REPLICAS: "4"}},
+    }
 
 
 PLACED = PDServingGroupSpec.model_validate(
