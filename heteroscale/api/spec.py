@@ -1,9 +1,9 @@
 """The PDServingGroup spec: the single source of truth for validation and the CRD schema.
 
 Every field carries a description (it is what ``kubectl explain`` shows) and its bounds. Rules
-that span fields are declared once, in :data:`CROSS_FIELD_RULES` style ``x-kubernetes-validations``
-on the model *and* checked by a pydantic validator with the same message, so the API server and
-``heteroscale`` reject the same specs with the same words.
+that span fields are declared on their model as ``x-kubernetes-validations`` (entries made by
+:func:`cel` in ``json_schema_extra``) *and* checked by a pydantic validator with the same message,
+so the API server and ``heteroscale`` reject the same specs with the same words.
 """
 
 from __future__ import annotations

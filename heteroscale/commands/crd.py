@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 
@@ -20,13 +19,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace) -> int:
     from heteroscale.api.crd import CRD_FILENAME, render_crd
+    from heteroscale.commands.output import STDOUT, write_text
 
-    text = render_crd()
     if args.stdout:
-        sys.stdout.write(text)
+        write_text(STDOUT, render_crd(), "--stdout")
         return 0
-    args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / CRD_FILENAME
-    target.write_text(text, encoding="utf-8")
+    write_text(target, render_crd(), "--out")
     print(f"wrote {target}")
     return 0

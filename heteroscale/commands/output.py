@@ -21,14 +21,22 @@ def is_stdout(target: Path | None) -> bool:
     return target == STDOUT
 
 
+def make_folder(folder: Path, flag: str) -> None:
+    """Create ``folder`` (and its parents) for what ``flag`` asks to write."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserInputError(f"cannot write {flag} into {folder}: {exc.strerror}") from None
+
+
 def write_text(target: Path, text: str, flag: str) -> None:
     """Write ``text`` to ``target`` (stdout for ``-``), creating its folder when missing."""
     if is_stdout(target):
         sys.stdout.write(text)
         sys.stdout.flush()
         return
+    make_folder(target.parent, flag)
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise UserInputError(f"cannot write {flag} {target}: {exc.strerror}") from None

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import functools
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from heteroscale.commands.arguments import positive_float
 from heteroscale.commands.errors import UserInputError
+from heteroscale.commands.output import is_stdout, make_folder, write_json
 from heteroscale.commands.progress import Bar
 from heteroscale.simulate.catalog import DEFAULT_POLICIES as DEFAULTS
 from heteroscale.simulate.catalog import POLICIES
@@ -85,8 +88,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="new instances load weights over RDMA from running ones (BlitzScale-style) instead of from disk",
     )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="directory for PNG plots")
-    parser.add_argument("--json", type=Path, help="write the results as JSON to this file")
+    parser.add_argument("--out", type=Path, help="directory for PNG plots (created when missing)")
+    parser.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the results as JSON to this file; - for stdout alone"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -95,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
     from heteroscale.simulate import workload as wl
     from heteroscale.simulate.engine import EngineConfig
     from heteroscale.simulate.perfmodel import ModelSpec, Startup, load_gpu_perf
-    from heteroscale.simulate.report import table, write_json
+    from heteroscale.simulate.report import document, table
     from heteroscale.simulate.service import Slo
     from heteroscale.simulate.stresstest import derive
     from heteroscale.simulate.study import hpa_level, run_study
@@ -114,6 +119,8 @@ def run(args: argparse.Namespace) -> int:
                 raise UserInputError(str(exc)) from None
     if not 1.0 <= args.step <= 5.0:
         raise UserInputError("--step must be between 1 and 5 seconds")
+    if args.out:
+        make_folder(args.out, "--out")  # before the simulation, not after it
     perf = load_gpu_perf()
     prefill_gpus = [g.strip() for g in args.prefill_gpus.split(",") if g.strip()]
     decode_gpus = [g.strip() for g in args.decode_gpus.split(",") if g.strip()]
@@ -158,19 +165,21 @@ def run(args: argparse.Namespace) -> int:
         study = run_study(workload, service, policies, config, progress=progress, patches=patches)
     finally:
         progress.close()
-    print(
+    # With the JSON on stdout, the table goes to stderr: stdout holds the JSON alone.
+    say = functools.partial(print, file=sys.stderr if is_stdout(args.json) else sys.stdout)
+    say(
         f"trace {args.trace}: {args.hours:g} h, fleet scale {args.fleet_scale:g}, "
         f"diurnal {'on' if diurnal else 'off'}; "
         f"P/D ratio {service.ratio[0]}:{service.ratio[1]}, static peak {sum(service.static_peak)} instances"
     )
-    print(table(study))
+    say(table(study))
     if args.json:
-        write_json(study, args.json)
+        write_json(args.json, document(study))
     if args.out:
         from heteroscale.simulate.plots import write_plots
 
         for path in write_plots(study, args.out):
-            print(f"wrote {path}")
+            say(f"wrote {path}")
     return 0
 
 

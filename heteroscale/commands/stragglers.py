@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
+import functools
+import sys
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,7 +37,9 @@ def register(subparsers: Any) -> None:
 
     analyze = commands.add_parser("analyze", help="print a report; optionally write JSON and a heatmap")
     common(analyze)
-    analyze.add_argument("--json", type=Path, help="write the full result as JSON here")
+    analyze.add_argument(
+        "--json", type=Path, metavar="FILE", help="write the full result as JSON here; - for stdout alone"
+    )
     analyze.add_argument("--heatmap", type=Path, help="write the DP x PP worker-slowdown heatmap (PNG) here")
     analyze.set_defaults(func=_analyze)
 
@@ -78,18 +81,23 @@ def _load(args: argparse.Namespace) -> Analysis:
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from heteroscale.commands.output import is_stdout, make_folder, write_json
     from heteroscale.stragglers.report import render_text, to_json
 
     analysis = _load(args)
-    print(render_text(analysis), end="")
+    # With the JSON on stdout, the report goes to stderr: stdout holds the JSON alone.
+    say = functools.partial(print, file=sys.stderr if is_stdout(args.json) else sys.stdout)
+    say(render_text(analysis), end="")
     if args.json:
-        args.json.write_text(json.dumps(to_json(analysis), indent=2) + "\n")
-        print(f"JSON written to {args.json}")
+        write_json(args.json, to_json(analysis))
+        if not is_stdout(args.json):
+            say(f"JSON written to {args.json}")
     if args.heatmap:
         from heteroscale.stragglers.heatmap import write_heatmap
 
+        make_folder(args.heatmap.parent, "--heatmap")
         write_heatmap(analysis, args.heatmap)
-        print(f"heatmap written to {args.heatmap}")
+        say(f"heatmap written to {args.heatmap}")
     return 0
 
 

@@ -7,7 +7,7 @@ spec_document`: the stress test's ratio and targets, the CRD's default behaviour
 nothing: the defaults are the simulator's ``heteroscale`` policy, and one of the candidates.
 
 The levels span each knob's usual range around its default (the Kubernetes HPA's and the CRD's
-defaults, the DESIGN.md example tiers); they are the search space, fixed before any result was
+defaults, the CRD's default latency-guard tiers); they are the search space, fixed before any result was
 seen, not tuned to one.
 """
 
@@ -34,7 +34,7 @@ class Knob:
     meaning: str
 
 
-#: Latency-guard presets: the guard off, the simulator's (DESIGN.md's tiers), one that steps earlier
+#: Latency-guard presets: the guard off, the simulator's (the CRD's default tiers), one that steps earlier
 #: and harder, and one that waits for a larger breach. All keep the document's SLOs and
 #: proportional steps.
 GUARD_TIERS: dict[str, list[dict[str, float | int]] | None] = {

@@ -31,7 +31,7 @@ from heteroscale.placement import Inventory, Plan, PlannedGroup, PlanRequest, pl
 Key = tuple[str, str]
 
 
-def group_status(group: PlannedGroup | GroupStatus) -> GroupStatus:
+def as_current_group(group: PlannedGroup | GroupStatus) -> GroupStatus:
     """A group as placement reads it in ``current_groups``. Its readiness is left out: placement does
     not read it, and a pod turning ready must not count as a changed request."""
     desired = group.replicas if isinstance(group, PlannedGroup) else group.desired
@@ -41,7 +41,7 @@ def group_status(group: PlannedGroup | GroupStatus) -> GroupStatus:
 def _normal(request: PlanRequest, groups: Sequence[PlannedGroup | GroupStatus]) -> PlanRequest:
     """The request with ``groups`` as its current groups, in one canonical form: equal inputs then
     compare equal, whatever order or sequence type they came in."""
-    current = tuple(sorted((group_status(g) for g in groups), key=lambda g: g.name))
+    current = tuple(sorted((as_current_group(g) for g in groups), key=lambda g: g.name))
     return replace(request, current_groups=current)
 
 

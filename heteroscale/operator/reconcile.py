@@ -449,7 +449,7 @@ async def _plan(
             inventory = ctx.cluster.inventory(spec.topology)
         except ValueError as exc:  # a node with a GPU quantity that is not a whole number
             raise Refusal(Reason.UNSCHEDULABLE, f"cannot read the GPU inventory: {exc}") from None
-        groups_now = [group_status(g, deployments) for g in current]
+        groups_now = [status_of_group(g, deployments) for g in current]
         request = PlanRequest(name, grant.placed_spec(spec), RoleTargets(prefill, decode), groups_now, namespace)
         book = ctx.cluster.plans
         placed = await (book.plan if enforce else book.preview)(request, inventory)
@@ -532,7 +532,7 @@ async def _record(
     ctx.metrics.observe_decision(namespace, name, spec, observation, decision, signals)
     if signals.problem:
         ctx.metrics.count_fetch_error(namespace, name, signals.problem)
-    groups = [group_status(g, deployments, g.replicas) for g in targets]
+    groups = [status_of_group(g, deployments, g.replicas) for g in targets]
     ctx.metrics.observe_groups(namespace, name, groups)
     not_ready = [
         f"{g.name} {observe.ready(d)}/{observe.asked(d)} ready"
@@ -612,7 +612,7 @@ def _starting(
     return max(wanted, prefill if role is Role.PREFILL else decode)
 
 
-def group_status(group: GroupPlan, deployments: Mapping[str, Any], desired: int | None = None) -> GroupStatus:
+def status_of_group(group: GroupPlan, deployments: Mapping[str, Any], desired: int | None = None) -> GroupStatus:
     """A group as the status shows it: ``desired`` (default: what its Deployment asks for now) and
     the replicas ready."""
     deployment = deployments.get(group.name)

@@ -42,7 +42,7 @@ IntArray = npt.NDArray[np.int64]
 @dataclass(frozen=True)
 class EngineConfig:
     dt: float = 5.0
-    #: Policy period (DESIGN.md spec.behavior.intervalSeconds).
+    #: Policy period (spec.behavior.intervalSeconds' default).
     interval_s: float = 15.0
     #: Time after the last arrival for queues to drain; what is left then is dropped.
     drain_s: float = 300.0

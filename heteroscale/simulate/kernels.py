@@ -20,11 +20,11 @@ from importlib import resources
 
 import numpy as np
 
-#: Spec-sheet peaks of the measured systems (gpu_specs.csv rows L40S, H100, A100): dense BF16
+#: Spec-sheet peaks of the measured systems (data/gpu_specs.csv rows L40S, H100, A100): dense BF16
 #: TFLOPS and memory GB/s, to turn measured latencies into efficiencies.
 SYSTEM_PEAKS = {"l40s": (362.05, 864.0), "h100_sxm": (989.0, 3350.0), "a100_sxm": (312.0, 2039.0)}
 #: Link bandwidth of each measured system (GB/s, NVLink bidirectional / 2; 0 = PCIe only), the
-#: reference for scaling another GPU's all-reduce bandwidth (gpu_specs.csv gpu_interconnect).
+#: reference for scaling another GPU's all-reduce bandwidth (data/gpu_specs.csv gpu_interconnect).
 SYSTEM_LINK_GBPS = {"l40s": 0.0, "h100_sxm": 450.0, "a100_sxm": 300.0}
 #: Llama-3.1-70B's layer GEMMs as (k, n) before tensor-parallel splitting: QKV, O, gate+up, down.
 #: Column-parallel layers split n, row-parallel ones split k (Megatron-style TP).

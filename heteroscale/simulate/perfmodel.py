@@ -4,7 +4,8 @@ latency, decode step time, KV-cache capacity, P->D KV transfer and start-up dela
 A roofline whose every efficiency and communication cost is measured (see ``data/gpu_perf.csv``,
 ``data/aiconfigurator/`` and docs/simulator.md):
 
-* spec-sheet peak BF16 TFLOPS, HBM bandwidth and memory per GPU: ``gpu_specs.csv``;
+* spec-sheet peak BF16 TFLOPS, HBM bandwidth and memory per GPU: ``data/gpu_specs.csv`` (the
+  hand-compiled spec sheets with their source URLs; ``gpu_perf.csv`` copies what it uses);
 * GEMM efficiency (prefill) and weight-read efficiency (decode) at Llama-3.1-70B's own layer
   shapes for the layout's tensor parallelism, and all-reduce latency per message size and GPU
   count: aiconfigurator's vLLM 0.14 tables (:mod:`heteroscale.simulate.kernels`);

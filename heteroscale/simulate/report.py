@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from heteroscale.api.enums import Role
@@ -126,11 +124,6 @@ def wake_lines(study: Study) -> list[str]:
                 f"{w.waiting_requests:,.0f} requests waited, {attained:.1%} of them within the SLO"
             )
     return lines
-
-
-def write_json(study: Study, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(document(study), indent=2) + "\n", encoding="utf-8")
 
 
 def table(study: Study) -> str:

@@ -41,7 +41,7 @@ TARGET_BUSY = 0.8
 #: maxReplicas for every policy, as a multiple of the static peak fleet: room to over-provision
 #: without letting a runaway signal take the whole cluster.
 MAX_REPLICAS_FACTOR = 2.0
-#: Prometheus rate window of the metrics every policy reads (DESIGN.md spec.metric.window). It
+#: Prometheus rate window of the metrics every policy reads (spec.metric.window's default). It
 #: also sizes static provisioning (the peak of the offered load over such a window).
 METRIC_WINDOW_S = 60.0
 #: Largest denominator of the P/D ratio (spec.ratio takes small integers).
@@ -53,7 +53,7 @@ PAPER_RATIO_RANGE = (1 / 5, 9.0)
 
 @dataclass(frozen=True)
 class Slo:
-    #: TBT (per-output-token time) limit: DESIGN.md's latencyGuard sloSeconds.
+    #: TBT (per-output-token time) limit: spec.behavior.latencyGuard.sloSeconds' example value.
     tbt_s: float = 0.05
     #: TTFT limit = max(ttft_floor_s, ttft_scale x the request's unloaded TTFT), the DistServe-style
     #: "SLO scale", because a fixed limit cannot fit both 100-token and 100k-token prompts.
@@ -282,7 +282,8 @@ def unloaded_ttfts(workload: Workload, prefill: Deployment, decode: Deployment) 
 
 
 def spec_document(service: Service, interval_s: float) -> dict[str, Any]:
-    """The PDServingGroup ``spec`` (DESIGN.md shape) the HeteroScale operator would be given."""
+    """The PDServingGroup ``spec`` (:class:`heteroscale.api.spec.PDServingGroupSpec`) the HeteroScale
+    operator would be given."""
     return {
         "mode": "Enforce",
         "ratio": {"prefill": service.ratio[0], "decode": service.ratio[1]},

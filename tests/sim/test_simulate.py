@@ -171,6 +171,30 @@ def test_cli_is_deterministic_and_writes_the_json_shape(tmp_path: Path) -> None:
     assert main(["simulate", "--policies", "magic"]) == 2
 
 
+SHORT_RUN = ["simulate", "--trace", "azure-code", "--hours", "0.25", "--fleet-scale", "5", "--no-progress"]
+
+
+def test_cli_json_dash_is_stdout_alone(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*SHORT_RUN, "--policies", "heteroscale", "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)  # nothing but the JSON on stdout
+    assert set(document["policies"]) == {"heteroscale"}
+    assert "GPU-h" in captured.err, "the table goes to stderr"
+    assert not Path("-").exists()
+
+
+def test_cli_out_that_cannot_be_a_folder_is_one_line_before_simulating(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    assert main([*SHORT_RUN, "--out", str(blocker / "png")]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1
+    assert f"cannot write --out into {blocker / 'png'}" in captured.err
+    assert captured.out == "", "nothing simulated"
+
+
 def _spec(svc: Service) -> PDServingGroupSpec:
     return PDServingGroupSpec.model_validate(spec_document(svc, 15.0))
 

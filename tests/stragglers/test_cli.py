@@ -53,6 +53,19 @@ def test_analyze_prints_a_report_and_writes_json_and_heatmap(
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_analyze_json_dash_is_stdout_alone_and_a_heatmap_folder_is_created(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    png = tmp_path / "new" / "st.png"
+    argv = ["stragglers", "analyze", "--trace", str(DATA / "trace-ST.parquet"), "--meta", str(DATA / "meta-ST.yaml")]
+    assert main([*argv, "--json", "-", "--heatmap", str(png)]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["root_causes"] == ["last_stage"]  # nothing but the JSON on stdout
+    assert "stage imbalance" in captured.err, "the report goes to stderr"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not Path("-").exists()
+
+
 def test_bad_input_is_an_error_without_traceback(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     meta = tmp_path / "meta.yaml"
     meta.write_text("dp_size: 3\npp_size: 4\n")

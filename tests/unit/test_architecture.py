@@ -1,4 +1,5 @@
-"""The layer rules of DESIGN.md, checked: the pure core never imports the Kubernetes/HTTP shell."""
+"""The layer rules of pyproject.toml's import-linter contracts, checked: the pure core never imports
+the Kubernetes/HTTP shell."""
 
 from __future__ import annotations
 

@@ -6,20 +6,32 @@ gives each Deployment a uid and one ReplicaSet it controls, makes the Deployment
 by that ReplicaSet) and be ready, and removes surplus pods in the controller's order (not ready
 first, then the lowest pod-deletion-cost). That order is the documented Kubernetes behaviour the
 soft scale-in relies on.
+
+Two ways to run the operator: :func:`start_operator` runs kopf in a thread of its own, on the wall
+clock, as in production; :func:`operator_in_test_loop` runs it in the test's own event loop, so that
+under ``@pytest.mark.looptime`` the operator, the emulator, the controllers' stand-in and the test
+all share looptime's fake clock. Tests whose behaviour is about time (cooldowns, windows, drains,
+backoff, refresh periods) use the second: their waits take no wall time and the ticks fall on exact
+instants of the fake clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import itertools
+import signal
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping
+import weakref
+from collections.abc import AsyncIterator, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
+import attrs
 import kmock
 import kopf
 import pytest
@@ -238,12 +250,17 @@ DEFAULT_NODES = [node(f"h20-{i}", "H20", "s2-a") for i in range(2)] + [
 ]
 
 
+@attrs.define(kw_only=True)
 class ApiServerEmulator(kmock.KubernetesEmulator):
     """KMock's emulator, plus what an API server does to every object it creates: a uid and a
     creation time. Without a uid from the start, the uid a controller adds later looks to kopf like
-    another object, and an index would keep both."""
+    another object, and an index would keep both. It also notes when each request arrived."""
+
+    arrivals: list[tuple[float, kmock.Request]] = attrs.field(factory=list, init=False)
+    """(the loop's time, request) of every request, in order: on the fake clock under looptime."""
 
     async def _handle(self, request: kmock.Request) -> Any:
+        self.arrivals.append((asyncio.get_running_loop().time(), request))
         if request.action == kmock.action.CREATE and isinstance(request.data, dict):
             metadata = request.data.setdefault("metadata", {})
             metadata.setdefault("uid", str(uuid.uuid4()))
@@ -288,12 +305,23 @@ def metrics() -> RecordingMetrics:
     return RecordingMetrics()
 
 
-@pytest.fixture
-async def cluster(emulator: kmock.KubernetesEmulator) -> AsyncIterator[ReplicaSetStandIn]:
+@contextlib.asynccontextmanager
+async def controllers(emulator: kmock.KubernetesEmulator) -> AsyncIterator[ReplicaSetStandIn]:
+    """The controllers' stand-in, running in the current event loop until the block ends."""
     standin = ReplicaSetStandIn(emulator)
     task = asyncio.create_task(standin.run())
-    yield standin
-    task.cancel()
+    try:
+        yield standin
+    finally:
+        task.cancel()
+
+
+@pytest.fixture
+async def cluster(emulator: kmock.KubernetesEmulator) -> AsyncIterator[ReplicaSetStandIn]:
+    """The stand-in on the wall clock. Fixtures run before looptime starts the test's fake clock,
+    so a test on that clock starts it with :func:`controllers` in its own body instead."""
+    async with controllers(emulator) as standin:
+        yield standin
 
 
 @pytest.fixture
@@ -333,18 +361,24 @@ class Running:
         assert not self.thread.is_alive(), "the operator did not stop"
 
 
-def start_operator(
+def _operator(
     emulator: kmock.KubernetesEmulator, load: Load | ReaderFactory, metrics: RecordingMetrics, **options: Any
-) -> Running:
-    """Run kopf in its own thread and loop, as in production: on exit kopf cancels every task it
-    did not start with, which in the test's loop would include pytest's own fixture tasks."""
-    operator = Operator(
+) -> Operator:
+    """The operator's handlers, logged in to the emulator, retrying a failed tick after 0.2 s."""
+    return Operator(
         (lambda source: load) if isinstance(load, Load) else load,
         metrics,
         connect=lambda **_: kopf.ConnectionInfo(server=str(emulator.url)),
         error_retry_seconds=0.2,
         **options,
     )
+
+
+def start_operator(
+    emulator: kmock.KubernetesEmulator, load: Load | ReaderFactory, metrics: RecordingMetrics, **options: Any
+) -> Running:
+    """Run kopf in its own thread and loop, as in production, on the wall clock."""
+    operator = _operator(emulator, load, metrics, **options)
     stop = threading.Event()
 
     def main() -> None:
@@ -364,11 +398,97 @@ async def operator(
     await running.shutdown()
 
 
+#: The operator's ``now`` at the fake clock's zero (2026-01-01T00:00:00Z): a fixed instant, so a
+#: test on looptime's clock sees the same timestamps on every run.
+FAKE_EPOCH = 1_767_225_600.0
+
+#: Set in the task that runs kopf in the test's loop, and so in every task kopf spawns from it.
+_SPAWNED_BY_OPERATOR: contextvars.ContextVar[bool] = contextvars.ContextVar("spawned_by_operator", default=False)
+
+
+#: The tasks kopf spawned in the test's loop (the task factory hands back futures, in its types).
+_Spawned = weakref.WeakSet[asyncio.Future[Any]]
+
+
+class _NotSpawnedBy(Collection[asyncio.Task[Any]]):
+    """Every task but those in ``spawned``: kopf's ``run_tasks(ignored=...)`` cancels the tasks that
+    appeared while the operator ran unless they are "ignored"; in the test's loop those include the
+    emulator's request handlers and the stand-in, which must outlive the operator (a restart test
+    runs a second one against them)."""
+
+    def __init__(self, spawned: _Spawned) -> None:
+        self.spawned = spawned
+
+    def __contains__(self, task: object) -> bool:
+        return task not in self.spawned
+
+    def __iter__(self) -> Iterator[asyncio.Task[Any]]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+@contextlib.contextmanager
+def _recording_spawned(loop: asyncio.AbstractEventLoop) -> Iterator[_Spawned]:
+    """Record every task created from a context where :data:`_SPAWNED_BY_OPERATOR` is set (Python
+    3.11 has no ``Task.get_context()`` to ask afterwards)."""
+    spawned: _Spawned = weakref.WeakSet()
+    previous = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Coroutine[Any, Any, Any], **kwargs: Any) -> asyncio.Future[Any]:
+        task = previous(loop, coro, **kwargs) if previous is not None else asyncio.Task(coro, loop=loop, **kwargs)
+        if _SPAWNED_BY_OPERATOR.get():
+            spawned.add(task)
+        return task
+
+    loop.set_task_factory(factory)  # type: ignore[arg-type]
+    try:
+        yield spawned
+    finally:
+        loop.set_task_factory(previous)
+
+
+@contextlib.asynccontextmanager
+async def operator_in_test_loop(
+    emulator: kmock.KubernetesEmulator, load: Load | ReaderFactory, metrics: RecordingMetrics, **options: Any
+) -> AsyncIterator[Operator]:
+    """The operator under kopf in the test's own event loop, stopped when the block ends.
+
+    Under ``@pytest.mark.looptime`` everything in that loop runs on its fake clock: kopf's daemon
+    waits, the API client's timeouts and backoff, the emulator, the stand-in and the test's own
+    waits. The operator's ``now`` (cooldowns, windows, drains, the status refresh) is read from the
+    same clock, so a 40 s window takes 40 fake seconds and no wall time. kopf runs from the public
+    ``spawn_tasks``/``run_tasks`` pair that ``kopf.operator`` is made of, told to leave alone every
+    task it did not spawn (see :class:`_NotSpawnedBy`)."""
+    loop = asyncio.get_running_loop()
+    operator = _operator(emulator, load, metrics, clock=lambda: FAKE_EPOCH + loop.time(), **options)
+    stop = asyncio.Event()
+
+    async def run(spawned: _Spawned) -> None:
+        _SPAWNED_BY_OPERATOR.set(True)
+        tasks = await kopf.spawn_tasks(registry=operator.registry, clusterwide=True, standalone=True, stop_flag=stop)
+        await kopf.run_tasks(tasks, ignored=_NotSpawnedBy(spawned))
+
+    with _recording_spawned(loop) as spawned:
+        running = asyncio.create_task(run(spawned))
+        try:
+            yield operator
+        finally:
+            stop.set()
+            await asyncio.wait_for(running, 30)
+            # kopf handles SIGINT/SIGTERM in the loop of the main thread; give them back to pytest.
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(signum)
+
+
 async def eventually(check: Callable[[], Any], timeout: float = 15.0, what: str = "") -> Any:
-    """Poll until ``check()`` is truthy (and return it) or fail with the last value seen."""
-    deadline = time.monotonic() + timeout
+    """Poll until ``check()`` is truthy (and return it) or fail with the last value seen. Timed on
+    the loop's clock: the wall clock in a plain test, the fake one under looptime."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     value = None
-    while time.monotonic() < deadline:
+    while loop.time() < deadline:
         try:
             value = check()
         except (KeyError, ValueError, TypeError):

@@ -5,24 +5,32 @@ change only what moves every tick wait for the refresh period."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import kmock
+import pytest
 
+from heteroscale.api.crd import PLURAL
 from heteroscale.operator.handlers import Operator
 from tests.integration.operator.conftest import (
     CR,
     DEPLOYMENTS,
     NS,
     Api,
+    ApiServerEmulator,
     Load,
     RecordingMetrics,
     ReplicaSetStandIn,
+    controllers,
     cr_path,
     eventually,
+    operator_in_test_loop,
     pdsg,
 )
 
 DECODE = f"/apis/apps/v1/namespaces/{NS}/deployments/chat-decode-g0"
+#: ``pdsg()``'s tick interval, and the status refresh period of a 40 s stabilization window.
+INTERVAL, REFRESH = 1.0, 10.0
 
 
 def replicas(emulator: kmock.KubernetesEmulator, name: str) -> int:
@@ -43,6 +51,11 @@ def live_decode(emulator: kmock.KubernetesEmulator) -> int:
 def decode_seen(metrics: RecordingMetrics) -> list[int]:
     """The decode replicas each tick's observation saw, in order."""
     return [args[3].decode.replicas for method, args in metrics.calls if method == "observe_decision"]
+
+
+def status_writes(emulator: ApiServerEmulator) -> list[float]:
+    """When the operator wrote the group's status (the loop's time)."""
+    return [at for at, r in emulator.arrivals if r.method == "PATCH" and r.url.path.endswith(f"/{PLURAL}/chat/status")]
 
 
 def operator_requests(emulator: kmock.KubernetesEmulator, method: str, path: str) -> int:
@@ -73,49 +86,50 @@ async def test_a_deployment_deleted_behind_the_operators_back_is_created_again(
     await eventually(lambda: live_decode(emulator) == 2, what="two decode instances again")
 
 
+@pytest.mark.looptime
 async def test_a_deployment_scaled_behind_the_operators_back_is_seen_on_the_next_tick(
-    emulator: kmock.KubernetesEmulator,
-    cluster: ReplicaSetStandIn,
-    api: Api,
-    load: Load,
-    metrics: RecordingMetrics,
-    operator: Operator,
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     load.decode_tps = 190.0
-    await api.create(cr_path(), pdsg())
-    await eventually(lambda: replicas(emulator, "chat-decode-g0") == 2, what="running")
-    await eventually(lambda: decode_seen(metrics)[-1:] == [2], what="observed at 2")
-    seen_before = len(decode_seen(metrics))
-    await api.patch(DECODE, {"spec": {"replicas": 7}})
-    # Within two ticks (interval 1 s) an observation counts the 7 replicas someone else set.
-    await eventually(lambda: 7 in decode_seen(metrics)[seen_before:], timeout=3.0, what="7 observed")
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
+        await api.create(cr_path(), pdsg())
+        await eventually(lambda: replicas(emulator, "chat-decode-g0") == 2, what="running")
+        await eventually(lambda: decode_seen(metrics)[-1:] == [2], what="observed at 2")
+        seen_before = len(decode_seen(metrics))
+        await api.patch(DECODE, {"spec": {"replicas": 7}})
+        # The watch delivers the change at once: the next tick (interval 1 s) counts the 7 replicas.
+        await eventually(lambda: 7 in decode_seen(metrics)[seen_before:], timeout=INTERVAL + 0.1, what="7 observed")
 
 
+@pytest.mark.looptime
 async def test_a_steady_group_fetches_no_deployment_and_writes_its_status_at_the_refresh_period(
-    emulator: kmock.KubernetesEmulator,
-    cluster: ReplicaSetStandIn,
-    api: Api,
-    load: Load,
-    metrics: RecordingMetrics,
-    operator: Operator,
+    emulator: ApiServerEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     load.decode_tps = 190.0
     body = pdsg()
-    # Refresh period: a quarter of a 40 s window, 10 s; ticks every second.
     body["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] = 40
-    await api.create(cr_path(), body)
-    await eventually(lambda: replicas(emulator, "chat-decode-g0") == 2, what="running")
-    await eventually(
-        lambda: emulator.objects[CR, NS, "chat"]["status"].get("current") == {"prefill": 1, "decode": 2},
-        what="ready",
-    )
-    gets = operator_requests(emulator, "GET", "/deployments")
-    status_writes = operator_requests(emulator, "PATCH", "/status")
-    ticks = len(decode_seen(metrics))
-    await asyncio.sleep(4.0)
-    assert len(decode_seen(metrics)) - ticks >= 3, "it kept ticking"
-    assert operator_requests(emulator, "GET", "/deployments") == gets, "no Deployment fetched while steady"
-    assert operator_requests(emulator, "PATCH", "/status") - status_writes <= 1, "status written every tick"
-    # A change that matters is written at once.
-    load.decode_tps = 390.0
-    await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"]["desired"]["decode"] == 4, timeout=3.0)
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
+        await api.create(cr_path(), body)
+        await eventually(lambda: replicas(emulator, "chat-decode-g0") == 2, what="running")
+        await eventually(
+            lambda: emulator.objects[CR, NS, "chat"]["status"].get("current") == {"prefill": 1, "decode": 2},
+            what="ready",
+        )
+        gets = operator_requests(emulator, "GET", "/deployments")
+        steady_from = len(status_writes(emulator))
+        ticks = len(decode_seen(metrics))
+        await asyncio.sleep(35)
+        assert len(decode_seen(metrics)) - ticks >= 34, "it kept ticking, once a second"
+        assert operator_requests(emulator, "GET", "/deployments") == gets, "no Deployment fetched while steady"
+        # Refresh period: a quarter of the 40 s window. Only what moves every tick changed (the
+        # reading's age, the decision's time), so the status is written once a period: at the
+        # first tick once 10 s have passed since the last write.
+        steady = status_writes(emulator)[steady_from - 1 :]
+        gaps = [b - a for a, b in itertools.pairwise(steady)]
+        assert len(gaps) >= 3, steady
+        assert all(REFRESH <= gap < REFRESH + INTERVAL for gap in gaps), gaps
+        # A change that matters is written at once: on the next tick.
+        load.decode_tps = 390.0
+        await eventually(
+            lambda: emulator.objects[CR, NS, "chat"]["status"]["desired"]["decode"] == 4, timeout=INTERVAL + 0.1
+        )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import time
 from typing import Any
 
 import kmock
@@ -24,13 +23,14 @@ from tests.integration.operator.conftest import (
     RecordingMetrics,
     ReplicaSetStandIn,
     condition,
+    controllers,
     cr_path,
     deployment,
     events,
     eventually,
+    operator_in_test_loop,
     pdsg,
     referencing,
-    start_operator,
     writes,
 )
 
@@ -41,25 +41,30 @@ def user_deployments(emulator: kmock.KubernetesEmulator) -> None:
     emulator.objects[DEPLOYMENTS, NS, "user-decode"] = deployment("user-decode", 2)
 
 
+@pytest.mark.looptime
 @pytest.mark.usefixtures("user_deployments")
 async def test_dry_run_writes_status_only(
-    emulator: kmock.KubernetesEmulator, api: Api, load: Load, operator: Operator
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     load.decode_tps = 900.0
-    await api.create(cr_path(), referencing(mode="DryRun"))
-    obj = await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"]["lastDecision"], what="a decision")
-    assert obj["reason"] == "ScaledUp"
-    status = emulator.objects[CR, NS, "chat"]["status"]
-    assert status["desired"] == {"prefill": 3, "decode": 6}
-    assert condition(emulator.objects[CR, NS, "chat"], "ScalingActive")["reason"] == "DryRun"
-    await asyncio.sleep(1.5)  # a few more ticks
+    async with operator_in_test_loop(emulator, load, metrics):
+        await api.create(cr_path(), referencing(mode="DryRun"))
+        obj = await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"]["lastDecision"], what="a decision")
+        assert obj["reason"] == "ScaledUp"
+        status = emulator.objects[CR, NS, "chat"]["status"]
+        assert status["desired"] == {"prefill": 3, "decode": 6}
+        assert condition(emulator.objects[CR, NS, "chat"], "ScalingActive")["reason"] == "DryRun"
+        ticks = ticks_seen(metrics)
+        await asyncio.sleep(5)
+        assert ticks_seen(metrics) - ticks >= 4, "it kept ticking"
     assert writes(emulator) == []
     assert len(emulator.objects[DEPLOYMENTS, NS, "user-decode"].history) == 1
 
 
+@pytest.mark.looptime
 @pytest.mark.usefixtures("user_deployments")
 async def test_conflicting_hpa_blocks_every_patch(
-    emulator: kmock.KubernetesEmulator, api: Api, load: Load, operator: Operator
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     await api.create(
         f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers",
@@ -71,15 +76,22 @@ async def test_conflicting_hpa_blocks_every_patch(
         },
     )
     load.decode_tps = 900.0
-    await api.create(cr_path(), referencing())
-    conflict = await eventually(lambda: condition(emulator.objects[CR, NS, "chat"], "Conflict"), what="Conflict")
-    assert conflict["status"] == "True"
-    assert "HorizontalPodAutoscaler/old-hpa" in conflict["message"]
-    warning = await eventually(lambda: events(emulator, "Conflict"), what="a Conflict Event")
-    assert warning[0]["type"] == "Warning"
-    await asyncio.sleep(1.5)
+    async with operator_in_test_loop(emulator, load, metrics):
+        await api.create(cr_path(), referencing())
+        conflict = await eventually(lambda: condition(emulator.objects[CR, NS, "chat"], "Conflict"), what="Conflict")
+        assert conflict["status"] == "True"
+        assert "HorizontalPodAutoscaler/old-hpa" in conflict["message"]
+        warning = await eventually(lambda: events(emulator, "Conflict"), what="a Conflict Event")
+        assert warning[0]["type"] == "Warning"
+        ticks = ticks_seen(metrics)
+        await asyncio.sleep(5)
+        assert ticks_seen(metrics) - ticks >= 4, "it kept ticking"
     assert writes(emulator) == []
     assert len(events(emulator, "Conflict")) == 1, "one Event per transition, not per tick"
+
+
+def ticks_seen(metrics: RecordingMetrics) -> int:
+    return len([1 for method, _ in metrics.calls if method == "observe_reconcile"])
 
 
 def _set(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -148,14 +160,10 @@ async def test_bad_specs_get_a_condition_and_an_event_and_touch_nothing(
     assert writes(emulator, "/pods") == []
 
 
+@pytest.mark.looptime
 @pytest.mark.parametrize("fault", [409, 429, 500, "timeout"])
 async def test_api_faults_end_in_the_right_state(
-    emulator: kmock.KubernetesEmulator,
-    cluster: ReplicaSetStandIn,
-    api: Api,
-    load: Load,
-    metrics: RecordingMetrics,
-    fault: int | str,
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics, fault: int | str
 ) -> None:
     async def slow(request: Any) -> dict[str, Any]:
         await asyncio.sleep(2.0)  # longer than the operator's client timeout below
@@ -166,8 +174,7 @@ async def test_api_faults_end_in_the_right_state(
     deployments = emulator["patch", kmock.resource(DEPLOYMENTS)]
     deployments[:2] << (slow if fault == "timeout" else fault)
     emulator["patch", kmock.resource(CR)][:1] << (slow if fault == "timeout" else fault)
-    running = start_operator(emulator, load, metrics, client_timeout_seconds=0.5)
-    try:
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics, client_timeout_seconds=0.5):
         load.decode_tps = 80.0
         await api.create(cr_path(), pdsg())
         await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["spec"]["replicas"] == 1)
@@ -175,21 +182,16 @@ async def test_api_faults_end_in_the_right_state(
         await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["spec"]["replicas"] == 5)
         await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-prefill-g0"]["spec"]["replicas"] == 3)
         await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"]["desired"] == {"prefill": 3, "decode": 5})
-        await asyncio.sleep(1.5)
+        await asyncio.sleep(5)
         for name, final in (("chat-decode-g0", 5), ("chat-prefill-g0", 3)):
             sizes = [v["spec"]["replicas"] for v in emulator.objects[DEPLOYMENTS, NS, name].history if v]
             assert sorted(set(sizes)) == sorted({1, final}), (name, sizes)
             assert sizes[-1] == final
         # The client's retries absorbed every fault inside its tick: no tick failed.
         assert not [args for method, args in metrics.calls if method == "count_reconcile_error"]
-        # And the group's loop still ticks (a crashed daemon would leave the thread alive but idle).
-        ticks = len([1 for method, _ in metrics.calls if method == "observe_reconcile"])
-        await eventually(
-            lambda: len([1 for method, _ in metrics.calls if method == "observe_reconcile"]) > ticks + 1,
-            what="more ticks",
-        )
-    finally:
-        await running.shutdown()
+        # And the group's loop still ticks (a crashed daemon would leave the operator running but idle).
+        ticks = ticks_seen(metrics)
+        await eventually(lambda: ticks_seen(metrics) > ticks + 1, what="more ticks")
 
 
 def _watches(emulator: kmock.KubernetesEmulator) -> int:
@@ -209,9 +211,9 @@ async def test_dropped_watch_stream_is_resumed(
     assert _watches(emulator) >= 2
 
 
+@pytest.mark.looptime
 async def test_restart_between_ticks_keeps_the_stabilization_window(
     emulator: kmock.KubernetesEmulator,
-    cluster: ReplicaSetStandIn,
     api: Api,
     load: Load,
     metrics: RecordingMetrics,
@@ -225,34 +227,36 @@ async def test_restart_between_ticks_keeps_the_stabilization_window(
         seed(self, request)
 
     monkeypatch.setattr(PlanBook, "seed", recording)
-    window = 4
+    window, interval = 4, 1
     spec = pdsg()
     spec["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] = window
-    first = start_operator(emulator, load, metrics)
-    load.decode_tps = 490.0
-    await api.create(cr_path(), spec)
-    await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["spec"]["replicas"] == 5)
-    await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"]["desired"] == {"prefill": 3, "decode": 5})
-    load.decode_tps = 190.0
-    dropped = time.monotonic()
-    await asyncio.sleep(1.2)  # at least one tick that remembers the high recommendation
-    await first.shutdown()
-    sizes_before = len(emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"].history)
+    async with controllers(emulator):
+        async with operator_in_test_loop(emulator, load, metrics):
+            load.decode_tps = 490.0
+            await api.create(cr_path(), spec)
+            await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["spec"]["replicas"] == 5)
+            await eventually(
+                lambda: emulator.objects[CR, NS, "chat"]["status"]["desired"] == {"prefill": 3, "decode": 5}
+            )
+            load.decode_tps = 190.0
+            await asyncio.sleep(1.5)  # at least one tick that remembers the high recommendation
+        remembered = emulator.objects[CR, NS, "chat"]["status"]["policyState"]["recommendations"]
+        last_high = max(r["time"] for r in remembered if r["decode"] == 5)
+        assert any(r["decode"] == 2 for r in remembered), "a tick saw the low load before the restart"
+        sizes_before = len(emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"].history)
 
-    second = start_operator(emulator, load, metrics)
-    try:
-        await eventually(
-            lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["spec"]["replicas"] == 2, timeout=20
-        )
-        assert time.monotonic() - dropped >= window, "the restarted operator honoured the window from the status"
-        # Only the restarted operator's plan book started from the status (the first one's ticks
-        # registered the group before its status held any group).
-        assert seeded == [(NS, "chat", 5)]
-        sizes = [
-            v["spec"]["replicas"]
-            for v in emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"].history[sizes_before - 1 :]
-            if v
-        ]
-        assert sorted(set(sizes)) == [2, 5], sizes
-    finally:
-        await second.shutdown()
+        async with operator_in_test_loop(emulator, load, metrics):
+            drain = await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"]["drain"], what="the drain")
+            await eventually(lambda: emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["spec"]["replicas"] == 2)
+    # The restarted operator honoured the window from the status: the scale-in started at its first
+    # tick once the last high recommendation was `window` seconds old, not before and not later.
+    assert window <= drain["started"] - last_high < window + interval
+    # Only the restarted operator's plan book started from the status (the first one's ticks
+    # registered the group before its status held any group).
+    assert seeded == [(NS, "chat", 5)]
+    sizes = [
+        v["spec"]["replicas"]
+        for v in emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"].history[sizes_before - 1 :]
+        if v
+    ]
+    assert sorted(set(sizes)) == [2, 5], sizes

@@ -21,12 +21,15 @@ from tests.integration.operator.conftest import (
     NS,
     Api,
     Load,
+    RecordingMetrics,
     ReplicaSetStandIn,
     condition,
+    controllers,
     cr_path,
     events,
     eventually,
     node,
+    operator_in_test_loop,
     pdsg,
 )
 
@@ -77,83 +80,90 @@ def sizes(emulator: kmock.KubernetesEmulator) -> dict[str, int]:
     return {name: d["spec"]["replicas"] for name, d in live_deployments(emulator).items()}
 
 
+@pytest.mark.looptime
 async def test_groups_land_in_domains_with_both_gpu_types_and_shrink_per_group(
     emulator: kmock.KubernetesEmulator,
-    cluster: ReplicaSetStandIn,
     api: Api,
     load: Load,
+    metrics: RecordingMetrics,
     gpu_nodes: list[dict[str, Any]],
-    operator: Operator,
 ) -> None:
-    body = pdsg()
-    for role in ("prefill", "decode"):
-        body["spec"]["roles"][role]["gpusPerInstance"] = GPUS
-    load.decode_tps = 80.0
-    await api.create(cr_path(), body)
-    await eventually(lambda: sizes(emulator) == {"chat-prefill-g0": 1, "chat-decode-g0": 1}, what="first group")
-    # Best fit: s2-b leaves the least room over; s2-a cannot hold the prefill half.
-    for name, gpu in (("chat-prefill-g0", "L20"), ("chat-decode-g0", "H20")):
-        deployment = live_deployments(emulator)[name]
-        gpu_values = [gpu, f"NVIDIA-{gpu}", f"Tesla-{gpu}"]  # every spelling GFD may label
-        assert required(deployment) == {"nvidia.com/gpu.product": gpu_values, "heteroscale.io/s2": ["s2-b"]}
-        assert selected_nodes(deployment, gpu_nodes) == {f"b-{gpu.lower()}-0"}
-        container = deployment["spec"]["template"]["spec"]["containers"][0]
-        assert container["resources"]["requests"]["nvidia.com/gpu"] == str(GPUS)
-        assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in deployment["spec"][
-            "template"
-        ]["spec"]["tolerations"]
+    async with controllers(emulator) as cluster, operator_in_test_loop(emulator, load, metrics):
+        body = pdsg()
+        for role in ("prefill", "decode"):
+            body["spec"]["roles"][role]["gpusPerInstance"] = GPUS
+        load.decode_tps = 80.0
+        await api.create(cr_path(), body)
+        await eventually(lambda: sizes(emulator) == {"chat-prefill-g0": 1, "chat-decode-g0": 1}, what="first group")
+        # Best fit: s2-b leaves the least room over; s2-a cannot hold the prefill half.
+        for name, gpu in (("chat-prefill-g0", "L20"), ("chat-decode-g0", "H20")):
+            deployment = live_deployments(emulator)[name]
+            gpu_values = [gpu, f"NVIDIA-{gpu}", f"Tesla-{gpu}"]  # every spelling GFD may label
+            assert required(deployment) == {"nvidia.com/gpu.product": gpu_values, "heteroscale.io/s2": ["s2-b"]}
+            assert selected_nodes(deployment, gpu_nodes) == {f"b-{gpu.lower()}-0"}
+            container = deployment["spec"]["template"]["spec"]["containers"][0]
+            assert container["resources"]["requests"]["nvidia.com/gpu"] == str(GPUS)
+            assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in deployment["spec"][
+                "template"
+            ]["spec"]["tolerations"]
 
-    # 600 tok/s → 6 decode, 3 prefill: more than s2-b holds, so a second group opens in s2-c.
-    load.decode_tps = 600.0
-    await eventually(lambda: len(sizes(emulator)) == 4, what="a second group")
-    await eventually(lambda: sum(sizes(emulator).values()) == 9, what="6 decode and 3 prefill placed")
-    deployments = live_deployments(emulator)
-    for group in ("g0", "g1"):
-        prefill, decode = deployments[f"chat-prefill-{group}"], deployments[f"chat-decode-{group}"]
-        assert required(prefill)["heteroscale.io/s2"] == required(decode)["heteroscale.io/s2"], "P and D share a domain"
-    assert required(deployments["chat-decode-g1"])["heteroscale.io/s2"] == ["s2-c"]
-    assert sizes(emulator) == {"chat-prefill-g0": 1, "chat-decode-g0": 2, "chat-prefill-g1": 2, "chat-decode-g1": 4}
-    groups = await eventually(
-        lambda: (
-            len(emulator.objects[CR, NS, "chat"]["status"]["groups"]) == 4
-            and emulator.objects[CR, NS, "chat"]["status"]["groups"]
+        # 600 tok/s → 6 decode, 3 prefill: more than s2-b holds, so a second group opens in s2-c.
+        load.decode_tps = 600.0
+        await eventually(lambda: len(sizes(emulator)) == 4, what="a second group")
+        await eventually(lambda: sum(sizes(emulator).values()) == 9, what="6 decode and 3 prefill placed")
+        deployments = live_deployments(emulator)
+        for group in ("g0", "g1"):
+            prefill, decode = deployments[f"chat-prefill-{group}"], deployments[f"chat-decode-{group}"]
+            assert required(prefill)["heteroscale.io/s2"] == required(decode)["heteroscale.io/s2"], (
+                "P and D share a domain"
+            )
+        assert required(deployments["chat-decode-g1"])["heteroscale.io/s2"] == ["s2-c"]
+        assert sizes(emulator) == {"chat-prefill-g0": 1, "chat-decode-g0": 2, "chat-prefill-g1": 2, "chat-decode-g1": 4}
+        groups = await eventually(
+            lambda: (
+                len(emulator.objects[CR, NS, "chat"]["status"]["groups"]) == 4
+                and emulator.objects[CR, NS, "chat"]["status"]["groups"]
+            )
         )
-    )
-    assert {(g["name"], g["domain"]) for g in groups} == {
-        ("chat-prefill-g0", "s2-b"),
-        ("chat-decode-g0", "s2-b"),
-        ("chat-prefill-g1", "s2-c"),
-        ("chat-decode-g1", "s2-c"),
-    }
+        assert {(g["name"], g["domain"]) for g in groups} == {
+            ("chat-prefill-g0", "s2-b"),
+            ("chat-decode-g0", "s2-b"),
+            ("chat-prefill-g1", "s2-c"),
+            ("chat-decode-g1", "s2-c"),
+        }
 
-    # 1000 tok/s → 10 decode: only 6 fit next to a prefill. Reported, nothing over-committed.
-    load.decode_tps = 1000.0
-    ready = await eventually(
-        lambda: (c := condition(emulator.objects[CR, NS, "chat"], "Ready")) and c["reason"] == "Unschedulable" and c,
-        what="Unschedulable",
-    )
-    assert "4 of 10 decode" in ready["message"], ready["message"]
-    warning = await eventually(lambda: events(emulator, "Unschedulable"), what="an Unschedulable Event")
-    assert warning[0]["type"] == "Warning"
-    assert sum(v for k, v in sizes(emulator).items() if "decode" in k) == 6
+        # 1000 tok/s → 10 decode: only 6 fit next to a prefill. Reported, nothing over-committed.
+        load.decode_tps = 1000.0
+        ready = await eventually(
+            lambda: (
+                (c := condition(emulator.objects[CR, NS, "chat"], "Ready")) and c["reason"] == "Unschedulable" and c
+            ),
+            what="Unschedulable",
+        )
+        assert "4 of 10 decode" in ready["message"], ready["message"]
+        warning = await eventually(lambda: events(emulator, "Unschedulable"), what="an Unschedulable Event")
+        assert warning[0]["type"] == "Warning"
+        assert sum(v for k, v in sizes(emulator).items() if "decode" in k) == 6
 
-    # 150 tok/s → 2 decode, 1 prefill. The smaller group (g0) shrinks first and leaves the plan: its
-    # pods are drained, then its Deployments go to 0 and are deleted; g1 drains its surplus.
-    removed_before = len(cluster.removed)
-    load.decode_tps = 150.0
-    await eventually(
-        lambda: sizes(emulator) == {"chat-prefill-g1": 1, "chat-decode-g1": 2}, timeout=30, what="g0 gone, g1 at 2+1"
-    )
-    removed = cluster.removed[removed_before:]
-    assert all(serving == "false" for _, serving in removed), removed
-    by_group = sorted(pod.rsplit("-", 2)[0] for pod, _ in removed)
-    assert by_group == ["chat-decode-g0"] * 2 + ["chat-decode-g1"] * 2 + ["chat-prefill-g0"] + ["chat-prefill-g1"]
-    for name in ("chat-prefill-g0", "chat-decode-g0"):
-        history = [v["spec"]["replicas"] for v in emulator.objects[DEPLOYMENTS, NS, name].history if v]
-        assert history[-1] == 0, "scaled to 0 before it was deleted"
-    removed_events = await eventually(lambda: events(emulator, "GroupRemoved"), what="GroupRemoved Events")
-    assert "chat-prefill-g0, chat-decode-g0" in removed_events[0]["message"], removed_events
-    assert condition(emulator.objects[CR, NS, "chat"], "Ready")["reason"] != "Unschedulable"
+        # 150 tok/s → 2 decode, 1 prefill. The smaller group (g0) shrinks first and leaves the plan: its
+        # pods are drained, then its Deployments go to 0 and are deleted; g1 drains its surplus.
+        removed_before = len(cluster.removed)
+        load.decode_tps = 150.0
+        await eventually(
+            lambda: sizes(emulator) == {"chat-prefill-g1": 1, "chat-decode-g1": 2},
+            timeout=30,
+            what="g0 gone, g1 at 2+1",
+        )
+        removed = cluster.removed[removed_before:]
+        assert all(serving == "false" for _, serving in removed), removed
+        by_group = sorted(pod.rsplit("-", 2)[0] for pod, _ in removed)
+        assert by_group == ["chat-decode-g0"] * 2 + ["chat-decode-g1"] * 2 + ["chat-prefill-g0"] + ["chat-prefill-g1"]
+        for name in ("chat-prefill-g0", "chat-decode-g0"):
+            history = [v["spec"]["replicas"] for v in emulator.objects[DEPLOYMENTS, NS, name].history if v]
+            assert history[-1] == 0, "scaled to 0 before it was deleted"
+        removed_events = await eventually(lambda: events(emulator, "GroupRemoved"), what="GroupRemoved Events")
+        assert "chat-prefill-g0, chat-decode-g0" in removed_events[0]["message"], removed_events
+        assert condition(emulator.objects[CR, NS, "chat"], "Ready")["reason"] != "Unschedulable"
 
 
 @pytest.mark.parametrize("gpu_nodes", [[node("h20-0", "H20", "s2-a"), node("l20-0", "L20", "s2-a")]])

@@ -6,6 +6,7 @@ operator must not do because of it.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,18 +21,21 @@ from heteroscale.metrics.reader import PrometheusReader
 from tests.integration.operator.conftest import (
     CR,
     DEPLOYMENTS,
+    FAKE_EPOCH,
     NS,
     PODS,
     Api,
+    ApiServerEmulator,
     Load,
     RecordingMetrics,
-    ReplicaSetStandIn,
     condition,
+    controllers,
     cr_path,
     deployment,
     events,
     eventually,
     node,
+    operator_in_test_loop,
     pdsg,
     referencing,
     start_operator,
@@ -134,13 +138,13 @@ def user_deployments(emulator: kmock.KubernetesEmulator) -> None:
     emulator.objects[DEPLOYMENTS, NS, "user-decode"] = deployment("user-decode", 2)
 
 
+@pytest.mark.looptime
 @pytest.mark.usefixtures("user_deployments")
 async def test_2_switching_from_references_to_templates_leaves_the_users_deployments_alone(
-    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     load.decode_tps = 390.0  # 4 decode, 2 prefill
-    running = start_operator(emulator, load, metrics)
-    try:
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
         await api.create(cr_path(), referencing())
         await eventually(lambda: replicas(emulator, "user-decode") == 4, what="the reference scaled")
         status = await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"].get("groups"))
@@ -151,20 +155,18 @@ async def test_2_switching_from_references_to_templates_leaves_the_users_deploym
         emulator.objects[CR, NS, "chat"].patch({"spec": {"roles": roles}})
         await eventually(lambda: replicas(emulator, "chat-decode-g0") == 4, what="owned Deployments created")
         await asyncio.sleep(1.5)
-    finally:
-        await running.shutdown()
     assert not emulator.objects[DEPLOYMENTS, NS, "user-decode"].deleted
     assert (replicas(emulator, "user-prefill"), replicas(emulator, "user-decode")) == (2, 4)
     later = writes(emulator)[before:]
     assert not [r for r in later if "/user-" in r.url.path], "a referenced Deployment was written after the switch"
 
 
+@pytest.mark.looptime
 async def test_2_switching_from_templates_to_references_drains_and_removes_what_the_group_owned(
-    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     load.decode_tps = 190.0  # 2 decode, 1 prefill
-    running = start_operator(emulator, load, metrics)
-    try:
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
         await api.create(cr_path(), pdsg())
         await eventually(lambda: replicas(emulator, "chat-decode-g0") == 2, what="owned Deployments")
         emulator.objects[DEPLOYMENTS, NS, "user-prefill"] = deployment("user-prefill", 1)
@@ -176,21 +178,19 @@ async def test_2_switching_from_templates_to_references_drains_and_removes_what_
         )
         # The load moved to the referenced Deployments.
         await eventually(lambda: replicas(emulator, "user-decode") == 2, what="the reference took the load")
-    finally:
-        await running.shutdown()
     assert emulator.objects[DEPLOYMENTS, NS, "chat-prefill-g0"].deleted
 
 
+@pytest.mark.looptime
 async def test_3_a_deployment_with_the_wanted_name_is_not_taken_without_its_owners_consent(
-    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     """Item 3: a group restored without its status, over Deployments its earlier self left
     (--cascade=orphan), while Prometheus is down. It scaled one 6 -> 1 before."""
     leftover = deployment("chat-decode-g0", 6)
     emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"] = leftover
     load.decode_tps = None
-    running = start_operator(emulator, load, metrics)
-    try:
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
         await api.create(cr_path(), pdsg())
         refused = await eventually(
             lambda: (c := condition(emulator.objects[CR, NS, "chat"], "Ready")) and c["reason"] == "NotOwned" and c,
@@ -213,8 +213,6 @@ async def test_3_a_deployment_with_the_wanted_name_is_not_taken_without_its_owne
         await eventually(lambda: events(emulator, "Adopted"), what="an Adopted Event")
         await asyncio.sleep(1.0)
         assert replicas(emulator, "chat-decode-g0") == 6
-    finally:
-        await running.shutdown()
 
 
 def bystander(name: str, labels: dict[str, str], owners: list[dict[str, Any]]) -> dict[str, Any]:
@@ -226,8 +224,9 @@ def bystander(name: str, labels: dict[str, str], owners: list[dict[str, Any]]) -
     }
 
 
+@pytest.mark.looptime
 async def test_4_soft_scale_in_drains_only_the_deployments_own_pods(
-    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+    emulator: ApiServerEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     """Item 4: a referenced Deployment selecting with matchExpressions, and pods of other apps with
     the same labels. Before, the selector was read as empty and every pod of the namespace matched."""
@@ -240,8 +239,7 @@ async def test_4_soft_scale_in_drains_only_the_deployments_own_pods(
     emulator.objects[PODS, NS, "web-0"] = bystander("web-0", {"app": "web"}, [])
     emulator.objects[PODS, NS, "lookalike-0"] = bystander("lookalike-0", {"app": "user-decode"}, [foreign_rs])
     load.decode_tps = 190.0  # 2 decode: two of user-decode's four pods drain
-    running = start_operator(emulator, load, metrics)
-    try:
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
         body = referencing()
         body["spec"]["behavior"]["scaleDown"]["drainSeconds"] = 3
         await api.create(cr_path(), body)
@@ -250,40 +248,48 @@ async def test_4_soft_scale_in_drains_only_the_deployments_own_pods(
         assert len(group["pods"]) == 2
         assert all(p.startswith("user-decode-7d4f9b-") for p in group["pods"])
         await eventually(lambda: replicas(emulator, "user-decode") == 2, what="the scale-in", timeout=10)
-    finally:
-        await running.shutdown()
+    # The replicas are lowered at the first tick (interval 1 s) once the 3 s drain period is over.
+    lowered = next(
+        at
+        for at, r in emulator.arrivals
+        if r.method == "PATCH" and r.url.path.endswith("/deployments/user-decode") and r.data["spec"]["replicas"] == 2
+    )
+    assert 3 <= FAKE_EPOCH + lowered - drain["started"] < 3 + 1
     for name in ("web-0", "lookalike-0"):
         assert writes_to(emulator, name, "pods") == [], f"{name} was touched"
         assert LABEL_SERVING not in emulator.objects[PODS, NS, name]["metadata"]["labels"]
 
 
+@pytest.mark.looptime
 async def test_4_drained_pod_names_in_the_status_are_checked_before_they_are_touched(
-    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     """Anyone who may write the status could name another app's pod in status.drain; putting it
     "back in serving" would be a write to a pod the group does not own."""
     emulator.objects[PODS, NS, "web-0"] = bystander("web-0", {"app": "web"}, [])
     load.decode_tps = 190.0
-    running = start_operator(emulator, load, metrics)
-    try:
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
         await api.create(cr_path(), pdsg())
         await eventually(lambda: replicas(emulator, "chat-decode-g0") == 2, what="running")
         planted = {"started": 0, "groups": [{"name": "chat-decode-g0", "replicas": 2, "pods": ["web-0"]}]}
         emulator.objects[CR, NS, "chat"].patch({"status": {"drain": {**planted, "reason": "ScaledDown"}}})
         load.decode_tps = 990.0  # load comes back: the "drain" is cancelled, its pods put back
         await eventually(lambda: replicas(emulator, "chat-decode-g0") == 10, what="scaled out")
-    finally:
-        await running.shutdown()
     assert writes_to(emulator, "web-0", "pods") == []
 
 
+def creates(emulator: ApiServerEmulator) -> list[float]:
+    """When the operator tried to create a Deployment (the loop's time)."""
+    return [at for at, r in emulator.arrivals if r.method == "POST" and r.url.path.endswith("/deployments")]
+
+
+@pytest.mark.looptime
 async def test_5_a_persistent_api_error_is_reported_and_backed_off(
-    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+    emulator: ApiServerEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     """Item 5: a 403 on every Deployment write was retried every second with nothing reported."""
     emulator["post", kmock.resource(DEPLOYMENTS)] << 403
-    running = start_operator(emulator, load, metrics)
-    try:
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
         await api.create(cr_path(), pdsg())
         failed = await eventually(
             lambda: (
@@ -293,24 +299,25 @@ async def test_5_a_persistent_api_error_is_reported_and_backed_off(
         )
         assert "403" in failed["message"]
         await eventually(lambda: events(emulator, "ReconcileFailed"), what="a ReconcileFailed Event")
-        await asyncio.sleep(3.0)
-    finally:
-        await running.shutdown()
-    # error_retry_seconds 0.2, doubling: attempts at about 0, 0.2, 0.6, 1.4, 3.0 s -- not 15 at 0.2 s.
-    attempts = [r for r in writes(emulator) if r.method == "POST"]
-    assert 3 <= len(attempts) <= 7, len(attempts)
+        await eventually(lambda: len(creates(emulator)) >= 6, what="six attempts")
+    attempts = creates(emulator)
+    # error_retry_seconds 0.2, doubling: 0.2, 0.4, 0.8, 1.6, 3.2 s between attempts, not 0.2 each.
+    # A tick's own work takes no fake time, save what looptime counts while a worker thread runs.
+    gaps = [b - a for a, b in itertools.pairwise(attempts[:6])]
+    assert gaps == pytest.approx([0.2, 0.4, 0.8, 1.6, 3.2], abs=0.06), gaps
+    assert all(r.method == "POST" for r in writes(emulator)), "nothing else written while it fails"
     kinds = {args[2] for method, args in metrics.calls if method == "count_reconcile_error"}
     assert kinds == {"api_403"}
 
 
+@pytest.mark.looptime
 async def test_6_two_groups_on_one_deployment_the_later_one_is_refused(
-    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     emulator.objects[DEPLOYMENTS, NS, "user-prefill"] = deployment("user-prefill", 1)
     emulator.objects[DEPLOYMENTS, NS, "user-decode"] = deployment("user-decode", 2)
     load.decode_tps = 390.0
-    running = start_operator(emulator, load, metrics)
-    try:
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
         first = referencing("first")
         first["metadata"]["creationTimestamp"] = "2026-01-01T00:00:00Z"
         await api.create(cr_path(), first)
@@ -325,16 +332,14 @@ async def test_6_two_groups_on_one_deployment_the_later_one_is_refused(
         assert "PDServingGroup/first already scales Deployment user-decode" in conflict["message"]
         await asyncio.sleep(1.0)
         assert condition(emulator.objects[CR, NS, "first"], "Conflict")["status"] == "False"
-    finally:
-        await running.shutdown()
 
 
+@pytest.mark.looptime
 async def test_6_a_reference_to_another_groups_deployment_is_refused(
-    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     load.decode_tps = 190.0
-    running = start_operator(emulator, load, metrics)
-    try:
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
         await api.create(cr_path(), pdsg("owner"))
         await eventually(lambda: replicas(emulator, "owner-decode-g0") == 2, what="the owner runs")
         thief = pdsg("thief")
@@ -346,46 +351,43 @@ async def test_6_a_reference_to_another_groups_deployment_is_refused(
             what="the thief refused",
         )
         assert "controlled by PDServingGroup/owner" in conflict["message"]
-    finally:
-        await running.shutdown()
     assert not [r for r in writes_to(emulator, "owner-decode-g0") if r.data.get("spec", {}).get("replicas") == 10]
 
 
+@pytest.mark.looptime
 async def test_7_a_custom_query_cannot_read_another_namespace(
     emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
-    running = start_operator(emulator, load, metrics)
-    try:
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
         query = 'sum(rate(vllm:generation_tokens_total{namespace="other-tenant"}[1m]))'
         await api.create(cr_path(), pdsg(metric={"engine": "custom", "query": query}))
         refused = await eventually(lambda: condition(emulator.objects[CR, NS, "chat"], "Ready"), what="refused")
         assert refused["reason"] == "NotAllowed"
         assert "not confined to namespace 'serving'" in refused["message"]
         await asyncio.sleep(0.5)
-    finally:
-        await running.shutdown()
     assert load.reads == 0
     assert emulator.objects[CR, NS, "chat"]["status"].get("decodeTPS") is None
 
 
+@pytest.mark.looptime
 async def test_7_the_admin_may_let_a_namespace_read_cluster_wide(
-    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
-    running = start_operator(emulator, load, metrics, config=OperatorConfig(cluster_wide_query_namespaces=(NS,)))
-    try:
+    async with (
+        controllers(emulator),
+        operator_in_test_loop(emulator, load, metrics, config=OperatorConfig(cluster_wide_query_namespaces=(NS,))),
+    ):
         query = 'sum(rate(vllm:generation_tokens_total{namespace="other-tenant"}[1m]))'
         await api.create(cr_path(), pdsg(metric={"engine": "custom", "query": query}))
         await eventually(lambda: load.reads > 0, what="read")
-    finally:
-        await running.shutdown()
     assert load.scopes[-1].cluster_wide
 
 
+@pytest.mark.looptime
 @pytest.mark.parametrize("gpu_nodes", [[node("h20-0", "H20", "s2-a"), node("l20-0", "L20", "s2-a")]])
 @pytest.mark.parametrize("granted", [False, True])
 async def test_8_priority_crosses_namespaces_only_where_the_admin_grants_it(
     emulator: kmock.KubernetesEmulator,
-    cluster: ReplicaSetStandIn,
     api: Api,
     load: Load,
     metrics: RecordingMetrics,
@@ -396,7 +398,6 @@ async def test_8_priority_crosses_namespaces_only_where_the_admin_grants_it(
     (the emulator binds none), so a higher priority could take the room. Team b then asks for the
     highest priority there is: without a grant it counts as 100, a tie, and a keeps the room."""
     grants = (PriorityGrant(namespaces=("team-b",), ceiling=1000000),) if granted else ()
-    running = start_operator(emulator, load, metrics, config=OperatorConfig(priority_grants=grants))
     load.decode_tps = 80.0
 
     async def create(namespace: str, priority: int) -> None:
@@ -410,7 +411,8 @@ async def test_8_priority_crosses_namespaces_only_where_the_admin_grants_it(
         ready = condition(emulator.objects[CR, namespace, "chat"], "Ready")
         return ready is not None and ready["reason"] == "Unschedulable"
 
-    try:
+    config = OperatorConfig(priority_grants=grants)
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics, config=config):
         await create("team-a", 100)
         await eventually(lambda: replicas(emulator, "chat-decode-g0", "team-a") == 1, what="team a placed")
         await create("team-b", 1000000)
@@ -422,18 +424,16 @@ async def test_8_priority_crosses_namespaces_only_where_the_admin_grants_it(
             await asyncio.sleep(1.0)
             assert replicas(emulator, "chat-decode-g0", "team-a") == 1
             assert not unschedulable("team-a")
-    finally:
-        await running.shutdown()
 
 
+@pytest.mark.looptime
 async def test_9_a_partial_reading_does_not_scale_in(
-    emulator: kmock.KubernetesEmulator, cluster: ReplicaSetStandIn, api: Api, load: Load, metrics: RecordingMetrics
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     """Item 9: two of four decode pods stop reporting; their share vanished from the sum and the
     group scaled in."""
     load.decode_tps = 390.0
-    running = start_operator(emulator, load, metrics)
-    try:
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
         await api.create(cr_path(), pdsg())
         await eventually(lambda: replicas(emulator, "chat-decode-g0") == 4, what="4 decode")
         load.decode_tps, load.reporting = 190.0, 2
@@ -449,5 +449,3 @@ async def test_9_a_partial_reading_does_not_scale_in(
         # All four report again, at the low rate: now it scales in.
         load.reporting = 4
         await eventually(lambda: replicas(emulator, "chat-decode-g0") == 2, what="scale-in")
-    finally:
-        await running.shutdown()
