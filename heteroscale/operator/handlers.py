@@ -14,6 +14,7 @@ not serve (KEDA not installed) is simply not watched, and its index stays empty.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -190,11 +191,12 @@ class Operator:
         while not stopped:
             interval: float = DEFAULT_INTERVAL
             assert self.context is not None, "kopf logs in before any handler runs"
-            started = time.monotonic()
+            loop = asyncio.get_running_loop()
+            started = loop.time()
             try:
                 # The period runs from the start of one tick to the start of the next: a slow tick
                 # does not stretch it (at most, the next tick starts right away).
-                interval = await tick(self.context, namespace, name, emit, body) - (time.monotonic() - started)
+                interval = await tick(self.context, namespace, name, emit, body) - (loop.time() - started)
                 failures = 0
             except Exception as exc:
                 failures += 1

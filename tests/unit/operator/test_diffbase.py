@@ -37,7 +37,8 @@ def test_the_essence_is_kopfs_own() -> None:
     ours = LeanDiffBaseStorage(**kwargs).build(body=kopf.Body(raw))
     theirs = kopf.AnnotationsDiffBaseStorage(**kwargs).build(body=kopf.Body(raw))
     assert ours == theirs
-    assert ours["spec"] == raw["spec"] and ours["metadata"]["labels"] == {"team": "search"}
+    assert ours["spec"] == raw["spec"]
+    assert ours["metadata"]["labels"] == {"team": "search"}
     assert raw == before, "building never changes the object"
     # A copy, not a view: changing the object later does not change the essence.
     raw["spec"]["ratio"]["prefill"] = 99
