@@ -121,14 +121,13 @@ class Operator:
 
     async def _index_node(self, body: kopf.Body, name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any] | None:
         """A GPU node of this replica's shard (every GPU node without shards)."""
-        self.cluster.changes += 1
         shard = self.config.shard
         node = indexes.gpu_node(body) if shard is None or shard.places_on(labels) else None
+        node = self.cluster.indexed(("node", name), node)
         return None if node is None else {name: node}
 
     async def _index_pod(self, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Any] | None:
-        self.cluster.changes += 1
-        pod = indexes.gpu_pod(body)
+        pod = self.cluster.indexed(("pod", namespace or "", name), indexes.gpu_pod(body))
         return None if pod is None else {(namespace, name): pod}
 
     @staticmethod

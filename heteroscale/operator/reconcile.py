@@ -74,11 +74,26 @@ class Cluster:
     slow_nodes: frozenset[str] = frozenset()
     """Nodes to use last, besides those labelled slow (e.g. from `heteroscale stragglers serve --slow-nodes`)."""
     changes: int = 0
-    """Bumped by the Node and Pod index handlers. kopf calls no handler when an object is deleted, but
-    the index then shrinks: (changes, size) differs after any change, so a cached inventory is exact."""
+    """Bumped when the Node or Pod index handlers keep something other than they kept before for an
+    object (:meth:`indexed`). kopf calls no handler when an object is deleted, but the index then
+    shrinks: (changes, size) differs after any change, so a cached inventory is exact."""
     plans: PlanBook = field(default_factory=PlanBook)
     """Every placed group's latest placement request: ticks plan all of them together."""
     _inventories: dict[str, tuple[tuple[int, int], Inventory]] = field(default_factory=dict)
+    _kept: dict[tuple[str, ...], JsonObject] = field(default_factory=dict)
+
+    def indexed(self, key: tuple[str, ...], kept: JsonObject | None) -> JsonObject | None:
+        """Note what an index handler keeps of a Node or Pod (None: nothing), and return it. Only a
+        change counts: most pod events (status, annotations, pods without GPUs) leave what placement
+        reads as it was, and each counted change costs a rebuild of the inventory (tens of ms on
+        thousands of nodes) on the next tick that places."""
+        if self._kept.get(key) != kept:
+            self.changes += 1
+        if kept is None:
+            self._kept.pop(key, None)
+        else:
+            self._kept[key] = kept
+        return kept
 
     def inventory(self, topology: Topology) -> Inventory:
         """One inventory per topology, rebuilt only after a Node or Pod changed (not per tick: with
