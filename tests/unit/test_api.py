@@ -174,14 +174,66 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str, str, bool]] = [
         "template and ref",
         {"roles": {"prefill": {"deploymentRef": {"name": "p"}}}},
         "spec.roles.prefill",
-        "exactly one of template or deploymentRef",
+        "exactly one of template, deploymentRef or scaleTargetRef",
         True,
     ),
     (
         "neither template nor ref",
         {"roles": {"prefill": {"template": DELETE}}},
         "spec.roles.prefill",
-        "exactly one of template or deploymentRef",
+        "exactly one of template, deploymentRef or scaleTargetRef",
+        True,
+    ),
+    (
+        "deploymentRef and scaleTargetRef",
+        {
+            "roles": {
+                "prefill": {
+                    "template": DELETE,
+                    "deploymentRef": {"name": "p"},
+                    "scaleTargetRef": {
+                        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+                        "kind": "LeaderWorkerSet",
+                        "name": "p",
+                    },
+                }
+            }
+        },
+        "spec.roles.prefill",
+        "exactly one of template, deploymentRef or scaleTargetRef",
+        True,
+    ),
+    (
+        "two roles, one target name",
+        {
+            "roles": {
+                role: {
+                    "template": DELETE,
+                    "scaleTargetRef": {
+                        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+                        "kind": "LeaderWorkerSet",
+                        "name": "x",
+                    },
+                }
+                for role in ("prefill", "decode")
+            }
+        },
+        "spec.roles",
+        "targets of the same name",
+        True,
+    ),
+    (
+        "lower-case kind",
+        {
+            "roles": {
+                "prefill": {
+                    "template": DELETE,
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "statefulset", "name": "p"},
+                }
+            }
+        },
+        "spec.roles.prefill.scaleTargetRef.kind",
+        "should match pattern",
         True,
     ),
     (

@@ -48,7 +48,9 @@ def test_conflicts_name_hpas_and_scaled_objects_on_our_deployments_only() -> Non
         obj("o", {"kind": "Deployment", "name": "web"}),
         obj("elsewhere", {"kind": "Deployment", "name": "chat-decode"}, namespace="other"),
     ]
-    assert autoscaler_target(HPA, obj("s", {"kind": "StatefulSet", "name": "chat-decode"})) is None
+    other_kind = autoscaler_target(HPA, obj("s", {"kind": "StatefulSet", "name": "chat-decode"}))
+    assert other_kind is not None and other_kind[0] == ("ns", "StatefulSet/chat-decode"), "keyed by kind and name"
+    hpas.append(obj("s", {"kind": "StatefulSet", "name": "chat-decode"}))
     keda = autoscaler_target(SCALED_OBJECT, obj("k", {"name": "chat-prefill"}))
     assert keda is not None, "a ScaledObject's target kind defaults to Deployment"
     by_hpa: dict[tuple[str, str], list[str]] = {}
@@ -61,6 +63,8 @@ def test_conflicts_name_hpas_and_scaled_objects_on_our_deployments_only() -> Non
         "HorizontalPodAutoscaler/h targets Deployment chat-decode",
         "ScaledObject/k targets Deployment chat-prefill",
     ]
+    on_target = conflicting_autoscalers([by_hpa], "ns", ["StatefulSet/chat-decode"])
+    assert on_target == ["HorizontalPodAutoscaler/s targets StatefulSet chat-decode"]
 
 
 def test_condition_keeps_transition_time_while_status_holds() -> None:
