@@ -245,3 +245,43 @@ def test_the_operator_reads_the_admins_config_from_its_configmap(overlay: str) -
     volume = next(v for v in pod["volumes"] if v.get("configMap", {}).get("name") == config_map["metadata"]["name"])
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
     assert (mount["mountPath"], mount["readOnly"]) == ("/etc/heteroscale", True)
+
+
+#: What deploy/components/scale-leaderworkerset adds, and nothing else (docs/security.md).
+LWS_RIGHTS = grants(
+    ("leaderworkerset.x-k8s.io", "leaderworkersets", "get"),
+    ("leaderworkerset.x-k8s.io", "leaderworkersets/scale", "get patch"),
+    ("apps", "statefulsets", "get"),
+)
+
+
+@pytest.mark.parametrize(("overlay", "kind"), [("cluster-wide", "ClusterRole"), ("namespaced", "Role")])
+def test_the_leaderworkerset_component_adds_its_rules_and_its_kind_only(
+    tmp_path: Path, overlay: str, kind: str
+) -> None:
+    from heteroscale.api.config import OperatorConfig
+
+    user = tmp_path / "install"
+    user.mkdir()
+    (user / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [os.path.relpath(DEPLOY / "overlays" / overlay, user)],
+                "components": [os.path.relpath(DEPLOY / "components" / "scale-leaderworkerset", user)],
+            }
+        )
+    )
+    plain, with_lws = kustomize(DEPLOY / "overlays" / overlay), kustomize(user)
+    assert rules_of(with_lws, kind) == rules_of(plain, kind) | LWS_RIGHTS
+    other = "Role" if kind == "ClusterRole" else "ClusterRole"
+    assert rules_of(with_lws, other) == rules_of(plain, other)
+    before, after = (
+        OperatorConfig.model_validate(yaml.safe_load(of_kind(objects, "ConfigMap")[0]["data"]["config.yaml"]))
+        for objects in (plain, with_lws)
+    )
+    (listed,) = after.scale_targets
+    assert (listed.api_version, listed.kind) == ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
+    assert ("leaderworkerset.x-k8s.io", f"{listed.plural}/scale", "patch") in LWS_RIGHTS, "the plural RBAC grants"
+    assert after.model_copy(update={"scale_targets": ()}) == before, "the base config, plus scaleTargets only"

@@ -307,6 +307,22 @@ def test_valid_base_spec_passes_both_validators() -> None:
     assert validate(spec_schema(), base_spec()) == []
 
 
+def test_a_scale_target_role_passes_both_validators() -> None:
+    lws = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "name": "serve-decode"}
+    spec = merge(base_spec(), {"roles": {"decode": {"template": DELETE, "scaleTargetRef": lws}}})
+    assert parse_spec(spec).roles.decode.scale_target is not None
+    assert validate(spec_schema(), spec) == []
+    as_deployment = merge(
+        base_spec(),
+        {
+            "roles": {
+                "decode": {"template": DELETE, "scaleTargetRef": {**lws, "apiVersion": "apps/v1", "kind": "Deployment"}}
+            }
+        },
+    )
+    assert parse_spec(as_deployment).roles.decode.scale_target is None, "an apps/v1 Deployment is a deploymentRef"
+
+
 def test_crd_defaults_match_model_defaults() -> None:
     """A minimal spec defaulted by the API server reads back as the models default it."""
     from tests.k8s_schema import apply_defaults

@@ -29,6 +29,7 @@ from heteroscale.api.config import OperatorConfig, ScaleTargetKind
 from heteroscale.api.labels import LABEL_SERVING
 from tests.integration.operator.conftest import (
     CR,
+    DEPLOYMENTS,
     NS,
     PODS,
     Api,
@@ -37,10 +38,10 @@ from tests.integration.operator.conftest import (
     condition,
     controllers,
     cr_path,
-    eventually,
+    deployment,
     events,
+    eventually,
     operator_in_test_loop,
-    pdsg,
     plain,
     referencing,
     writes,
@@ -52,7 +53,9 @@ STATEFULSETS = "apps/v1/statefulsets"
 NAME_LABEL = "leaderworkerset.sigs.k8s.io/name"
 WORKER_INDEX = "leaderworkerset.sigs.k8s.io/worker-index"
 ALLOWED = OperatorConfig(
-    scale_targets=(ScaleTargetKind(api_version=f"{LWS_GROUP}/{LWS_VERSION}", kind="LeaderWorkerSet", plural=LWS_PLURAL),)
+    scale_targets=(
+        ScaleTargetKind(api_version=f"{LWS_GROUP}/{LWS_VERSION}", kind="LeaderWorkerSet", plural=LWS_PLURAL),
+    )
 )
 
 
@@ -177,15 +180,17 @@ def scale_target_group(name: str = "chat", **spec: Any) -> dict[str, Any]:
     the Deployment ``user-prefill`` (a /scale target and a Deployment side by side)."""
     body = referencing(name, **spec)
     body["spec"]["roles"]["decode"] = {
-        "scaleTargetRef": {"apiVersion": f"{LWS_GROUP}/{LWS_VERSION}", "kind": "LeaderWorkerSet", "name": "serve-decode"},
+        "scaleTargetRef": {
+            "apiVersion": f"{LWS_GROUP}/{LWS_VERSION}",
+            "kind": "LeaderWorkerSet",
+            "name": "serve-decode",
+        },
         "gpuTypes": ["H20"],
     }
     return body
 
 
 def user_prefill(emulator: kmock.KubernetesEmulator) -> None:
-    from tests.integration.operator.conftest import DEPLOYMENTS, deployment
-
     emulator.objects[DEPLOYMENTS, NS, "user-prefill"] = deployment("user-prefill", 1)
 
 
@@ -211,7 +216,13 @@ def lookalike(name: str) -> dict[str, Any]:
             "labels": {NAME_LABEL: "serve-decode", WORKER_INDEX: "0", "app": "serve-decode"},
             "creationTimestamp": stamp(),
             "ownerReferences": [
-                {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "other", "uid": "uid-sts-other", "controller": True}
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "StatefulSet",
+                    "name": "other",
+                    "uid": "uid-sts-other",
+                    "controller": True,
+                }
             ],
         },
         "status": {"conditions": [{"type": "Ready", "status": "True"}]},
@@ -241,8 +252,10 @@ async def test_a_scale_target_scales_up_on_load_then_drains_its_highest_ordinals
             await api.create(cr_path(), body)
             await eventually(lambda: lws_replicas(emulator) == 4, what="the LeaderWorkerSet scaled up to 4")
             status = await eventually(
-                lambda: (s := emulator.objects[CR, NS, "chat"].get("status", {})).get("current", {}).get("decode") == 4
-                and s,
+                lambda: (
+                    (s := emulator.objects[CR, NS, "chat"].get("status", {})).get("current", {}).get("decode") == 4
+                    and s
+                ),
                 what="4 decode ready, counted from the owned pods",
             )
             [decode] = [g for g in status["groups"] if g["name"] == "serve-decode"]
@@ -253,6 +266,13 @@ async def test_a_scale_target_scales_up_on_load_then_drains_its_highest_ordinals
             assert sorted(group["pods"]) == ["serve-decode-2", "serve-decode-3"], "the StatefulSet's order"
             await eventually(lambda: lws_replicas(emulator) == 2, what="the scale-in", timeout=15)
             await eventually(lambda: len(standin.removed) == 2, what="the two pods removed")
+            emulator.objects[PODS, NS, "serve-decode-1"].patch(
+                {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+            )
+            await eventually(
+                lambda: emulator.objects[CR, NS, "chat"]["status"]["current"]["decode"] == 1,
+                what="readiness read from the pods (the LeaderWorkerSet still asks for 2)",
+            )
     finally:
         task.cancel()
     assert sorted(standin.removed) == [("serve-decode-2", "false"), ("serve-decode-3", "false")], (
@@ -307,7 +327,9 @@ async def test_a_kind_the_admin_did_not_list_is_refused_and_nothing_is_written(
         assert "scaleTargets" in ready["message"], "the message names the fix"
         assert events(emulator, "NotAllowed"), "and an Event says so"
         await asyncio.sleep(3)
-    assert lws_writes(emulator) == [] and writes(emulator) == [] and writes(emulator, "/pods") == []
+    assert lws_writes(emulator) == []
+    assert writes(emulator) == []
+    assert writes(emulator, "/pods") == []
     assert [r for r in emulator if r.url.path.startswith(lws_path("serve-decode"))] == [], "nothing read either"
 
 
@@ -340,13 +362,44 @@ async def test_an_hpa_on_the_target_is_a_conflict(
         assert conflict["status"] == "True"
         assert "HorizontalPodAutoscaler/lws-hpa targets LeaderWorkerSet serve-decode" in conflict["message"]
         await asyncio.sleep(3)
-    assert lws_writes(emulator) == [] and writes(emulator) == []
+    assert lws_writes(emulator) == []
+    assert writes(emulator) == []
 
 
-def test_the_fixture_group_is_a_valid_spec() -> None:
-    """The spec the tests send passes the models (the CRD's rules are checked in tests/unit)."""
-    from heteroscale.api.spec import PDServingGroupSpec
+@pytest.mark.parametrize(
+    ("text", "selector"),
+    [
+        (f"{NAME_LABEL}=x,{WORKER_INDEX}=0", {"matchLabels": {NAME_LABEL: "x", WORKER_INDEX: "0"}}),
+        (
+            "app==web, tier in (a, b)",
+            {
+                "matchLabels": {"app": "web"},
+                "matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}],
+            },
+        ),
+        (
+            "a!=b,!c,d,e notin (f)",
+            {
+                "matchExpressions": [
+                    {"key": "a", "operator": "NotIn", "values": ["b"]},
+                    {"key": "c", "operator": "DoesNotExist"},
+                    {"key": "d", "operator": "Exists"},
+                    {"key": "e", "operator": "NotIn", "values": ["f"]},
+                ]
+            },
+        ),
+    ],
+)
+def test_a_scale_selector_reads_back_as_the_label_selector_it_came_from(text: str, selector: dict[str, Any]) -> None:
+    """The strings Kubernetes' ``metav1.FormatLabelSelector`` writes into ``/scale`` status."""
+    from heteroscale.operator.labelselector import parse
 
-    spec = PDServingGroupSpec.model_validate(scale_target_group()["spec"])
-    assert spec.roles.decode.scale_target is not None
-    assert pdsg()["spec"]["roles"]["decode"].get("scaleTargetRef") is None
+    assert parse(text) == selector
+
+
+@pytest.mark.parametrize(("text", "words"), [("", "empty"), ("gpu>2", "'gpu>2'"), ("a=b,a=c", "two values")])
+def test_a_scale_selector_the_operator_cannot_read_is_refused_with_the_part_named(text: str, words: str) -> None:
+    from heteroscale.operator.labelselector import parse
+
+    with pytest.raises(ValueError, match=words):
+        parse(text)

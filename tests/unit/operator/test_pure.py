@@ -49,7 +49,8 @@ def test_conflicts_name_hpas_and_scaled_objects_on_our_deployments_only() -> Non
         obj("elsewhere", {"kind": "Deployment", "name": "chat-decode"}, namespace="other"),
     ]
     other_kind = autoscaler_target(HPA, obj("s", {"kind": "StatefulSet", "name": "chat-decode"}))
-    assert other_kind is not None and other_kind[0] == ("ns", "StatefulSet/chat-decode"), "keyed by kind and name"
+    assert other_kind is not None
+    assert other_kind[0] == ("ns", "StatefulSet/chat-decode"), "keyed by kind and name"
     hpas.append(obj("s", {"kind": "StatefulSet", "name": "chat-decode"}))
     keda = autoscaler_target(SCALED_OBJECT, obj("k", {"name": "chat-prefill"}))
     assert keda is not None, "a ScaledObject's target kind defaults to Deployment"
