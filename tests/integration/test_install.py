@@ -46,21 +46,25 @@ def kustomize(folder: Path) -> list[Obj]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def with_monitoring(tmp_path: Path, overlay: str, namespace: str) -> list[Obj]:
-    """An install plus deploy/monitoring in its namespace, as the docs tell a user to apply them."""
+def users_kustomization(tmp_path: Path, resources: str, components: tuple[str, ...] = (), **fields: str) -> list[Obj]:
+    """A user's kustomization of folders of deploy/ (a resource, and components), rendered."""
     user = tmp_path / "install"
     user.mkdir()
-    (user / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "namespace": namespace,
-                "resources": [os.path.relpath(DEPLOY / "monitoring", user)],
-            }
-        )
-    )
-    return kustomize(DEPLOY / "overlays" / overlay) + kustomize(user)
+    body: Obj = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        **fields,
+        "resources": [os.path.relpath(DEPLOY / resources, user)],
+    }
+    if components:
+        body["components"] = [os.path.relpath(DEPLOY / c, user) for c in components]
+    (user / "kustomization.yaml").write_text(yaml.safe_dump(body))
+    return kustomize(user)
+
+
+def with_monitoring(tmp_path: Path, overlay: str, namespace: str) -> list[Obj]:
+    """An install plus deploy/monitoring in its namespace, as the docs tell a user to apply them."""
+    return kustomize(DEPLOY / "overlays" / overlay) + users_kustomization(tmp_path, "monitoring", namespace=namespace)
 
 
 def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
@@ -261,19 +265,8 @@ def test_the_leaderworkerset_component_adds_its_rules_and_its_kind_only(
 ) -> None:
     from heteroscale.api.config import OperatorConfig
 
-    user = tmp_path / "install"
-    user.mkdir()
-    (user / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "resources": [os.path.relpath(DEPLOY / "overlays" / overlay, user)],
-                "components": [os.path.relpath(DEPLOY / "components" / "scale-leaderworkerset", user)],
-            }
-        )
-    )
-    plain, with_lws = kustomize(DEPLOY / "overlays" / overlay), kustomize(user)
+    plain = kustomize(DEPLOY / "overlays" / overlay)
+    with_lws = users_kustomization(tmp_path, f"overlays/{overlay}", ("components/scale-leaderworkerset",))
     assert rules_of(with_lws, kind) == rules_of(plain, kind) | LWS_RIGHTS
     other = "Role" if kind == "ClusterRole" else "ClusterRole"
     assert rules_of(with_lws, other) == rules_of(plain, other)

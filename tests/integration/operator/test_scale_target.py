@@ -18,7 +18,9 @@ StatefulSet does.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,8 +192,25 @@ def scale_target_group(name: str = "chat", **spec: Any) -> dict[str, Any]:
     return body
 
 
-def user_prefill(emulator: kmock.KubernetesEmulator) -> None:
+def user_workloads(emulator: kmock.KubernetesEmulator, decode: int) -> None:
+    """The Deployment ``user-prefill`` (1 replica) and the LeaderWorkerSet ``serve-decode``."""
     emulator.objects[DEPLOYMENTS, NS, "user-prefill"] = deployment("user-prefill", 1)
+    emulator.objects[LWS, NS, "serve-decode"] = lws("serve-decode", decode)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    emulator: kmock.KubernetesEmulator, load: Load, metrics: RecordingMetrics
+) -> AsyncIterator[LeaderWorkerSetStandIn]:
+    """The controllers' stand-ins (ReplicaSets and LeaderWorkerSets) and the operator, allowed to
+    scale LeaderWorkerSets, in the test's loop."""
+    standin = LeaderWorkerSetStandIn(emulator)
+    task = asyncio.create_task(standin.run())
+    try:
+        async with controllers(emulator), operator_in_test_loop(emulator, load, metrics, config=ALLOWED):
+            yield standin
+    finally:
+        task.cancel()
 
 
 def lws_replicas(emulator: kmock.KubernetesEmulator, name: str = "serve-decode") -> int:
@@ -234,47 +253,40 @@ async def test_a_scale_target_scales_up_on_load_then_drains_its_highest_ordinals
     lws_emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     emulator = lws_emulator
-    user_prefill(emulator)
-    emulator.objects[LWS, NS, "serve-decode"] = lws("serve-decode", 2)
+    user_workloads(emulator, 2)
     emulator.objects[STATEFULSETS, NS, "other"] = {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": {"name": "other", "namespace": NS, "uid": "uid-sts-other"},
     }
     emulator.objects[PODS, NS, "serve-decode-9"] = lookalike("serve-decode-9")
-    standin = LeaderWorkerSetStandIn(emulator)
-    task = asyncio.create_task(standin.run())
-    try:
-        async with controllers(emulator), operator_in_test_loop(emulator, load, metrics, config=ALLOWED):
-            load.decode_tps = 390.0  # 4 decode at 100 tokens/s each
-            body = scale_target_group()
-            body["spec"]["behavior"]["scaleDown"]["drainSeconds"] = 3
-            await api.create(cr_path(), body)
-            await eventually(lambda: lws_replicas(emulator) == 4, what="the LeaderWorkerSet scaled up to 4")
-            status = await eventually(
-                lambda: (
-                    (s := emulator.objects[CR, NS, "chat"].get("status", {})).get("current", {}).get("decode") == 4
-                    and s
-                ),
-                what="4 decode ready, counted from the owned pods",
-            )
-            [decode] = [g for g in status["groups"] if g["name"] == "serve-decode"]
-            assert decode["writtenReplicas"] == 4, "the write is recorded in the group's own status"
-            load.decode_tps = 190.0  # 2 decode: serve-decode-3 and serve-decode-2 leave
-            drain = await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"].get("drain"), what="a drain")
-            [group] = [g for g in drain["groups"] if g["name"] == "serve-decode"]
-            assert sorted(group["pods"]) == ["serve-decode-2", "serve-decode-3"], "the StatefulSet's order"
-            await eventually(lambda: lws_replicas(emulator) == 2, what="the scale-in", timeout=15)
-            await eventually(lambda: len(standin.removed) == 2, what="the two pods removed")
-            emulator.objects[PODS, NS, "serve-decode-1"].patch(
-                {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
-            )
-            await eventually(
-                lambda: emulator.objects[CR, NS, "chat"]["status"]["current"]["decode"] == 1,
-                what="readiness read from the pods (the LeaderWorkerSet still asks for 2)",
-            )
-    finally:
-        task.cancel()
+    async with running(emulator, load, metrics) as standin:
+        load.decode_tps = 390.0  # 4 decode at 100 tokens/s each
+        body = scale_target_group()
+        body["spec"]["behavior"]["scaleDown"]["drainSeconds"] = 3
+        await api.create(cr_path(), body)
+        await eventually(lambda: lws_replicas(emulator) == 4, what="the LeaderWorkerSet scaled up to 4")
+        status = await eventually(
+            lambda: (
+                (s := emulator.objects[CR, NS, "chat"].get("status", {})).get("current", {}).get("decode") == 4 and s
+            ),
+            what="4 decode ready, counted from the owned pods",
+        )
+        [decode] = [g for g in status["groups"] if g["name"] == "serve-decode"]
+        assert decode["writtenReplicas"] == 4, "the write is recorded in the group's own status"
+        load.decode_tps = 190.0  # 2 decode: serve-decode-3 and serve-decode-2 leave
+        drain = await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"].get("drain"), what="a drain")
+        [group] = [g for g in drain["groups"] if g["name"] == "serve-decode"]
+        assert sorted(group["pods"]) == ["serve-decode-2", "serve-decode-3"], "the StatefulSet's order"
+        await eventually(lambda: lws_replicas(emulator) == 2, what="the scale-in", timeout=15)
+        await eventually(lambda: len(standin.removed) == 2, what="the two pods removed")
+        emulator.objects[PODS, NS, "serve-decode-1"].patch(
+            {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+        )
+        await eventually(
+            lambda: emulator.objects[CR, NS, "chat"]["status"]["current"]["decode"] == 1,
+            what="readiness read from the pods (the LeaderWorkerSet still asks for 2)",
+        )
     assert sorted(standin.removed) == [("serve-decode-2", "false"), ("serve-decode-3", "false")], (
         "only drained pods were removed"
     )
@@ -289,24 +301,18 @@ async def test_an_edit_of_the_target_through_scale_is_seen_as_a_manual_edit(
     lws_emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     emulator = lws_emulator
-    user_prefill(emulator)
-    emulator.objects[LWS, NS, "serve-decode"] = lws("serve-decode", 1)
-    standin = LeaderWorkerSetStandIn(emulator)
-    task = asyncio.create_task(standin.run())
-    try:
-        async with controllers(emulator), operator_in_test_loop(emulator, load, metrics, config=ALLOWED):
-            load.decode_tps = 190.0
-            await api.create(cr_path(), scale_target_group())
-            await eventually(lambda: lws_replicas(emulator) == 2, what="scaled to 2")
-            await asyncio.sleep(3)
-            assert events(emulator, "ManualOverride") == [], "the operator's own write is not an edit"
-            await api.patch(lws_path("serve-decode") + "/scale", {"spec": {"replicas": 5}})  # kubectl scale
-            edited = await eventually(lambda: events(emulator, "ManualOverride"), what="a ManualOverride Event")
-            assert "decode 5" in edited[0]["message"] or "5 decode" in edited[0]["message"], edited[0]["message"]
-            await asyncio.sleep(3)
-            assert lws_replicas(emulator) == 5, "the person's count is a floor while the hold lasts"
-    finally:
-        task.cancel()
+    user_workloads(emulator, 1)
+    async with running(emulator, load, metrics):
+        load.decode_tps = 190.0
+        await api.create(cr_path(), scale_target_group())
+        await eventually(lambda: lws_replicas(emulator) == 2, what="scaled to 2")
+        await asyncio.sleep(3)
+        assert events(emulator, "ManualOverride") == [], "the operator's own write is not an edit"
+        await api.patch(lws_path("serve-decode") + "/scale", {"spec": {"replicas": 5}})  # kubectl scale
+        edited = await eventually(lambda: events(emulator, "ManualOverride"), what="a ManualOverride Event")
+        assert edited[0]["message"].startswith("a person set decode 5 "), edited[0]["message"]
+        await asyncio.sleep(3)
+        assert lws_replicas(emulator) == 5, "the person's count is a floor while the hold lasts"
 
 
 @pytest.mark.looptime
@@ -314,8 +320,7 @@ async def test_a_kind_the_admin_did_not_list_is_refused_and_nothing_is_written(
     lws_emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     emulator = lws_emulator
-    user_prefill(emulator)
-    emulator.objects[LWS, NS, "serve-decode"] = lws("serve-decode", 1)
+    user_workloads(emulator, 1)
     load.decode_tps = 590.0
     async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):  # no scaleTargets
         await api.create(cr_path(), scale_target_group())
@@ -338,8 +343,7 @@ async def test_an_hpa_on_the_target_is_a_conflict(
     lws_emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
 ) -> None:
     emulator = lws_emulator
-    user_prefill(emulator)
-    emulator.objects[LWS, NS, "serve-decode"] = lws("serve-decode", 1)
+    user_workloads(emulator, 1)
     await api.create(
         f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers",
         {
