@@ -108,6 +108,26 @@ class Shard(ConfigModel):
         return all(labels.get(key) == value for key, value in self.node_labels.items())
 
 
+class ScaleTargetKind(ConfigModel):
+    """A kind of workload the operator may scale through its ``/scale`` subresource for a group's
+    ``scaleTargetRef`` (the ClusterRole must grant ``get`` on it and ``get``/``patch`` on its
+    ``/scale``: see docs/security.md). Deployments need no entry."""
+
+    api_version: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/v[0-9]+((alpha|beta)[0-9]+)?$",
+        max_length=253,
+        description="API group and version, e.g. leaderworkerset.x-k8s.io/v1.",
+    )
+    kind: str = Field(pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=63, description="Kind, e.g. LeaderWorkerSet.")
+    plural: str = Field(
+        pattern=_ENDPOINT_NAME, max_length=63, description="Resource name in URLs, e.g. leaderworkersets."
+    )
+
+    def path(self, namespace: str, name: str) -> str:
+        """The API path of one object of this kind."""
+        return f"/apis/{self.api_version}/namespaces/{namespace}/{self.plural}/{name}"
+
+
 class OperatorConfig(ConfigModel):
     """The operator's configuration file (``heteroscale run --config FILE``)."""
 
@@ -126,6 +146,10 @@ class OperatorConfig(ConfigModel):
         (), description=f"Priority ceilings above {DEFAULT_PRIORITY_CEILING} per namespace (default: none)."
     )
 
+    scale_targets: tuple[ScaleTargetKind, ...] = Field(
+        (),
+        description="Kinds besides Deployments that groups may name in scaleTargetRef (default: none).",
+    )
     shard: Shard | None = Field(
         None, description="This replica's shard of the fleet (default: every group, every node; one replica)."
     )
@@ -148,6 +172,27 @@ class OperatorConfig(ConfigModel):
                 raise ValueError(f"priorityGrants name {sorted(twice)} more than once; give each namespace one ceiling")
             seen.update(grant.namespaces)
         return self
+
+    @field_validator("scale_targets")
+    @classmethod
+    def _one_entry_per_kind(cls, kinds: tuple[ScaleTargetKind, ...]) -> tuple[ScaleTargetKind, ...]:
+        seen = [(k.api_version, k.kind) for k in kinds]
+        twice = sorted({f"{v}/{k}" for v, k in seen if seen.count((v, k)) > 1})
+        if twice:
+            raise ValueError(f"scaleTargets lists {twice} more than once; give each kind one entry")
+        return kinds
+
+    def scale_target_kind(self, api_version: str, kind: str, field: str) -> ScaleTargetKind:
+        """The admin's entry for a kind a group's ``field`` names, or ValueError saying what to ask for."""
+        found = next((k for k in self.scale_targets if (k.api_version, k.kind) == (api_version, kind)), None)
+        if found is None:
+            listed = ", ".join(f"{k.kind} ({k.api_version})" for k in self.scale_targets) or "none"
+            raise ValueError(
+                f"{field}: the operator may not scale {kind} ({api_version}); kinds its admin listed: {listed}. "
+                "Ask the cluster admin to add the kind to scaleTargets in the operator's configuration and to "
+                "grant its RBAC (docs/security.md), or reference a Deployment"
+            )
+        return found
 
     def endpoint_for(self, name: str, namespace: str) -> PrometheusEndpoint:
         """The endpoint a group of ``namespace`` asked for, or ValueError saying why it may not have it."""

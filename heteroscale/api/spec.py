@@ -61,6 +61,11 @@ Duration = Annotated[
 _ONE_DEPLOYMENT_PER_ROLE = (
     "prefill and decode reference the same Deployment; each role needs its own (one count cannot follow two targets)"
 )
+_ONE_TARGET_NAME_PER_ROLE = (
+    "prefill and decode reference targets of the same name; give each role a target of its own name (the "
+    "engine metrics find a role's pods by the name their controller gives them)"
+)
+_ONE_SOURCE = "set exactly one of template, deploymentRef or scaleTargetRef"
 _ADMIN_OWNED_MESSAGE = (
     "the Prometheus URL, CA and credentials are configured by the cluster admin, not in a PDServingGroup; "
     "name one of the admin's endpoints instead, e.g. prometheus: {endpoint: default}"
@@ -469,15 +474,38 @@ class DeploymentRef(SpecModel):
     name: str = Field(pattern=DNS_NAME_PATTERN, max_length=253, description="Deployment name in the same namespace.")
 
 
+class ScaleTargetRef(SpecModel):
+    """An existing workload of any kind that serves ``/scale`` (e.g. a LeaderWorkerSet), scaled
+    through that subresource and never deleted by the operator. Its kind must be one the cluster
+    admin lists in the operator's ``scaleTargets`` (Deployments always may be)."""
+
+    api_version: str = Field(
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?v[0-9]+((alpha|beta)[0-9]+)?$",
+        max_length=253,
+        description="API group and version of the target, e.g. leaderworkerset.x-k8s.io/v1 (apps/v1 for a Deployment).",
+    )
+    kind: str = Field(
+        pattern=r"^[A-Z][A-Za-z0-9]*$", max_length=63, description="Kind of the target, e.g. LeaderWorkerSet."
+    )
+    name: str = Field(pattern=DNS_NAME_PATTERN, max_length=253, description="Name of the target in the same namespace.")
+
+    @property
+    def is_deployment(self) -> bool:
+        """An apps/v1 Deployment: handled exactly as ``deploymentRef`` (its shorthand)."""
+        return (self.api_version, self.kind) == ("apps/v1", "Deployment")
+
+
 class RoleSpec(SpecModel):
-    """How to run one role: a pod template to create Deployments from, or an existing Deployment."""
+    """How to run one role: a pod template to create Deployments from, an existing Deployment, or
+    an existing workload of another kind scaled through ``/scale``."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "x-kubernetes-validations": [
                 cel(
-                    "has(self.template) != has(self.deploymentRef)",
-                    "set exactly one of template or deploymentRef",
+                    "(has(self.template) ? 1 : 0) + (has(self.deploymentRef) ? 1 : 0) "
+                    "+ (has(self.scaleTargetRef) ? 1 : 0) == 1",
+                    _ONE_SOURCE,
                 )
             ]
         }
@@ -490,6 +518,11 @@ class RoleSpec(SpecModel):
     )
     deployment_ref: DeploymentRef | None = Field(
         None, description="Adopt this existing Deployment instead of creating one."
+    )
+    scale_target_ref: ScaleTargetRef | None = Field(
+        None,
+        description="Scale this existing workload through its /scale subresource instead (reference mode; "
+        "any kind the cluster admin lists in the operator's scaleTargets, e.g. a LeaderWorkerSet).",
     )
     gpu_types: list[GpuType] = Field(
         min_length=1, max_length=16, description="GPU types this role may run on, most preferred first."
@@ -517,9 +550,31 @@ class RoleSpec(SpecModel):
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
-        if (self.template is None) == (self.deployment_ref is None):
-            raise ValueError("set exactly one of template or deploymentRef")
+        if sum(s is not None for s in (self.template, self.deployment_ref, self.scale_target_ref)) != 1:
+            raise ValueError(_ONE_SOURCE)
         return self
+
+    @property
+    def reference_name(self) -> str | None:
+        """The name of the workload this role references (deploymentRef or scaleTargetRef); None
+        for a template."""
+        ref = self.deployment_ref or self.scale_target_ref
+        return ref.name if ref is not None else None
+
+    @property
+    def scale_target(self) -> ScaleTargetRef | None:
+        """The ``/scale`` target of this role; None for a template or a Deployment (either form)."""
+        ref = self.scale_target_ref
+        return ref if ref is not None and not ref.is_deployment else None
+
+
+def _cel_reference_name(role: str) -> str:
+    """CEL for the name a role references (deploymentRef or scaleTargetRef); '' for a template."""
+    me = f"self.{role}"
+    return (
+        f"(has({me}.deploymentRef) ? {me}.deploymentRef.name : "
+        f"(has({me}.scaleTargetRef) ? {me}.scaleTargetRef.name : ''))"
+    )
 
 
 class Roles(SpecModel):
@@ -532,7 +587,12 @@ class Roles(SpecModel):
                     "!has(self.prefill.deploymentRef) || !has(self.decode.deploymentRef) || "
                     "self.prefill.deploymentRef.name != self.decode.deploymentRef.name",
                     _ONE_DEPLOYMENT_PER_ROLE,
-                )
+                ),
+                cel(
+                    "!has(self.prefill.scaleTargetRef) && !has(self.decode.scaleTargetRef) || "
+                    f"{_cel_reference_name('prefill')} != {_cel_reference_name('decode')}",
+                    _ONE_TARGET_NAME_PER_ROLE,
+                ),
             ]
         }
     )
@@ -549,6 +609,10 @@ class Roles(SpecModel):
         refs = [r.deployment_ref.name for r in (self.prefill, self.decode) if r.deployment_ref is not None]
         if len(refs) == 2 and refs[0] == refs[1]:
             raise ValueError(_ONE_DEPLOYMENT_PER_ROLE)
+        if self.prefill.scale_target_ref is None and self.decode.scale_target_ref is None:
+            return self
+        if self.prefill.reference_name is not None and self.prefill.reference_name == self.decode.reference_name:
+            raise ValueError(f"{_ONE_TARGET_NAME_PER_ROLE} (both are named {self.prefill.reference_name!r})")
         return self
 
 

@@ -86,6 +86,12 @@ class GroupStatus(StatusModel):
         description="True: the group created and owns this Deployment (deleted with the group); "
         "false: a Deployment the group references (deploymentRef), never deleted by the operator.",
     )
+    written_replicas: int | None = Field(
+        None,
+        ge=0,
+        description="Replicas the operator last wrote to a scaleTargetRef workload through /scale (kept here: "
+        "/scale carries no annotation); a different spec.replicas there is a person's edit. Absent for Deployments.",
+    )
 
 
 class LastDecision(StatusModel):

@@ -1,7 +1,8 @@
 """What a group may reach, from the cluster admin's configuration and the group's namespace (pure).
 
 A PDServingGroup is a tenant's: before a tick reads anything for it, its endpoint, its queries (the
-custom decode query and the activation query) and its priority are resolved against
+custom decode query and the activation query), its priority and the kinds of its ``scaleTargetRef``
+are resolved against
 :class:`~heteroscale.api.config.OperatorConfig`. A group that asks for more than its namespace is
 allowed is refused with reason ``NotAllowed`` and nothing is read or written for it.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from heteroscale.api.config import OperatorConfig, PrometheusEndpoint
+from heteroscale.api.enums import Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.metrics import queries
 from heteroscale.metrics.queries import Scope
@@ -50,4 +52,8 @@ def resolve(config: OperatorConfig, spec: PDServingGroupSpec, namespace: str) ->
             queries.activation_query(zero, spec.metric, scope)
         except ValueError as exc:
             raise ValueError(f"spec.behavior.scaleToZero.activationQuery: {exc}") from None
+    for role in Role:
+        target = spec.roles.of(role).scale_target
+        if target is not None:
+            config.scale_target_kind(target.api_version, target.kind, f"spec.roles.{role.value}.scaleTargetRef")
     return Access(name, endpoint, scope, min(spec.priority, config.priority_ceiling(namespace)))

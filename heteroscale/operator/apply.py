@@ -18,7 +18,7 @@ from heteroscale.api.enums import Reason, Role
 from heteroscale.api.labels import LABEL_SERVING, NOT_SERVING
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import Drain, DrainGroup
-from heteroscale.operator import drain, manifests, observe, ownership
+from heteroscale.operator import drain, manifests, observe, ownership, scaletarget
 from heteroscale.operator.kube import AlreadyExists, JsonObject, KubeClient, NotFound
 from heteroscale.operator.naming import GroupPlan
 from heteroscale.operator.signals import MetricsSink
@@ -46,7 +46,10 @@ def deployment_path(namespace: str, name: str = "") -> str:
 
 
 async def pods_of(client: KubeClient, namespace: str, deployment: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    """The Deployment's live pods, by ownership and its whole selector (never by labels alone)."""
+    """The Deployment's live pods, by ownership and its whole selector (never by labels alone);
+    a /scale target's through :func:`heteroscale.operator.scaletarget.pods_of`."""
+    if scaletarget.is_view(deployment):
+        return await scaletarget.pods_of(client, namespace, deployment)
     query = ownership.selector_string(deployment.get("spec", {}).get("selector") or {})
     if not query:
         return []
@@ -81,6 +84,11 @@ class Apply:
         return str(self.pdsg["metadata"]["uid"])
 
     async def _patch_deployment(self, deployment: str, patch: JsonObject) -> None:
+        current = self.deployments.get(deployment)
+        if scaletarget.is_view(current):
+            assert current is not None  # for mypy: is_view(None) is False
+            self.deployments[deployment] = await scaletarget.patch(self.client, current, patch)
+            return
         self.deployments[deployment] = await self.client.patch(deployment_path(self.namespace, deployment), patch)
 
     async def adopt(self, deployment: JsonObject) -> None:
@@ -186,11 +194,11 @@ class Apply:
         )
         if self.spec.behavior.scale_down.drain_seconds == 0 or uses_serving:
             return []
-        serving = [
-            p
-            for p in await self._pods_of(deployment)
-            if (p["metadata"].get("labels") or {}).get(LABEL_SERVING) != NOT_SERVING
-        ]
+        pods = await self._pods_of(deployment)
+        ordered = scaletarget.leaving(pods, count)
+        if ordered is not None:
+            return ordered  # A StatefulSet's pods: the highest ordinals leave, whatever their cost.
+        serving = [p for p in pods if (p["metadata"].get("labels") or {}).get(LABEL_SERVING) != NOT_SERVING]
         # The ReplicaSet controller removes pods that are not ready first; only ready ones serve,
         # so only the rest of the cut needs draining.
         not_ready = observe.asked(deployment) - observe.ready(deployment)

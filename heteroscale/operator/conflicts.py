@@ -1,4 +1,4 @@
-"""Other autoscalers that target our Deployments (pure).
+"""Other autoscalers that target our Deployments or /scale targets (pure).
 
 Two controllers writing one replica count fight; the operator refuses to act instead. The
 HorizontalPodAutoscalers, ScaledObjects and other PDServingGroups' ``deploymentRef`` come from kopf
@@ -19,17 +19,24 @@ HPA = "HorizontalPodAutoscaler"
 SCALED_OBJECT = "ScaledObject"
 
 
+def target_key(kind: str, name: str) -> str:
+    """What the indexes key a scaled workload by: a Deployment by its name, any other kind by
+    ``Kind/name`` (never a Deployment's name, which has no slash)."""
+    return name if kind == "Deployment" else f"{kind}/{name}"
+
+
 def autoscaler_target(kind: str, obj: Mapping[str, Any]) -> tuple[tuple[str, str], str] | None:
-    """``((namespace, Deployment), "kind/name targets Deployment D")`` for an autoscaling/v2 HPA or a
-    KEDA ScaledObject that scales a Deployment (a ScaledObject's target kind defaults to
-    Deployment); None when it targets something else."""
+    """``((namespace, target key), "kind/name targets Kind T")`` for an autoscaling/v2 HPA or a
+    KEDA ScaledObject (a ScaledObject's target kind defaults to Deployment); None when it names no
+    target. The target's kind is in the key (:func:`target_key`), so an HPA on a LeaderWorkerSet
+    conflicts with a group that scales that LeaderWorkerSet, and not with a Deployment of its name."""
     target = (obj.get("spec") or {}).get("scaleTargetRef") or {}
-    default_kind = "Deployment" if kind == SCALED_OBJECT else None
-    if target.get("kind", default_kind) != "Deployment" or not target.get("name"):
+    target_kind = target.get("kind", "Deployment" if kind == SCALED_OBJECT else None)
+    if not target_kind or not target.get("name"):
         return None
     meta = obj.get("metadata") or {}
-    key = (str(meta.get("namespace", "")), str(target["name"]))
-    return key, f"{kind}/{meta.get('name')} targets Deployment {target['name']}"
+    key = (str(meta.get("namespace", "")), target_key(str(target_kind), str(target["name"])))
+    return key, f"{kind}/{meta.get('name')} targets {target_kind} {target['name']}"
 
 
 def conflicting_autoscalers(
@@ -49,9 +56,14 @@ def group_references(obj: Mapping[str, Any]) -> dict[tuple[str, str], tuple[str,
     me = (str(meta.get("creationTimestamp", "")), str(meta.get("uid", "")), str(meta.get("name", "")))
     out = {}
     for role in roles.values():
-        ref = (role or {}).get("deploymentRef") if isinstance(role, Mapping) else None
-        if isinstance(ref, Mapping) and isinstance(ref.get("name"), str):
-            out[(str(meta.get("namespace", "")), ref["name"])] = me
+        if not isinstance(role, Mapping):
+            continue
+        deployment, target = role.get("deploymentRef"), role.get("scaleTargetRef")
+        if isinstance(deployment, Mapping) and isinstance(deployment.get("name"), str):
+            out[(str(meta.get("namespace", "")), deployment["name"])] = me
+        if isinstance(target, Mapping) and isinstance(target.get("name"), str):
+            key = target_key(str(target.get("kind", "")), target["name"])
+            out[(str(meta.get("namespace", "")), key)] = me
     return out
 
 
@@ -67,5 +79,6 @@ def conflicting_groups(
     for deployment in deployments:
         for created, uid, name in references.get((namespace, deployment), ()):
             if uid != mine[1] and (created, uid) < mine:
-                found.add(f"{KIND}/{name} already scales Deployment {deployment}")
+                kind, _, target = deployment.rpartition("/")
+                found.add(f"{KIND}/{name} already scales {kind or 'Deployment'} {target}")
     return sorted(found)

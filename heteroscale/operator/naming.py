@@ -5,8 +5,9 @@ Everything downstream works on :class:`GroupPlan` lists, which come from one of 
 * template mode (both roles have a ``template``): ``heteroscale.placement.plan`` splits each role
   over deployment groups ``<pdsg>-<role>-<group>`` pinned to a GPU type and a domain
   (:func:`from_plan`); between ticks the groups live in ``status.groups`` (:func:`from_status`);
-* a role with a ``deploymentRef``: one Deployment per role (:func:`role_groups`). Placement cannot
-  split a Deployment the user owns, so such a PDServingGroup is not placed at all;
+* a role with a ``deploymentRef`` or a ``scaleTargetRef``: one Deployment (or /scale target) per
+  role (:func:`role_groups`). Placement cannot split a workload the user owns, so such a
+  PDServingGroup is not placed at all;
 * Deployments the group owns (its controller ownerReference) that neither of the above lists,
   e.g. left over from the other mode (:func:`leftovers`): they are drained and removed.
 
@@ -22,7 +23,7 @@ from typing import Any
 
 from heteroscale.api.enums import Role
 from heteroscale.api.labels import ANNOTATION_DOMAIN, ANNOTATION_GPU_TYPE, LABEL_DEPLOYMENT, LABEL_GROUP, LABEL_ROLE
-from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.api.spec import PDServingGroupSpec, ScaleTargetRef
 from heteroscale.api.status import GroupStatus
 from heteroscale.placement import Plan, PlannedGroup
 
@@ -43,6 +44,8 @@ class GroupPlan:
     status (it keeps its template) and outside template mode."""
     group: str = ""
     """The P/D pair's id (``g0``) in template mode; empty outside placement."""
+    target: ScaleTargetRef | None = None
+    """The role's ``scaleTargetRef`` when it is not a Deployment (scaled through ``/scale``)."""
 
 
 def uses_placement(spec: PDServingGroupSpec) -> bool:
@@ -61,14 +64,14 @@ def from_status(groups: Sequence[GroupStatus]) -> list[GroupPlan]:
 
 
 def role_groups(spec: PDServingGroupSpec, pdsg: str, prefill: int, decode: int) -> list[GroupPlan]:
-    """One group per role, outside template mode: the ``deploymentRef``, or ``<pdsg>-<role>`` for a
-    role with a template, on the role's most preferred GPU type at cluster scope."""
+    """One group per role, outside template mode: the ``deploymentRef`` or ``scaleTargetRef``, or
+    ``<pdsg>-<role>`` for a role with a template, on the role's most preferred GPU type at cluster scope."""
     groups = []
     for role, replicas in ((Role.PREFILL, prefill), (Role.DECODE, decode)):
         source = spec.roles.of(role)
-        ref = source.deployment_ref
-        name = ref.name if ref is not None else f"{pdsg}-{role.value}"
-        groups.append(GroupPlan(name, role, source.gpu_types[0], "", replicas, owned=ref is None))
+        name = source.reference_name or f"{pdsg}-{role.value}"
+        owned = source.reference_name is None
+        groups.append(GroupPlan(name, role, source.gpu_types[0], "", replicas, owned=owned, target=source.scale_target))
     return groups
 
 

@@ -53,6 +53,7 @@ def judge(deployment: Mapping[str, Any], *, owned: bool, group_uid: str, group_n
     (template mode) rather than as a ``deploymentRef``."""
     meta = deployment.get("metadata") or {}
     name = meta.get("name", "")
+    kind = deployment.get("kind") or "Deployment"  # A /scale target's view carries its own kind.
     controller = controller_of(deployment)
     if controller is not None and controller.get("uid") == group_uid:
         return Verdict(Claim.OURS)
@@ -60,7 +61,7 @@ def judge(deployment: Mapping[str, Any], *, owned: bool, group_uid: str, group_n
         who = f"{controller.get('kind', '?')}/{controller.get('name', '?')}"
         return Verdict(
             Claim.REFUSED,
-            f"Deployment {name} is controlled by {who}; two controllers on one Deployment fight. "
+            f"{kind} {name} is controlled by {who}; two controllers on one {kind} fight. "
             "Remove that controller or point this PDServingGroup elsewhere",
         )
     if not owned:

@@ -37,9 +37,19 @@ from heteroscale.api.errors import describe
 from heteroscale.api.spec import PDServingGroupSpec, Topology
 from heteroscale.api.status import Drain, GroupStatus, LastDecision, PDServingGroupStatus, PolicyState, RoleCounts
 from heteroscale.metrics.reader import Signals
-from heteroscale.operator import access, conditions, indexes, manifests, observe, ownership, startup, statusbook
+from heteroscale.operator import (
+    access,
+    conditions,
+    indexes,
+    manifests,
+    observe,
+    ownership,
+    scaletarget,
+    startup,
+    statusbook,
+)
 from heteroscale.operator.apply import Apply, Emit, Refusal, counts, cr_path, deployment_path, pods_of
-from heteroscale.operator.conflicts import conflicting_autoscalers, conflicting_groups
+from heteroscale.operator.conflicts import conflicting_autoscalers, conflicting_groups, target_key
 from heteroscale.operator.kube import JsonObject, KubeClient, NotFound
 from heteroscale.operator.naming import GroupPlan, from_plan, from_status, leftovers, role_groups, uses_placement
 from heteroscale.operator.planbook import PlanBook
@@ -300,6 +310,9 @@ async def _read(
     extra = leftovers(ours, wanted)
     deployments: dict[str, JsonObject | None] = {}
     for group in [*wanted, *extra]:
+        if group.target is not None:
+            deployments[group.name] = await _scale_target(ctx, namespace, group, status)
+            continue
         found = None if fresh else next(iter(index.get(("name", namespace, group.name), ())), None)
         if found is None and (fresh or not group.owned):
             found = await _get_or_none(ctx.client, deployment_path(namespace, group.name))
@@ -314,6 +327,28 @@ async def _read(
     return _Seen(current, {g.name: deployments[g.name] for g in current}, adopt)
 
 
+async def _scale_target(
+    ctx: Context, namespace: str, group: GroupPlan, status: PDServingGroupStatus
+) -> JsonObject | None:
+    """A ``scaleTargetRef``'s Deployment-shaped view (:mod:`~heteroscale.operator.scaletarget`),
+    always from the API server (no index keeps kinds the admin chooses), with the replicas this
+    operator last wrote to it from the group's status; refused when its pods cannot be told."""
+    assert group.target is not None
+    field = f"spec.roles.{group.role.value}.scaleTargetRef"
+    written = next((g.written_replicas for g in status.groups if g.name == group.name), None)
+    try:
+        kind = ctx.config.scale_target_kind(group.target.api_version, group.target.kind, field)
+        return await scaletarget.read(ctx.client, kind, namespace, group.name, written)
+    except ValueError as exc:
+        raise Refusal(
+            Reason.NOT_ALLOWED, f"{exc}; the operator does not scale what it cannot tell the pods of"
+        ) from None
+
+
+def _conflict_key(group: GroupPlan) -> str:
+    return group.name if group.target is None else target_key(group.target.kind, group.name)
+
+
 def _uid(obj: Mapping[str, Any]) -> str:
     return str(obj.get("metadata", {}).get("uid", ""))
 
@@ -324,17 +359,22 @@ def _judge(
     """Refuse unless every Deployment the group wants is its own to act on; the ones to adopt first."""
     meta = obj.get("metadata", {})
     namespace, name = meta.get("namespace", ""), meta.get("name", "")
-    names = [g.name for g in wanted]
+    names = [_conflict_key(g) for g in wanted]
     found = conflicting_autoscalers(cluster.autoscalers, namespace, names)
-    found += conflicting_groups(cluster.references, namespace, [g.name for g in wanted if not g.owned], meta)
+    found += conflicting_groups(cluster.references, namespace, [_conflict_key(g) for g in wanted if not g.owned], meta)
     if found:
         why = (
             "; ".join(found) + ". Two autoscalers on one Deployment fight: remove the other one or this PDServingGroup"
         )
         raise Refusal(Reason.CONFLICT, why)
-    missing = [g.name for g in wanted if not g.owned and deployments[g.name] is None]
+    missing = [g.name for g in wanted if not g.owned and g.target is None and deployments[g.name] is None]
     if missing:
         raise Refusal(Reason.DEPLOYMENT_MISSING, f"referenced Deployment(s) {missing} not found in {namespace}")
+    gone = [_conflict_key(g) for g in wanted if g.target is not None and deployments[g.name] is None]
+    if gone:
+        raise Refusal(
+            Reason.DEPLOYMENT_MISSING, f"scaleTargetRef target(s) {gone} (or their /scale) not found in {namespace}"
+        )
     adopt = []
     for group in wanted:
         deployment = deployments[group.name]
@@ -639,6 +679,8 @@ def status_of_group(group: GroupPlan, deployments: Mapping[str, Any], desired: i
         desired=observe.asked(deployment) if desired is None else desired,
         current=observe.ready(deployment),
         owned=group.owned,
+        # A /scale target's record of the operator's own writes (a Deployment keeps it in an annotation).
+        written_replicas=observe.last_written(deployment) if scaletarget.is_view(deployment) else None,
     )
 
 

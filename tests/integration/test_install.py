@@ -46,21 +46,25 @@ def kustomize(folder: Path) -> list[Obj]:
     return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
 
 
-def with_monitoring(tmp_path: Path, overlay: str, namespace: str) -> list[Obj]:
-    """An install plus deploy/monitoring in its namespace, as the docs tell a user to apply them."""
+def users_kustomization(tmp_path: Path, resources: str, components: tuple[str, ...] = (), **fields: str) -> list[Obj]:
+    """A user's kustomization of folders of deploy/ (a resource, and components), rendered."""
     user = tmp_path / "install"
     user.mkdir()
-    (user / "kustomization.yaml").write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "kustomize.config.k8s.io/v1beta1",
-                "kind": "Kustomization",
-                "namespace": namespace,
-                "resources": [os.path.relpath(DEPLOY / "monitoring", user)],
-            }
-        )
-    )
-    return kustomize(DEPLOY / "overlays" / overlay) + kustomize(user)
+    body: Obj = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        **fields,
+        "resources": [os.path.relpath(DEPLOY / resources, user)],
+    }
+    if components:
+        body["components"] = [os.path.relpath(DEPLOY / c, user) for c in components]
+    (user / "kustomization.yaml").write_text(yaml.safe_dump(body))
+    return kustomize(user)
+
+
+def with_monitoring(tmp_path: Path, overlay: str, namespace: str) -> list[Obj]:
+    """An install plus deploy/monitoring in its namespace, as the docs tell a user to apply them."""
+    return kustomize(DEPLOY / "overlays" / overlay) + users_kustomization(tmp_path, "monitoring", namespace=namespace)
 
 
 def selects(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
@@ -245,3 +249,32 @@ def test_the_operator_reads_the_admins_config_from_its_configmap(overlay: str) -
     volume = next(v for v in pod["volumes"] if v.get("configMap", {}).get("name") == config_map["metadata"]["name"])
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
     assert (mount["mountPath"], mount["readOnly"]) == ("/etc/heteroscale", True)
+
+
+#: What deploy/components/scale-leaderworkerset adds, and nothing else (docs/security.md).
+LWS_RIGHTS = grants(
+    ("leaderworkerset.x-k8s.io", "leaderworkersets", "get"),
+    ("leaderworkerset.x-k8s.io", "leaderworkersets/scale", "get patch"),
+    ("apps", "statefulsets", "get"),
+)
+
+
+@pytest.mark.parametrize(("overlay", "kind"), [("cluster-wide", "ClusterRole"), ("namespaced", "Role")])
+def test_the_leaderworkerset_component_adds_its_rules_and_its_kind_only(
+    tmp_path: Path, overlay: str, kind: str
+) -> None:
+    from heteroscale.api.config import OperatorConfig
+
+    plain = kustomize(DEPLOY / "overlays" / overlay)
+    with_lws = users_kustomization(tmp_path, f"overlays/{overlay}", ("components/scale-leaderworkerset",))
+    assert rules_of(with_lws, kind) == rules_of(plain, kind) | LWS_RIGHTS
+    other = "Role" if kind == "ClusterRole" else "ClusterRole"
+    assert rules_of(with_lws, other) == rules_of(plain, other)
+    before, after = (
+        OperatorConfig.model_validate(yaml.safe_load(of_kind(objects, "ConfigMap")[0]["data"]["config.yaml"]))
+        for objects in (plain, with_lws)
+    )
+    (listed,) = after.scale_targets
+    assert (listed.api_version, listed.kind) == ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet")
+    assert ("leaderworkerset.x-k8s.io", f"{listed.plural}/scale", "patch") in LWS_RIGHTS, "the plural RBAC grants"
+    assert after.model_copy(update={"scale_targets": ()}) == before, "the base config, plus scaleTargets only"

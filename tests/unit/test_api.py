@@ -174,14 +174,66 @@ BAD_SPECS: list[tuple[str, dict[str, Any], str, str, bool]] = [
         "template and ref",
         {"roles": {"prefill": {"deploymentRef": {"name": "p"}}}},
         "spec.roles.prefill",
-        "exactly one of template or deploymentRef",
+        "exactly one of template, deploymentRef or scaleTargetRef",
         True,
     ),
     (
         "neither template nor ref",
         {"roles": {"prefill": {"template": DELETE}}},
         "spec.roles.prefill",
-        "exactly one of template or deploymentRef",
+        "exactly one of template, deploymentRef or scaleTargetRef",
+        True,
+    ),
+    (
+        "deploymentRef and scaleTargetRef",
+        {
+            "roles": {
+                "prefill": {
+                    "template": DELETE,
+                    "deploymentRef": {"name": "p"},
+                    "scaleTargetRef": {
+                        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+                        "kind": "LeaderWorkerSet",
+                        "name": "p",
+                    },
+                }
+            }
+        },
+        "spec.roles.prefill",
+        "exactly one of template, deploymentRef or scaleTargetRef",
+        True,
+    ),
+    (
+        "two roles, one target name",
+        {
+            "roles": {
+                role: {
+                    "template": DELETE,
+                    "scaleTargetRef": {
+                        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+                        "kind": "LeaderWorkerSet",
+                        "name": "x",
+                    },
+                }
+                for role in ("prefill", "decode")
+            }
+        },
+        "spec.roles",
+        "targets of the same name",
+        True,
+    ),
+    (
+        "lower-case kind",
+        {
+            "roles": {
+                "prefill": {
+                    "template": DELETE,
+                    "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "statefulset", "name": "p"},
+                }
+            }
+        },
+        "spec.roles.prefill.scaleTargetRef.kind",
+        "should match pattern",
         True,
     ),
     (
@@ -253,6 +305,22 @@ def test_bad_specs_name_the_field_and_the_fix(
 def test_valid_base_spec_passes_both_validators() -> None:
     parse_spec(base_spec())
     assert validate(spec_schema(), base_spec()) == []
+
+
+def test_a_scale_target_role_passes_both_validators() -> None:
+    lws = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "name": "serve-decode"}
+    spec = merge(base_spec(), {"roles": {"decode": {"template": DELETE, "scaleTargetRef": lws}}})
+    assert parse_spec(spec).roles.decode.scale_target is not None
+    assert validate(spec_schema(), spec) == []
+    as_deployment = merge(
+        base_spec(),
+        {
+            "roles": {
+                "decode": {"template": DELETE, "scaleTargetRef": {**lws, "apiVersion": "apps/v1", "kind": "Deployment"}}
+            }
+        },
+    )
+    assert parse_spec(as_deployment).roles.decode.scale_target is None, "an apps/v1 Deployment is a deploymentRef"
 
 
 def test_crd_defaults_match_model_defaults() -> None:

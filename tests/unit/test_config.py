@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,40 @@ def test_a_shard_reads_from_the_config_file(tmp_path: Path) -> None:
     path.write_text("shard: {name: east, groupLabels: {heteroscale.io/shard: east}, nodeLabels: {pool: east}}\n")
     config = load_config(path)
     assert config.shard == Shard(name="east", group_labels={SHARD_LABEL: "east"}, node_labels={"pool": "east"})
+
+
+LWS = "{apiVersion: leaderworkerset.x-k8s.io/v1, kind: LeaderWorkerSet, plural: leaderworkersets}"
+
+
+@pytest.mark.parametrize(
+    ("targets_yaml", "named", "words"),
+    [
+        (f"[{LWS}, {LWS}]", "config.scaleTargets", "more than once"),
+        (
+            "[{apiVersion: v1, kind: LeaderWorkerSet, plural: leaderworkersets}]",
+            "config.scaleTargets[0].apiVersion",
+            "",
+        ),
+        ("[{apiVersion: leaderworkerset.x-k8s.io/v1, kind: LeaderWorkerSet}]", "config.scaleTargets[0].plural", ""),
+    ],
+)
+def test_a_bad_scale_target_kind_is_refused_naming_the_field(
+    tmp_path: Path, targets_yaml: str, named: str, words: str
+) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"scaleTargets: {targets_yaml}\n")
+    with pytest.raises(ValueError, match=re.escape(named)) as caught:
+        load_config(path)
+    assert words in str(caught.value)
+
+
+def test_an_unlisted_kind_names_the_field_and_the_admins_fix(tmp_path: Path) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(f"scaleTargets: [{LWS}]\n")
+    config = load_config(path)
+    assert config.scale_target_kind("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", "f").plural == "leaderworkersets"
+    with pytest.raises(
+        ValueError, match=r"^spec\.roles\.decode\.scaleTargetRef: .*StatefulSet.*scaleTargets"
+    ) as caught:
+        config.scale_target_kind("apps/v1", "StatefulSet", "spec.roles.decode.scaleTargetRef")
+    assert "LeaderWorkerSet (leaderworkerset.x-k8s.io/v1)" in str(caught.value), "what is listed"

@@ -8,7 +8,14 @@ from heteroscale.api.enums import ConditionStatus, ConditionType, Role
 from heteroscale.api.labels import ANNOTATION_DELETION_COST, ANNOTATION_LAST_REPLICAS, LABEL_SERVING
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.operator import conditions, drain, indexes, manifests, observe
-from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target, conflicting_autoscalers
+from heteroscale.operator.conflicts import (
+    HPA,
+    SCALED_OBJECT,
+    autoscaler_target,
+    conflicting_autoscalers,
+    conflicting_groups,
+    group_references,
+)
 from heteroscale.operator.naming import from_plan, role_groups, uses_placement
 from heteroscale.placement import RoleTargets, inventory_from_k8s, plan
 
@@ -48,7 +55,10 @@ def test_conflicts_name_hpas_and_scaled_objects_on_our_deployments_only() -> Non
         obj("o", {"kind": "Deployment", "name": "web"}),
         obj("elsewhere", {"kind": "Deployment", "name": "chat-decode"}, namespace="other"),
     ]
-    assert autoscaler_target(HPA, obj("s", {"kind": "StatefulSet", "name": "chat-decode"})) is None
+    other_kind = autoscaler_target(HPA, obj("s", {"kind": "StatefulSet", "name": "chat-decode"}))
+    assert other_kind is not None
+    assert other_kind[0] == ("ns", "StatefulSet/chat-decode"), "keyed by kind and name"
+    hpas.append(obj("s", {"kind": "StatefulSet", "name": "chat-decode"}))
     keda = autoscaler_target(SCALED_OBJECT, obj("k", {"name": "chat-prefill"}))
     assert keda is not None, "a ScaledObject's target kind defaults to Deployment"
     by_hpa: dict[tuple[str, str], list[str]] = {}
@@ -61,6 +71,8 @@ def test_conflicts_name_hpas_and_scaled_objects_on_our_deployments_only() -> Non
         "HorizontalPodAutoscaler/h targets Deployment chat-decode",
         "ScaledObject/k targets Deployment chat-prefill",
     ]
+    on_target = conflicting_autoscalers([by_hpa], "ns", ["StatefulSet/chat-decode"])
+    assert on_target == ["HorizontalPodAutoscaler/s targets StatefulSet chat-decode"]
 
 
 def test_condition_keeps_transition_time_while_status_holds() -> None:
@@ -217,3 +229,24 @@ def test_run_reads_the_slow_nodes_file_the_straggler_command_writes(tmp_path: An
         read_slow_nodes(bad)
     with pytest.raises(UserInputError, match="cannot read"):
         read_slow_nodes(tmp_path / "absent.json")
+
+
+def test_an_earlier_group_on_the_same_scale_target_is_a_conflict_and_one_on_a_namesake_is_not() -> None:
+    def group(name: str, created: str, role: dict[str, Any]) -> dict[str, Any]:
+        meta = {"name": name, "namespace": "ns", "uid": f"uid-{name}", "creationTimestamp": created}
+        return {"metadata": meta, "spec": {"roles": {"decode": role}}}
+
+    lws = {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "name": "serve"}
+    first = group("first", "2026-01-01T00:00:00Z", {"scaleTargetRef": lws})
+    namesake = group("namesake", "2026-01-01T00:00:00Z", {"deploymentRef": {"name": "serve"}})
+    index: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+    for obj in (first, namesake):
+        for key, me in group_references(obj).items():
+            index.setdefault(key, []).append(me)
+    later = group("later", "2026-02-01T00:00:00Z", {"scaleTargetRef": lws})["metadata"]
+    assert conflicting_groups(index, "ns", ["LeaderWorkerSet/serve"], later) == [
+        "PDServingGroup/first already scales LeaderWorkerSet serve"
+    ]
+    assert conflicting_groups(index, "ns", ["serve"], later) == [
+        "PDServingGroup/namesake already scales Deployment serve"
+    ]
