@@ -208,14 +208,17 @@ async def test_competing_groups_are_placed_in_priority_order_whichever_ticks_fir
     assert not [e for e in events(emulator, "Unschedulable") if e["involvedObject"]["name"] == high]
 
     # The high priority group goes: its reservation with it, so the other one is placed.
+    # Deletion runs through kopf (daemon stopped, finalizer removed) on the wall clock: on a loaded
+    # machine that alone can take seconds, hence the longer waits.
     await api.delete(cr_path(high))
-    await eventually(lambda: emulator.objects[CR, NS, high].deleted, what=f"{high} gone")
+    await eventually(lambda: emulator.objects[CR, NS, high].deleted, what=f"{high} gone", timeout=30)
     await eventually(
         lambda: (
             {k: v for k, v in sizes(emulator).items() if k.startswith(low)}
             == {f"{low}-prefill-g0": 1, f"{low}-decode-g0": 1}
         ),
         what=f"{low} placed",
+        timeout=30,
     )
     await eventually(
         lambda: (c := condition(emulator.objects[CR, NS, low], "Ready")) is not None and c["reason"] != "Unschedulable",
