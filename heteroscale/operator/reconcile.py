@@ -130,6 +130,8 @@ class Context:
     cluster: Cluster = field(default_factory=Cluster)
     config: OperatorConfig = field(default_factory=OperatorConfig)
     statuses: StatusBook = field(default_factory=StatusBook)
+    not_ready_since: dict[tuple[str, str], float] = field(default_factory=dict)
+    """When each Deployment with pods asked for but not ready was first seen so (see _pods_stuck)."""
     """What each group last wrote to its status and computed since (writes that can be skipped)."""
     _reader_cache: dict[str, SignalReader] = field(default_factory=dict)
 
@@ -399,9 +401,17 @@ async def _pods_stuck(ctx: Context, spec: PDServingGroupSpec, seen: _Seen, now: 
     timeout = spec.behavior.pod_start_timeout_seconds
     stuck: dict[str, int] = {}
     for name, deployment in seen.deployments.items():
-        if deployment is not None and observe.ready(deployment) < observe.asked(deployment):
-            pods = await pods_of(ctx.client, str(deployment["metadata"].get("namespace", "")), deployment)
-            stuck[name] = startup.stuck(pods, now, timeout)
+        if deployment is None:
+            continue
+        namespace = str(deployment["metadata"].get("namespace", ""))
+        if observe.ready(deployment) >= observe.asked(deployment):
+            ctx.not_ready_since.pop((namespace, name), None)
+            continue
+        # A pod is stuck once it has been not ready for the timeout, so its Deployment has been
+        # short of ready pods at least that long: until then no listing (during a ramp every
+        # scaling Deployment is short for a minute or two). After a restart this waits one timeout.
+        if now - ctx.not_ready_since.setdefault((namespace, name), now) >= timeout:
+            stuck[name] = startup.stuck(await pods_of(ctx.client, namespace, deployment), now, timeout)
     return replace(seen, stuck=stuck)
 
 
