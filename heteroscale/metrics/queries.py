@@ -7,7 +7,8 @@ a matcher or change the query around it.
 Every query reads one namespace's series only (:class:`Scope`). The built-in queries scope engine
 series by the namespace label (the endpoint's, ``namespace`` by default) and the ``pod`` label
 (:data:`~heteroscale.metrics.names.POD_LABEL`); a pod of Deployment ``D`` is named
-``D-<replicaset hash>-<pod hash>``, which :func:`pods_regex` matches. A custom query must name its
+``D-<replicaset hash>-<pod hash>`` (a StatefulSet-backed ``/scale`` target's ``T-<ordinal>``),
+which :func:`pods_regex` matches. A custom query must name its
 namespace in every selector (:func:`heteroscale.api.promql.namespace_problem`) unless the cluster
 admin lets its namespace read cluster-wide.
 """
@@ -24,8 +25,10 @@ from heteroscale.api.promql import fill_placeholders, re2_literal, string_litera
 from heteroscale.api.spec import MetricSource, ScaleToZero
 from heteroscale.metrics.names import ENGINE_METRICS, NAMESPACE_LABEL, POD_LABEL, EngineMetrics
 
-# Names a ReplicaSet's pod-template hash and a pod's random suffix are made of.
-_POD_SUFFIX = "-[a-z0-9]+-[a-z0-9]+"
+# A Deployment's pod is D-<pod-template hash>-<random suffix>; a pod of a StatefulSet-backed
+# /scale target is T-<ordinal> (a LeaderWorkerSet's leader; its workers, T-<ordinal>-<index>, have
+# the first form). Neither part has a dash, so no pattern reaches the pods of a longer name.
+_POD_SUFFIX = "(?:-[a-z0-9]+-[a-z0-9]+|-[0-9]+)"
 # Marks each custom selector's timestamps apart, so ``or`` keeps all of them.
 _SELECTOR_LABEL = "heteroscale_selector"
 

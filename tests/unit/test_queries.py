@@ -71,7 +71,7 @@ def parse_matchers(text: str) -> list[tuple[str, str, str]]:
 
 def test_vllm_queries() -> None:
     metric = group_spec("vllm", window="60s", stale_after="120s").metric
-    scope = 'namespace="serving",pod=~"(?:chat-decode|chat-decode-l20)-[a-z0-9]+-[a-z0-9]+"'
+    scope = 'namespace="serving",pod=~"(?:chat-decode|chat-decode-l20)(?:-[a-z0-9]+-[a-z0-9]+|-[0-9]+)"'
     serving = Scope("serving")
     assert (
         queries.decode_tps_query(metric, serving, ["chat-decode-l20", "chat-decode"])
@@ -85,13 +85,13 @@ def test_vllm_queries() -> None:
     assert queries.reporting_pods_query(metric, serving, ["chat-decode", "chat-decode-l20"]) == (
         f"count(count by (pod) (rate({series}[60s]) and {series}))"
     )
-    prefill = 'namespace="serving",pod=~"(?:p)-[a-z0-9]+-[a-z0-9]+"'
+    prefill = 'namespace="serving",pod=~"(?:p)(?:-[a-z0-9]+-[a-z0-9]+|-[0-9]+)"'
     assert queries.prefill_missed_tps_query(metric, serving, ["p"]) == (
         f"clamp_min(sum(rate(vllm:prompt_tokens_total{{{prefill}}}[60s]))"
         f" - (sum(rate(vllm:prefix_cache_hits_total{{{prefill}}}[60s])) or vector(0))"
         f" - (sum(rate(vllm:external_prefix_cache_hits_total{{{prefill}}}[60s])) or vector(0)), 0)"
     )
-    decode = 'namespace="serving",pod=~"(?:d)-[a-z0-9]+-[a-z0-9]+"'
+    decode = 'namespace="serving",pod=~"(?:d)(?:-[a-z0-9]+-[a-z0-9]+|-[0-9]+)"'
     assert queries.tbt_quantile_query(metric, serving, ["d"], 0.9) == (
         f"histogram_quantile(0.9, sum by (le) (rate(vllm:inter_token_latency_seconds_bucket{{{decode}}}[60s])))"
         f" or histogram_quantile(0.9, sum by (le) (rate(vllm:time_per_output_token_seconds_bucket{{{decode}}}[60s])))"
@@ -100,7 +100,7 @@ def test_vllm_queries() -> None:
 
 def test_sglang_queries() -> None:
     metric = group_spec("sglang", window="30s").metric
-    scope = 'k8s_namespace="n",pod=~"(?:d)-[a-z0-9]+-[a-z0-9]+"'
+    scope = 'k8s_namespace="n",pod=~"(?:d)(?:-[a-z0-9]+-[a-z0-9]+|-[0-9]+)"'
     n = Scope("n", namespace_label="k8s_namespace")  # an endpoint whose relabelling names it differently
     assert queries.decode_tps_query(metric, n, ["d"]) == f"sum(rate(sglang:generation_tokens_total{{{scope}}}[30s]))"
     assert queries.prefill_missed_tps_query(metric, n, ["d"]) == (
@@ -183,6 +183,10 @@ def test_any_namespace_name_passes_its_own_check(namespace: str) -> None:
         (["chat"], "chat-7d9f8b6c5", False),  # not a Deployment's pod
         (["chat"], "xchat-7d9f8b6c5-abcde", False),
         (["a.b"], "aXb-7d9f8b6c5-abcde", False),  # "." is literal
+        (["lws"], "lws-0", True),  # a LeaderWorkerSet's leader (a StatefulSet's pod)
+        (["lws"], "lws-0-1", True),  # and its worker
+        (["lws-decode"], "lws-0", False),  # the leader of a target whose name it extends
+        (["chat"], "chat-x", False),
     ],
 )
 def test_pods_regex_scopes_to_the_deployments_pods(deployments: list[str], pod: str, matches: bool) -> None:
