@@ -4,11 +4,10 @@ attainment. Imports matplotlib lazily with the Agg backend (no display needed)."
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from heteroscale.curate.curation import Curation
 from heteroscale.curate.report import comparison
-from heteroscale.simulate.plots import COLOURS, draw_ratio_curve
+from heteroscale.simulate.plots import COLOURS, Saver, draw_ratio_curve
 from heteroscale.simulate.service import Service
 
 
@@ -18,13 +17,7 @@ def write_plots(curation: Curation, service: Service, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written: list[Path] = []
-
-    def save(fig: Any, name: str) -> None:
-        path = out / name
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        written.append(path)
+    save = Saver(out)
 
     if service.ratio_curve:
         fig, ax = plt.subplots(figsize=(7, 4))
@@ -52,4 +45,4 @@ def write_plots(curation: Curation, service: Service, out: Path) -> list[Path]:
     ax.set(xlabel="SLO attainment", ylabel="GPU-hours", title="Every candidate: GPU-hours against SLO attainment")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
     save(fig, "candidates.png")
-    return written
+    return save.written

@@ -46,6 +46,22 @@ def _legend(ax: Any) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
+class Saver:
+    """Writes figures as PNGs into one folder, closes them, and keeps the paths it wrote."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.written: list[Path] = []
+
+    def __call__(self, fig: Any, name: str) -> None:
+        import matplotlib.pyplot as plt
+
+        path = self.out / name
+        fig.savefig(path, dpi=110, bbox_inches="tight")
+        plt.close(fig)
+        self.written.append(path)
+
+
 def write_plots(study: Study, out: Path) -> list[Path]:
     import matplotlib
 
@@ -53,13 +69,7 @@ def write_plots(study: Study, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-
-    def save(fig: Any, name: str) -> None:
-        path = out / name
-        fig.savefig(path, dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        written.append(path)
+    save = Saver(out)
 
     names = _order(list(study.runs))
     hours = {n: np.arange(r.steps) * r.dt / 3600 for n, r in study.runs.items()}
@@ -137,7 +147,7 @@ def write_plots(study: Study, out: Path) -> list[Path]:
         fig, ax = plt.subplots(figsize=(7, 4))
         draw_ratio_curve(ax, curve)
         save(fig, "ratio_sweep.png")
-    return written
+    return save.written
 
 
 def draw_ratio_curve(ax: Any, curve: Sequence[RatioPoint]) -> None:
