@@ -123,11 +123,11 @@ class Operator:
         """A GPU node of this replica's shard (every GPU node without shards)."""
         shard = self.config.shard
         node = indexes.gpu_node(body) if shard is None or shard.places_on(labels) else None
-        node = self.cluster.indexed(("node", name), node)
+        node = self.cluster.indexed(self.cluster.nodes, name, node)
         return None if node is None else {name: node}
 
     async def _index_pod(self, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Any] | None:
-        pod = self.cluster.indexed(("pod", namespace or "", name), indexes.gpu_pod(body))
+        pod = self.cluster.indexed(self.cluster.pods, (namespace, name), indexes.gpu_pod(body))
         return None if pod is None else {(namespace, name): pod}
 
     @staticmethod

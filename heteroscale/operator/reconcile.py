@@ -90,19 +90,17 @@ class Cluster:
     plans: PlanBook = field(default_factory=PlanBook)
     """Every placed group's latest placement request: ticks plan all of them together."""
     _inventories: dict[str, tuple[tuple[int, int], Inventory]] = field(default_factory=dict)
-    _kept: dict[tuple[str, ...], JsonObject] = field(default_factory=dict)
 
-    def indexed(self, key: tuple[str, ...], kept: JsonObject | None) -> JsonObject | None:
-        """Note what an index handler keeps of a Node or Pod (None: nothing), and return it. Only a
-        change counts: most pod events (status, annotations, pods without GPUs) leave what placement
-        reads as it was, and each counted change costs a rebuild of the inventory (tens of ms on
-        thousands of nodes) on the next tick that places."""
-        if self._kept.get(key) != kept:
+    def indexed(
+        self, index: Mapping[Any, Iterable[JsonObject]], key: Any, kept: JsonObject | None
+    ) -> JsonObject | None:
+        """Note what an index handler keeps of a Node or Pod under ``key`` of ``index`` (None:
+        nothing), and return it. kopf updates the index after the handler returns, so the index
+        still holds the previous entry: only a change counts. Most pod events (status, annotations,
+        pods without GPUs) leave what placement reads as it was, and each counted change costs a
+        rebuild of the inventory (tens of ms on thousands of nodes) on the next tick that places."""
+        if next(iter(index.get(key, ())), None) != kept:
             self.changes += 1
-        if kept is None:
-            self._kept.pop(key, None)
-        else:
-            self._kept[key] = kept
         return kept
 
     def inventory(self, topology: Topology) -> Inventory:

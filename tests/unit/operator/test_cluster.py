@@ -25,20 +25,20 @@ def test_only_a_change_of_what_placement_reads_rebuilds_the_inventory() -> None:
     cluster.nodes, cluster.pods = nodes, pods
 
     def index_pod(body: dict[str, Any]) -> None:
-        """As the pod index handler and kopf do: keep the trimmed pod, or drop it."""
+        """As the pod index handler and then kopf do: note the trimmed pod, then keep or drop it."""
         key = ("ns", body["metadata"]["name"])
-        kept = cluster.indexed(("pod", *key), indexes.gpu_pod(body))
+        kept = cluster.indexed(pods, key, indexes.gpu_pod(body))
         if kept is None:
             pods.pop(key, None)
         else:
             pods[key] = [kept]
 
     body = node("h20-0", "H20", "s2-a")
-    nodes["h20-0"] = [cluster.indexed(("node", "h20-0"), indexes.gpu_node(body))]
+    nodes["h20-0"] = [cluster.indexed(nodes, "h20-0", indexes.gpu_node(body))]
     first = cluster.inventory(Topology())
     assert cluster.inventory(Topology()) is first, "nothing changed: the same inventory"
     # The same node again (a resync, a heartbeat): no rebuild.
-    cluster.indexed(("node", "h20-0"), indexes.gpu_node(node("h20-0", "H20", "s2-a")))
+    cluster.indexed(nodes, "h20-0", indexes.gpu_node(node("h20-0", "H20", "s2-a")))
     assert cluster.inventory(Topology()) is first
     # A GPU pod binds: rebuilt, and it takes a GPU.
     index_pod(gpu_pod("p", "h20-0"))
