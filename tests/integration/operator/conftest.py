@@ -313,7 +313,15 @@ async def controllers(emulator: kmock.KubernetesEmulator) -> AsyncIterator[Repli
     try:
         yield standin
     finally:
-        task.cancel()
+        stopped(task)
+
+
+def stopped(task: asyncio.Task[None]) -> None:
+    """Stop a stand-in's loop, raising what ended it early: a stand-in that died would otherwise
+    leave a test waiting for pods that nothing creates or removes any more."""
+    if task.done():
+        task.result()
+    task.cancel()
 
 
 @pytest.fixture

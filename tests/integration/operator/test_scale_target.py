@@ -46,6 +46,7 @@ from tests.integration.operator.conftest import (
     operator_in_test_loop,
     plain,
     referencing,
+    stopped,
     writes,
 )
 
@@ -131,10 +132,14 @@ class LeaderWorkerSetStandIn:
                 }
             for pod_key in [k for k in objects if str(k[0]) == str(kmock.resource(PODS)) and k[1] == namespace]:
                 pod = objects[pod_key]
+                if pod.deleted:
+                    # A deleted object keeps its key but has no body (the ReplicaSets' stand-in
+                    # removes the prefill pods in the same namespace).
+                    continue
                 prefix, _, ordinal = pod_key[2].rpartition("-")
                 owners = pod["metadata"].get("ownerReferences") or []
                 ours = any(o.get("uid") == sts["metadata"]["uid"] for o in owners)
-                if not pod.deleted and ours and prefix == name and int(ordinal) >= want:
+                if ours and prefix == name and int(ordinal) >= want:
                     self.removed.append((pod_key[2], pod["metadata"]["labels"].get(LABEL_SERVING)))
                     pod.delete()
             if target.get("status", {}).get("replicas") != want:
@@ -210,7 +215,7 @@ async def running(
         async with controllers(emulator), operator_in_test_loop(emulator, load, metrics, config=ALLOWED):
             yield standin
     finally:
-        task.cancel()
+        stopped(task)
 
 
 def lws_replicas(emulator: kmock.KubernetesEmulator, name: str = "serve-decode") -> int:
