@@ -43,6 +43,14 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def positive_int(text: str) -> int:
+    """A count of at least one (worker processes)."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
+
+
 def port(text: str) -> int:
     """A TCP port; 0 where the flag documents it as 'off' or 'any free port'."""
     value = _integer(text)

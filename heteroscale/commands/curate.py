@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -13,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from heteroscale.commands.arguments import non_negative_int, positive_float
+from heteroscale.commands.arguments import non_negative_int, positive_float, positive_int
 from heteroscale.commands.errors import UserInputError
 from heteroscale.commands.inputs import read_group
 from heteroscale.commands.output import is_stdout, write_json, write_text
 from heteroscale.commands.progress import Bar
+from heteroscale.cores import available_cores
 
 if TYPE_CHECKING:
     from heteroscale.api.config import PrometheusEndpoint
@@ -32,11 +32,6 @@ DEFAULT_HISTORY_S = 24 * 3600
 GPUS_PER_INSTANCE = 8
 #: The candidates bar: fractions of candidates come in as the workers report their passes.
 _FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} candidates [{elapsed}<{remaining}]"
-
-
-def _cores() -> int:
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity is not None else os.cpu_count() or 1
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -108,7 +103,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="first-round candidates, the defaults among them; the second round adds up to 28 (default 48)",
     )
     search.add_argument(
-        "--workers", type=non_negative_int, help="worker processes (default: the cores this process may use)"
+        "--workers", type=positive_int, help="worker processes (default: the cores this process may use)"
     )
     search.add_argument("--seed", type=int, default=0, help="seed of the search and the workload (default 0)")
     output = parser.add_argument_group("output")
@@ -239,9 +234,7 @@ def _check_flags(args: argparse.Namespace) -> None:
     if args.candidates < 1:
         raise UserInputError("--candidates must be at least 1 (the defaults)")
     if args.workers is None:
-        args.workers = _cores()
-    if args.workers < 1:
-        raise UserInputError("--workers must be at least 1")
+        args.workers = available_cores()
     if not 0 < args.attainment <= 1:
         raise UserInputError(f"--attainment must be in (0, 1], got {args.attainment}")
     if not 0 <= args.start_hour < 24:

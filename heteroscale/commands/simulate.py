@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from heteroscale.commands.arguments import positive_float
+from heteroscale.commands.arguments import positive_float, positive_int
 from heteroscale.commands.errors import UserInputError
 from heteroscale.commands.output import is_stdout, make_folder, write_json
 from heteroscale.commands.progress import Bar
+from heteroscale.cores import available_cores
 from heteroscale.simulate.catalog import DEFAULT_POLICIES as DEFAULTS
 from heteroscale.simulate.catalog import POLICIES
 
@@ -92,6 +93,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--json", type=Path, metavar="FILE", help="write the results as JSON to this file; - for stdout alone"
     )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        help="processes: with 2 or more the oracle's search runs beside the policies (default: the cores this "
+        "process may use)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -162,7 +169,8 @@ def run(args: argparse.Namespace) -> int:
     patches = _patches(args.spec_patch, service, config.interval_s)
     progress = Bar(disabled=args.no_progress)
     try:
-        study = run_study(workload, service, policies, config, progress=progress, patches=patches)
+        workers = args.workers or available_cores()
+        study = run_study(workload, service, policies, config, progress=progress, patches=patches, workers=workers)
     finally:
         progress.close()
     # With the JSON on stdout, the table goes to stderr: stdout holds the JSON alone.

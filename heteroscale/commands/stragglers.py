@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from heteroscale.commands.arguments import positive_int
+
 if TYPE_CHECKING:
     from heteroscale.stragglers.analysis import Analysis
 
@@ -31,7 +33,7 @@ def register(subparsers: Any) -> None:
         sub.add_argument("--meta", type=Path, required=True, help="job metadata YAML (dp_size, pp_size, ...)")
         sub.add_argument(
             "--workers",
-            type=_positive,
+            type=positive_int,
             help="processes that analyse a Parquet trace's chunks of steps in parallel (default: one per core)",
         )
 
@@ -49,16 +51,6 @@ def register(subparsers: Any) -> None:
     serve.add_argument("--address", default="0.0.0.0", help="address to bind (default 0.0.0.0)")
     serve.add_argument("--slow-nodes", type=Path, help="write the nodes placement should use last (JSON)")
     serve.set_defaults(func=_serve)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
 
 
 def _load(args: argparse.Namespace) -> Analysis:

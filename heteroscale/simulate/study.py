@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import multiprocessing
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -44,6 +46,25 @@ class Study:
     signals: dict[str, dict[str, float]]
 
 
+def _finish(
+    finder: oracle.Search,
+    workload: Workload,
+    service: Service,
+    config: EngineConfig,
+    progress: Progress | None = None,
+) -> oracle.OracleResult:
+    """The oracle search's remaining rounds, a pass each."""
+    while more := finder.next_pairs():
+        label = f"oracle search ({len(more)} candidates)"
+        finder.record(more, serve(workload, service, finder.lanes(more), config, progress, label), 0)
+    return finder.result()
+
+
+def _search(workload: Workload, service: Service, config: EngineConfig, need: oracle.Needs) -> oracle.OracleResult:
+    """The whole oracle search on its own (a worker process's job)."""
+    return _finish(oracle.Search(workload, service, config, need), workload, service, config)
+
+
 def hpa_level(name: str) -> float:
     """The decode-utilisation level of ``hpa-util@LEVEL`` (0 < LEVEL <= 1)."""
     try:
@@ -81,11 +102,14 @@ def run_study(
     config: EngineConfig,
     progress: Progress | None = None,
     patches: Sequence[SpecPatch] = (),
+    workers: int = 1,
 ) -> Study:
     """Run ``policies`` (names from :data:`POLICIES`) on ``workload``: the policies in lockstep on
-    the simulated cluster, in the same pass as the oracle's first search round (one more pass per
-    further round). Each of ``patches`` adds a HeteroScale lane with that patch in its spec
-    (named ``heteroscale+<patch>``, listed after the policies)."""
+    the simulated cluster. With one worker, the oracle's first search round shares their pass (one
+    more pass per further round); with two or more, the whole search runs in a process of its own
+    while this one runs the policies, so the study takes the longer of the two instead of their
+    sum. The results are the same either way. Each of ``patches`` adds a HeteroScale lane with
+    that patch in its spec (named ``heteroscale+<patch>``, listed after the policies)."""
     need = oracle.needs(workload, service, config)
     # Reactive policies start sized for the first minutes of load, as after a previous day.
     initial = oracle.initial_counts(need, service, config)
@@ -97,19 +121,27 @@ def run_study(
     if "static" not in policies:  # the signal study reads a fixed fleet
         built.append(StaticPeak(service, config.interval_s))
     controlled = Controlled(built, service, config, inventory)
-    finder = oracle.Search(workload, service, config, need) if "oracle" in policies else None
-    pairs = finder.next_pairs() if finder is not None else []
-    parts: list[Lanes] = [controlled, *([finder.lanes(pairs)] if finder is not None else [])]
-    label = ", ".join(p.name for p in built) + (f" + oracle search ({len(pairs)} candidates)" if pairs else "")
-    served = serve(workload, service, Combined(parts), config, progress, label)
-    runs = {r.policy: r for r in controlled_results(controlled, served, 0, workload, service, config)}
+    label = ", ".join(p.name for p in built)
     found: oracle.OracleResult | None = None
-    if finder is not None:
-        finder.record(pairs, served, controlled.count)
-        while more := finder.next_pairs():
-            label = f"oracle search ({len(more)} candidates)"
-            finder.record(more, serve(workload, service, finder.lanes(more), config, progress, label), 0)
-        found = finder.result()
+    if "oracle" in policies and workers > 1:
+        # forkserver, not fork: this process may hold threads (the progress bar's monitor).
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+            search = pool.submit(_search, workload, service, config, need)
+            served = serve(workload, service, controlled, config, progress, label + " (oracle search in parallel)")
+            found = search.result()
+    else:
+        finder = oracle.Search(workload, service, config, need) if "oracle" in policies else None
+        pairs = finder.next_pairs() if finder is not None else []
+        parts: list[Lanes] = [controlled, *([finder.lanes(pairs)] if finder is not None else [])]
+        label += f" + oracle search ({len(pairs)} candidates)" if pairs else ""
+        served = serve(workload, service, Combined(parts), config, progress, label)
+        if finder is not None:
+            finder.record(pairs, served, controlled.count)
+            found = _finish(finder, workload, service, config, progress)
+    runs = {r.policy: r for r in controlled_results(controlled, served, 0, workload, service, config)}
+    if found is not None:
         runs["oracle"] = found.run
     return Study(
         service=service,

@@ -10,7 +10,6 @@ trace. A trace that fits one chunk is analysed in this process, without a pool o
 from __future__ import annotations
 
 import multiprocessing
-import os
 import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -21,6 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from heteroscale.cores import available_cores
 from heteroscale.stragglers.analysis import CHUNK_OPS, Analysis, MemoryStore, analyze_chunks
 from heteroscale.stragglers.chunked import serial_map
 from heteroscale.stragglers.op_tensor import Cube
@@ -42,12 +42,6 @@ class DiskStore:
     def load(self, index: int) -> Cube:
         work: Cube = np.load(self.folder / f"chunk-{index}.npy")
         return work
-
-
-def available_cores() -> int:
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def analyze_parquet(path: Path, meta: JobMeta, workers: int | None = None, chunk_ops: int = CHUNK_OPS) -> Analysis:

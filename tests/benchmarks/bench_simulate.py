@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+from heteroscale.cores import available_cores
 from heteroscale.simulate import workload as wl
 from heteroscale.simulate.catalog import POLICIES
 from heteroscale.simulate.engine import EngineConfig
@@ -32,7 +33,7 @@ def main() -> None:
         model=ModelSpec(),
         gpus_per_instance=8,
     )
-    study = run_study(workload, service, list(POLICIES), EngineConfig())
+    study = run_study(workload, service, list(POLICIES), EngineConfig(), workers=available_cores())
     wall = time.perf_counter() - start
     print(f"static peak fleet: {sum(service.static_peak)} instances; {workload.size} representative requests")
     for name, s in study.summaries.items():

@@ -269,7 +269,18 @@ def _day(scenario: str, trace: str) -> tuple[Service, Study]:
     svc = derive(
         w, PERF, prefill_gpus=list(prefill), decode_gpus=list(decode), slo=Slo(), model=ModelSpec(), gpus_per_instance=8
     )
-    return svc, run_study(w, svc, DAY_POLICIES, EngineConfig())
+    return svc, run_study(w, svc, DAY_POLICIES, EngineConfig(), workers=2)
+
+
+def test_the_oracle_searched_in_its_own_process_finds_what_it_finds_in_the_policies_pass() -> None:
+    w = wl.scale(wl.load("azure-conv"), hours=2, fleet_scale=50, diurnal=True, start_hour=10)
+    svc = _service(w)
+    together = run_study(w, svc, ["heteroscale", "oracle"], EngineConfig(), workers=1)
+    apart = run_study(w, svc, ["heteroscale", "oracle"], EngineConfig(), workers=2)
+    assert together.oracle is not None
+    assert apart.oracle is not None
+    assert apart.oracle.tried == together.oracle.tried, "the same search, round by round"
+    assert apart.summaries == together.summaries
 
 
 def _measured(scenario: str, trace: str, reason: str) -> object:
