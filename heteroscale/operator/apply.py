@@ -4,6 +4,10 @@ Every write goes through :class:`Apply`, and only to objects the tick has alread
 group's (:mod:`heteroscale.operator.ownership`): ``deployments`` holds exactly those. A create
 that finds a Deployment of that name already there takes it only if it is the group's (an earlier
 attempt that timed out), and otherwise stops the tick with :class:`Refusal`.
+
+A *guarded* Apply writes what the tick read from the watch without reading it again: each patch
+names the ``resourceVersion`` the watch saw, and a create that finds the name taken, or a patch
+that finds the Deployment changed or gone, stops with :class:`Stale` instead of acting on it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from heteroscale.api.labels import LABEL_SERVING, NOT_SERVING
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import Drain, DrainGroup
 from heteroscale.operator import drain, manifests, observe, ownership, scaletarget
-from heteroscale.operator.kube import AlreadyExists, JsonObject, KubeClient, NotFound
+from heteroscale.operator.kube import AlreadyExists, Conflict, JsonObject, KubeClient, NotFound
 from heteroscale.operator.naming import GroupPlan
 from heteroscale.operator.signals import MetricsSink
 from heteroscale.policy import Decision, Observation
@@ -35,6 +39,10 @@ class Refusal(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class Stale(Exception):
+    """A guarded write found a Deployment other than the watch showed it: read it again, plan again."""
 
 
 def cr_path(namespace: str, name: str) -> str:
@@ -78,6 +86,8 @@ class Apply:
     """The group's Deployments by name (None: not created yet), each judged the group's."""
     emit: Emit
     now: float
+    guarded: bool = False
+    """Write from the watch's view, each write conditional on it (see the module docstring)."""
 
     @property
     def _uid(self) -> str:
@@ -89,7 +99,15 @@ class Apply:
             assert current is not None  # for mypy: is_view(None) is False
             self.deployments[deployment] = await scaletarget.patch(self.client, current, patch)
             return
-        self.deployments[deployment] = await self.client.patch(deployment_path(self.namespace, deployment), patch)
+        path = deployment_path(self.namespace, deployment)
+        if not self.guarded:
+            self.deployments[deployment] = await self.client.patch(path, patch)
+            return
+        version = (current or {}).get("metadata", {}).get("resourceVersion")
+        try:
+            self.deployments[deployment] = await self.client.patch(path, patch, resource_version=version)
+        except (Conflict, NotFound) as exc:
+            raise Stale(f"Deployment {deployment} changed since the watch showed it: {exc}") from None
 
     async def adopt(self, deployment: JsonObject) -> None:
         """Take over a Deployment whose owner annotated it for this group."""
@@ -103,6 +121,8 @@ class Apply:
         try:
             created = await self.client.create(deployment_path(self.namespace), manifest)
         except AlreadyExists:
+            if self.guarded:
+                raise Stale(f"Deployment {group.name} exists, though the watch has not shown it") from None
             # Ours when an earlier attempt timed out after the server created it; anyone else's is
             # not taken.
             created = await self.client.get(deployment_path(self.namespace, group.name))

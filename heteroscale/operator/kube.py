@@ -8,8 +8,10 @@ with the same credentials.
 Every call retries what a healthy API server answers under load or during a restart (409 on a
 write, 429, 5xx, timeouts, dropped connections) with capped backoff, and raises
 :class:`ApiError` once the attempts are spent; the reconcile tick then ends and the next one starts
-from the observed state again. Writes are absolute (``replicas: 4``, never ``+1``), so a write that
-is retried after the server applied it cannot apply a scale step twice.
+from the observed state again. A write guarded by a ``resourceVersion`` is not retried on 409: the
+object changed, and the caller must read it again (:class:`Conflict`). Writes are absolute
+(``replicas: 4``, never ``+1``), so a write that is retried after the server applied it cannot
+apply a scale step twice.
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ class NotFound(ApiError):
 
 class AlreadyExists(ApiError):
     """HTTP 409 on a create: someone (maybe our own earlier, timed-out attempt) created it."""
+
+
+class Conflict(ApiError):
+    """HTTP 409 on a write that named the object's ``resourceVersion``: it changed since then."""
 
 
 class KubeClient:
@@ -103,6 +109,8 @@ class KubeClient:
                         raise NotFound(404, f"{method} {path}: {text[:200]}")
                     if response.status == 409 and method == "POST":
                         raise AlreadyExists(409, f"{method} {path}: {text[:200]}")
+                    if response.status == 409 and _guarded(body):
+                        raise Conflict(409, f"{method} {path}: {text[:200]}")
                     last = ApiError(response.status, f"{method} {path}: {text[:200]}")
                     if response.status not in _RETRIED_STATUSES:
                         raise last
@@ -128,8 +136,17 @@ class KubeClient:
     async def create(self, path: str, body: Mapping[str, Any]) -> JsonObject:
         return await self.request("POST", path, body=body)
 
-    async def patch(self, path: str, body: Mapping[str, Any]) -> JsonObject:
+    async def patch(self, path: str, body: Mapping[str, Any], *, resource_version: str | None = None) -> JsonObject:
+        """A merge patch; with ``resource_version``, applied only to that version of the object
+        (else :class:`Conflict`)."""
+        if resource_version is not None:
+            body = {**body, "metadata": {**(body.get("metadata") or {}), "resourceVersion": resource_version}}
         return await self.request("PATCH", path, body=body, content_type=MERGE_PATCH)
 
     async def delete(self, path: str) -> JsonObject:
         return await self.request("DELETE", path)
+
+
+def _guarded(body: Mapping[str, Any] | None) -> bool:
+    """Whether a write names the version of the object it applies to."""
+    return bool(body and (body.get("metadata") or {}).get("resourceVersion"))

@@ -48,7 +48,7 @@ from heteroscale.operator import (
     startup,
     statusbook,
 )
-from heteroscale.operator.apply import Apply, Emit, Refusal, counts, cr_path, deployment_path, pods_of
+from heteroscale.operator.apply import Apply, Emit, Refusal, Stale, counts, cr_path, deployment_path, pods_of
 from heteroscale.operator.conflicts import conflicting_autoscalers, conflicting_groups, target_key
 from heteroscale.operator.kube import JsonObject, KubeClient, NotFound
 from heteroscale.operator.naming import GroupPlan, from_plan, from_status, leftovers, role_groups, uses_placement
@@ -248,14 +248,25 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit, watched: Ma
             ctx.cluster.plans.drop(namespace, name)
         seen = await _pods_stuck(ctx, spec, await _read(ctx, obj, spec, status, fresh=False), now)
         signals = await _signals(ctx, spec, grant, seen, now)
-        plan = await _plan(ctx, obj, spec, grant, status, seen, signals, now)
+        plan = await _plan(ctx, obj, spec, grant, status, seen, signals, now, trust_index=True)
+        done: _Done | None = None
         if spec.mode is Mode.ENFORCE and plan.writes():
-            # The index may lag the API server: never write from it. Fetch what the writes are
-            # about, and plan again if anything moved since the index saw it.
-            fresh = await _pods_stuck(ctx, spec, await _read(ctx, obj, spec, status, fresh=True), now)
-            if fresh.differs(seen):
-                plan = await _plan(ctx, obj, spec, grant, status, fresh, signals, now)
-        await _record(ctx, obj, spec, status, out, await _execute(ctx, obj, spec, plan, emit, now), signals, now)
+            # The index may lag the API server: never write from it unchecked. A plan that only
+            # creates and grows Deployments writes each on condition that it is as the index saw
+            # it; any other plan, or one whose condition failed, fetches what the writes are about
+            # and plans again if anything moved since the index saw it.
+            if plan.guarded():
+                try:
+                    done = await _execute(ctx, obj, spec, plan, emit, now, guarded=True)
+                except Stale as stale:
+                    logger.info("%s/%s: %s; reading the group's Deployments again", namespace, name, stale)
+            if done is None:
+                fresh = await _pods_stuck(ctx, spec, await _read(ctx, obj, spec, status, fresh=True), now)
+                if fresh.differs(seen) or plan.creates():
+                    plan = await _plan(ctx, obj, spec, grant, status, fresh, signals, now)
+        if done is None:
+            done = await _execute(ctx, obj, spec, plan, emit, now)
+        await _record(ctx, obj, spec, status, out, done, signals, now)
     except Refusal as refusal:
         ctx.cluster.plans.drop(namespace, name)
         if refusal.reason is Reason.CONFLICT:
@@ -453,6 +464,26 @@ class _Plan:
             return False
         return any(self._writes_to(group) for group in self.targets)
 
+    def creates(self) -> bool:
+        """Whether the plan creates a Deployment (one the index does not show)."""
+        return any(g.replicas > 0 and self.seen.deployments.get(g.name) is None for g in self.targets)
+
+    def guarded(self) -> bool:
+        """Whether every write of this plan can be made conditional on what the index shows: it
+        only creates Deployments and grows or re-templates them (no drain, scale-in, delete,
+        adoption or /scale target), each with the ``resourceVersion`` the index saw."""
+        if self.adopt or self.cancel is not None or self.pending is not None:
+            return False
+        for group in self.targets:
+            deployment = self.seen.deployments.get(group.name)
+            if deployment is None or not self._writes_to(group):
+                continue
+            if scaletarget.is_view(deployment) or not deployment.get("metadata", {}).get("resourceVersion"):
+                return False
+            if group.replicas < observe.asked(deployment):
+                return False
+        return True
+
     def _writes_to(self, group: GroupPlan) -> bool:
         deployment = self.seen.deployments.get(group.name)
         if deployment is None:
@@ -471,6 +502,8 @@ async def _plan(
     seen: _Seen,
     signals: Signals,
     now: float,
+    *,
+    trust_index: bool = False,
 ) -> _Plan:
     """Observe, decide and place (steps 4-5), writing nothing. A Deployment the plan names for the
     first time is read and judged here, so a name clash is refused before any write."""
@@ -531,7 +564,9 @@ async def _plan(
     fresh = [g for g in targets if g.name not in deployments and g.replicas > 0]
     for group in fresh:
         indexed = next(iter(ctx.cluster.deployments.get(("name", namespace, group.name), ())), None)
-        deployments[group.name] = indexed or await _get_or_none(ctx.client, deployment_path(namespace, group.name))
+        if indexed is None and not trust_index:
+            indexed = await _get_or_none(ctx.client, deployment_path(namespace, group.name))
+        deployments[group.name] = indexed
     adopt += _judge(ctx.cluster, obj, fresh, deployments)
     names = {g.name for g in fresh}
     targets = [
@@ -556,14 +591,24 @@ class _Done:
 
 
 async def _execute(
-    ctx: Context, obj: Mapping[str, Any], spec: PDServingGroupSpec, plan: _Plan, emit: Emit, now: float
+    ctx: Context,
+    obj: Mapping[str, Any],
+    spec: PDServingGroupSpec,
+    plan: _Plan,
+    emit: Emit,
+    now: float,
+    *,
+    guarded: bool = False,
 ) -> _Done:
-    """Step 6: the plan's writes (Enforce only), all through :class:`Apply`."""
+    """Step 6: the plan's writes (Enforce only), all through :class:`Apply` (``guarded``: see
+    :meth:`_Plan.guarded`)."""
     namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
     if spec.mode is not Mode.ENFORCE:
         return _Done(plan, plan.targets, plan.pending)
     deployments = plan.seen.deployments
-    apply = Apply(ctx.client, ctx.metrics, obj, namespace, name, spec, plan.seen.current, deployments, emit, now)
+    apply = Apply(
+        ctx.client, ctx.metrics, obj, namespace, name, spec, plan.seen.current, deployments, emit, now, guarded
+    )
     for deployment in plan.adopt:
         await apply.adopt(deployment)
     if plan.cancel is not None:

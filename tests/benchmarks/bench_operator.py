@@ -36,6 +36,7 @@ the emulator's process plays the ReplicaSet controller, as the integration tests
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextvars
 import cProfile
 import io
@@ -102,13 +103,23 @@ class IndexedEmulator(ApiServerEmulator):
         """Deployments created or patched since the ready marker last looked (a watch's worth)."""
         self.first = 0
         """First Deployments (deployment group g0) created so far."""
+        self.served: collections.Counter[str] = collections.Counter()
+        """Requests served, by verb, resource (and subresource) and error: what the operator asks."""
 
     async def _handle(self, request: kmock.Request) -> Any:
         _serving.set(request)
         metadata = request.data.get("metadata", {}) if isinstance(request.data, dict) else {}
         if request.action == kmock.action.CREATE and metadata.get("generateName") and not metadata.get("name"):
             metadata["name"] = f"{metadata['generateName']}{next(self.names)}"
-        answer = await super()._handle(request)
+        verb = request.action.name.lower() if request.action else request.method.name.lower()
+        kind = f"{verb} {request.resource.plural if request.resource else request.url.path}"
+        kind += f"/{request.subresource}" if request.subresource else ""
+        try:
+            answer = await super()._handle(request)
+        except kmock.KubernetesError as error:
+            self.served[f"{kind} ({type(error).__name__.removeprefix('Kubernetes').removesuffix('Error')})"] += 1
+            raise
+        self.served[kind] += 1
         if request.resource == DEPLOYMENT_RESOURCE and request.action in {kmock.action.CREATE, kmock.action.UPDATE}:
             name = request.name or metadata.get("name")
             self.written.add((request.resource, request.namespace or metadata.get("namespace"), name))
@@ -191,7 +202,8 @@ async def _serve(groups: int, pipe: Connection) -> None:
             if pipe.poll():
                 if pipe.recv() == "stop":
                     break
-                pipe.send(time.process_time())  # asked for its CPU time
+                # Asked for its CPU time and the requests served so far.
+                pipe.send((time.process_time(), dict(emulator.served)))
             exist = await mark_ready(emulator)
             if exist == 2 * groups and not announced:
                 pipe.send("ready")
@@ -279,10 +291,12 @@ async def measure(groups: int, profile: bool) -> str:
             profiler.enable()
         decode_tps = 450.0
         jump, cpu = time.monotonic(), time.process_time()
-        server_cpu = await asyncio.to_thread(ask_cpu, ours)
+        server_cpu, served = await asyncio.to_thread(ask_cpu, ours)
         await asyncio.sleep(2 * PERIOD)
         cpu = (time.process_time() - cpu) / 2
-        server_cpu = (await asyncio.to_thread(ask_cpu, ours) - server_cpu) / 2
+        server_cpu_after, served_after = await asyncio.to_thread(ask_cpu, ours)
+        server_cpu = (server_cpu_after - server_cpu) / 2
+        requests = served_after - served
         profiler.disable()
         per_period = sum(1 for t in ticks if t - jump <= 2 * PERIOD) / 2
         latencies = sorted(tick_to_patch.values())
@@ -306,6 +320,9 @@ async def measure(groups: int, profile: bool) -> str:
     line += f"; operator memory {per_group_kib:.0f} KiB per group"
     if planning:
         line += f"; {len(planning)} placement runs, {sum(planning):.1f}s in all, longest {max(planning):.2f}s"
+    per_group = sum(requests.values()) / 2 / groups
+    kinds = ", ".join(f"{kind} {count / 2 / groups:.2f}" for kind, count in requests.most_common())
+    line += f"\n  API requests per group per period: {per_group:.1f} ({kinds})"
     if profile:
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out)
@@ -325,10 +342,11 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def ask_cpu(pipe: Connection) -> float:
-    """The emulator process's CPU seconds so far."""
+def ask_cpu(pipe: Connection) -> tuple[float, collections.Counter[str]]:
+    """The emulator process's CPU seconds and the requests it served so far."""
     pipe.send("cpu")
-    return float(pipe.recv())
+    cpu, served = pipe.recv()
+    return float(cpu), collections.Counter(served)
 
 
 def quantile(values: list[float], q: int) -> float:

@@ -252,20 +252,48 @@ DEFAULT_NODES = [node(f"h20-{i}", "H20", "s2-a") for i in range(2)] + [
 
 @attrs.define(kw_only=True)
 class ApiServerEmulator(kmock.KubernetesEmulator):
-    """KMock's emulator, plus what an API server does to every object it creates: a uid and a
-    creation time. Without a uid from the start, the uid a controller adds later looks to kopf like
-    another object, and an index would keep both. It also notes when each request arrived."""
+    """KMock's emulator, plus what an API server does to every object it writes: a uid and a
+    creation time on creation, a new ``resourceVersion`` on every write through the API, and a
+    write that names a ``resourceVersion`` other than the stored one refused with 409 Conflict
+    (optimistic concurrency; KMock stores whatever version it is given). Without a uid from the
+    start, the uid a controller adds later looks to kopf like another object, and an index would
+    keep both. It also notes when each request arrived.
+
+    A test that changes the store directly (``emulator.objects[...]``) changes no version and
+    sends no watch event: that is how a test makes the operator's watch lag behind a change."""
 
     arrivals: list[tuple[float, kmock.Request]] = attrs.field(factory=list, init=False)
     """(the loop's time, request) of every request, in order: on the fake clock under looptime."""
+    versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1000), init=False)
 
     async def _handle(self, request: kmock.Request) -> Any:
         self.arrivals.append((asyncio.get_running_loop().time(), request))
-        if request.action == kmock.action.CREATE and isinstance(request.data, dict):
+        writes = request.action in (kmock.action.CREATE, kmock.action.UPDATE)
+        if writes and isinstance(request.data, dict):
             metadata = request.data.setdefault("metadata", {})
-            metadata.setdefault("uid", str(uuid.uuid4()))
-            metadata.setdefault("creationTimestamp", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            if request.action == kmock.action.CREATE:
+                metadata.setdefault("uid", str(uuid.uuid4()))
+                metadata.setdefault("creationTimestamp", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+            else:
+                self._precondition(request, metadata.get("resourceVersion"))
+            metadata["resourceVersion"] = str(next(self.versions))
         return await super()._handle(request)
+
+    def _precondition(self, request: kmock.Request, expected: str | None) -> None:
+        if expected is None or request.resource is None or request.name is None:
+            return
+        try:
+            stored = self.objects[request.resource, request.namespace, request.name]
+        except KeyError:
+            return  # KMock answers 404 itself
+        if stored.deleted:
+            return
+        if (stored.get("metadata") or {}).get("resourceVersion") != expected:
+            raise kmock.KubernetesError(
+                status=409,
+                reason="Conflict",
+                message="the object has been modified; please apply your changes to the latest version and try again",
+            )
 
 
 @pytest.fixture

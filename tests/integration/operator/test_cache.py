@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 import kmock
 import pytest
@@ -133,3 +134,56 @@ async def test_a_steady_group_fetches_no_deployment_and_writes_its_status_at_the
         await eventually(
             lambda: emulator.objects[CR, NS, "chat"]["status"]["desired"]["decode"] == 4, timeout=INTERVAL + 0.1
         )
+
+
+def deployment_writes(emulator: ApiServerEmulator, name: str, since: int) -> list[tuple[str, object]]:
+    """(method, body) of the operator's requests about Deployment ``name`` from arrival ``since``."""
+    return [
+        (r.method, r.data)
+        for _, r in emulator.arrivals[since:]
+        if r.url.path.endswith(f"/deployments/{name}") and "heteroscale" in r.headers.get("User-Agent", "")
+    ]
+
+
+async def scale_up(
+    emulator: ApiServerEmulator, api: Api, load: Load, metrics: RecordingMetrics, behind: dict[str, Any] | None
+) -> list[tuple[str, object]]:
+    """Run the group at 2 decode, apply ``behind`` to the decode Deployment in the store directly
+    (no watch event: the operator's watch lags behind it), then raise the load to 4 decode; the
+    operator's requests about that Deployment from then on."""
+    load.decode_tps = 190.0
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
+        await api.create(cr_path(), pdsg())
+        await eventually(lambda: replicas(emulator, "chat-decode-g0") == 2, what="running")
+        await eventually(lambda: decode_seen(metrics)[-1:] == [2], what="observed at 2")
+        if behind is not None:
+            emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"].patch(behind)
+        since = len(emulator.arrivals)
+        load.decode_tps = 390.0
+        await eventually(lambda: replicas(emulator, "chat-decode-g0") == 4, what="scaled up")
+    return deployment_writes(emulator, "chat-decode-g0", since)
+
+
+@pytest.mark.looptime
+async def test_a_scale_up_reads_no_deployment_its_write_names_the_version_the_watch_saw(
+    emulator: ApiServerEmulator, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    about = await scale_up(emulator, api, load, metrics, behind=None)
+    assert [method for method, _ in about] == ["PATCH"], "written once, without reading it first"
+    [(_, body)] = about
+    assert isinstance(body, dict)
+    # The emulator refuses a write naming a version other than the stored one (409): this one
+    # named the version the watch had shown, and it was the current one.
+    assert body["metadata"]["resourceVersion"], "on condition that it is as the watch saw it"
+
+
+@pytest.mark.looptime
+async def test_a_write_refused_because_the_watch_lagged_is_read_and_planned_again(
+    emulator: ApiServerEmulator, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    # Another controller labels the Deployment; the operator's watch has not shown it yet.
+    about = await scale_up(
+        emulator, api, load, metrics, {"metadata": {"labels": {"team": "search"}, "resourceVersion": "1"}}
+    )
+    assert [method for method, _ in about][:3] == ["PATCH", "GET", "PATCH"], "refused (409), read again, written"
+    assert emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]["metadata"]["labels"]["team"] == "search"

@@ -215,6 +215,29 @@ async def test_3_a_deployment_with_the_wanted_name_is_not_taken_without_its_owne
         assert replicas(emulator, "chat-decode-g0") == 6
 
 
+@pytest.mark.looptime
+async def test_3_a_name_clash_the_watch_has_not_shown_yet_is_never_written(
+    emulator: kmock.KubernetesEmulator, api: Api, load: Load, metrics: RecordingMetrics
+) -> None:
+    """Item 3 when the watch lags: the group's first writes trust the watch (no Deployment there),
+    the API server refuses the create of the taken name, and the tick reads again and plans again
+    around it: refused, or placed under other names, but the taken Deployment is never written."""
+    load.decode_tps = 190.0
+    async with controllers(emulator), operator_in_test_loop(emulator, load, metrics):
+        await api.create(cr_path(), pdsg("other"))
+        await eventually(lambda: replicas(emulator, "other-decode-g0") == 2, what="the operator is running")
+        # In the store directly: no watch event, so the operator's index does not have it.
+        emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"] = deployment("chat-decode-g0", 6)
+        await api.create(cr_path(), pdsg())
+        await eventually(lambda: emulator.objects[CR, NS, "chat"]["status"]["lastDecision"], what="a tick")
+        await asyncio.sleep(3.0)
+    creates = [r.data["metadata"]["name"] for r in writes(emulator) if r.method == "POST"]
+    assert "chat-decode-g0" in creates, "the create trusted the watch, and the API server refused it"
+    assert writes(emulator, "/deployments/chat-decode-g0") == [], "the taken Deployment is never written"
+    taken = emulator.objects[DEPLOYMENTS, NS, "chat-decode-g0"]
+    assert (replicas(emulator, "chat-decode-g0"), taken["metadata"].get("ownerReferences")) == (6, None)
+
+
 def bystander(name: str, labels: dict[str, str], owners: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
