@@ -4,7 +4,7 @@ A status patch every tick of every group is most of the API traffic of a large f
 ticks change only what moves all the time: the reading, its age, the decision's time and message,
 the recommendations' times. The book remembers, per group, the status as last sent and as last
 computed. A tick sends its status only when something a person or a restarted operator acts on
-changed (:func:`significant`), or when the last write is older than the refresh period; otherwise
+changed (anything but what moves on every tick), or when the last write is older than the refresh period; otherwise
 the next tick carries the computed status from memory.
 
 The status in the API stays the durable record: a tick carries its own memory only while the
@@ -66,11 +66,6 @@ def _essence(status: Mapping[str, Any]) -> Any:
     return out
 
 
-def significant(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
-    """Whether ``after`` differs from ``before`` in anything but what moves on every tick."""
-    return bool(_essence(before) != _essence(after))
-
-
 def refresh_seconds(interval: float, stabilization_window: float) -> float:
     """How long a group's status may go unwritten: a quarter of the stabilization window, at most a
     minute, at least one tick."""
@@ -85,6 +80,11 @@ class _Entry:
     sent_at: float
     latest: Json
     """The status as last computed, sent or not."""
+    sent_essence: Any = None
+    """``_essence(sent)``, computed once."""
+    matched: Mapping[str, Any] | None = None
+    """The last stored status found equal to ``sent``: kopf hands out the same object until the next
+    watch event and never edits it, so a tick compares it once, not on every question."""
 
 
 @dataclass
@@ -96,7 +96,14 @@ class StatusBook:
     def is_ours(self, key: tuple[str, str], uid: str, stored: Mapping[str, Any] | None) -> bool:
         """Whether ``stored`` is the status this book last sent for the group (nobody wrote since)."""
         entry = self._entries.get(key)
-        return entry is not None and entry.uid == uid and _plain(stored or {}) == entry.sent
+        if entry is None or entry.uid != uid:
+            return False
+        if stored is not None and stored is entry.matched:
+            return True
+        if _plain(stored or {}) != entry.sent:
+            return False
+        entry.matched = stored
+        return True
 
     def carried(self, key: tuple[str, str], uid: str, stored: Mapping[str, Any] | None) -> Json:
         """The status a tick starts from: the one it computed last, while the stored one is still
@@ -113,7 +120,11 @@ class StatusBook:
         if entry is None or entry.uid != uid:
             return True
         entry.latest = merged(entry.latest, patch)
-        return significant(entry.sent, entry.latest) or now - entry.sent_at >= refresh
+        if now - entry.sent_at >= refresh:
+            return True
+        if entry.sent_essence is None:
+            entry.sent_essence = _essence(entry.sent)
+        return bool(entry.sent_essence != _essence(entry.latest))
 
     def sent(self, key: tuple[str, str], uid: str, stored: Mapping[str, Any], now: float) -> None:
         """The write went through; ``stored`` is the status the API server answered with."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from heteroscale.operator.statusbook import StatusBook, merged, refresh_seconds, significant
+from heteroscale.operator.statusbook import StatusBook, merged, refresh_seconds
 
 
 def status(**changes: Any) -> dict[str, Any]:
@@ -20,6 +20,13 @@ def status(**changes: Any) -> dict[str, Any]:
         ],
     }
     return merged(base, changes)
+
+
+def significant(before: dict[str, Any], after: dict[str, Any]) -> bool:
+    """Whether a tick that computed ``after`` right after sending ``before`` sends it too."""
+    book, key = StatusBook(), ("ns", "chat")
+    book.sent(key, "uid", before, now=0.0)
+    return book.needs_write(key, "uid", after, now=1.0, refresh=60.0)
 
 
 def test_what_moves_every_tick_is_not_significant() -> None:
