@@ -76,14 +76,16 @@ def test_bad_input_is_an_error_without_traceback(tmp_path: Path, capsys: pytest.
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("value", ["0", "two"])
-def test_workers_must_be_a_positive_integer(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("value", "message"), [("0", "must be a whole number >= 1"), ("two", "must be a whole number")]
+)
+def test_workers_must_be_a_positive_integer(value: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["stragglers", "analyze", "--trace", str(DATA / "trace-ST.parquet"), "--meta", str(DATA / "meta-ST.yaml")]
     with pytest.raises(SystemExit) as exit_info:
         main([*argv, "--workers", value])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert f"argument --workers: must be a positive integer, got '{value}'" in err
+    assert f"argument --workers: {message}, got '{value}'" in err
     assert "Traceback" not in err
 
 
