@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from heteroscale.operator.kube import AlreadyExists, ApiError, KubeClient, NotFound
+from heteroscale.operator.kube import AlreadyExists, ApiError, Conflict, KubeClient, NotFound
 
 pytestmark = pytest.mark.looptime
 
@@ -97,6 +97,26 @@ async def test_a_create_that_exists_is_already_exists_not_retried(script: tuple[
     finally:
         await kube.close()
     assert len(state.seen) == 1
+
+
+@pytest.mark.parametrize(("version", "attempts"), [("41", 1), (None, 4)])
+async def test_a_patch_naming_a_version_is_not_retried_on_conflict(
+    script: tuple[Script, str], version: str | None, attempts: int
+) -> None:
+    """409 on a write that named the object's resourceVersion: the object changed, and sending
+    the same body again cannot succeed. Without a version, 409 is a transient clash: retried."""
+    state, url = script
+    state.answers = [(409, {})]
+    kube = client(url)
+    try:
+        with pytest.raises(ApiError) as raised:
+            await kube.patch(
+                "/apis/apps/v1/namespaces/x/deployments/d", {"spec": {"replicas": 2}}, resource_version=version
+            )
+    finally:
+        await kube.close()
+    assert isinstance(raised.value, Conflict) == (version is not None)
+    assert len(state.seen) == attempts
 
 
 async def test_retry_after_is_honoured_up_to_the_cap(script: tuple[Script, str]) -> None:
