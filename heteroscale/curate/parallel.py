@@ -12,12 +12,12 @@ lane's run does not depend on the other lanes of its pass, so the results do not
 from __future__ import annotations
 
 import concurrent.futures
-import multiprocessing
 import queue
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from heteroscale.cores import worker_context
 from heteroscale.curate import evaluate
 from heteroscale.curate.evaluate import Setting
 from heteroscale.curate.objective import Score
@@ -102,10 +102,7 @@ def run_jobs(at: Setting, jobs: Sequence[Job], workers: int, advance: Advance) -
         return []
     if workers <= 1:
         return [_run(at, i, job, lambda message: advance(*message)) for i, job in enumerate(jobs)]
-    # Not fork: this process may hold threads (the progress bar's monitor), and a child forked
-    # from a threaded process can deadlock. The fork server is a clean process that forks workers.
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+    context = worker_context()
     messages = context.Queue()
     with concurrent.futures.ProcessPoolExecutor(
         max_workers=min(workers, len(jobs)), mp_context=context, initializer=_start_worker, initargs=(at, messages)

@@ -27,6 +27,7 @@ import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import Any
 
 from pydantic import ValidationError
@@ -462,7 +463,7 @@ class _Plan:
             return True
         if self.pending is not None:
             return False
-        return any(self._writes_to(group) for group in self.targets)
+        return bool(self._written)
 
     def creates(self) -> bool:
         """Whether the plan creates a Deployment (one the index does not show)."""
@@ -476,13 +477,18 @@ class _Plan:
             return False
         for group in self.targets:
             deployment = self.seen.deployments.get(group.name)
-            if deployment is None or not self._writes_to(group):
+            if deployment is None or group.name not in self._written:
                 continue
             if scaletarget.is_view(deployment) or not deployment.get("metadata", {}).get("resourceVersion"):
                 return False
             if group.replicas < observe.asked(deployment):
                 return False
         return True
+
+    @cached_property
+    def _written(self) -> set[str]:
+        """The targets this plan writes to (each pod template rendered once per plan)."""
+        return {group.name for group in self.targets if self._writes_to(group)}
 
     def _writes_to(self, group: GroupPlan) -> bool:
         deployment = self.seen.deployments.get(group.name)

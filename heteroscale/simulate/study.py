@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
-import multiprocessing
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from heteroscale.cores import worker_context
 from heteroscale.placement import Inventory
 from heteroscale.simulate import oracle
 from heteroscale.simulate.catalog import POLICIES
@@ -124,10 +124,7 @@ def run_study(
     label = ", ".join(p.name for p in built)
     found: oracle.OracleResult | None = None
     if "oracle" in policies and workers > 1:
-        # forkserver, not fork: this process may hold threads (the progress bar's monitor).
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
-        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=worker_context()) as pool:
             search = pool.submit(_search, workload, service, config, need)
             served = serve(workload, service, controlled, config, progress, label + " (oracle search in parallel)")
             found = search.result()
