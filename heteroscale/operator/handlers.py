@@ -187,32 +187,35 @@ class Operator:
             kopf.event(body, type=type_, reason=reason, message=message[:1024])
 
         failures = 0
-        while not stopped:
-            interval: float = DEFAULT_INTERVAL
-            assert self.context is not None, "kopf logs in before any handler runs"
-            loop = asyncio.get_running_loop()
-            started = loop.time()
-            try:
-                # The period runs from the start of one tick to the start of the next: a slow tick
-                # does not stretch it (at most, the next tick starts right away).
-                interval = await tick(self.context, namespace, name, emit, body) - (loop.time() - started)
-                failures = 0
-            except Exception as exc:
-                failures += 1
-                interval = _backoff(self.error_retry_seconds, failures)
-                kind = f"api_{exc.status}" if isinstance(exc, ApiError) and exc.status else type(exc).__name__
-                self.metrics.count_reconcile_error(namespace, name, kind)
-                if isinstance(exc, ApiError):
-                    logger.warning(f"reconcile failed ({failures} in a row), retrying in {interval:.0f}s: {exc}")
-                else:
-                    logger.exception(f"reconcile failed ({failures} in a row), retrying in {interval:.0f}s")
-                await report_failure(self.context, namespace, name, emit, exc)
-            await stopped.wait(max(0.0, interval))
-        self.metrics.forget(namespace, name)
-        # Deleted (or the operator stops): its capacity is no longer reserved for it.
-        self.cluster.plans.drop(namespace, name)
-        if self.context is not None:
-            self.context.statuses.forget((namespace, name))
+        try:
+            while not stopped:
+                interval: float = DEFAULT_INTERVAL
+                assert self.context is not None, "kopf logs in before any handler runs"
+                loop = asyncio.get_running_loop()
+                started = loop.time()
+                try:
+                    # The period runs from the start of one tick to the start of the next: a slow tick
+                    # does not stretch it (at most, the next tick starts right away).
+                    interval = await tick(self.context, namespace, name, emit, body) - (loop.time() - started)
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    interval = _backoff(self.error_retry_seconds, failures)
+                    kind = f"api_{exc.status}" if isinstance(exc, ApiError) and exc.status else type(exc).__name__
+                    self.metrics.count_reconcile_error(namespace, name, kind)
+                    if isinstance(exc, ApiError):
+                        logger.warning(f"reconcile failed ({failures} in a row), retrying in {interval:.0f}s: {exc}")
+                    else:
+                        logger.exception(f"reconcile failed ({failures} in a row), retrying in {interval:.0f}s")
+                    await report_failure(self.context, namespace, name, emit, exc)
+                await stopped.wait(max(0.0, interval))
+        finally:
+            # Deleted (or the operator stops): its capacity is no longer reserved for it. In a
+            # finally: kopf cancels a daemon that does not exit at once, which is one mid-tick.
+            self.metrics.forget(namespace, name)
+            self.cluster.plans.drop(namespace, name)
+            if self.context is not None:
+                self.context.statuses.forget((namespace, name))
 
 
 def finalizer(config: OperatorConfig) -> str:

@@ -64,10 +64,17 @@ class Load:
     """Decode pods the reading comes from; None: unknown (no partial-data check)."""
     reads: int = 0
     scopes: list[Any] = field(default_factory=list)
+    held: str | None = None
+    """The group whose reads block until ``release`` is set: its tick caught half-way."""
+    holding: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     def read(self, spec: Any, scope: Any, decode: Any, prefill: Any, now: float) -> Signals:
         self.reads += 1
         self.scopes.append(scope)
+        if self.held is not None and any(name.startswith(f"{self.held}-") for name in decode):
+            self.holding.set()
+            self.release.wait(timeout=120)
         age = 1.0 if self.decode_tps is not None else None
         problem = None if self.decode_tps is not None else "no data"
         return Signals(self.decode_tps, age, None, None, problem, decode_reporting=self.reporting)

@@ -207,11 +207,17 @@ async def test_competing_groups_are_placed_in_priority_order_whichever_ticks_fir
     assert warnings[0]["type"] == "Warning"
     assert not [e for e in events(emulator, "Unschedulable") if e["involvedObject"]["name"] == high]
 
-    # The high priority group goes: its reservation with it, so the other one is placed.
-    # Deletion runs through kopf (daemon stopped, finalizer removed) on the wall clock: on a loaded
-    # machine that alone can take seconds, hence the longer waits.
-    await api.delete(cr_path(high))
-    await eventually(lambda: emulator.objects[CR, NS, high].deleted, what=f"{high} gone", timeout=30)
+    # The high priority group goes, deleted half-way through a tick (kopf cancels a daemon that
+    # does not stop at once): its reservation with it, so the other one is placed. Deletion runs
+    # through kopf (daemon stopped, finalizer removed) on the wall clock: on a loaded machine that
+    # alone can take seconds, hence the longer waits.
+    load.held = high
+    await eventually(load.holding.is_set, what=f"a tick of {high} under way")
+    try:
+        await api.delete(cr_path(high))
+        await eventually(lambda: emulator.objects[CR, NS, high].deleted, what=f"{high} gone", timeout=30)
+    finally:
+        load.release.set()  # a read still held keeps its worker thread, so the operator, running
     await eventually(
         lambda: (
             {k: v for k, v in sizes(emulator).items() if k.startswith(low)}
