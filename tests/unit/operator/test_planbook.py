@@ -256,6 +256,37 @@ async def test_a_caller_whose_request_a_run_covered_does_not_wait_for_later_chan
     assert max(returned_after.values()) == 2, returned_after
 
 
+async def test_a_caller_cancelled_while_waiting_leaves_the_run_to_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The group that started a run is deleted (its loop cancelled) while the run is under way: the
+    others waiting for that run still get their plans from it."""
+    import asyncio
+    import threading
+
+    from heteroscale.operator import planbook
+
+    runs: list[int] = []
+    real = planbook.plan_many
+    gate = threading.Event()
+
+    def held(inventory: Inventory, requests: Any) -> list[Plan]:
+        runs.append(len(requests))
+        gate.wait(timeout=30)
+        return real(inventory, requests)
+
+    monkeypatch.setattr(planbook, "plan_many", held)
+    book = PlanBook()
+    inv = inventory([node(f"h{i}", "H20") for i in range(3)] + [node(f"l{i}", "L20") for i in range(3)])
+    first = asyncio.create_task(book.plan(request("first", spec()), inv))
+    await asyncio.sleep(0.05)
+    second = asyncio.create_task(book.plan(request("second", spec()), inv))
+    await asyncio.sleep(0.05)
+    first.cancel()
+    book.drop("ns", "first")
+    gate.set()
+    assert placed(await second) == 2
+    assert runs == [1, 1], "the first run planned 'first' alone, the second 'second' alone"
+
+
 def stored(name: str, spec_: PDServingGroupSpec, groups: tuple[GroupStatus, ...], **metadata: Any) -> dict[str, Any]:
     """A PDServingGroup as the API server returns it after an earlier operator's ticks."""
     return {
