@@ -35,6 +35,12 @@ from heteroscale.operator.signals import MetricsSink, ReaderFactory
 
 PREFIX = "heteroscale.io"
 FINALIZER = f"{PREFIX}/finalizer"
+
+#: How long a tick under way may go on once its group's loop is told to stop (then it is cancelled).
+#: With kopf's 10 s cancellation timeout after it, an operator pod stops within the default 30 s
+#: termination grace period.
+STOP_GRACE_SECONDS = 10.0
+
 #: The component every Event of the operator names as its source.
 EVENT_SOURCE = "heteroscale-operator"
 
@@ -54,6 +60,7 @@ class Operator:
         clock: Callable[[], float] = time.time,
         error_retry_seconds: float = 1.0,
         client_timeout_seconds: float = 10.0,
+        stop_grace_seconds: float = STOP_GRACE_SECONDS,
         slow_nodes: Collection[str] = (),
         config: OperatorConfig | None = None,
     ) -> None:
@@ -63,6 +70,7 @@ class Operator:
         self.connect = connect
         self.clock = clock
         self.error_retry_seconds = error_retry_seconds
+        self.stop_grace_seconds = stop_grace_seconds
         self.client_timeout_seconds = client_timeout_seconds
         self.context: Context | None = None
         self.cluster = Cluster(slow_nodes=frozenset(slow_nodes))
@@ -84,9 +92,19 @@ class Operator:
         # Deployment referenced by groups of two shards is still a conflict.
         kopf.index(GROUP, VERSION, PLURAL, id="seeded", registry=self.registry, when=self._in_shard)(self._seed_group)
         kopf.index(GROUP, VERSION, PLURAL, id="references", registry=self.registry)(self._index_references)
-        kopf.daemon(GROUP, VERSION, PLURAL, registry=self.registry, cancellation_timeout=10.0, when=self._in_shard)(
-            self._run_group
-        )
+        # A group's loop stops when the group is deleted, leaves this shard or the operator stops.
+        # The loop checks for that between ticks; a tick under way gets the grace period to finish
+        # its writes (a drain's pod labels and the status that records the drain belong together)
+        # before kopf cancels it. Without a backoff kopf cancels at once.
+        kopf.daemon(
+            GROUP,
+            VERSION,
+            PLURAL,
+            registry=self.registry,
+            cancellation_backoff=self.stop_grace_seconds,
+            cancellation_timeout=10.0,
+            when=self._in_shard,
+        )(self._run_group)
 
     def _configure(self, settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = finalizer(self.config)

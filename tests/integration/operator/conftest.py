@@ -407,13 +407,13 @@ class Running:
 def _operator(
     emulator: kmock.KubernetesEmulator, load: Load | ReaderFactory, metrics: RecordingMetrics, **options: Any
 ) -> Operator:
-    """The operator's handlers, logged in to the emulator, retrying a failed tick after 0.2 s."""
+    """The operator's handlers, logged in to the emulator, retrying a failed tick after 0.2 s; a
+    tick under way when its loop stops has 2 s to finish."""
     return Operator(
         (lambda source: load) if isinstance(load, Load) else load,
         metrics,
         connect=lambda **_: kopf.ConnectionInfo(server=str(emulator.url)),
-        error_retry_seconds=0.2,
-        **options,
+        **{"error_retry_seconds": 0.2, "stop_grace_seconds": 2.0, **options},
     )
 
 

@@ -207,8 +207,8 @@ async def test_competing_groups_are_placed_in_priority_order_whichever_ticks_fir
     assert warnings[0]["type"] == "Warning"
     assert not [e for e in events(emulator, "Unschedulable") if e["involvedObject"]["name"] == high]
 
-    # The high priority group goes, deleted half-way through a tick (kopf cancels a daemon that
-    # does not stop at once): its reservation with it, so the other one is placed. Deletion runs
+    # The high priority group goes, deleted half-way through a tick that outlasts the grace period
+    # (kopf cancels it then): its reservation with it, so the other one is placed. Deletion runs
     # through kopf (daemon stopped, finalizer removed) on the wall clock: on a loaded machine that
     # alone can take seconds, hence the longer waits.
     load.held = high
@@ -230,3 +230,31 @@ async def test_competing_groups_are_placed_in_priority_order_whichever_ticks_fir
         lambda: (c := condition(emulator.objects[CR, NS, low], "Ready")) is not None and c["reason"] != "Unschedulable",
         what=f"{low} no longer Unschedulable",
     )
+
+
+async def test_a_tick_under_way_when_its_group_is_deleted_finishes_its_writes(
+    emulator: kmock.KubernetesEmulator,
+    cluster: ReplicaSetStandIn,
+    api: Api,
+    load: Load,
+    operator: Operator,
+) -> None:
+    """A group's loop stops between ticks; a tick under way when the group is deleted (or the
+    operator stops) gets the grace period to finish, so what it writes is written whole: a drain's
+    pod labels are not left without the status that records the drain."""
+    load.decode_tps = 80.0
+    await api.create(cr_path(), pdsg("solo"))
+    await eventually(lambda: sizes(emulator) == {"solo-prefill-g0": 1, "solo-decode-g0": 1}, what="solo at 1+1")
+    load.held = "solo"
+    try:
+        await eventually(load.holding.is_set, what="a tick of solo under way")
+        load.decode_tps = 150.0  # what the held tick reads when it goes on: 2 decode
+        await api.delete(cr_path("solo"))
+        await eventually(
+            lambda: emulator.objects[CR, NS, "solo"].get("metadata", {}).get("deletionTimestamp"),
+            what="solo marked for deletion",
+        )
+    finally:
+        load.release.set()
+    await eventually(lambda: sizes(emulator).get("solo-decode-g0") == 2, what="the held tick's scale-up written")
+    await eventually(lambda: emulator.objects[CR, NS, "solo"].deleted, what="solo gone", timeout=30)
