@@ -129,9 +129,9 @@ class Context:
     cluster: Cluster = field(default_factory=Cluster)
     config: OperatorConfig = field(default_factory=OperatorConfig)
     statuses: StatusBook = field(default_factory=StatusBook)
+    """What each group last wrote to its status and computed since (writes that can be skipped)."""
     not_ready_since: dict[tuple[str, str], float] = field(default_factory=dict)
     """When each Deployment with pods asked for but not ready was first seen so (see _pods_stuck)."""
-    """What each group last wrote to its status and computed since (writes that can be skipped)."""
     _reader_cache: dict[str, SignalReader] = field(default_factory=dict)
 
     def reader(self, grant: access.Access) -> SignalReader:
