@@ -13,7 +13,7 @@ that finds the Deployment changed or gone, stops with :class:`Stale` instead of 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,9 +170,16 @@ class Apply:
                 self.metrics.count_scale_event(self.namespace, self.name, role.value, direction)
 
     async def decision(
-        self, decision: Decision, targets: Sequence[GroupPlan], observation: Observation
+        self,
+        decision: Decision,
+        targets: Sequence[GroupPlan],
+        observation: Observation,
+        record: Callable[[Drain], Awaitable[None]],
     ) -> Drain | None:
-        """Scale-ups and affinity now; scale-ins start a drain (or go at once with no pod to drain)."""
+        """Scale-ups and affinity now; scale-ins start a drain (or go at once with no pod to drain).
+        A drain is ``record``-ed (in the status) before any pod leaves serving: a tick cut short
+        between the two then leaves a drain whose pods still serve, which its finish puts right
+        (:meth:`finish_drain`), never pods out of serving that no status remembers."""
         before = {Role.PREFILL.value: observation.prefill.replicas, Role.DECODE.value: observation.decode.replicas}
         draining: list[DrainGroup] = []
         for group in targets:
@@ -185,7 +192,6 @@ class Apply:
             shrink = observe.asked(current) - group.replicas
             chosen = await self._choose(current, shrink) if shrink > 0 else []
             if chosen:
-                await self._patch_pods(chosen, drain.out_of_serving_patch())
                 draining.append(DrainGroup(name=group.name, replicas=group.replicas, pods=chosen))
                 continue
             patch = manifests.group_patch(current, group, template)
@@ -195,10 +201,14 @@ class Apply:
         if after == before:
             return None
         if draining:
+            started = Drain(started=self.now, groups=draining, reason=decision.reason, message=decision.message)
+            await record(started)
+            for leaving in draining:
+                await self._patch_pods(leaving.pods, drain.out_of_serving_patch())
             seconds = self.spec.behavior.scale_down.drain_seconds
             pods = ", ".join(p for d in draining for p in d.pods)
             self.emit("Normal", decision.reason, f"{decision.message}; draining {pods} for {seconds}s first")
-            return Drain(started=self.now, groups=draining, reason=decision.reason, message=decision.message)
+            return started
         self._count(before, after)
         self.emit("Normal", decision.reason, decision.message)
         return None
@@ -227,8 +237,21 @@ class Apply:
     async def _pods_of(self, deployment: Mapping[str, Any]) -> list[Mapping[str, Any]]:
         return await pods_of(self.client, self.namespace, deployment)
 
-    async def finish_drain(self, pending: Drain) -> None:
-        """Lower the replicas: the drained pods carry the lowest deletion cost, so exactly they go."""
+    async def finish_drain(self, pending: Drain) -> Drain | None:
+        """Lower the replicas: the drained pods carry the lowest deletion cost, so exactly they go.
+        A drained pod of the group's that is still in serving (the tick that started the drain was
+        cut short after recording it) leaves serving now, and the drain starts again from now
+        instead: returned, with nothing lowered."""
+        late = await self._still_serving(pending)
+        if late:
+            await self._patch_pods(late, drain.out_of_serving_patch())
+            seconds = self.spec.behavior.scale_down.drain_seconds
+            self.emit(
+                "Normal",
+                pending.reason,
+                f"{pending.message}; draining {', '.join(late)} for {seconds}s first: they had not left serving",
+            )
+            return pending.model_copy(update={"started": self.now})
         before = {role.value: 0 for role in Role}
         after = dict(before)
         roles = {g.name: g.role for g in self.current}
@@ -244,6 +267,21 @@ class Apply:
         self._count(before, after)
         pods = ", ".join(p for g in pending.groups for p in g.pods)
         self.emit("Normal", Reason.DRAIN_COMPLETE, f"removed {pods} after the drain period; {pending.message}")
+        return None
+
+    async def _still_serving(self, pending: Drain) -> list[str]:
+        """The drain's pods that are still the Deployment's and not out of serving."""
+        late: list[str] = []
+        for group in pending.groups:
+            deployment = self.deployments.get(group.name)
+            if deployment is None or not group.pods:
+                continue
+            listed = set(group.pods)
+            for pod in await self._pods_of(deployment):
+                meta = pod["metadata"]
+                if meta["name"] in listed and (meta.get("labels") or {}).get(LABEL_SERVING) != NOT_SERVING:
+                    late.append(meta["name"])
+        return late
 
     async def cancel_drain(self, pending: Drain, why: str) -> None:
         """Put the drained pods back in serving (they never stopped: no cold start). The pod names

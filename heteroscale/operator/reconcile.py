@@ -25,7 +25,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from typing import Any
@@ -188,6 +188,10 @@ class _Status:
         answer = await self.ctx.client.patch(cr_path(*self.key) + "/status", {"status": body})
         book.sent(self.key, uid, answer.get("status") or {}, self.now)
 
+    async def record_drain(self, started: Drain) -> None:
+        """The drain a tick starts, in the status before its pods leave serving."""
+        await self.write({"drain": started.model_dump(by_alias=True, mode="json")})
+
     async def refuse(self, reason: Reason, message: str) -> None:
         before = self.status.conditions
         after = conditions.refused(before, reason, message, self.now, self.generation)
@@ -258,7 +262,7 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit, watched: Ma
             # and plans again if anything moved since the index saw it.
             if plan.guarded():
                 try:
-                    done = await _execute(ctx, obj, spec, plan, emit, now, guarded=True)
+                    done = await _execute(ctx, obj, spec, plan, emit, now, out.record_drain, guarded=True)
                 except Stale as stale:
                     logger.info("%s/%s: %s; reading the group's Deployments again", namespace, name, stale)
             if done is None:
@@ -266,7 +270,7 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit, watched: Ma
                 if fresh.differs(seen) or plan.creates():
                     plan = await _plan(ctx, obj, spec, grant, status, fresh, signals, now)
         if done is None:
-            done = await _execute(ctx, obj, spec, plan, emit, now)
+            done = await _execute(ctx, obj, spec, plan, emit, now, out.record_drain)
         await _record(ctx, obj, spec, status, out, done, signals, now)
     except Refusal as refusal:
         ctx.cluster.plans.drop(namespace, name)
@@ -603,11 +607,13 @@ async def _execute(
     plan: _Plan,
     emit: Emit,
     now: float,
+    record_drain: Callable[[Drain], Awaitable[None]],
     *,
     guarded: bool = False,
 ) -> _Done:
     """Step 6: the plan's writes (Enforce only), all through :class:`Apply` (``guarded``: see
-    :meth:`_Plan.guarded`)."""
+    :meth:`_Plan.guarded`); a drain it starts is written to the status (``record_drain``) before
+    any pod leaves serving."""
     namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
     if spec.mode is not Mode.ENFORCE:
         return _Done(plan, plan.targets, plan.pending)
@@ -621,10 +627,9 @@ async def _execute(
         await apply.cancel_drain(plan.cancel, plan.decision.message)
     if plan.pending is not None:
         if plan.finish:
-            await apply.finish_drain(plan.pending)
-            return _Done(plan, plan.targets, None)
+            return _Done(plan, plan.targets, await apply.finish_drain(plan.pending))
         return _Done(plan, plan.targets, plan.pending)
-    pending = await apply.decision(plan.decision, plan.targets, plan.observation)
+    pending = await apply.decision(plan.decision, plan.targets, plan.observation, record_drain)
     targets = plan.targets if pending is not None else await apply.remove_emptied(plan.targets, plan.kept)
     return _Done(plan, targets, pending)
 

@@ -272,9 +272,14 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     arrivals: list[tuple[float, kmock.Request]] = attrs.field(factory=list, init=False)
     """(the loop's time, request) of every request, in order: on the fake clock under looptime."""
     versions: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1000), init=False)
+    refusing: Callable[[kmock.Request], bool] = attrs.field(default=lambda request: False, init=False)
+    """Requests for which this is true are answered 503 and change nothing: a write that never
+    reached the store (KMock's own error reactions answer after the emulator applied the write)."""
 
     async def _handle(self, request: kmock.Request) -> Any:
         self.arrivals.append((asyncio.get_running_loop().time(), request))
+        if self.refusing(request):
+            raise kmock.KubernetesError(status=503, reason="ServiceUnavailable", message="refused by the test")
         writes = request.action in (kmock.action.CREATE, kmock.action.UPDATE)
         if writes and isinstance(request.data, dict):
             metadata = request.data.setdefault("metadata", {})
