@@ -88,10 +88,10 @@ class Operator:
         kopf.index("keda.sh", "v1alpha1", "scaledobjects", id="scaled_objects", registry=self.registry)(
             self._index_scaled_object
         )
-        # The groups of this replica's shard only; the references index keeps every group, so a
-        # Deployment referenced by groups of two shards is still a conflict.
-        kopf.index(GROUP, VERSION, PLURAL, id="seeded", registry=self.registry, when=self._in_shard)(self._seed_group)
-        kopf.index(GROUP, VERSION, PLURAL, id="references", registry=self.registry)(self._index_references)
+        # Every group, of every shard: a Deployment referenced by groups of two shards is still a
+        # conflict. One handler for both jobs of a group's watch event: kopf's cost per handler
+        # call is most of an event's, and every status write of every group is an event.
+        kopf.index(GROUP, VERSION, PLURAL, id="references", registry=self.registry)(self._index_group)
         # A group's loop stops when the group is deleted, leaves this shard or the operator stops.
         # The loop checks for that between ticks; a tick under way gets the grace period to finish
         # its writes (a drain's pod labels and the status that records the drain belong together)
@@ -154,19 +154,19 @@ class Operator:
         trimmed = indexes.deployment(body)
         return dict.fromkeys(indexes.deployment_keys(body), trimmed)
 
-    async def _seed_group(self, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> None:
-        """Index handlers run on every change, and kopf fills the indexes before it starts any
-        daemon: so after a restart the plan book knows what every group holds before the first
-        tick plans. Nothing is indexed; the plan book is the point. A coroutine: it runs on every
+    async def _index_group(
+        self, body: kopf.Body, namespace: str | None, name: str, labels: kopf.Labels, **_: Any
+    ) -> dict[tuple[str, str], tuple[str, str, str]] | None:
+        """Which Deployments each group references, so a tick finds another group on its own.
+
+        And a group of this replica's shard that the plan book does not know yet is seeded into
+        it: kopf fills the indexes before it starts any daemon, so after a restart the plan book
+        knows what every group holds before the first tick plans. A coroutine: it runs on every
         status write of every group, and kopf would hand a plain function to a worker thread."""
-        if namespace is not None and (namespace, name) not in self.cluster.plans:
+        if namespace is not None and (namespace, name) not in self.cluster.plans and self._in_shard(labels):
             request = seed_request(body, self.config)
             if request is not None:
                 self.cluster.plans.seed(request)
-
-    @staticmethod
-    async def _index_references(body: kopf.Body, **_: Any) -> dict[tuple[str, str], tuple[str, str, str]] | None:
-        """Which Deployments each group references, so a tick finds another group on its own."""
         return group_references(body) or None
 
     @staticmethod

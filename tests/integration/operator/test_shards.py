@@ -15,6 +15,8 @@ import kmock
 import pytest
 
 from heteroscale.api.config import OperatorConfig, Shard
+from heteroscale.operator.planbook import PlanBook
+from heteroscale.placement import PlanRequest
 from tests.integration.operator.conftest import (
     CR,
     NS,
@@ -124,3 +126,36 @@ async def test_each_shard_reconciles_its_groups_on_its_nodes_and_takes_over_a_re
     # The finalizers after the move are not checked here: the emulator never bumps resourceVersion,
     # so kopf's guarded JSON patches (test the version, then add or remove) of the two replicas can
     # interleave, which an API server refuses and kopf then retries on a fresh object.
+
+
+async def test_a_restarted_replica_seeds_its_plan_book_with_its_own_shards_groups_only(
+    emulator: kmock.KubernetesEmulator,
+    cluster: ReplicaSetStandIn,
+    api: Api,
+    replicas: dict[str, tuple[Running, RecordingMetrics]],
+    load: Load,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """After a restart each replica's plan book starts from the status of its shard's placed
+    groups; a group of the other shard would hold capacity there that no tick of it ever frees."""
+    for name, shard_name in (("a", "east"), ("b", "west")):
+        await api.create(cr_path(), labelled(name, shard_name))
+    await eventually(
+        lambda: all(emulator.objects[CR, NS, g].get("status", {}).get("groups") for g in "ab"),
+        what="both groups placed",
+        timeout=30,
+    )
+    seeded: list[str] = []
+    seed = PlanBook.seed
+
+    def recording(self: PlanBook, request: PlanRequest) -> None:
+        seeded.append(request.name)
+        seed(self, request)
+
+    monkeypatch.setattr(PlanBook, "seed", recording)
+    restarted = start_operator(emulator, load, RecordingMetrics(), config=shard("east", default=True))
+    try:
+        await eventually(lambda: seeded, what="the restarted east replica seeded its plan book")
+    finally:
+        await restarted.shutdown()
+    assert seeded == ["a"]
