@@ -89,8 +89,8 @@ class Operator:
             self._index_scaled_object
         )
         # Every group, of every shard: a Deployment referenced by groups of two shards is still a
-        # conflict. One handler for both jobs of a group's watch event: kopf's cost per handler
-        # call is most of an event's, and every status write of every group is an event.
+        # conflict. One handler for both jobs of a group's watch event (kopf repeats its per-call
+        # work for each handler, and every status write of every group is an event).
         kopf.index(GROUP, VERSION, PLURAL, id="references", registry=self.registry)(self._index_group)
         # A group's loop stops when the group is deleted, leaves this shard or the operator stops.
         # The loop checks for that between ticks; a tick under way gets the grace period to finish
