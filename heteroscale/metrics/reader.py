@@ -37,7 +37,7 @@ import ast
 import json
 import logging
 import math
-import threading
+import queue
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -55,6 +55,9 @@ from heteroscale.metrics import queries
 from heteroscale.metrics.queries import Scope
 
 log = logging.getLogger(__name__)
+
+#: Reads of one endpoint that may run at once (each holds one HTTP connection to it).
+CONNECTIONS = 8
 
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _HTTP_ERROR = "HTTP Status Code "
@@ -129,19 +132,25 @@ class QueryFailed(Exception):
 
 
 class PrometheusReader:
-    """Runs the group's queries against one Prometheus source. Blocking; call it from a thread.
+    """Runs the groups' queries against one Prometheus source. Blocking; call it from threads.
 
-    Reads through one reader are serialised: the HTTP session and its auth header are shared.
+    Up to ``connections`` reads run at once, each through a client (HTTP session) of its own: a
+    client's auth header is set per read, so two reads never share one. One at a time, a thousand
+    groups' reads would queue: a read is several queries (16 ms measured against a local Prometheus
+    holding a thousand groups' series), and a thousand groups every 15 s need 67 reads a second.
     """
 
-    def __init__(self, source: PrometheusEndpoint, *, retries: int = 2) -> None:
+    def __init__(self, source: PrometheusEndpoint, *, retries: int = 2, connections: int = CONNECTIONS) -> None:
         self._source = source
-        self._lock = threading.Lock()
-        self._prometheus = connect(source, retries=retries)
+        self._idle: queue.SimpleQueue[PrometheusConnect] = queue.SimpleQueue()
+        self._clients = [connect(source, retries=retries) for _ in range(connections)]
+        for client in self._clients:
+            self._idle.put(client)
 
     def close(self) -> None:
         """Release the HTTP connections."""
-        self._prometheus.close()
+        for client in self._clients:
+            client.close()
 
     def read(
         self,
@@ -152,17 +161,21 @@ class PrometheusReader:
         now: float,
     ) -> Signals:
         """Decode tokens/s and its age, plus the secondary signals, evaluated at ``now``."""
-        with self._lock:
+        client = self._idle.get()
+        try:
             activation = None
             try:
-                self._prometheus.headers = self._auth_headers()
+                client.headers = self._auth_headers()
+                reading = _Reading(client, self._source)
                 # Read first and apart from the decode signals: a group at zero has no decode
                 # Deployment to read, and the activation reading is then all it has.
-                activation = self._activation(spec, scope, now)
-                signals = self._read(spec, scope, decode_deployments, prefill_deployments, now)
+                activation = reading.activation(spec, scope, now)
+                signals = reading.signals(spec, scope, decode_deployments, prefill_deployments, now)
             except QueryFailed as failed:
                 signals = Signals(None, None, None, None, failed.problem)
             return replace(signals, activation=activation)
+        finally:
+            self._idle.put(client)
 
     def _auth_headers(self) -> dict[str, str] | None:
         try:
@@ -170,7 +183,15 @@ class PrometheusReader:
         except OSError as error:
             raise QueryFailed(str(error)) from error
 
-    def _read(
+
+class _Reading:
+    """One read's queries, through one client of the reader's."""
+
+    def __init__(self, client: PrometheusConnect, source: PrometheusEndpoint) -> None:
+        self._client = client
+        self._source = source
+
+    def signals(
         self,
         spec: PDServingGroupSpec,
         scope: Scope,
@@ -248,7 +269,7 @@ class PrometheusReader:
             decode_reporting=reporting,
         )
 
-    def _activation(self, spec: PDServingGroupSpec, scope: Scope, now: float) -> float | None:
+    def activation(self, spec: PDServingGroupSpec, scope: Scope, now: float) -> float | None:
         """The activation reading (only with scaleToZero); None on any odd answer. A query that
         could read outside the group's namespace is never sent (the operator refuses such a group
         as NotAllowed before it reads anything: :func:`heteroscale.operator.access.resolve`)."""
@@ -282,7 +303,7 @@ class PrometheusReader:
         """The single finite number ``query`` gives at ``now``, or QueryFailed saying why not."""
         timeout = self._source.timeout_seconds
         try:
-            result = self._prometheus.custom_query(query, params={"time": f"{now:.3f}"})
+            result = self._client.custom_query(query, params={"time": f"{now:.3f}"})
         except PrometheusApiClientException as error:
             raise _http_failure(str(error)) from error
         except requests.exceptions.JSONDecodeError as error:

@@ -14,6 +14,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -286,6 +287,38 @@ def test_bearer_token_is_read_from_its_file_on_every_read(fake: FakePrometheus, 
     token.write_text("second")
     reader.read(spec, Scope("ns"), ["d"], [], NOW)
     assert {headers["Authorization"] for _, _, headers in fake.requests} == {"Bearer first", "Bearer second"}
+
+
+def overlapping(fake: FakePrometheus, seconds: float) -> Callable[[], int]:
+    """Make every answer take ``seconds``; returns how many were under way at once, at most."""
+    lock, under_way, peak = threading.Lock(), [0], [0]
+
+    def answer(query: str) -> Answer:
+        with lock:
+            under_way[0] += 1
+            peak[0] = max(peak[0], under_way[0])
+        time.sleep(seconds)
+        with lock:
+            under_way[0] -= 1
+        return by_kind(Answer(body=vector("1")))(query)
+
+    fake.answer = answer
+    return lambda: peak[0]
+
+
+@pytest.mark.parametrize(("connections", "expected"), [(8, 4), (2, 2)])
+def test_reads_through_one_reader_run_at_once_up_to_its_connections(
+    fake: FakePrometheus, connections: int, expected: int
+) -> None:
+    """The operator reads every group of an endpoint through one reader, from a pool of threads:
+    one read at a time, a thousand groups' reads would queue behind each other's queries."""
+    peak = overlapping(fake, 0.1)
+    reader = PrometheusReader(endpoint(fake.url, 2.0), retries=0, connections=connections)
+    spec = group_spec(stale_after="30s")
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda i: reader.read(spec, Scope("ns"), [f"d{i}"], [], NOW), range(4)))
+    assert all(r.decode_tps == 1.0 for r in results), results
+    assert peak() == expected
 
 
 def test_missing_token_file_holds(fake: FakePrometheus, tmp_path: Path) -> None:
