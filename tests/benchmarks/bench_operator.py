@@ -12,7 +12,8 @@ Printed, over the two periods after the jump:
 - how many groups scaled within one period of the jump and within two (a Deployment patched, or
   created where placement puts the surge in a new deployment group), and the p50/p99 time from the
   tick's start to its first such write;
-- the CPU seconds per period of the operator's process and of the emulator's, and placement's runs.
+- the CPU seconds per period of the operator's process and of the emulator's, how late each one's event loop
+  woke a sleeper (p99), and placement's runs.
 
 The target is 1,000 groups per period on the machine the benchmark runs on; the operator and the
 emulator share its cores.
@@ -198,12 +199,16 @@ async def _serve(groups: int, pipe: Connection) -> None:
                     assert response.status < 300, await response.text()
                 await asyncio.sleep(max(0.0, begin + PERIOD * (i + 1) / groups - time.monotonic()))
         announced = False
+        lags: list[float] = []
+        probe = asyncio.create_task(lagging(lags))
         while True:
             if pipe.poll():
                 if pipe.recv() == "stop":
+                    probe.cancel()
                     break
-                # Asked for its CPU time and the requests served so far.
-                pipe.send((time.process_time(), dict(emulator.served)))
+                # Asked for its CPU time, the requests served so far and its loop's lags since.
+                pipe.send((time.process_time(), dict(emulator.served), lags[:]))
+                lags.clear()
             exist = await mark_ready(emulator)
             if exist == 2 * groups and not announced:
                 pipe.send("ready")
@@ -291,10 +296,13 @@ async def measure(groups: int, profile: bool) -> str:
             profiler.enable()
         decode_tps = 450.0
         jump, cpu = time.monotonic(), time.process_time()
-        server_cpu, served = await asyncio.to_thread(ask_cpu, ours)
+        server_cpu, served, _ = await asyncio.to_thread(ask_cpu, ours)
+        lags: list[float] = []
+        probe = asyncio.create_task(lagging(lags))
         await asyncio.sleep(2 * PERIOD)
         cpu = (time.process_time() - cpu) / 2
-        server_cpu_after, served_after = await asyncio.to_thread(ask_cpu, ours)
+        server_cpu_after, served_after, server_lags = await asyncio.to_thread(ask_cpu, ours)
+        probe.cancel()
         server_cpu = (server_cpu_after - server_cpu) / 2
         requests = served_after - served
         profiler.disable()
@@ -317,6 +325,7 @@ async def measure(groups: int, profile: bool) -> str:
     line += f"within one period {in_one:>5}, within two {len(latencies):>5}"
     line += f"; tick→write p50 {quantile(latencies, 50):5.0f} ms, p99 {quantile(latencies, 99):5.0f} ms"
     line += f"; CPU per period: operator {cpu:4.1f}s, emulator {server_cpu:4.1f}s"
+    line += f"; event-loop lag p99: operator {quantile(lags, 99):.0f} ms, emulator {quantile(server_lags, 99):.0f} ms"
     line += f"; operator memory {per_group_kib:.0f} KiB per group"
     if planning:
         line += f"; {len(planning)} placement runs, {sum(planning):.1f}s in all, longest {max(planning):.2f}s"
@@ -342,11 +351,22 @@ def rss_mib() -> float:
     return float("nan")
 
 
-def ask_cpu(pipe: Connection) -> tuple[float, collections.Counter[str]]:
-    """The emulator process's CPU seconds and the requests it served so far."""
+def ask_cpu(pipe: Connection) -> tuple[float, collections.Counter[str], list[float]]:
+    """The emulator process's CPU seconds and the requests it served so far, and how late its event
+    loop woke a sleeper since the last ask."""
     pipe.send("cpu")
-    cpu, served = pipe.recv()
-    return float(cpu), collections.Counter(served)
+    cpu, served, lags = pipe.recv()
+    return float(cpu), collections.Counter(served), lags
+
+
+async def lagging(lags: list[float], every: float = 0.05) -> None:
+    """How late the event loop wakes a sleeper, every ``every`` seconds: a loop busy with other work
+    wakes it late, and every request it serves or answer it reads waits as long."""
+    loop = asyncio.get_running_loop()
+    while True:
+        begin = loop.time()
+        await asyncio.sleep(every)
+        lags.append(loop.time() - begin - every)
 
 
 def quantile(values: list[float], q: int) -> float:
