@@ -203,11 +203,9 @@ class Apply:
         if draining:
             started = Drain(started=self.now, groups=draining, reason=decision.reason, message=decision.message)
             await record(started)
-            for leaving in draining:
-                await self._patch_pods(leaving.pods, drain.out_of_serving_patch())
-            seconds = self.spec.behavior.scale_down.drain_seconds
-            pods = ", ".join(p for d in draining for p in d.pods)
-            self.emit("Normal", decision.reason, f"{decision.message}; draining {pods} for {seconds}s first")
+            leaving = [p for d in draining for p in d.pods]
+            await self._patch_pods(leaving, drain.out_of_serving_patch())
+            self.emit("Normal", decision.reason, self._draining(decision.message, leaving))
             return started
         self._count(before, after)
         self.emit("Normal", decision.reason, decision.message)
@@ -242,15 +240,14 @@ class Apply:
         A drained pod of the group's that is still in serving (the tick that started the drain was
         cut short after recording it) leaves serving now, and the drain starts again from now
         instead: returned, with nothing lowered."""
-        late = await self._still_serving(pending)
+        late = [
+            p["metadata"]["name"]
+            for p in await self._listed_pods(pending)
+            if (p["metadata"].get("labels") or {}).get(LABEL_SERVING) != NOT_SERVING
+        ]
         if late:
             await self._patch_pods(late, drain.out_of_serving_patch())
-            seconds = self.spec.behavior.scale_down.drain_seconds
-            self.emit(
-                "Normal",
-                pending.reason,
-                f"{pending.message}; draining {', '.join(late)} for {seconds}s first: they had not left serving",
-            )
+            self.emit("Normal", pending.reason, self._draining(pending.message, late) + ": they had not left serving")
             return pending.model_copy(update={"started": self.now})
         before = {role.value: 0 for role in Role}
         after = dict(before)
@@ -269,28 +266,26 @@ class Apply:
         self.emit("Normal", Reason.DRAIN_COMPLETE, f"removed {pods} after the drain period; {pending.message}")
         return None
 
-    async def _still_serving(self, pending: Drain) -> list[str]:
-        """The drain's pods that are still the Deployment's and not out of serving."""
-        late: list[str] = []
+    async def _listed_pods(self, pending: Drain) -> list[Mapping[str, Any]]:
+        """The drain's pods, in its order, that are still their Deployment's (by ownership): pod
+        names come from the status, which others may write, so no other pod is ever touched."""
+        found: list[Mapping[str, Any]] = []
         for group in pending.groups:
             deployment = self.deployments.get(group.name)
             if deployment is None or not group.pods:
                 continue
-            listed = set(group.pods)
-            for pod in await self._pods_of(deployment):
-                meta = pod["metadata"]
-                if meta["name"] in listed and (meta.get("labels") or {}).get(LABEL_SERVING) != NOT_SERVING:
-                    late.append(meta["name"])
-        return late
+            ours = {p["metadata"]["name"]: p for p in await self._pods_of(deployment)}
+            found += [ours[name] for name in group.pods if name in ours]
+        return found
+
+    def _draining(self, message: str, pods: Sequence[str]) -> str:
+        seconds = self.spec.behavior.scale_down.drain_seconds
+        return f"{message}; draining {', '.join(pods)} for {seconds}s first"
 
     async def cancel_drain(self, pending: Drain, why: str) -> None:
         """Put the drained pods back in serving (they never stopped: no cold start). The pod names
         come from the status; only those that are still the Deployment's are touched."""
-        for group in pending.groups:
-            deployment = self.deployments.get(group.name)
-            if deployment is None:
-                continue
-            ours = {p["metadata"]["name"] for p in await self._pods_of(deployment)}
-            await self._patch_pods([p for p in group.pods if p in ours], drain.back_in_serving_patch())
+        listed = [p["metadata"]["name"] for p in await self._listed_pods(pending)]
+        await self._patch_pods(listed, drain.back_in_serving_patch())
         pods = ", ".join(p for g in pending.groups for p in g.pods)
         self.emit("Normal", Reason.DRAIN_CANCELLED, f"{pods} back in serving: {why}")
