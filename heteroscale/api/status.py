@@ -21,10 +21,13 @@ class StatusModel(BaseModel):
 
 
 class Recommendation(StatusModel):
-    """One decode recommendation, kept for the scale-down stabilization window."""
+    """One recommendation, kept for the scale-down stabilization window."""
 
     time: float = Field(description="Unix time of the recommendation, in seconds.")
     decode: int = Field(ge=0, description="Decode instances recommended then.")
+    prefill: int | None = Field(
+        None, ge=0, description="Prefill instances an adaptive ratio recommended then; absent with a fixed ratio."
+    )
 
 
 class ManualHold(StatusModel):

@@ -44,7 +44,7 @@ from heteroscale.api.status import PolicyState
 from heteroscale.policy import floors, manual, rules, schedule, stabilization
 from heteroscale.policy.decision import Decision
 from heteroscale.policy.observation import Observation
-from heteroscale.policy.ratio import Pair, adapted_prefill, pair_for
+from heteroscale.policy.ratio import Pair, adapted_prefill, pair_for, wanted_prefill
 
 
 def decide(spec: PDServingGroupSpec, observation: Observation, state: PolicyState, now: float) -> Decision:
@@ -83,8 +83,10 @@ def _decide(
         return rules.zero_traffic(spec, observation, state, now)
 
     recommended, in_band = rules.recommend(spec, observation, tps)
+    missed = observation.prefill_missed_tps
+    wanted_p = wanted_prefill(spec, cur_p, missed)
     window = stabilization.remember(
-        state, now, recommended.decode, spec.behavior.scale_down.stabilization_window_seconds
+        state, now, recommended.decode, spec.behavior.scale_down.stabilization_window_seconds, wanted_p
     )
     next_state = state.model_copy(update={"recommendations": window, "zero_readings": 0, "idle_since": None})
     starting = observation.prefill.starting + observation.decode.starting
@@ -101,8 +103,10 @@ def _decide(
         step = rules.steady(spec, cur_d, in_band)
 
     pair = pair_for(spec, step.decode)
-    adapted = adapted_prefill(spec, pair.decode, cur_p, observation.prefill_missed_tps)
-    if adapted is not None:
+    adapted = None
+    if wanted_p is not None:
+        assert missed is not None  # wanted_prefill needs a reading
+        adapted = adapted_prefill(spec, pair.decode, cur_p, missed, wanted_p, window)
         pair = Pair(
             adapted.prefill,
             pair.decode,

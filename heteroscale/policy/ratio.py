@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 from heteroscale.api.enums import Reason
 from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.api.status import Recommendation
+from heteroscale.policy.stabilization import stabilized_prefill, step_down_limit
 
 
 @dataclass(frozen=True)
@@ -65,23 +67,36 @@ def ratio_holds(spec: PDServingGroupSpec, prefill: int, decode: int) -> bool:
     return prefill == spec.ratio.prefill_for(decode)
 
 
-def adapted_prefill(spec: PDServingGroupSpec, decode: int, current: int, missed_tps: float | None) -> Pair | None:
-    """Prefill for ``decode`` under ``ratio.adaptive``: ceil(KV-missed prefill tokens/s / the
-    prefill target), kept at ``current`` while the load per instance is within the hysteresis band
-    of the target, and clamped to the declared band of prefill per decode instance and to the
-    prefill bounds. None when the ratio is fixed or the reading is missing or unusable (the fixed
-    ratio then applies)."""
+def wanted_prefill(spec: PDServingGroupSpec, current: int, missed_tps: float | None) -> int | None:
+    """An adaptive ratio's prefill recommendation: ceil(KV-missed prefill tokens/s / the prefill
+    target), or ``current`` while the load per instance is within the hysteresis band of the
+    target. None when the ratio is fixed or the reading is missing or unusable (the fixed ratio
+    then applies)."""
     adaptive = spec.ratio.adaptive
     if adaptive is None or missed_tps is None or not math.isfinite(missed_tps) or missed_tps < 0:
         return None
     target = adaptive.prefill_target_tps_per_instance
-    needed = math.ceil(missed_tps / target - 1e-9)
     steady = current > 0 and abs(missed_tps / (current * target) - 1.0) <= adaptive.hysteresis
-    wanted = current if steady else needed
+    return current if steady else math.ceil(missed_tps / target - 1e-9)
+
+
+def adapted_prefill(
+    spec: PDServingGroupSpec, decode: int, current: int, missed_tps: float, wanted: int, window: list[Recommendation]
+) -> Pair:
+    """Prefill for ``decode`` under ``ratio.adaptive`` from this tick's ``wanted`` (see
+    :func:`wanted_prefill`). A scale-in is damped as decode's is: to the highest prefill
+    recommendation of the stabilization ``window``, by at most the scale-down step. Then clamped
+    to the declared band of prefill per decode instance and to the prefill bounds."""
+    adaptive = spec.ratio.adaptive
+    assert adaptive is not None  # wanted_prefill gave a recommendation
+    if wanted < current:
+        down = spec.behavior.scale_down
+        wanted = min(current, max(stabilized_prefill(window, wanted), step_down_limit(current, down)))
     low = math.ceil(decode * adaptive.min_ratio - 1e-9)
     high = math.ceil(decode * adaptive.max_ratio - 1e-9)
     banded = min(max(wanted, low), high)
     prefill = min(max(banded, spec.prefill.min_replicas), spec.prefill.max_replicas)
+    target = adaptive.prefill_target_tps_per_instance
     detail = f"prefill {prefill} for {missed_tps:,.0f} KV-missed tok/s at {target:,.0f} each"
     if banded != wanted:
         detail += f" (band {adaptive.min_ratio:g}-{adaptive.max_ratio:g} per decode: {low}-{high})"

@@ -12,16 +12,24 @@ from heteroscale.api.spec import StepDown, StepUp
 from heteroscale.api.status import PolicyState, Recommendation
 
 
-def remember(state: PolicyState, now: float, decode: int, window_seconds: int) -> list[Recommendation]:
+def remember(
+    state: PolicyState, now: float, decode: int, window_seconds: int, prefill: int | None = None
+) -> list[Recommendation]:
     """The window's recommendations after adding this one; older ones fall out."""
     horizon = now - window_seconds
     kept = [r for r in state.recommendations if r.time > horizon and r.time <= now]
-    return [*kept, Recommendation(time=now, decode=decode)]
+    return [*kept, Recommendation(time=now, decode=decode, prefill=prefill)]
 
 
 def stabilized(recommendations: list[Recommendation]) -> int:
     """Kubernetes' rule for scale-in: the highest recommendation in the window wins."""
     return max(r.decode for r in recommendations)
+
+
+def stabilized_prefill(recommendations: list[Recommendation], wanted: int) -> int:
+    """The same rule for an adaptive ratio's prefill: the highest prefill recommendation in the
+    window, ``wanted`` (this tick's) among them."""
+    return max((r.prefill for r in recommendations if r.prefill is not None), default=wanted)
 
 
 def up_cooldown_left(state: PolicyState, now: float, up: StepUp) -> float:

@@ -438,6 +438,36 @@ def test_an_adaptive_ratio_follows_missed_prefill_within_its_band(
     assert decision.prefill == expected
 
 
+@pytest.mark.parametrize(
+    ("window", "step_percent", "expected"),
+    [
+        ([], 100, 12),  # nothing remembered: 12 for 12k KV-missed tok/s at once
+        ([(50, 18)], 100, 18),  # 18 recommended 50 s ago, inside the 300 s window: scale in only to 18
+        ([(400, 18)], 100, 12),  # 18 recommended 400 s ago, out of the window: forgotten
+        ([(50, 30)], 100, 20),  # a higher recommendation never raises prefill on a scale-in
+        ([], 20, 16),  # at most 20% of 20 instances per scale-in
+        ([(50, None)], 100, 12),  # a fixed-ratio tick's recommendation has no prefill to hold
+    ],
+)
+def test_an_adaptive_prefill_scale_in_is_stabilized_and_step_limited_like_decode(
+    window: list[tuple[float, int | None]], step_percent: int, expected: int
+) -> None:
+    state = PolicyState(
+        recommendations=[Recommendation(time=NOW - age, decode=10, prefill=prefill) for age, prefill in window]
+    )
+    damping = {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 300, "maxStepPercent": step_percent}}}
+    decision = run(adaptive_observe(12_000.0, 10, 20), state, **merge(ADAPTIVE, damping))
+    assert decision.decode == 10
+    assert decision.prefill == expected
+    assert decision.state.recommendations[-1].prefill == 12  # this tick's own recommendation is remembered
+
+
+def test_an_adaptive_prefill_scale_up_is_not_held_by_the_window() -> None:
+    state = PolicyState(recommendations=[Recommendation(time=NOW - 50, decode=10, prefill=12)])
+    damping = {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 300}}}
+    assert run(adaptive_observe(25_000.0, 10, 20), state, **merge(ADAPTIVE, damping)).prefill == 25
+
+
 def test_an_adaptive_prefill_scale_in_waits_for_starting_pods() -> None:
     observation = adaptive_observe(5_000.0, 10, 20)
     starting = Observation(
