@@ -18,6 +18,7 @@ from heteroscale.commands.inputs import read_group
 from heteroscale.commands.output import is_stdout, write_json, write_text
 from heteroscale.commands.progress import Bar
 from heteroscale.cores import available_cores
+from heteroscale.curate import BREADTH
 
 if TYPE_CHECKING:
     from heteroscale.api.config import PrometheusEndpoint
@@ -30,8 +31,6 @@ PROMETHEUS = "prometheus"
 DEFAULT_HISTORY_S = 24 * 3600
 #: GPUs per instance of the simulated model (Llama-3.1-70B on one 8-GPU node per instance).
 GPUS_PER_INSTANCE = 8
-#: The candidates bar: fractions of candidates come in as the workers report their passes.
-_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} candidates [{elapsed}<{remaining}]"
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,8 +98,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     search.add_argument(
         "--candidates",
         type=non_negative_int,
-        default=48,
-        help="first-round candidates, the defaults among them; the second round adds up to 28 (default 48)",
+        default=BREADTH,
+        help=f"first-round candidates, the defaults among them; the second round adds up to 29 (default {BREADTH})",
     )
     search.add_argument(
         "--workers", type=positive_int, help="worker processes (default: the cores this process may use)"
@@ -171,7 +170,7 @@ def run(args: argparse.Namespace) -> int:
     if service.ratio_warning:
         say(f"warning: {service.ratio_warning}")
     at = evaluate.setting(workload, service, config)
-    meter = Bar(disabled=args.no_progress, unit="candidate", bar_format=_FORMAT)
+    meter = Bar.candidates(disabled=args.no_progress)
     started = time.perf_counter()
     try:
         curation = curate(at, candidates=args.candidates, seed=args.seed, workers=args.workers, meter=meter)

@@ -9,8 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+#: Curation's bar: fractions of candidates come in as the workers report their passes.
+_CANDIDATES = "{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total} candidates [{elapsed}<{remaining}]"
+
 
 class Bar:
+    @classmethod
+    def candidates(cls, *, disabled: bool) -> Bar:
+        """A bar counting curation's candidates."""
+        return cls(disabled=disabled, unit="candidate", bar_format=_CANDIDATES)
+
     def __init__(self, *, disabled: bool, unit: str = "step", bar_format: str | None = None) -> None:
         self._disabled = disabled
         self._unit = unit

@@ -13,6 +13,7 @@ from heteroscale.commands.errors import UserInputError
 from heteroscale.commands.output import is_stdout, make_folder, write_json
 from heteroscale.commands.progress import Bar
 from heteroscale.cores import available_cores
+from heteroscale.curate import BREADTH
 from heteroscale.simulate.catalog import DEFAULT_POLICIES as DEFAULTS
 from heteroscale.simulate.catalog import POLICIES
 
@@ -88,6 +89,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="new instances load weights over RDMA from running ones (BlitzScale-style) instead of from disk",
     )
+    parser.add_argument(
+        "--holdout",
+        action="store_true",
+        help="a held-out evaluation: curate HeteroScale's spec (as heteroscale curate does) on a day built from "
+        "the trace's first half, then run every policy and the curated spec (lane heteroscale-curated) on a day "
+        "built from its second half; ratio, targets, static peak and cluster all come from the first half. "
+        "--burst and --quiet shape the second day only. Adds the curation's minutes",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=positive_int,
+        help=f"with --holdout: curation's first-round candidates, the defaults among them (default {BREADTH})",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="directory for PNG plots (created when missing)")
     parser.add_argument(
@@ -104,8 +118,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def run(args: argparse.Namespace) -> int:
+    from heteroscale.curate.report import training_document, training_lines
     from heteroscale.simulate import workload as wl
     from heteroscale.simulate.engine import EngineConfig
+    from heteroscale.simulate.inventory import simulated_inventory
     from heteroscale.simulate.perfmodel import ModelSpec, Startup, load_gpu_perf
     from heteroscale.simulate.report import document, table
     from heteroscale.simulate.service import Slo
@@ -124,6 +140,8 @@ def run(args: argparse.Namespace) -> int:
                 hpa_level(name)
             except ValueError as exc:
                 raise UserInputError(str(exc)) from None
+    if args.candidates is not None and not args.holdout:
+        raise UserInputError("--candidates sets the held-out evaluation's curation: add --holdout, or drop it")
     if not 1.0 <= args.step <= 5.0:
         raise UserInputError("--step must be between 1 and 5 seconds")
     if args.out:
@@ -140,20 +158,24 @@ def run(args: argparse.Namespace) -> int:
     quiet = wl.Quiet(*night) if night is not None else None
     try:
         base = wl.load(args.trace)
-        diurnal = args.diurnal if args.diurnal is not None else args.hours * 3600 > base.duration_s / args.time_scale
-        workload = wl.scale(
-            base,
+        train_base, test_base = wl.halves(base) if args.holdout else (base, base)
+        diurnal = (
+            args.diurnal if args.diurnal is not None else args.hours * 3600 > test_base.duration_s / args.time_scale
+        )
+        day = functools.partial(
+            wl.scale,
             hours=args.hours,
             fleet_scale=args.fleet_scale,
             time_scale=args.time_scale,
             diurnal=diurnal,
             seed=args.seed,
-            burst=burst,
-            quiet=quiet,
         )
-        service = derive(
-            workload,
-            perf,
+        workload = day(test_base, burst=burst, quiet=quiet)
+        # A spec is chosen on an ordinary day: nobody curates on a surge they have not seen yet.
+        train = day(train_base) if args.holdout else workload
+        stress = functools.partial(
+            derive,
+            perf=perf,
             prefill_gpus=prefill_gpus,
             decode_gpus=decode_gpus,
             slo=Slo(tbt_s=args.tbt_slo),
@@ -163,26 +185,59 @@ def run(args: argparse.Namespace) -> int:
             ratio_rule=args.ratio_rule,
             config=EngineConfig(dt=args.step),
         )
+        service = stress(train)
+        # The cluster is the environment, sized for the day it serves, as in every study.
+        inventory = simulated_inventory(stress(workload)) if args.holdout else None
     except (ValueError, FileNotFoundError) as exc:
         raise UserInputError(str(exc)) from None
     config = EngineConfig(dt=args.step)
     patches = _patches(args.spec_patch, service, config.interval_s)
+    workers = args.workers or available_cores()
     progress = Bar(disabled=args.no_progress)
     try:
-        workers = args.workers or available_cores()
-        study = run_study(workload, service, policies, config, progress=progress, patches=patches, workers=workers)
+        if args.holdout:
+            from heteroscale.curate.holdout import held_out
+
+            assert inventory is not None  # sized above for the held-out day
+            meter = Bar.candidates(disabled=args.no_progress)
+            try:
+                evaluation = held_out(
+                    train,
+                    workload,
+                    service,
+                    inventory,
+                    config,
+                    policies,
+                    candidates=args.candidates or BREADTH,
+                    seed=args.seed,
+                    workers=workers,
+                    meter=meter,
+                    progress=progress,
+                    patches=patches,
+                )
+            finally:
+                meter.close()
+            study, curation = evaluation.study, evaluation.curation
+        else:
+            study = run_study(workload, service, policies, config, progress=progress, patches=patches, workers=workers)
+            curation = None
     finally:
         progress.close()
     # With the JSON on stdout, the table goes to stderr: stdout holds the JSON alone.
     say = functools.partial(print, file=sys.stderr if is_stdout(args.json) else sys.stdout)
     say(
-        f"trace {args.trace}: {args.hours:g} h, fleet scale {args.fleet_scale:g}, "
+        f"trace {workload.name}: {args.hours:g} h, fleet scale {args.fleet_scale:g}, "
         f"diurnal {'on' if diurnal else 'off'}; "
         f"P/D ratio {service.ratio[0]}:{service.ratio[1]}, static peak {sum(service.static_peak)} instances"
+        + (f" (from the stress test on {train.name})" if args.holdout else "")
     )
+    if curation is not None:
+        for line in training_lines(curation, train.name):
+            say(line)
     say(table(study))
     if args.json:
-        write_json(args.json, document(study))
+        extra = {"holdout": training_document(curation, train.name)} if curation is not None else {}
+        write_json(args.json, document(study) | extra)
     if args.out:
         from heteroscale.simulate.plots import write_plots
 

@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from heteroscale.simulate.service import MAX_REPLICAS_FACTOR, TARGET_BUSY, Service
+from heteroscale.simulate.service import ADAPTIVE_BAND, MAX_REPLICAS_FACTOR, TARGET_BUSY, Service, adaptive_ratio
 
 Level = float | int | str
 
@@ -50,7 +50,7 @@ KNOBS: tuple[Knob, ...] = (
         "decode.targetTPSPerInstance",
         (0.7, 0.75, 0.8, 0.85, 0.9, 0.95),
         TARGET_BUSY,
-        "decode target per instance as a share of its throughput at the TBT SLO",
+        "decode target per instance (and an adaptive ratio's prefill target) as a share of its throughput at the SLO",
     ),
     Knob("tolerance", "behavior.tolerance", (0.05, 0.1, 0.15, 0.2), 0.1, "dead band around the target"),
     Knob("scale_up_cooldown", "behavior.scaleUp.cooldownSeconds", (0, 30, 60, 120), 60, "seconds between scale-ups"),
@@ -83,6 +83,15 @@ KNOBS: tuple[Knob, ...] = (
         (0.0, 0.25, 0.5),
         0.0,
         "decode floor as a share of the decode static peak (0: one instance)",
+    ),
+    Knob(
+        "ratio",
+        "ratio.adaptive",
+        ("fixed", "adaptive"),
+        "fixed",
+        "fixed: the stress test's P/D ratio always (the paper's); adaptive: prefill follows its KV-missed "
+        f"throughput at the headroom's share of capacity, within {ADAPTIVE_BAND[0]:g}-{ADAPTIVE_BAND[1]:g}x "
+        "that ratio",
     ),
     Knob(
         "max_replicas",
@@ -129,5 +138,7 @@ def apply(document: dict[str, Any], candidate: Candidate, service: Service) -> d
     spec["decode"]["minReplicas"] = max(math.ceil(float(levels["min_decode"]) * decode_peak), 1)
     factor = float(levels["max_replicas"])
     spec["prefill"]["maxReplicas"] = math.ceil(prefill_peak * factor)
+    if levels["ratio"] == "adaptive":
+        spec["ratio"]["adaptive"] = adaptive_ratio(service, headroom)
     spec["decode"]["maxReplicas"] = math.ceil(decode_peak * factor)
     return spec

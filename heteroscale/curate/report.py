@@ -120,8 +120,7 @@ def summary_lines(curation: Curation, holdout: Holdout | None = None) -> list[st
     defaults = curation.defaults.score.gpu_hours
     change = curation.choice.score.gpu_hours / defaults - 1 if defaults > 0 else 0.0
     lines.append(f"curated vs defaults: {change:+.1%} GPU-hours")
-    moved = _moved(curation)
-    lines.append("chosen knobs: " + (", ".join(f"{k} {a} -> {b}" for k, a, b in moved) or "the defaults"))
+    lines.append(_chosen(curation))
     lines.append("knobs that move GPU-hours most alone: " + ", ".join(_top(curation, 3)))
     if holdout is not None:
         lines.append(
@@ -130,6 +129,34 @@ def summary_lines(curation: Curation, holdout: Holdout | None = None) -> list[st
             f"{holdout.defaults.slo_attainment:.2%}"
         )
     return lines
+
+
+def training_lines(curation: Curation, trained_on: str) -> list[str]:
+    """What a held-out evaluation chose, and where, for a terminal."""
+    chosen = curation.choice.score
+    return [
+        f"heteroscale-curated: chosen from {len(curation.evaluated)} candidates on {trained_on} "
+        f"({chosen.gpu_hours:,.0f} GPU-h at {chosen.slo_attainment:.2%} SLO there; defaults "
+        f"{curation.defaults.score.gpu_hours:,.0f} GPU-h at {curation.defaults.score.slo_attainment:.2%})",
+        _chosen(curation),
+        "every row below ran on the held-out day, which no choice above saw",
+    ]
+
+
+def training_document(curation: Curation, trained_on: str) -> dict[str, Any]:
+    """What a held-out evaluation chose, and where, for its JSON."""
+    return {
+        "curated_on": trained_on,
+        "candidates": len(curation.evaluated),
+        "knobs": named(curation.choice.candidate),
+        "defaults": named(curation.defaults.candidate),
+        "on_the_training_day": {name: _score(score) for name, score in comparison(curation).items()},
+    }
+
+
+def _chosen(curation: Curation) -> str:
+    moved = _moved(curation)
+    return "chosen knobs: " + (", ".join(f"{k} {a} -> {b}" for k, a, b in moved) or "the defaults")
 
 
 def _moved(curation: Curation) -> list[tuple[str, Level, Level]]:

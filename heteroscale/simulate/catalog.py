@@ -8,3 +8,5 @@ from __future__ import annotations
 POLICIES = ("heteroscale", "heteroscale-adaptive", "hpa-util", "independent", "static", "oracle")
 #: What ``heteroscale simulate`` runs by default.
 DEFAULT_POLICIES = ("heteroscale", "hpa-util", "independent", "static", "oracle")
+#: The lane of a spec curated on another day (``heteroscale simulate --holdout``).
+CURATED = "heteroscale-curated"

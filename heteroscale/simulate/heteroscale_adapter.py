@@ -10,17 +10,13 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from heteroscale.api.enums import Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import PolicyState
 from heteroscale.policy import Observation, decide
 from heteroscale.policy.ratio import pair_for
 from heteroscale.simulate.policies import SimObservation
-from heteroscale.simulate.service import Service, spec_document
+from heteroscale.simulate.service import Service, adaptive_ratio, spec_document
 from heteroscale.simulate.specpatch import SpecPatch
-
-#: The band ``heteroscale-adaptive`` declares around the stress test's ratio: half to twice it.
-ADAPTIVE_BAND = (0.5, 2.0)
 
 
 class HeteroScale:
@@ -56,14 +52,7 @@ class HeteroScale:
             self.name = patch.lane
             document = patch.applied(document)
         if adaptive:
-            ratio = service.ratio[0] / service.ratio[1]
-            document["ratio"]["adaptive"] = {
-                "minRatio": round(ADAPTIVE_BAND[0] * ratio, 3),
-                "maxRatio": round(ADAPTIVE_BAND[1] * ratio, 3),
-                "prefillTargetTPSPerInstance": round(
-                    service.prefill_target_tps[service.preferred_gpu(Role.PREFILL)], 1
-                ),
-            }
+            document["ratio"]["adaptive"] = adaptive_ratio(service)
         self.spec = PDServingGroupSpec.model_validate(document)
         self._state = PolicyState()
         # One deployment at the ratio that covers both roles' first need.

@@ -38,6 +38,9 @@ from heteroscale.simulate.workload import Workload
 #: bursts within one control interval and for the start-up delay. Without it a saturated decode
 #: pool's throughput sits inside the tolerance band of its target and overload goes unseen.
 TARGET_BUSY = 0.8
+#: The band an adaptive ratio (``ratio.adaptive``) declares around the stress test's ratio: half
+#: to twice it.
+ADAPTIVE_BAND = (0.5, 2.0)
 #: maxReplicas for every policy, as a multiple of the static peak fleet: room to over-provision
 #: without letting a runaway signal take the whole cluster.
 MAX_REPLICAS_FACTOR = 2.0
@@ -279,6 +282,19 @@ def unloaded_ttfts(workload: Workload, prefill: Deployment, decode: Deployment) 
     kv = kv_transfer_seconds(prefill.instance.model, kv_rdma_gbps(prefill, decode), trace.input_tokens, 0.0)
     first: np.ndarray = own + kv + float(decode.instance.decode_step_seconds(1.0, mean_context(workload)))
     return first
+
+
+def adaptive_ratio(service: Service, busy: float = TARGET_BUSY) -> dict[str, Any]:
+    """The spec's ``ratio.adaptive`` for ``service``: prefill on its KV-missed throughput at
+    ``busy`` of what its preferred GPU type sustains, within :data:`ADAPTIVE_BAND` of the stress
+    test's ratio."""
+    ratio = service.ratio[0] / service.ratio[1]
+    target = service.prefill_target_tps[service.preferred_gpu(Role.PREFILL)] * busy / TARGET_BUSY
+    return {
+        "minRatio": round(ADAPTIVE_BAND[0] * ratio, 3),
+        "maxRatio": round(ADAPTIVE_BAND[1] * ratio, 3),
+        "prefillTargetTPSPerInstance": round(target, 1),
+    }
 
 
 def spec_document(service: Service, interval_s: float) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import concurrent.futures
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from heteroscale.cores import worker_context
 from heteroscale.placement import Inventory
@@ -103,21 +104,30 @@ def run_study(
     progress: Progress | None = None,
     patches: Sequence[SpecPatch] = (),
     workers: int = 1,
+    documents: Mapping[str, dict[str, Any]] | None = None,
+    inventory: Inventory | None = None,
 ) -> Study:
     """Run ``policies`` (names from :data:`POLICIES`) on ``workload``: the policies in lockstep on
     the simulated cluster. With one worker, the oracle's first search round shares their pass (one
     more pass per further round); with two or more, the whole search runs in a process of its own
     while this one runs the policies, so the study takes the longer of the two instead of their
     sum. The results are the same either way. Each of ``patches`` adds a HeteroScale lane with
-    that patch in its spec (named ``heteroscale+<patch>``, listed after the policies)."""
+    that patch in its spec (named ``heteroscale+<patch>``, listed after the policies); each of
+    ``documents`` one with that whole spec document (a curated one), named by its key, listed last.
+    The cluster is ``service``'s unless ``inventory`` is given."""
     need = oracle.needs(workload, service, config)
     # Reactive policies start sized for the first minutes of load, as after a previous day.
     initial = oracle.initial_counts(need, service, config)
-    inventory = simulated_inventory(service)
+    inventory = inventory or simulated_inventory(service)
     clock = workload.start_hour * 3600.0
     built = [build_policy(name, service, config, initial, clock) for name in policies if name != "oracle"]
     built += [HeteroScale(service, config.interval_s, initial, patch=patch, clock_s=clock) for patch in patches]
-    names = [*policies, *(patch.lane for patch in patches)]
+    documents = documents or {}
+    built += [
+        HeteroScale(service, config.interval_s, initial, document=document, name=lane, clock_s=clock)
+        for lane, document in documents.items()
+    ]
+    names = [*policies, *(patch.lane for patch in patches), *documents]
     if "static" not in policies:  # the signal study reads a fixed fleet
         built.append(StaticPeak(service, config.interval_s))
     controlled = Controlled(built, service, config, inventory)

@@ -232,6 +232,32 @@ def load(trace: str) -> Trace:
     )
 
 
+def halves(trace: Trace) -> tuple[Trace, Trace]:
+    """The trace's first and second half in time, each starting at 0: one to choose a policy on,
+    one to judge it on (a held-out day). Prefix hits stay as the whole trace had them: the cache
+    of a service that ran through the first half already holds its prefixes in the second."""
+    middle = trace.duration_s / 2.0
+    first = trace.arrival_s < middle
+    if first.all() or not first.any():
+        raise ValueError(f"trace {trace.name} cannot be split in two halves: all its requests arrive in one of them")
+    parts = []
+    for part, shift, duration, which in (
+        (first, 0.0, middle, "first"),
+        (~first, middle, trace.duration_s - middle, "second"),
+    ):
+        parts.append(
+            Trace(
+                name=f"{trace.name} ({which} half)",
+                arrival_s=trace.arrival_s[part] - shift,
+                input_tokens=trace.input_tokens[part],
+                output_tokens=trace.output_tokens[part],
+                cached_tokens=trace.cached_tokens[part],
+                duration_s=duration,
+            )
+        )
+    return parts[0], parts[1]
+
+
 def _prefix_hits(hash_ids: list[list[int]], input_tokens: npt.NDArray[np.int64]) -> FloatArray:
     """Prompt tokens served from the prefix cache, in arrival order.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from heteroscale.curate import evaluate
+from heteroscale.curate import BREADTH, evaluate
 from heteroscale.curate.curation import curate
 from heteroscale.curate.report import summary_lines
 from heteroscale.simulate import workload as wl
@@ -29,7 +29,7 @@ TARGET_CANDIDATES = 50
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--candidates", type=int, default=48)
+    parser.add_argument("--candidates", type=int, default=BREADTH)
     args = parser.parse_args()
     start = time.perf_counter()
     workload = wl.scale(wl.load("azure-conv"), hours=24, fleet_scale=50, diurnal=True)

@@ -12,12 +12,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from heteroscale.api.crd import build_crd
+from heteroscale.api.enums import Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.curate import knobs, search
 from heteroscale.curate.knobs import DEFAULTS, KNOBS
 from heteroscale.curate.objective import Score, best, rank
 from heteroscale.curate.profile import History, LengthHistogram, to_workload
 from heteroscale.simulate import workload as wl
+from heteroscale.simulate.heteroscale_adapter import HeteroScale
 from heteroscale.simulate.perfmodel import ModelSpec, load_gpu_perf
 from heteroscale.simulate.service import Service, Slo, spec_document
 from heteroscale.simulate.stresstest import derive
@@ -65,6 +67,22 @@ def test_a_headroom_scales_the_decode_targets_and_a_floor_follows_the_static_pea
     assert spec["decode"]["minReplicas"] == math.ceil(0.5 * service.static_peak[1])
     assert spec["decode"]["maxReplicas"] == math.ceil(1.25 * service.static_peak[1])
     assert "latencyGuard" not in spec["behavior"]
+
+
+def test_an_adaptive_ratio_is_the_simulators_adaptive_lane_at_the_candidates_headroom() -> None:
+    """At the default headroom the adaptive level is exactly `heteroscale-adaptive`'s ratio block;
+    another headroom moves its prefill target as it moves the decode targets."""
+    service = _service()
+    levels = dict(zip([k.name for k in KNOBS], DEFAULTS, strict=True)) | {"ratio": "adaptive"}
+    at_default = knobs.apply(spec_document(service, 15.0), tuple(levels.values()), service)
+    assert PDServingGroupSpec.model_validate(at_default) == HeteroScale(service, 15.0, (1, 1), adaptive=True).spec
+    leaner = knobs.apply(spec_document(service, 15.0), tuple((levels | {"headroom": 0.9}).values()), service)
+    block = leaner["ratio"]["adaptive"]
+    preferred = service.prefill_target_tps[service.preferred_gpu(Role.PREFILL)]
+    assert block["prefillTargetTPSPerInstance"] == pytest.approx(preferred * 0.9 / 0.8, abs=0.05)
+    ratio = service.ratio[0] / service.ratio[1]
+    assert (block["minRatio"], block["maxRatio"]) == (round(0.5 * ratio, 3), round(2.0 * ratio, 3))
+    assert "adaptive" not in knobs.apply(spec_document(service, 15.0), DEFAULTS, service)["ratio"]
 
 
 def test_the_first_round_starts_with_the_defaults_and_is_seeded() -> None:

@@ -1,0 +1,118 @@
+"""Benchmark: the held-out evaluation of every bundled day, as ``heteroscale simulate --holdout`` runs it.
+
+For each day: HeteroScale's spec is curated on a 24 h day built from the trace's first half, then
+every default policy and the curated spec run on a 24 h day built from its second half, configured
+(ratio, targets, static peak, cluster) from the first. Prints, per day, the curated lane against
+the defaults, HPA on utilisation, static peak and the oracle, and the issue's acceptance (>= 99%
+SLO, fewer GPU-hours than HPA and static, <= 1.15x the oracle; goal 1.10x). Each day takes 1-5
+minutes on 2 cores.
+
+``--write`` records each day's chosen knobs in ``tests/sim/data/holdout_choices.json``, which
+``tests/sim/test_holdout_days.py`` replays on the held-out day (the suite cannot afford the search);
+without it, the benchmark says whether the search still chooses what that file holds.
+
+Run with ``python -m tests.benchmarks.bench_holdout [--days NAME,...] [--write]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from heteroscale.cli import main as cli
+from heteroscale.simulate.catalog import CURATED
+
+CHOICES = Path(__file__).resolve().parents[1] / "sim" / "data" / "holdout_choices.json"
+B = ["--prefill-gpus", "H800,H20", "--decode-gpus", "H20", "--fleet-scale", "250"]
+#: Every day, by the name the docs' table and the choices file use: the simulate flags it needs.
+DAYS: dict[str, list[str]] = {
+    "l20-prefill/azure-conv": ["--trace", "azure-conv"],
+    "l20-prefill/mooncake": ["--trace", "mooncake"],
+    "l20-prefill/azure-code": ["--trace", "azure-code"],
+    "h800-prefill/azure-conv": ["--trace", "azure-conv", *B],
+    "h800-prefill/mooncake": ["--trace", "mooncake", *B],
+    "h800-prefill/azure-code": ["--trace", "azure-code", *B],
+    "l20-prefill/azure-conv+burst": ["--trace", "azure-conv", "--burst", "14,20,3,5"],
+    "l20-prefill/azure-conv+burst+fast": ["--trace", "azure-conv", "--burst", "14,20,3,5", "--fast-loader"],
+    "l20-prefill/azure-code+burst+fast": ["--trace", "azure-code", "--burst", "14,20,3,5", "--fast-loader"],
+    "l20-prefill/mooncake+burst+fast": ["--trace", "mooncake", "--burst", "14,20,3,5", "--fast-loader"],
+}
+HOW = (
+    "The knobs heteroscale simulate --holdout's curation chose on each day's first half (default search: "
+    "48 first-round candidates, seed 0), written by python -m tests.benchmarks.bench_holdout --write."
+)
+#: The days whose choices the suite replays (the issue's acceptance days).
+RECORDED = ("l20-prefill/azure-conv", "l20-prefill/mooncake", "h800-prefill/azure-conv")
+
+
+def _run(flags: list[str], folder: Path) -> tuple[dict[str, object], float]:
+    out = folder / "day.json"
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the table below says what each day's report would
+        code = cli(["simulate", "--holdout", "--no-progress", "--json", str(out), *flags])
+    if code != 0:
+        raise SystemExit(f"heteroscale simulate --holdout {' '.join(flags)} exited {code}")
+    return json.loads(out.read_text(encoding="utf-8")), time.perf_counter() - started
+
+
+def _line(name: str, result: dict[str, object], wall: float) -> str:
+    policies = result["policies"]
+    assert isinstance(policies, dict)
+    curated, defaults = policies[CURATED], policies["heteroscale"]
+
+    def versus(other: str) -> str:
+        return f"{curated['gpu_hours'] / policies[other]['gpu_hours'] - 1:+.0%}" if other in policies else "-"
+
+    ratio = curated["gpu_hours"] / policies["oracle"]["gpu_hours"]
+    met = (
+        curated["slo_attainment"] >= 0.99
+        and curated["gpu_hours"] < policies["hpa-util"]["gpu_hours"]
+        and curated["gpu_hours"] < policies["static"]["gpu_hours"]
+        and ratio <= 1.15
+    )
+    return (
+        f"{name:<36} {curated['gpu_hours']:>9,.0f} {curated['slo_attainment']:>8.2%} {ratio:>6.2f}x "
+        f"{versus('heteroscale'):>9} {versus('hpa-util'):>6} {versus('static'):>7} "
+        f"{'met' if met else 'NOT met':>8} {wall:>6.0f} s   defaults: {defaults['gpu_hours']:,.0f} GPU-h at "
+        f"{defaults['slo_attainment']:.2%}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--days", default=",".join(DAYS), help="comma-separated day names (default: all)")
+    parser.add_argument("--write", action="store_true", help=f"record the chosen knobs of {', '.join(RECORDED)}")
+    args = parser.parse_args()
+    names = [n.strip() for n in args.days.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(DAYS))
+    if unknown:
+        raise SystemExit(f"unknown days {unknown}; choose from {', '.join(DAYS)}")
+    recorded = json.loads(CHOICES.read_text(encoding="utf-8"))["days"] if CHOICES.is_file() else {}
+    header = f"{'day (curated lane)':<36} {'GPU-h':>9} {'SLO':>8} {'oracle':>7} {'defaults':>9} {'HPA':>6} "
+    print(header + f"{'static':>7} {'accept':>8} {'wall':>8}")
+    for name in names:
+        with tempfile.TemporaryDirectory() as folder:
+            result, wall = _run(DAYS[name], Path(folder))
+        print(_line(name, result, wall), flush=True)
+        holdout = result["holdout"]
+        assert isinstance(holdout, dict)
+        if name not in RECORDED:
+            continue
+        if args.write:
+            recorded[name] = holdout["knobs"]
+        elif recorded.get(name) != holdout["knobs"]:
+            print(f"  the search now chooses {holdout['knobs']}; {CHOICES.name} holds {recorded.get(name)}")
+    if args.write:
+        CHOICES.parent.mkdir(parents=True, exist_ok=True)
+        document = {"how": HOW, "days": recorded}
+        CHOICES.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        print(f"wrote {CHOICES}")
+
+
+if __name__ == "__main__":
+    main()
