@@ -89,7 +89,7 @@ def test_a_whole_spec_document_runs_as_a_lane_of_its_own() -> None:
 def test_the_held_out_study_runs_the_curated_spec_on_the_second_day_configured_from_the_first() -> None:
     train, test, service = _days()
     cluster = simulated_inventory(_stress(test))
-    result = held_out(train, test, service, cluster, CONFIG, ["heteroscale", "oracle"], candidates=8, seed=0, workers=1)
+    result = held_out(train, test, service, cluster, CONFIG, ["heteroscale", "oracle"], candidates=8, seed=0, workers=2)
     # On this day the search moves off the defaults, so the curated lane can tell them apart.
     assert result.curation.choice.candidate != result.curation.defaults.candidate
     study = result.study
@@ -126,7 +126,7 @@ def test_the_held_out_study_runs_the_curated_spec_on_the_second_day_configured_f
 def test_the_cli_reports_the_held_out_day_and_keeps_bursts_off_the_training_day(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    base = ["simulate", "--holdout", "--hours", "2", "--fleet-scale", "10", "--candidates", "3"]
+    base = ["simulate", "--holdout", "--hours", "1", "--fleet-scale", "10", "--candidates", "2"]
     base += ["--policies", "heteroscale,static", "--workers", "1", "--no-progress"]
     assert main([*base, "--json", str(tmp_path / "plain.json")]) == 0
     out = capsys.readouterr().out
@@ -138,7 +138,7 @@ def test_the_cli_reports_the_held_out_day_and_keeps_bursts_off_the_training_day(
     assert plain["holdout"]["curated_on"] == "azure-conv (first half)"
     assert set(plain["policies"]) == {"heteroscale", "static", CURATED}
 
-    assert main([*base, "--burst", "1,20,3", "--json", str(tmp_path / "burst.json")]) == 0
+    assert main([*base, "--burst", "0.25,20,3", "--json", str(tmp_path / "burst.json")]) == 0
     capsys.readouterr()
     burst = json.loads((tmp_path / "burst.json").read_text())
     # The surge reached the held-out day only: the spec and everything it was sized from are the same.
