@@ -141,7 +141,9 @@ class Ratio(SpecModel):
     adaptive: AdaptiveRatio | None = Field(
         None,
         description="Opt-in: move the ratio within a band on KV-cache-missed prefill tokens/s (beyond the "
-        "paper, which keeps it fixed); prefill:decode above is then where it starts and what minimums use.",
+        "paper, which keeps it fixed); prefill:decode above is then where it starts and what minimums use. "
+        "Prefill scales in as decode does: to the highest recommendation of behavior.scaleDown's "
+        "stabilization window, by at most its step.",
     )
 
     def prefill_for(self, decode_instances: int) -> int:

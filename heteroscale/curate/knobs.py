@@ -138,7 +138,7 @@ def apply(document: dict[str, Any], candidate: Candidate, service: Service) -> d
     spec["decode"]["minReplicas"] = max(math.ceil(float(levels["min_decode"]) * decode_peak), 1)
     factor = float(levels["max_replicas"])
     spec["prefill"]["maxReplicas"] = math.ceil(prefill_peak * factor)
+    spec["decode"]["maxReplicas"] = math.ceil(decode_peak * factor)
     if levels["ratio"] == "adaptive":
         spec["ratio"]["adaptive"] = adaptive_ratio(service, headroom)
-    spec["decode"]["maxReplicas"] = math.ceil(decode_peak * factor)
     return spec

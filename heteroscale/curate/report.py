@@ -14,6 +14,7 @@ from heteroscale.api.enums import Role
 from heteroscale.curate.curation import Curation
 from heteroscale.curate.knobs import KNOBS, Level, named
 from heteroscale.curate.objective import Score
+from heteroscale.simulate.catalog import CURATED
 from heteroscale.simulate.report import ratio_curve
 from heteroscale.simulate.service import Service
 from heteroscale.simulate.workload import Workload
@@ -135,7 +136,7 @@ def training_lines(curation: Curation, trained_on: str) -> list[str]:
     """What a held-out evaluation chose, and where, for a terminal."""
     chosen = curation.choice.score
     return [
-        f"heteroscale-curated: chosen from {len(curation.evaluated)} candidates on {trained_on} "
+        f"{CURATED}: chosen from {len(curation.evaluated)} candidates on {trained_on} "
         f"({chosen.gpu_hours:,.0f} GPU-h at {chosen.slo_attainment:.2%} SLO there; defaults "
         f"{curation.defaults.score.gpu_hours:,.0f} GPU-h at {curation.defaults.score.slo_attainment:.2%})",
         _chosen(curation),
