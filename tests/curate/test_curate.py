@@ -110,7 +110,7 @@ def test_the_curated_spec_is_never_worse_than_the_defaults_on_its_workload(curat
 def test_the_held_out_report_is_the_written_spec_and_the_defaults_replayed_on_the_slice(curated: Curated) -> None:
     """Whether the choice holds on a slice it was not chosen on is an outcome, not a promise (on
     these six small hours it misses 99% by a little); the 24 h held-out days and their acceptance
-    are ``tests/sim/test_holdout_days.py``'s. Here: the report holds what the written spec and the
+    are measured by ``python -m tests.benchmarks.bench_holdout``. Here: the report holds what the written spec and the
     defaults do on the held-out slice."""
     held = curated.report["holdout"]
     assert held["source"] == str(curated.holdout)
