@@ -94,7 +94,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         action="store_true",
         help="a held-out evaluation: curate HeteroScale's spec (as heteroscale curate does) on a day built from "
         "the trace's first half, then run every policy and the curated spec (lane heteroscale-curated) on a day "
-        "built from its second half; ratio, targets, static peak and cluster all come from the first half. "
+        "built from its second half; ratio, targets and static peak come from the first half, the cluster is sized "
+        "for the second. "
         "--burst and --quiet shape the second day only. Adds the curation's minutes",
     )
     parser.add_argument(
