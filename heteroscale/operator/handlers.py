@@ -9,17 +9,20 @@ handlers are the exception: what they return is the index entry (None: not index
 Indexes keep GPU Nodes and Pods (placement's inventory) and the HPAs and ScaledObjects that target
 Deployments (conflicts) in memory from the watch. kopf starts a resource's daemons only once the
 indexes are filled, so the first tick already sees the whole cluster. A resource the API server does
-not serve (KEDA not installed) is simply not watched, and its index stays empty.
+not serve (KEDA not installed) is simply not watched, and its index stays empty. Deployments are
+kept by a watch of the operator's own (:mod:`heteroscale.operator.deploymentcache`, for its volume of
+events), which the first group's loop starts and every loop waits for before its first tick.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import kopf
@@ -28,6 +31,7 @@ from heteroscale.api.config import OperatorConfig
 from heteroscale.api.crd import GROUP, PLURAL, VERSION
 from heteroscale.operator import indexes
 from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target, group_references
+from heteroscale.operator.deploymentcache import DeploymentStore, DeploymentWatch
 from heteroscale.operator.diffbase import LeanDiffBaseStorage
 from heteroscale.operator.kube import ApiError, KubeClient
 from heteroscale.operator.reconcile import DEFAULT_INTERVAL, Cluster, Context, report_failure, seed_request, tick
@@ -63,6 +67,7 @@ class Operator:
         stop_grace_seconds: float = STOP_GRACE_SECONDS,
         slow_nodes: Collection[str] = (),
         config: OperatorConfig | None = None,
+        namespaces: Sequence[str] = (),
     ) -> None:
         self.config = config or OperatorConfig()
         self.readers = readers
@@ -73,7 +78,12 @@ class Operator:
         self.stop_grace_seconds = stop_grace_seconds
         self.client_timeout_seconds = client_timeout_seconds
         self.context: Context | None = None
-        self.cluster = Cluster(slow_nodes=frozenset(slow_nodes))
+        self.deployments = DeploymentStore()
+        self.cluster = Cluster(slow_nodes=frozenset(slow_nodes), deployments=self.deployments)
+        self.namespaces = list(namespaces)
+        """The namespaces served (none: every namespace), as kopf is told: the Deployment watch's too."""
+        self._deployments: asyncio.Task[None] | None = None
+        self._watch: DeploymentWatch | None = None
         self.registry = kopf.OperatorRegistry()
         self._register()
 
@@ -83,7 +93,6 @@ class Operator:
         kopf.on.cleanup(registry=self.registry)(self._cleanup)
         kopf.index("v1", "nodes", id="gpu_nodes", registry=self.registry)(self._index_node)
         kopf.index("v1", "pods", id="gpu_pods", registry=self.registry)(self._index_pod)
-        kopf.index("apps", "v1", "deployments", id="deployments", registry=self.registry)(self._index_deployment)
         kopf.index("autoscaling", "v2", "horizontalpodautoscalers", id="hpas", registry=self.registry)(self._index_hpa)
         kopf.index("keda.sh", "v1alpha1", "scaledobjects", id="scaled_objects", registry=self.registry)(
             self._index_scaled_object
@@ -148,12 +157,6 @@ class Operator:
         pod = self.cluster.indexed(self.cluster.pods, (namespace, name), indexes.gpu_pod(body))
         return None if pod is None else {(namespace, name): pod}
 
-    @staticmethod
-    async def _index_deployment(body: kopf.Body, **_: Any) -> dict[tuple[str, ...], Any]:
-        """Every Deployment, by name and by its controller's uid: ticks read their group's from here."""
-        trimmed = indexes.deployment(body)
-        return dict.fromkeys(indexes.deployment_keys(body), trimmed)
-
     async def _index_group(
         self, body: kopf.Body, namespace: str | None, name: str, labels: kopf.Labels, **_: Any
     ) -> dict[tuple[str, str], tuple[str, str, str]] | None:
@@ -180,8 +183,34 @@ class Operator:
         return None if found is None else dict([found])
 
     async def _cleanup(self, **_: Any) -> None:
+        if self._deployments is not None:
+            self._deployments.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._deployments
         if self.context is not None:
             await self.context.client.close()
+
+    def _client(self) -> KubeClient:
+        assert self.context is not None, "kopf logs in before any handler runs"
+        return self.context.client
+
+    async def _deployments_synced(self, stopped: kopf.DaemonStopped) -> bool:
+        """Start the Deployment watch (once, from the first group's loop: it needs the login) and
+        wait until it has listed every namespace served; False when the loop is told to stop first."""
+        if self._watch is None:
+            self._watch = DeploymentWatch(self._client, self.deployments, self.namespaces)
+            self._deployments = asyncio.create_task(self._watch.run(), name="heteroscale deployment watch")
+
+        async def halt() -> None:
+            await stopped.wait()
+
+        synced, halted = asyncio.create_task(self._watch.synced.wait()), asyncio.create_task(halt())
+        try:
+            await asyncio.wait({synced, halted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            synced.cancel()
+            halted.cancel()
+        return self._watch.synced.is_set()
 
     async def _run_group(
         self,
@@ -199,13 +228,14 @@ class Operator:
         self.cluster.nodes, self.cluster.pods = indexed["gpu_nodes"], indexed["gpu_pods"]
         self.cluster.autoscalers = (indexed["hpas"], indexed["scaled_objects"])
         self.cluster.references = indexed["references"]
-        self.cluster.deployments = indexed["deployments"]
 
         def emit(type_: str, reason: str, message: str) -> None:
             kopf.event(body, type=type_, reason=reason, message=message[:1024])
 
         failures = 0
         try:
+            if not await self._deployments_synced(stopped):
+                return
             while not stopped:
                 interval: float = DEFAULT_INTERVAL
                 assert self.context is not None, "kopf logs in before any handler runs"

@@ -1,8 +1,9 @@
-"""What the operator's kopf indexes keep of Nodes, Pods and Deployments (pure).
+"""What the operator's watches keep of Nodes, Pods and Deployments (pure).
 
 Placement needs every GPU node and every bound pod that requests GPUs, and every tick needs its
 group's Deployments; listing or fetching them on every tick would cost requests per
-PDServingGroup per tick. kopf indexes keep them from the watch instead, trimmed to the fields that
+PDServingGroup per tick. kopf indexes (Nodes, Pods) and the operator's own Deployment watch
+(:mod:`heteroscale.operator.deploymentcache`) keep them from the watch instead, trimmed to the fields that
 are read: :func:`heteroscale.placement.inventory_from_k8s` for nodes and pods, and for Deployments
 what ownership, the policy's observation and the patches read (:func:`deployment`).
 

@@ -17,8 +17,9 @@ apply a scale step twice.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import aiohttp
@@ -124,6 +125,30 @@ class KubeClient:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.max_backoff_seconds)
         raise last
+
+    async def stream(
+        self, path: str, params: Mapping[str, str], read_timeout_seconds: float
+    ) -> AsyncIterator[JsonObject]:
+        """A watch: each line of the response, parsed, until the server ends it. Not retried (the
+        caller resumes from the last version it saw); a refusal raises :class:`ApiError`, a
+        response silent for ``read_timeout_seconds`` :class:`TimeoutError`."""
+        url = self.connection.server.rstrip("/") + path
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeout.total, sock_read=read_timeout_seconds)
+        async with self._open().get(url, params=params, timeout=timeout) as response:
+            if response.status >= 300:
+                text = await response.text()
+                raise ApiError(response.status, f"GET {path} (watch): {text[:200]}")
+            # Split lines here rather than with the reader's readline: that refuses lines over
+            # 64 KiB, and a Deployment with a large pod template is one such line.
+            pending = b""
+            async for chunk in response.content.iter_any():
+                lines = (pending + chunk).split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if line.strip():
+                        yield json.loads(line)
+            if pending.strip():
+                yield json.loads(pending)
 
     async def get(self, path: str) -> JsonObject:
         return await self.request("GET", path)

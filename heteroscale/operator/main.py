@@ -74,7 +74,7 @@ def run(
     metrics = OperatorMetrics()
     if metrics_port:
         metrics.serve(metrics_port)
-    operator = Operator(PrometheusReader, metrics, slow_nodes=slow_nodes, config=config)
+    operator = Operator(PrometheusReader, metrics, slow_nodes=slow_nodes, config=config, namespaces=namespaces)
     serve_namespaces(operator, namespaces)
     log = logging.getLogger(__name__)
     log.info("serving PDServingGroups in %s", ", ".join(namespaces) if namespaces else "all namespaces")

@@ -69,10 +69,11 @@ __all__ = ["DEFAULT_INTERVAL", "Cluster", "Context", "Emit", "seed_request", "ti
 
 @dataclass
 class Cluster:
-    """What the kopf indexes hold, as a tick reads it: GPU nodes and pods for placement's inventory,
+    """What the watches hold, as a tick reads it: GPU nodes and pods for placement's inventory,
     the other autoscalers by the Deployment they target, the Deployments other PDServingGroups
-    reference, and every Deployment. The handlers put kopf's index objects here; they stay current
-    from the watch, so no tick lists or fetches Nodes, Pods, Deployments, autoscalers or groups."""
+    reference (kopf indexes, which the handlers put here), and every Deployment (the operator's own
+    watch). They stay current from the watch, so no tick lists or fetches Nodes, Pods, Deployments,
+    autoscalers or groups."""
 
     nodes: Mapping[Any, Iterable[JsonObject]] = field(default_factory=dict)
     pods: Mapping[Any, Iterable[JsonObject]] = field(default_factory=dict)
