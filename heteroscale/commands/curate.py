@@ -212,6 +212,11 @@ def run(args: argparse.Namespace) -> int:
             "do not apply it (check the GPU types and the SLO, or add capacity)"
         )
         return 1
+    if not curation.choice.score.assured(service.slo.attainment):
+        say(
+            f"the chosen spec meets {service.slo.attainment:.0%} SLO attainment on this workload, but not with 95% "
+            "confidence over its hours: a longer or busier workload would tell more before applying it"
+        )
     say(f"wrote {args.out} (mode DryRun: its decisions go to status only; set mode: Enforce once they look right)")
     return 0
 

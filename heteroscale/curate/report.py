@@ -37,6 +37,7 @@ def _score(score: Score) -> dict[str, Any]:
     return {
         "gpu_hours": _num(score.gpu_hours, 3),
         "slo_attainment": _num(score.slo_attainment),
+        "slo_attainment_low": _num(score.slo_attainment_low),
         "scale_actions": score.scale_actions,
     }
 
@@ -79,15 +80,20 @@ def document(
         "stress_test": ratio_curve(service.ratio_curve),
         "objective": {
             "minimise": "gpu_hours",
-            "subject_to": {"slo_attainment_at_least": curation.attainment},
+            # Met when slo_attainment_low (the one-sided lower confidence bound) reaches the target.
+            "subject_to": {
+                "slo_attainment_at_least": curation.attainment,
+                "at_confidence": 0.95,
+                "sampling_unit": "hour",
+            },
             "tie_break": "fewest scale_actions",
-            "when_none_meets_it": "highest slo_attainment",
+            "when_none_meets_it": "highest slo_attainment_low",
         },
         "comparison": {name: _score(score) for name, score in comparison(curation).items()},
         "chosen": {
             "candidate": curation.chosen,
             "round": chosen.round,
-            "meets_objective": chosen.score.meets(curation.attainment),
+            "meets_objective": chosen.score.assured(curation.attainment),
             "knobs": named(chosen.candidate),
             "defaults": named(curation.defaults.candidate),
         },
@@ -112,11 +118,12 @@ def _holdout(holdout: Holdout) -> dict[str, Any]:
 
 def summary_lines(curation: Curation, holdout: Holdout | None = None) -> list[str]:
     """The comparison table, the chosen knobs and the three knobs that matter most, for a terminal."""
-    lines = [f"{'':<10} {'GPU-h':>10} {'SLO':>8} {'actions':>8}"]
+    lines = [f"{'':<10} {'GPU-h':>10} {'SLO':>8} {'95% low':>8} {'actions':>8}"]
     for name, score in comparison(curation).items():
         mark = "" if score.meets(curation.attainment) else "  (below the SLO target)"
         lines.append(
-            f"{name:<10} {score.gpu_hours:>10.1f} {score.slo_attainment:>8.2%} {score.scale_actions:>8d}{mark}"
+            f"{name:<10} {score.gpu_hours:>10.1f} {score.slo_attainment:>8.2%} {score.slo_attainment_low:>8.2%} "
+            f"{score.scale_actions:>8d}{mark}"
         )
     defaults = curation.defaults.score.gpu_hours
     change = curation.choice.score.gpu_hours / defaults - 1 if defaults > 0 else 0.0
@@ -199,13 +206,15 @@ def markdown(report: dict[str, Any]) -> str:
         "",
         "## Result",
         "",
-        f"Objective: fewest GPU-hours with at least {target:.0%} SLO attainment; fewest scale actions "
-        f"on a tie. {len(report['candidates'])} candidates simulated.",
+        f"Objective: fewest GPU-hours with at least {target:.0%} SLO attainment at 95% confidence (its lower "
+        f"bound, the workload's hours as samples); fewest scale actions on a tie. {len(report['candidates'])} "
+        "candidates simulated.",
         "",
-        "| policy | GPU-hours | SLO attainment | scale actions |",
-        "|---|---|---|---|",
+        "| policy | GPU-hours | SLO attainment | its 95% lower bound | scale actions |",
+        "|---|---|---|---|---|",
         *(
-            f"| {name} | {s['gpu_hours']:,.1f} | {s['slo_attainment']:.2%} | {s['scale_actions']} |"
+            f"| {name} | {s['gpu_hours']:,.1f} | {s['slo_attainment']:.2%} | {s['slo_attainment_low']:.2%} "
+            f"| {s['scale_actions']} |"
             for name, s in report["comparison"].items()
         ),
         "",

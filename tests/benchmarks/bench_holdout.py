@@ -67,11 +67,17 @@ def _line(name: str, result: dict[str, object], wall: float) -> str:
         and curated["gpu_hours"] < policies["static"]["gpu_hours"]
         and ratio <= 1.15
     )
+    training = result["holdout"]
+    assert isinstance(training, dict)
+    there = training["on_the_training_day"]["curated"]
+    moved = [f"{k} {v}" for k, v in training["knobs"].items() if v != training["defaults"][k]]
     return (
         f"{name:<36} {curated['gpu_hours']:>9,.0f} {curated['slo_attainment']:>8.2%} {ratio:>6.2f}x "
         f"{versus('heteroscale'):>9} {versus('hpa-util'):>6} {versus('static'):>7} "
         f"{'met' if met else 'NOT met':>8} {wall:>6.0f} s   defaults: {defaults['gpu_hours']:,.0f} GPU-h at "
-        f"{defaults['slo_attainment']:.2%}"
+        f"{defaults['slo_attainment']:.2%}\n"
+        f"{'':<4}chosen on the first half at {there['gpu_hours']:,.0f} GPU-h, {there['slo_attainment']:.2%} SLO "
+        f"(95% lower bound {there['slo_attainment_low']:.2%}); knobs moved: {', '.join(moved) or 'none'}"
     )
 
 

@@ -8,8 +8,10 @@ its second half, each written as an Azure CSV file and replayed as the same six 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gzip
+import io
 import json
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,6 +58,8 @@ class Curated:
     holdout: Path
     spec: dict
     report: dict
+    said: str
+    """What the command printed."""
 
 
 @pytest.fixture(scope="module")
@@ -64,17 +68,20 @@ def curated(tmp_path_factory: pytest.TempPathFactory) -> Curated:
     first, second = _split_conv(folder)
     args = ["curate", "--workload", str(first), *DAY, "--candidates", "12", "--workers", "2", "--no-progress"]
     args += ["--holdout", str(second), "--out", str(folder / "spec.yaml"), "--report", str(folder / "report")]
-    assert main(args) == 0
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        assert main(args) == 0
     return Curated(
         first,
         second,
         yaml.safe_load((folder / "spec.yaml").read_text()),
         json.loads((folder / "report" / "report.json").read_text()),
+        said.getvalue(),
     )
 
 
 def _score(entry: dict) -> Score:
-    return Score(entry["gpu_hours"], entry["slo_attainment"], entry["scale_actions"])
+    return Score(entry["gpu_hours"], entry["slo_attainment"], entry["scale_actions"], entry["slo_attainment_low"])
 
 
 def _setting(curated: Curated, path: Path) -> evaluate.Setting:
@@ -107,9 +114,25 @@ def test_the_curated_spec_is_never_worse_than_the_defaults_on_its_workload(curat
     assert alone.slo_attainment >= 0.99
 
 
+def test_the_choice_is_judged_by_its_lower_bound_and_the_command_says_when_it_falls_short(curated: Curated) -> None:
+    """The objective asks the attainment's 95% lower bound over the workload's hours to reach the
+    target; a choice that reaches it only on the day is written, with a line that says so."""
+    chosen = curated.report["comparison"]["curated"]
+    assert chosen["slo_attainment_low"] <= chosen["slo_attainment"]
+    assured = chosen["slo_attainment_low"] >= 0.99
+    assert curated.report["chosen"]["meets_objective"] is assured
+    assert ("but not with 95% confidence over its hours" in curated.said) is (not assured)
+    candidates = curated.report["candidates"]
+    if any(c["slo_attainment_low"] >= 0.99 for c in candidates):
+        cheapest = min(c["gpu_hours"] for c in candidates if c["slo_attainment_low"] >= 0.99)
+        assert chosen["gpu_hours"] == pytest.approx(cheapest, abs=1e-3)
+    else:
+        assert chosen["slo_attainment_low"] == pytest.approx(max(c["slo_attainment_low"] for c in candidates))
+
+
 def test_the_held_out_report_is_the_written_spec_and_the_defaults_replayed_on_the_slice(curated: Curated) -> None:
-    """Whether the choice holds on a slice it was not chosen on is an outcome, not a promise (on
-    these six small hours it misses 99% by a little); the 24 h held-out days and their acceptance
+    """Whether the choice holds on a slice it was not chosen on is an outcome, not a promise; the
+    24 h held-out days and their acceptance
     are measured by ``python -m tests.benchmarks.bench_holdout``. Here: the report holds what the written spec and the
     defaults do on the held-out slice."""
     held = curated.report["holdout"]
