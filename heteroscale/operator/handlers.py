@@ -82,7 +82,7 @@ class Operator:
         self.cluster = Cluster(slow_nodes=frozenset(slow_nodes), deployments=self.deployments)
         self.namespaces = list(namespaces)
         """The namespaces served (none: every namespace), as kopf is told: the Deployment watch's too."""
-        self._deployments: asyncio.Task[None] | None = None
+        self._watching: asyncio.Task[None] | None = None
         self._watch: DeploymentWatch | None = None
         self.registry = kopf.OperatorRegistry()
         self._register()
@@ -183,10 +183,10 @@ class Operator:
         return None if found is None else dict([found])
 
     async def _cleanup(self, **_: Any) -> None:
-        if self._deployments is not None:
-            self._deployments.cancel()
+        if self._watching is not None:
+            self._watching.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._deployments
+                await self._watching
         if self.context is not None:
             await self.context.client.close()
 
@@ -199,7 +199,7 @@ class Operator:
         wait until it has listed every namespace served; False when the loop is told to stop first."""
         if self._watch is None:
             self._watch = DeploymentWatch(self._client, self.deployments, self.namespaces)
-            self._deployments = asyncio.create_task(self._watch.run(), name="heteroscale deployment watch")
+            self._watching = asyncio.create_task(self._watch.run(), name="heteroscale deployment watch")
 
         async def halt() -> None:
             await stopped.wait()
