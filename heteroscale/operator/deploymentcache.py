@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import aiohttp
+import kopf
 
 from heteroscale.operator import indexes
 from heteroscale.operator.kube import ApiError, JsonObject, KubeClient
@@ -101,11 +102,16 @@ class Gone(Exception):
 
 class DeploymentWatch:
     """Keeps ``store`` current: one list-then-watch per namespace served (one for the whole cluster
-    without namespaces). ``synced`` is set once every one of them has listed."""
+    without namespaces). ``synced`` is set once every one of them has listed.
+
+    It talks through a client of its own, without a limit on connections: each watch holds one
+    open for minutes, and on the ticks' client (64 connections) a replica serving sixty-odd
+    namespaces would leave the ticks none. ``connection`` returns the credentials kopf logged in
+    with; when they change (a new token), the next list or watch uses the new ones."""
 
     def __init__(
         self,
-        client: Callable[[], KubeClient],
+        connection: Callable[[], kopf.ConnectionInfo],
         store: DeploymentStore,
         namespaces: Sequence[str] = (),
         *,
@@ -113,7 +119,9 @@ class DeploymentWatch:
         retry_seconds: float = 1.0,
         max_retry_seconds: float = 30.0,
     ) -> None:
-        self.client = client
+        self.connection = connection
+        self._client: KubeClient | None = None
+        self._retired: list[KubeClient] = []
         self.store = store
         self.namespaces = list(namespaces)
         self.server_timeout_seconds = server_timeout_seconds
@@ -125,7 +133,21 @@ class DeploymentWatch:
     async def run(self) -> None:
         """Follow every namespace served until cancelled."""
         scopes: list[str | None] = [*self.namespaces] or [None]
-        await asyncio.gather(*(self._follow(scope, len(scopes)) for scope in scopes))
+        try:
+            await asyncio.gather(*(self._follow(scope, len(scopes)) for scope in scopes))
+        finally:
+            for client in [*self._retired, *([self._client] if self._client else [])]:
+                await client.close()
+
+    def client(self) -> KubeClient:
+        """The watch's own client, for the credentials of now."""
+        info = self.connection()
+        if self._client is None or self._client.connection is not info:
+            # The old one's open watches go on until they reconnect: it is closed with the rest.
+            if self._client is not None:
+                self._retired.append(self._client)
+            self._client = KubeClient(info, connections=0)
+        return self._client
 
     async def _follow(self, namespace: str | None, scopes: int) -> None:
         delay = self.retry_seconds

@@ -190,15 +190,15 @@ class Operator:
         if self.context is not None:
             await self.context.client.close()
 
-    def _client(self) -> KubeClient:
+    def _connection(self) -> kopf.ConnectionInfo:
         assert self.context is not None, "kopf logs in before any handler runs"
-        return self.context.client
+        return self.context.client.connection
 
     async def _deployments_synced(self, stopped: kopf.DaemonStopped) -> bool:
         """Start the Deployment watch (once, from the first group's loop: it needs the login) and
         wait until it has listed every namespace served; False when the loop is told to stop first."""
         if self._watch is None:
-            self._watch = DeploymentWatch(self._client, self.deployments, self.namespaces)
+            self._watch = DeploymentWatch(self._connection, self.deployments, self.namespaces)
             self._watching = asyncio.create_task(self._watch.run(), name="heteroscale deployment watch")
 
         async def halt() -> None:

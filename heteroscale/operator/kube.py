@@ -64,8 +64,11 @@ class KubeClient:
         timeout_seconds: float = 10.0,
         backoff_seconds: float = 0.2,
         max_backoff_seconds: float = 5.0,
+        connections: int = 64,
     ) -> None:
         self.connection = connection
+        self.connections = connections
+        """Open connections at most (0: no limit)."""
         self.attempts = attempts
         self.timeout = aiohttp.ClientTimeout(total=timeout_seconds)
         self.backoff_seconds = backoff_seconds
@@ -76,7 +79,7 @@ class KubeClient:
         if self._session is None or self._session.closed:
             info = self.connection
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=64, ssl=info.as_ssl_context()),
+                connector=aiohttp.TCPConnector(limit=self.connections, ssl=info.as_ssl_context()),
                 headers={**info.as_http_headers(), "User-Agent": "heteroscale-operator"},
                 timeout=self.timeout,
             )

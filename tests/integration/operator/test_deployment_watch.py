@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
 
 import kmock
 import kopf
 import pytest
 
 from heteroscale.operator.deploymentcache import DeploymentStore, DeploymentWatch
-from heteroscale.operator.kube import KubeClient
 from tests.integration.operator.conftest import DEPLOYMENTS, NS, Api, ApiServerEmulator, deployment, eventually
 
 pytestmark = pytest.mark.looptime
@@ -26,10 +24,8 @@ PATH = f"/apis/apps/v1/namespaces/{NS}/deployments"
 
 
 @pytest.fixture
-async def client(emulator: ApiServerEmulator) -> AsyncIterator[KubeClient]:
-    kube = KubeClient(kopf.ConnectionInfo(server=str(emulator.url)), backoff_seconds=0.05)  # type: ignore[arg-type]
-    yield kube
-    await kube.close()
+def login(emulator: ApiServerEmulator) -> kopf.ConnectionInfo:
+    return kopf.ConnectionInfo(server=str(emulator.url))
 
 
 async def watching(watch: DeploymentWatch, emulator: ApiServerEmulator) -> asyncio.Task[None]:
@@ -54,11 +50,11 @@ def lists(emulator: ApiServerEmulator) -> int:
 
 
 async def test_it_lists_then_follows_creations_changes_and_deletions(
-    emulator: ApiServerEmulator, client: KubeClient, api: Api
+    emulator: ApiServerEmulator, login: kopf.ConnectionInfo, api: Api
 ) -> None:
     emulator.objects[DEPLOYMENTS, NS, "before"] = deployment("before")
     store = DeploymentStore()
-    task = await watching(DeploymentWatch(lambda: client, store), emulator)
+    task = await watching(DeploymentWatch(lambda: login, store), emulator)
     assert names(store) == {"before"}
     await api.create(PATH, deployment("after"))
     await api.patch(f"{PATH}/before", {"spec": {"replicas": 5}})
@@ -70,10 +66,10 @@ async def test_it_lists_then_follows_creations_changes_and_deletions(
 
 
 async def test_a_namespaced_watch_keeps_only_its_namespaces(
-    emulator: ApiServerEmulator, client: KubeClient, api: Api
+    emulator: ApiServerEmulator, login: kopf.ConnectionInfo, api: Api
 ) -> None:
     store = DeploymentStore()
-    task = await watching(DeploymentWatch(lambda: client, store, [NS]), emulator)
+    task = await watching(DeploymentWatch(lambda: login, store, [NS]), emulator)
     other = deployment("elsewhere")
     other["metadata"]["namespace"] = "other"
     await api.create("/apis/apps/v1/namespaces/other/deployments", other)
@@ -85,12 +81,12 @@ async def test_a_namespaced_watch_keeps_only_its_namespaces(
 
 
 async def test_a_gone_version_lists_again_and_drops_what_the_watch_missed(
-    emulator: ApiServerEmulator, client: KubeClient
+    emulator: ApiServerEmulator, login: kopf.ConnectionInfo
 ) -> None:
     emulator.objects[DEPLOYMENTS, NS, "missed"] = deployment("missed")
     emulator.objects[DEPLOYMENTS, NS, "kept"] = deployment("kept")
     store = DeploymentStore()
-    task = await watching(DeploymentWatch(lambda: client, store), emulator)
+    task = await watching(DeploymentWatch(lambda: login, store), emulator)
     assert names(store) == {"missed", "kept"}
     before = lists(emulator)
     del emulator.objects[DEPLOYMENTS, NS, "missed"]  # no watch event: the watch missed it
@@ -114,11 +110,11 @@ class Recorded(logging.Handler):
 
 
 async def test_a_refused_list_is_logged_and_retried_with_backoff_until_it_succeeds(
-    emulator: ApiServerEmulator, client: KubeClient
+    emulator: ApiServerEmulator, login: kopf.ConnectionInfo
 ) -> None:
     emulator.objects[DEPLOYMENTS, NS, "d"] = deployment("d")
     emulator.refusing = lambda request: request.url.path.endswith("/deployments")
-    watch = DeploymentWatch(lambda: client, DeploymentStore(), retry_seconds=1.0)
+    watch = DeploymentWatch(lambda: login, DeploymentStore(), retry_seconds=1.0)
     recorded, logger = Recorded(), logging.getLogger("heteroscale.operator.deploymentcache")
     # dateparser (prometheus-api-client's) configures logging with disable_existing_loggers when it
     # first logs and the root logger has no handler, as in some tests before this one; the operator
@@ -129,10 +125,10 @@ async def test_a_refused_list_is_logged_and_retried_with_backoff_until_it_succee
         task = asyncio.create_task(watch.run())
         await asyncio.sleep(20)
         assert not watch.synced.is_set()
-        # Each list is retried by the client (4 attempts within 0.35 s), then by the watch after a
-        # wait that doubles from 1 s: five lists refused in 20 s.
+        # Each list is retried by the client (4 attempts within 1.4 s), then by the watch after a
+        # wait that doubles from 1 s: four lists refused in 20 s.
         failed = [m for m in recorded.messages if m.startswith("watching Deployments in all namespaces failed")]
-        assert [m.split("retrying in ")[1].split("s:")[0] for m in failed] == ["1", "2", "4", "8", "16"]
+        assert [m.split("retrying in ")[1].split("s:")[0] for m in failed] == ["1", "2", "4", "8"]
         assert all("503" in m for m in failed)
         emulator.refusing = lambda request: False
         await asyncio.wait_for(watch.synced.wait(), 60)
@@ -140,4 +136,20 @@ async def test_a_refused_list_is_logged_and_retried_with_backoff_until_it_succee
         logger.removeHandler(recorded)
         logger.disabled = disabled
     assert names(watch.store) == {"d"}
+    task.cancel()
+
+
+async def test_a_watch_of_many_namespaces_leaves_the_ticks_their_connections(
+    emulator: ApiServerEmulator, login: kopf.ConnectionInfo, api: Api
+) -> None:
+    """Each namespace's watch holds a connection open; with more namespaces than the ticks' client
+    has connections (64), every watch still lists and follows, on the watch's own client."""
+    namespaces = [f"team-{i}" for i in range(80)]
+    store = DeploymentStore()
+    task = asyncio.create_task(DeploymentWatch(lambda: login, store, namespaces).run())
+    await eventually(lambda: sum("watch" in r.url.query for _, r in emulator.arrivals) == len(namespaces))
+    last = deployment("late")
+    last["metadata"]["namespace"] = namespaces[-1]
+    await api.create(f"/apis/apps/v1/namespaces/{namespaces[-1]}/deployments", last)
+    await eventually(lambda: store.get(("name", namespaces[-1], "late"), ()))
     task.cancel()
