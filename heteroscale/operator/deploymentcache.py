@@ -196,13 +196,19 @@ class DeploymentWatch:
         params = {"watch": "true", "allowWatchBookmarks": "true", "timeoutSeconds": str(self.server_timeout_seconds)}
         if version:
             params["resourceVersion"] = version
-        async for event in self.client().stream(self._path(namespace), params, self.server_timeout_seconds + 30):
-            kind, obj = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
-                if obj.get("code") == 410:
-                    raise Gone()
-                raise ApiError(obj.get("code"), f"watch of Deployments: {obj.get('message', obj)}")
-            if kind != "BOOKMARK":
-                self.store.apply(str(kind), obj)
-            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+        events = self.client().stream(self._path(namespace), params, self.server_timeout_seconds + 30)
+        try:
+            async for event in events:
+                kind, obj = event.get("type"), event.get("object") or {}
+                if kind == "ERROR":
+                    raise ApiError(obj.get("code"), f"watch of Deployments: {obj.get('message', obj)}")
+                if kind != "BOOKMARK":
+                    self.store.apply(str(kind), obj)
+                version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+        except ApiError as exc:
+            # An expired version comes as an ERROR event in the stream, or as the watch request's
+            # own status: either way, retrying from it would be refused for ever.
+            if exc.status == 410:
+                raise Gone() from None
+            raise
         return version

@@ -14,6 +14,8 @@ import logging
 import kmock
 import kopf
 import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from heteroscale.operator.deploymentcache import DeploymentStore, DeploymentWatch
 from tests.integration.operator.conftest import DEPLOYMENTS, NS, Api, ApiServerEmulator, deployment, eventually
@@ -153,3 +155,33 @@ async def test_a_watch_of_many_namespaces_leaves_the_ticks_their_connections(
     await api.create(f"/apis/apps/v1/namespaces/{namespaces[-1]}/deployments", last)
     await eventually(lambda: store.get(("name", namespaces[-1], "late"), ()))
     task.cancel()
+
+
+async def test_a_watch_refused_with_410_lists_again_instead_of_retrying_the_gone_version() -> None:
+    """A real API server may answer the watch request itself with 410 (not an ERROR event in the
+    stream): a scripted server, since the emulator answers no watch that way."""
+    requests: list[str] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        watching = request.query.get("watch") == "true"
+        requests.append(f"watch from {request.query.get('resourceVersion')}" if watching else "list")
+        if not watching:
+            version = str(len(requests))
+            return web.json_response({"kind": "DeploymentList", "metadata": {"resourceVersion": version}, "items": []})
+        if request.query.get("resourceVersion") == "1":
+            return web.json_response({"kind": "Status", "code": 410, "reason": "Expired"}, status=410)
+        response = web.StreamResponse()
+        await response.prepare(request)
+        await asyncio.sleep(3600)  # a quiet watch
+        return response
+
+    app = web.Application()
+    app.router.add_get("/apis/apps/v1/deployments", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    login = kopf.ConnectionInfo(server=str(server.make_url("/")))
+    task = asyncio.create_task(DeploymentWatch(lambda: login, DeploymentStore()).run())
+    await eventually(lambda: len(requests) >= 4)
+    assert requests[:4] == ["list", "watch from 1", "list", "watch from 3"]
+    task.cancel()
+    await server.close()
