@@ -7,6 +7,14 @@ moves whole histogram bins instead of visiting nodes. The index is built once pe
 cycle and mutated as groups reserve capacity; :meth:`CapacityIndex.mark` and
 :meth:`CapacityIndex.rollback` undo trial reservations.
 
+An index built ``releasable`` (the operator's, kept between runs by a
+:class:`~heteroscale.placement.ledger.Ledger`) also numbers each bucket's nodes and knows which bin
+each one is in, so that a reservation made long ago can be given back
+(:meth:`CapacityIndex.release`) to the very nodes it took,
+whatever was reserved after it: a histogram alone cannot tell which of a bin's nodes carry it
+once later reservations moved them on (a node half taken by one group and then filled by
+another). The bins stay histograms for everything that counts slots.
+
 Roles see the pool through a :data:`~heteroscale.placement.tolerations.View` (what their pod
 template tolerates): only the buckets whose hard taints they tolerate, ranked ``(slow or an
 untolerated PreferNoSchedule taint, premium)``. The buckets themselves are shared, so two roles
@@ -23,7 +31,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from itertools import accumulate
+from itertools import accumulate, islice
 from operator import attrgetter
 from typing import NamedTuple
 
@@ -48,6 +56,67 @@ class _Bucket:
     taints: tuple[Taint, ...]
     nodes: int = 0
     free: dict[int, int] = field(default_factory=dict)
+    """Free GPUs -> nodes with that many free (the histogram every count reads)."""
+    members: dict[int, dict[int, None]] | None = None
+    """Free GPUs -> the numbers of the nodes in that bin (a dict as an ordered set), when the index
+    tracks nodes (:class:`CapacityIndex` ``releasable``)."""
+    at: list[int] = field(default_factory=list)
+    """Node number -> its free GPUs, when tracked."""
+
+    def add(self, free: int, count: int, *, tracked: bool) -> None:
+        """``count`` more nodes with ``free`` GPUs free."""
+        self.free[free] = self.free.get(free, 0) + count
+        self.nodes += count
+        if tracked:
+            self.members = {} if self.members is None else self.members
+            first = len(self.at)
+            self.members.setdefault(free, {}).update(dict.fromkeys(range(first, first + count)))
+            self.at.extend([free] * count)
+
+    def take(self, free: int, gpus: int, count: int) -> tuple[int, ...]:
+        """Take ``gpus`` GPUs from each of ``count`` nodes of the bin ``free``; returns the nodes
+        taken when tracked (which ones does not change any count)."""
+        self.free[free] -= count
+        self.free[free - gpus] = self.free.get(free - gpus, 0) + count
+        if self.members is None:
+            return ()
+        nodes = tuple(islice(reversed(self.members[free]), count))
+        self._renumber(nodes, free, free - gpus)
+        return nodes
+
+    def give_back(self, move: Reservation) -> None:
+        """Give back what ``move`` took: to its tracked nodes, whichever bin they are in now; else
+        to the bin it took from (only right when nothing took from those nodes since: a rollback)."""
+        if self.members is None:
+            self.free[move.free - move.gpus] -= move.size
+            self.free[move.free] += move.size
+            return
+        for node in move.nodes:
+            src = self.at[node]
+            self.free[src] -= 1
+            self.free[src + move.gpus] = self.free.get(src + move.gpus, 0) + 1
+            self._renumber((node,), src, src + move.gpus)
+
+    def _renumber(self, nodes: tuple[int, ...], src: int, dst: int) -> None:
+        assert self.members is not None
+        members = self.members[src]
+        into = self.members.setdefault(dst, {})
+        for node in nodes:
+            del members[node]
+            into[node] = None
+            self.at[node] = dst
+
+
+class Reservation(NamedTuple):
+    """One move of :class:`CapacityIndex`: ``gpus`` GPUs taken from each of ``size`` nodes of
+    a bucket's bin ``free``; ``nodes`` are their numbers when the index tracks them, else ``()``."""
+
+    pool: PoolKey
+    bucket: _Bucket
+    free: int
+    gpus: int
+    size: int
+    nodes: tuple[int, ...]
 
 
 class _Class(NamedTuple):
@@ -83,7 +152,11 @@ class _Table:
 class CapacityIndex:
     """Free capacity per (domain, GPU type) with undoable reservations."""
 
-    def __init__(self, inventory: Inventory) -> None:
+    def __init__(self, inventory: Inventory, *, releasable: bool = False) -> None:
+        """``releasable``: number the nodes so that :meth:`release` can give back reservations
+        made at any time (a run of every group costs 15-20% more, measured by the placement
+        benchmark; a run on a fresh index needs only :meth:`rollback`)."""
+        self.releasable = releasable
         topology = inventory.topology
         depth = levels(topology)
         # Count identical nodes first, reading their fields at C speed; everything after runs
@@ -102,8 +175,7 @@ class CapacityIndex:
             bucket = pools[(domain, gpu_type)].get((slow, level, taints))
             if bucket is None:
                 bucket = pools[(domain, gpu_type)][(slow, level, taints)] = _Bucket(slow, level, taints)
-            bucket.nodes += count
-            bucket.free[free] = bucket.free.get(free, 0) + count
+            bucket.add(free, count, tracked=releasable)
         self._pools = {key: list(buckets.values()) for key, buckets in pools.items()}
         # Every rank a view can give a bucket (an untolerated soft taint ranks it like a slow one),
         # in rank order, and the lowest rank first even when no bucket has it: rank_for() answers
@@ -119,7 +191,7 @@ class CapacityIndex:
         self._views: dict[tuple[PoolKey, ViewId], tuple[_Class, ...]] = {}
         self._ranks: dict[tuple[PoolKey, ViewId], tuple[Rank, ...]] = {}
         self._domains: dict[tuple[str, ViewId], list[str]] = {}
-        self._undo: list[tuple[PoolKey, dict[int, int], int, int]] = []
+        self._undo: list[Reservation] = []
         self._slots: dict[PoolKey, dict[tuple[ViewId, int], tuple[int, ...]]] = {}
         self._orders: dict[tuple[Need, Need | None, tuple[int, int]], DomainOrder] = {}
         self._watching: defaultdict[str, list[DomainOrder]] = defaultdict(list)
@@ -296,22 +368,20 @@ class CapacityIndex:
             for free, i in bins:
                 if left <= 0:
                     break
-                histogram = cls.buckets[i].free
+                bucket = cls.buckets[i]
                 per_node = free // gpus
-                full_nodes = min(histogram[free], left // per_node)
+                full_nodes = min(bucket.free[free], left // per_node)
                 if full_nodes:
-                    self._move(key, histogram, free, free - per_node * gpus, full_nodes)
+                    self._move(key, bucket, free, per_node * gpus, full_nodes)
                     left -= full_nodes * per_node
-                if 0 < left < per_node and histogram.get(free, 0):
-                    self._move(key, histogram, free, free - left * gpus, 1)
+                if 0 < left < per_node and bucket.free.get(free, 0):
+                    self._move(key, bucket, free, left * gpus, 1)
                     left = 0
         return instances - max(left, 0)
 
-    def _move(self, key: PoolKey, free: dict[int, int], src: int, dst: int, nodes: int) -> None:
-        for bin_, delta in ((src, -nodes), (dst, nodes)):
-            old = free.get(bin_, 0)
-            self._undo.append((key, free, bin_, old))
-            free[bin_] = old + delta
+    def _move(self, key: PoolKey, bucket: _Bucket, free: int, gpus: int, nodes: int) -> None:
+        """Take ``gpus`` GPUs from each of ``nodes`` nodes of the bin ``free``."""
+        self._undo.append(Reservation(key, bucket, free, gpus, nodes, bucket.take(free, gpus, nodes)))
         self._changed(key)
 
     def _changed(self, key: PoolKey) -> None:
@@ -329,6 +399,26 @@ class CapacityIndex:
     def rollback(self, mark: int) -> None:
         """Undo every reservation made since ``mark``."""
         while len(self._undo) > mark:
-            key, free, bin_, old = self._undo.pop()
-            free[bin_] = old
-            self._changed(key)
+            self._give_back(self._undo.pop())
+
+    def since(self, mark: int) -> list[Reservation]:
+        """The reservations made since ``mark`` (what :meth:`release` gives back)."""
+        return self._undo[mark:]
+
+    def forget(self) -> None:
+        """Make every reservation so far final: no :meth:`rollback` reaches past this point (the
+        undo log would otherwise grow with every run of an index kept between runs)."""
+        self._undo.clear()
+
+    def release(self, reservations: list[Reservation]) -> None:
+        """Give back reservations made at any time, to the nodes they took (most recent first),
+        whatever was reserved after them: used when a group is planned again or dropped. Only a
+        ``releasable`` index knows those nodes."""
+        if not self.releasable:
+            raise ValueError("only an index built with releasable=True can release reservations")
+        for move in reversed(reservations):
+            self._give_back(move)
+
+    def _give_back(self, move: Reservation) -> None:
+        move.bucket.give_back(move)
+        self._changed(move.pool)

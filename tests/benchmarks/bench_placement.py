@@ -6,6 +6,11 @@ size (wall-clock and CPU time), the growth from 1,000 to 10,000 nodes, and a dig
 (equal digests, equal plans: speed-ups must keep it). Target: at most 100 ms median at 10,000 nodes
 and near-linear growth (ratio about 10 or less).
 
+It also prints what the operator's plan book pays (issue #15): the same plans made by a
+:class:`~heteroscale.placement.Ledger` (its index numbers the nodes so that reservations can be
+given back), and a run of one changed group on a ledger that holds all of them (the group's decode
+target moved by one instance and back, alternately), with its ratio to the full run.
+
 The cluster is HeteroScale-shaped: S2 big-pods of four S1 mini-pods of eight nodes; half the
 big-pods are H20, a quarter L20, a quarter mixed (one of their S1s itself mixed); a fifth of the
 GPUs are already taken by other pods. Demand is about 70% of the free GPUs, from groups with
@@ -18,10 +23,13 @@ import hashlib
 import random
 import statistics
 import time
+from dataclasses import replace
 from typing import Any
 
-from heteroscale.placement import Plan, PlanRequest, RoleTargets, inventory_from_k8s, plan_many
+from heteroscale.placement import Ledger, Plan, PlanRequest, RoleTargets, inventory_from_k8s, plan_many
+from heteroscale.placement.ledger import key_of
 from tests.unit.placement.cluster import MiniPod, layout, pdsg_spec, pod
+from tests.unit.placement.scheduler import as_status
 
 GROUPS = 200
 SIZES = (1_000, 10_000)
@@ -91,6 +99,27 @@ def median_ms(func: Any) -> tuple[float, float]:
     return statistics.median(wall), statistics.median(cpu)
 
 
+def ledger_figures(inventory: Any, reqs: list[PlanRequest], full_ms: float) -> str:
+    """The plan book's costs: a ledger's run of every group, and of one changed group."""
+    _, ledger_ms = median_ms(lambda: Ledger(inventory).plan(reqs))
+    ledger = Ledger(inventory)
+    assert plans_digest(ledger.plan(reqs)) == plans_digest(plan_many(inventory, reqs)), "a ledger plans as plan_many"
+    moving = reqs[len(reqs) // 2]
+    steps = iter(range(1_000_000))
+
+    def one_changed() -> None:
+        planned = ledger.plans[key_of(moving)]
+        decode = moving.targets.decode + next(steps) % 2
+        targets = RoleTargets(moving.spec.ratio.prefill_for(decode), decode)
+        ledger.plan([replace(moving, targets=targets, current_groups=tuple(as_status(planned)))])
+
+    _, one_ms = median_ms(one_changed)
+    return (
+        f"ledger: every group CPU {ledger_ms:.1f} ms (x{ledger_ms / full_ms:.2f} plan_many's), "
+        f"one group changed CPU {one_ms:.2f} ms (x{one_ms / full_ms:.3f})"
+    )
+
+
 def main() -> int:
     rng = random.Random(2508)
     medians = {}
@@ -110,6 +139,7 @@ def main() -> int:
             f"(CPU {cpu_ms:.1f} ms; {groups} deployment groups, {short} instances unschedulable, plans {digest}); "
             f"inventory median {inv_ms:.1f} ms"
         )
+        print("        " + ledger_figures(inventory, reqs, cpu_ms))
     small, large = SIZES
     growth = medians[large] / medians[small]
     print(f"growth {small} -> {large} nodes: x{growth:.2f} (linear would be x{large / small:.0f})")
