@@ -30,6 +30,7 @@ import kopf
 from heteroscale.api.config import OperatorConfig
 from heteroscale.api.crd import GROUP, PLURAL, VERSION
 from heteroscale.operator import indexes
+from heteroscale.operator.cadence import next_tick, phase
 from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target, group_references
 from heteroscale.operator.deploymentcache import DeploymentStore, DeploymentWatch
 from heteroscale.operator.diffbase import LeanDiffBaseStorage
@@ -233,6 +234,7 @@ class Operator:
             kopf.event(body, type=type_, reason=reason, message=message[:1024])
 
         failures = 0
+        cadence = phase(namespace, name)
         try:
             if not await self._deployments_synced(stopped):
                 return
@@ -242,9 +244,12 @@ class Operator:
                 loop = asyncio.get_running_loop()
                 started = loop.time()
                 try:
-                    # The period runs from the start of one tick to the start of the next: a slow tick
-                    # does not stretch it (at most, the next tick starts right away).
-                    interval = await tick(self.context, namespace, name, emit, body) - (loop.time() - started)
+                    # The period runs from the start of one tick to the start of the next, at the
+                    # group's own phase of it: a slow tick neither stretches the period nor, with
+                    # all the others slowed down at the same moment, leaves the groups ticking
+                    # together from then on.
+                    period = await tick(self.context, namespace, name, emit, body)
+                    interval = next_tick(started, loop.time(), period, cadence) - loop.time()
                     failures = 0
                 except Exception as exc:
                     failures += 1

@@ -4,14 +4,17 @@ Run on demand: ``python -m tests.benchmarks.bench_operator [groups ...]`` (defau
 Per size: N PDServingGroups with ``intervalSeconds: 15`` on a cluster of labelled GPU nodes, created
 over one period so that their ticks spread over it, as they do once an operator has run a while. The
 operator creates every group's first Deployments (warm-up; the Deployments are then marked ready as
-the ReplicaSet controller would), then the decode rate jumps so that every group must scale up.
+the ReplicaSet controller would), a period passes (the groups' ticks settle at their phases), then
+the decode rate jumps so that every group must scale up.
 Printed, over the two periods after the jump:
 
 - ticks completed per period: every group ticks once a period, so this must reach N;
 - the p50/p99 duration of a tick;
 - how many groups scaled within one period of the jump and within two (a Deployment patched, or
-  created where placement puts the surge in a new deployment group), and the p50/p99 time from the
-  tick's start to its first such write;
+  created where placement puts the surge in a new deployment group), how many by their first tick
+  after the jump (the ticks are spread over the period, so a group that ticked just before the
+  jump sees it one period later, and its write lands a moment after one period), and the p50/p99
+  time from the tick's start to its first such write;
 - the CPU seconds per period of the operator's process and of the emulator's, how late each one's event loop
   woke a sleeper (p99), and placement's runs.
 
@@ -222,26 +225,30 @@ async def measure(groups: int, profile: bool) -> str:
     tick_to_patch: dict[str, float] = {}
     wrote: dict[str, float] = {}
     started: dict[str, float] = {}
+    first_after: dict[str, float] = {}  # each group's first tick after the jump, when it started
+    at_first: set[str] = set()  # groups that scaled no later than at that tick
+    jumped: list[float] = []
     original_patch, original_create, original_tick = (
         apply.Apply._patch_deployment,
         apply.Apply._create,
         reconcile._tick,
     )
 
-    runs: list[tuple[float, float]] = []  # (start, seconds) of each plan_many run
-    original_plan_many = planbook.plan_many
+    runs: list[tuple[float, float, int, bool]] = []  # (start, seconds, groups planned, all of them) per run
+    original_run = planbook._run
 
-    def timed_plan_many(inventory: Any, requests: Any) -> Any:
+    def timed_run(ledger: Any, *args: Any, **kwargs: Any) -> Any:
         begin = time.monotonic()
-        try:
-            return original_plan_many(inventory, requests)
-        finally:
-            runs.append((begin, time.monotonic() - begin))
+        kept, planned = original_run(ledger, *args, **kwargs)
+        runs.append((begin, time.monotonic() - begin, len(planned), kept is not ledger))
+        return kept, planned
 
     def written(name: str) -> None:
         if name not in wrote:
             wrote[name] = time.monotonic()
             tick_to_patch[name] = wrote[name] - started[name]
+            if started[name] <= first_after.get(name, started[name]):
+                at_first.add(name)
 
     async def timed_patch(self: Any, deployment: str, patch: Any) -> None:
         await original_patch(self, deployment, patch)
@@ -253,6 +260,8 @@ async def measure(groups: int, profile: bool) -> str:
 
     async def timed_tick(ctx: Any, namespace: str, name: str, *args: Any) -> int:
         started[name] = time.monotonic()
+        if jumped and name not in first_after:
+            first_after[name] = started[name]
         try:
             return await original_tick(ctx, namespace, name, *args)
         finally:
@@ -270,7 +279,7 @@ async def measure(groups: int, profile: bool) -> str:
     apply.Apply._patch_deployment = timed_patch  # type: ignore[method-assign]
     apply.Apply._create = timed_create  # type: ignore[method-assign]
     reconcile._tick = timed_tick  # type: ignore[assignment]
-    planbook.plan_many = timed_plan_many
+    planbook._run = timed_run
     ours, theirs = multiprocessing.get_context("spawn").Pipe()
     server = multiprocessing.get_context("spawn").Process(target=serve, args=(groups, theirs, profile), daemon=True)
     server.start()
@@ -287,15 +296,20 @@ async def measure(groups: int, profile: bool) -> str:
         # Warm-up: every group's first two Deployments exist and are ready.
         await asyncio.wait_for(asyncio.to_thread(ours.recv), timeout=600)
         warm = time.monotonic() - begin
-        await asyncio.sleep(2 * 0.25)  # the last creations' ready status, before the jump
+        # A period more, for the last creations' ready status and for the groups' ticks to settle
+        # at their phases (a group's first tick is at once, its next at its phase): the jump
+        # comes to an operator that has run a while.
+        await asyncio.sleep(PERIOD)
         ticks.clear()
         durations.clear()
         tick_to_patch.clear()
         wrote.clear()
+        at_first.clear()
         if profile:
             profiler.enable()
         decode_tps = 450.0
         jump, cpu = time.monotonic(), time.process_time()
+        jumped.append(jump)
         server_cpu, served, _ = await asyncio.to_thread(ask_cpu, ours)
         lags: list[float] = []
         probe = asyncio.create_task(lagging(lags))
@@ -308,7 +322,7 @@ async def measure(groups: int, profile: bool) -> str:
         profiler.disable()
         per_period = sum(1 for t in ticks if t - jump <= 2 * PERIOD) / 2
         latencies = sorted(tick_to_patch.values())
-        planning = [seconds for begin, seconds in runs if begin >= jump]
+        planning = [run[1:] for run in runs if run[0] >= jump]
         in_one = sum(1 for when in wrote.values() if when - jump <= PERIOD)
         per_group_kib = (rss_mib() - rss_before) * 1024 / groups
         stop.set()
@@ -317,18 +331,22 @@ async def measure(groups: int, profile: bool) -> str:
         apply.Apply._patch_deployment = original_patch  # type: ignore[method-assign]
         apply.Apply._create = original_create  # type: ignore[method-assign]
         reconcile._tick = original_tick  # type: ignore[assignment]
-        planbook.plan_many = original_plan_many
+        planbook._run = original_run
         ours.send("stop")
         server.join(30)
     line = f"{groups:>5} groups: warm-up {warm:5.1f}s; {per_period:6.0f} ticks per {PERIOD:.0f}s period"
     line += f" (tick p50 {quantile(durations, 50):5.0f} ms, p99 {quantile(durations, 99):5.0f} ms); scaled "
-    line += f"within one period {in_one:>5}, within two {len(latencies):>5}"
+    line += f"within one period {in_one:>5}, within two {len(latencies):>5}, by their first tick after the jump "
+    line += f"{len(at_first):>5}"
     line += f"; tick→write p50 {quantile(latencies, 50):5.0f} ms, p99 {quantile(latencies, 99):5.0f} ms"
     line += f"; CPU per period: operator {cpu:4.1f}s, emulator {server_cpu:4.1f}s"
     line += f"; event-loop lag p99: operator {quantile(lags, 99):.0f} ms, emulator {quantile(server_lags, 99):.0f} ms"
     line += f"; operator memory {per_group_kib:.0f} KiB per group"
     if planning:
-        line += f"; {len(planning)} placement runs, {sum(planning):.1f}s in all, longest {max(planning):.2f}s"
+        seconds = [run[0] for run in planning]
+        line += f"; {len(planning)} placement runs ({sum(run[2] for run in planning)} of every group)"
+        line += f" planning {sum(run[1] for run in planning)} groups, {sum(seconds):.1f}s in all"
+        line += f", longest {max(seconds):.2f}s"
     per_group = sum(requests.values()) / 2 / groups
     kinds = ", ".join(f"{kind} {count / 2 / groups:.2f}" for kind, count in requests.most_common())
     line += f"\n  API requests per group per period: {per_group:.1f} ({kinds})"

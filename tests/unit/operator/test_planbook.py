@@ -48,6 +48,27 @@ def request(name: str, spec_: PDServingGroupSpec, current: tuple[GroupStatus, ..
     return PlanRequest(name, spec_, RoleTargets(1, 1), current, "ns")
 
 
+def count_runs(monkeypatch: pytest.MonkeyPatch, before: Any = None) -> list[int]:
+    """Make the plan book record how many groups each of its runs planned; ``before(run)`` is
+    called in the run's worker thread as the run starts (``run``: how many started so far)."""
+    from heteroscale.operator import planbook
+
+    runs: list[int] = []
+    started: list[None] = []
+    real = planbook._run
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        started.append(None)
+        if before is not None:
+            before(len(started))
+        ledger, planned = real(*args, **kwargs)
+        runs.append(len(planned))
+        return ledger, planned
+
+    monkeypatch.setattr(planbook, "_run", counting)
+    return runs
+
+
 def placed(plan: Plan) -> int:
     return plan.replicas(Role.PREFILL) + plan.replicas(Role.DECODE)
 
@@ -91,42 +112,72 @@ async def test_two_groups_never_plan_the_same_free_gpus() -> None:
     assert placed(await book.plan(request("b", spec()), inv)) == 0
 
 
+@pytest.mark.looptime
 async def test_plans_are_recomputed_only_when_a_request_or_the_inventory_changed() -> None:
-    book, inv = PlanBook(), inventory([*ONE_GROUP, node("h2", "H20"), node("l2", "L20")])
+    nodes = [*ONE_GROUP, node("h2", "H20"), node("l2", "L20"), node("h3", "H20")]
+    book, inv = PlanBook(), inventory(nodes)
     a = await book.plan(request("a", spec()), inv)
     b = await book.plan(request("b", spec()), inv)
-    # The next ticks send the groups they applied; recording them was a change, so once more a run.
-    a_steady = await book.plan(request("a", spec(), statuses(a)), inv)
-    assert a_steady is not a
-    # From now on nothing changes: the same plan objects come back, for every group. Readiness
-    # (``current`` in the groups) and the order of the groups are no change.
-    assert await book.plan(request("a", spec(), statuses(a)), inv) is a_steady
-    b_steady = await book.plan(request("b", spec(), statuses(b)), inv)
-    assert await book.plan(request("b", spec(), tuple(reversed(statuses(b)))), inv) is b_steady
-    assert await book.plan(request("a", spec(), statuses(a)), inv) is a_steady
-    # A new inventory object (the cluster view builds one after a Node or Pod changed), or another
-    # group's new request: a run, but a group that has all it asked for keeps its plan without
-    # waiting for it (the run recomputes it too, and its next tick takes that).
-    changed = inventory([*ONE_GROUP, node("h2", "H20"), node("l2", "L20")])
-    assert await book.plan(request("a", spec(), statuses(a)), changed) is a_steady
-    b_more = await book.plan(PlanRequest("b", spec(), RoleTargets(1, 2), statuses(b), "ns"), changed)
-    assert b_more is not b_steady
-    assert await book.plan(request("a", spec(), statuses(a)), changed) is not a_steady, "b's run planned a again"
+    # The next ticks send the groups they applied: the plans they came from, so nothing changed and
+    # the same plan objects come back, for every group. Readiness (``current`` in the groups) and
+    # the order of the groups are no change.
+    assert await book.plan(request("a", spec(), statuses(a)), inv) is a
+    assert await book.plan(request("b", spec(), statuses(b)), inv) is b
+    assert await book.plan(request("b", spec(), tuple(reversed(statuses(b)))), inv) is b
+    # Another group's new request: a run of that group alone; a, which has all it asked for, is
+    # neither planned again nor kept waiting.
+    b_more = await book.plan(PlanRequest("b", spec(), RoleTargets(1, 2), statuses(b), "ns"), inv)
+    assert b_more is not b
+    assert placed(b_more) == 3
+    assert await book.plan(request("a", spec(), statuses(a)), inv) is a
+    # A new inventory object (the cluster view builds one after a Node or Pod changed) with room
+    # for one more decode node: a change planned on the ledger's inventory finds no room...
+    grown = inventory([*nodes, node("h4", "H20")])
+    b_most = PlanRequest("b", spec(), RoleTargets(1, 3), statuses(b_more), "ns")
+    assert placed(await book.plan(b_most, grown)) == 4, "left short on the old inventory: planned on the new one"
+    assert await book.plan(request("a", spec(), statuses(a)), grown) is not a, "a full run planned a again"
+
+
+@pytest.mark.looptime
+async def test_a_changed_inventory_is_taken_up_within_the_refresh_time() -> None:
+    """Pods bind all the time in a busy cluster, and each one makes a new inventory: a run of the
+    changed groups plans on the ledger's inventory until it is REFRESH_S old, then every group is
+    planned on the new one."""
+    import asyncio
+
+    from heteroscale.operator.planbook import REFRESH_S
+
+    nodes = [*ONE_GROUP, node("h2", "H20"), node("l2", "L20"), node("h3", "H20"), node("l3", "L20")]
+    book, inv = PlanBook(), inventory(nodes)
+    await book.plan(request("a", spec()), inv)
+    await book.plan(request("b", spec()), inv)
+    # A foreign pod takes one of the three H20 nodes: the next inventory says so.
+    limits = {"limits": {"nvidia.com/gpu": "8"}}
+    foreign = {
+        "metadata": {"name": "x", "namespace": "other"},
+        "spec": {"nodeName": "h3", "containers": [{"name": "x", "resources": limits}]},
+        "status": {"phase": "Running"},
+    }
+    busy = inventory_from_k8s(nodes, [foreign], spec().topology)
+    shelf = next(iter(book._shelves.values()))
+    c = await book.plan(request("c", spec()), busy)
+    assert placed(c) == 2, "planned on the ledger's inventory, younger than REFRESH_S: the H20 node looks free"
+    assert shelf.ledger is not None
+    assert shelf.ledger.inventory is inv
+    await asyncio.sleep(REFRESH_S)
+    assert await book.plan(request("c", spec(), statuses(c)), busy) is c, "nothing changed: no run"
+    assert shelf.ledger.inventory is inv
+    # c's change (it scales to nothing) is the first after REFRESH_S: every group is planned on
+    # the new inventory, which has no H20 node left for a fourth group.
+    await book.plan(PlanRequest("c", spec(), RoleTargets(0, 0), statuses(c), "ns"), busy)
+    assert shelf.ledger.inventory is busy
+    assert placed(await book.plan(request("d", spec()), busy)) == 0
 
 
 async def test_a_steady_group_never_waits_for_the_runs_of_others(monkeypatch: pytest.MonkeyPatch) -> None:
     """With a thousand groups some group changes in every run; a group whose request did not change
     must not queue behind those runs (issue #15: a tick waited on the shared run, p99 2.8 s)."""
-    from heteroscale.operator import planbook
-
-    runs: list[int] = []
-    real = planbook.plan_many
-
-    def counting(inventory: Inventory, requests: Any) -> list[Plan]:
-        runs.append(len(requests))
-        return real(inventory, requests)
-
-    monkeypatch.setattr(planbook, "plan_many", counting)
+    runs = count_runs(monkeypatch)
     book, inv = PlanBook(), inventory([*ONE_GROUP, node("h2", "H20"), node("l2", "L20")])
     a = await book.plan(request("a", spec()), inv)
     a = await book.plan(request("a", spec(), statuses(a)), inv)
@@ -191,23 +242,14 @@ async def test_changes_that_arrive_together_are_planned_in_one_run(monkeypatch: 
     register, and the next run covers them all, instead of one run per group (quadratic)."""
     import asyncio
 
-    from heteroscale.operator import planbook
-
-    runs: list[int] = []
-    real = planbook.plan_many
-
-    def counting(inventory: Inventory, requests: Any) -> list[Plan]:
-        runs.append(len(requests))
-        return real(inventory, requests)
-
-    monkeypatch.setattr(planbook, "plan_many", counting)
+    runs = count_runs(monkeypatch)
     book = PlanBook()
     inv = inventory([node(f"h{i}", "H20") for i in range(20)] + [node(f"l{i}", "L20") for i in range(20)])
     names = [f"g{i}" for i in range(20)]
     plans = await asyncio.gather(*(book.plan(request(n, spec()), inv) for n in names))
     assert all(placed(p) == 2 for p in plans)
     assert len(runs) <= 2, runs
-    assert runs[-1] == 20, "the last run covered every group"
+    assert sum(runs) == 20, "each group was planned once"
     # The next round sends the groups as applied: nothing changed, nothing is planned again.
     again = await asyncio.gather(
         *(book.plan(request(n, spec(), statuses(p)), inv) for n, p in zip(names, plans, strict=True))
@@ -225,23 +267,17 @@ async def test_a_caller_whose_request_a_run_covered_does_not_wait_for_later_chan
     of the callers before it."""
     import asyncio
 
-    from heteroscale.operator import planbook
-
     loop = asyncio.get_running_loop()
-    runs: list[int] = []
     newcomers: list[Any] = []
-    real = planbook.plan_many
     book = PlanBook()
     inv = inventory([node(f"h{i}", "H20") for i in range(40)] + [node(f"l{i}", "L20") for i in range(40)])
 
-    def counting(inventory: Inventory, requests: Any) -> list[Plan]:
-        runs.append(len(requests))
-        if len(runs) <= 5:  # a group whose tick comes while this run is under way
-            newcomer = book.plan(request(f"late{len(runs)}", spec()), inv)
-            newcomers.append(asyncio.run_coroutine_threadsafe(newcomer, loop))
-        return real(inventory, requests)
+    def newcomer(run: int) -> None:
+        if run <= 5:  # a group whose tick comes while this run is under way
+            late = book.plan(request(f"late{run}", spec()), inv)
+            newcomers.append(asyncio.run_coroutine_threadsafe(late, loop))
 
-    monkeypatch.setattr(planbook, "plan_many", counting)
+    runs = count_runs(monkeypatch, newcomer)
     returned_after: dict[str, int] = {}
 
     async def tick(name: str) -> Plan:
@@ -252,8 +288,10 @@ async def test_a_caller_whose_request_a_run_covered_does_not_wait_for_later_chan
     plans = await asyncio.gather(*(tick(f"g{i}") for i in range(10)))
     late = [await asyncio.wrap_future(f) for f in newcomers]
     assert all(placed(p) == 2 for p in [*plans, *late])
-    # g0 ran the first run alone; g1 the second, which covered g2..g9 as well.
-    assert max(returned_after.values()) == 2, returned_after
+    # The first run covered g0..g9, which all registered before it started; each newcomer came
+    # while a run was under way and was planned by the next one, which the g's did not wait for.
+    assert max(returned_after.values()) == 1, returned_after
+    assert runs == [10, 1, 1, 1, 1, 1], runs
 
 
 async def test_a_caller_cancelled_while_waiting_leaves_the_run_to_the_others(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -262,18 +300,8 @@ async def test_a_caller_cancelled_while_waiting_leaves_the_run_to_the_others(mon
     import asyncio
     import threading
 
-    from heteroscale.operator import planbook
-
-    runs: list[int] = []
-    real = planbook.plan_many
     gate = threading.Event()
-
-    def held(inventory: Inventory, requests: Any) -> list[Plan]:
-        runs.append(len(requests))
-        gate.wait(timeout=30)
-        return real(inventory, requests)
-
-    monkeypatch.setattr(planbook, "plan_many", held)
+    runs = count_runs(monkeypatch, lambda _: gate.wait(timeout=30))
     book = PlanBook()
     inv = inventory([node(f"h{i}", "H20") for i in range(3)] + [node(f"l{i}", "L20") for i in range(3)])
     first = asyncio.create_task(book.plan(request("first", spec()), inv))
@@ -285,6 +313,32 @@ async def test_a_caller_cancelled_while_waiting_leaves_the_run_to_the_others(mon
     gate.set()
     assert placed(await second) == 2
     assert runs == [1, 1], "the first run planned 'first' alone, the second 'second' alone"
+
+
+async def test_a_failed_run_fails_its_callers_and_the_next_run_plans_every_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A run that raises (a bug, or memory) may have left the kept ledger part way through: every
+    caller waiting for it sees the error, and the next run starts over from a new ledger."""
+    import asyncio
+
+    def failing(run: int) -> None:
+        if run == 2:
+            raise RuntimeError("placement failed")
+
+    runs = count_runs(monkeypatch, failing)
+    book = PlanBook()
+    inv = inventory([node(f"h{i}", "H20") for i in range(3)] + [node(f"l{i}", "L20") for i in range(3)])
+    a = await book.plan(request("a", spec()), inv)
+    shelf = next(iter(book._shelves.values()))
+    kept = shelf.ledger
+    results = await asyncio.gather(*(book.plan(request(n, spec()), inv) for n in ("b", "c")), return_exceptions=True)
+    assert [str(r) for r in results] == ["placement failed"] * 2, "both waited for the failed run"
+    b = await book.plan(request("b", spec()), inv)
+    assert shelf.ledger is not kept, "a new ledger"
+    assert runs == [1, 3], "the run after the failure planned a, b and c"
+    assert placed(b) == 2
+    assert await book.plan(request("a", spec(), statuses(a)), inv) is not a, "a was planned again"
 
 
 def stored(name: str, spec_: PDServingGroupSpec, groups: tuple[GroupStatus, ...], **metadata: Any) -> dict[str, Any]:
