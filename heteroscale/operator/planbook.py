@@ -113,7 +113,7 @@ class _Shelf:
         """Whether the last run planned the requests as they are, on this inventory (compared by
         identity: the operator's cluster view hands out the same object until a Node or Pod
         changes, and a new one after)."""
-        return self.planned_for is not None and self.planned_for == (self.version, inventory)
+        return self.planned_for is not None and self.planned_for[0] == self.version and self.planned_for[1] is inventory
 
     async def current_plans(self, inventory: Inventory) -> dict[Key, Plan]:
         """The plans of every request, planned again only if a request or the inventory changed.
