@@ -28,4 +28,6 @@ python3 -m venv .venv
 .venv/bin/ruff format --check .
 .venv/bin/mypy heteroscale
 .venv/bin/lint-imports --no-cache
-.venv/bin/python -m pytest "$@"
+# Two workers (pytest-xdist), one per core of the CI machine: measured on it, the suite took 580 s
+# in one process and 269 s in two. Pass -n 0 to run in one process (e.g. to debug with -s or pdb).
+.venv/bin/python -m pytest -n 2 "$@"
