@@ -173,17 +173,19 @@ class Apply:
         self,
         decision: Decision,
         targets: Sequence[GroupPlan],
+        templates: Mapping[str, JsonObject | None],
         observation: Observation,
         record: Callable[[Drain], Awaitable[None]],
     ) -> Drain | None:
         """Scale-ups and affinity now; scale-ins start a drain (or go at once with no pod to drain).
         A drain is ``record``-ed (in the status) before any pod leaves serving: a tick cut short
         between the two then leaves a drain whose pods still serve, which its finish puts right
-        (:meth:`finish_drain`), never pods out of serving that no status remembers."""
+        (:meth:`finish_drain`), never pods out of serving that no status remembers. ``templates``: each
+        target's pod template by name (:func:`manifests.pod_template`)."""
         before = {Role.PREFILL.value: observation.prefill.replicas, Role.DECODE.value: observation.decode.replicas}
         draining: list[DrainGroup] = []
         for group in targets:
-            template = manifests.pod_template(self.name, self.spec, group)
+            template = templates[group.name]
             current = self.deployments.get(group.name)
             if current is None:
                 if group.owned and template is not None and group.replicas > 0:

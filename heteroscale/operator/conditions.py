@@ -16,6 +16,8 @@ from heteroscale.policy.decision import Decision
 from heteroscale.policy.ratio import ratio_holds
 
 T, F = ConditionStatus.TRUE, ConditionStatus.FALSE
+#: The order conditions are listed in (the enum's), looked up once: a tick sets several conditions.
+_ORDER = {type_: i for i, type_ in enumerate(ConditionType)}
 
 
 def rfc3339(now: float) -> str:
@@ -43,7 +45,7 @@ def set_condition(
         observed_generation=generation,
     )
     kept = [c for c in conditions if c.type != type_]
-    return sorted([*kept, new], key=lambda c: list(ConditionType).index(c.type))
+    return sorted([*kept, new], key=lambda c: _ORDER[c.type])
 
 
 def changed(before: Sequence[Condition], after: Sequence[Condition], type_: ConditionType) -> bool:

@@ -491,15 +491,21 @@ class _Plan:
         return True
 
     @cached_property
+    def templates(self) -> dict[str, JsonObject | None]:
+        """Each target's pod template (:func:`manifests.pod_template`), rendered once per plan: the
+        check for writes and the writes use the same."""
+        return {group.name: manifests.pod_template(self.name, self.spec, group) for group in self.targets}
+
+    @cached_property
     def _written(self) -> set[str]:
-        """The targets this plan writes to (each pod template rendered once per plan)."""
+        """The targets this plan writes to."""
         return {group.name for group in self.targets if self._writes_to(group)}
 
     def _writes_to(self, group: GroupPlan) -> bool:
         deployment = self.seen.deployments.get(group.name)
         if deployment is None:
             return group.owned and group.replicas > 0  # created
-        if manifests.group_patch(deployment, group, manifests.pod_template(self.name, self.spec, group)):
+        if manifests.group_patch(deployment, group, self.templates[group.name]):
             return True  # scaled, or a new pod template
         return group.owned and group.name not in self.kept and observe.asked(deployment) == 0  # deleted
 
@@ -630,7 +636,7 @@ async def _execute(
         if plan.finish:
             return _Done(plan, plan.targets, await apply.finish_drain(plan.pending))
         return _Done(plan, plan.targets, plan.pending)
-    pending = await apply.decision(plan.decision, plan.targets, plan.observation, record_drain)
+    pending = await apply.decision(plan.decision, plan.targets, plan.templates, plan.observation, record_drain)
     targets = plan.targets if pending is not None else await apply.remove_emptied(plan.targets, plan.kept)
     return _Done(plan, targets, pending)
 

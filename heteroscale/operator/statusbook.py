@@ -100,7 +100,9 @@ class StatusBook:
             return False
         if stored is not None and stored is entry.matched:
             return True
-        if _plain(stored or {}) != entry.sent:
+        # Both are the API server's copy (its answer to our write, and what it stored), so they
+        # compare as they are: no nulls to drop, and a deep copy per watch event saved.
+        if (stored or {}) != entry.sent:
             return False
         entry.matched = stored
         return True
@@ -128,8 +130,7 @@ class StatusBook:
 
     def sent(self, key: tuple[str, str], uid: str, stored: Mapping[str, Any], now: float) -> None:
         """The write went through; ``stored`` is the status the API server answered with."""
-        plain = _plain(stored)
-        self._entries[key] = _Entry(uid, plain, now, plain)
+        self._entries[key] = _Entry(uid, dict(stored), now, dict(stored))
 
     def forget(self, key: tuple[str, str]) -> None:
         self._entries.pop(key, None)
