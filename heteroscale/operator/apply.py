@@ -116,7 +116,7 @@ class Apply:
         await self._patch_deployment(name, patch)
         self.emit("Normal", Reason.ADOPTED, f"adopted Deployment {name}: its owner annotated it for this group")
 
-    async def _create(self, group: GroupPlan, template: JsonObject) -> None:
+    async def _create(self, group: GroupPlan, template: manifests.PodTemplate) -> None:
         manifest = manifests.deployment_manifest(self.pdsg, group, template)
         try:
             created = await self.client.create(deployment_path(self.namespace), manifest)
@@ -173,7 +173,7 @@ class Apply:
         self,
         decision: Decision,
         targets: Sequence[GroupPlan],
-        templates: Mapping[str, JsonObject | None],
+        templates: Mapping[str, manifests.PodTemplate | None],
         observation: Observation,
         record: Callable[[Drain], Awaitable[None]],
     ) -> Drain | None:
@@ -181,7 +181,7 @@ class Apply:
         A drain is ``record``-ed (in the status) before any pod leaves serving: a tick cut short
         between the two then leaves a drain whose pods still serve, which its finish puts right
         (:meth:`finish_drain`), never pods out of serving that no status remembers. ``templates``: each
-        target's pod template by name (:func:`manifests.pod_template`)."""
+        target's pod template by name."""
         before = {Role.PREFILL.value: observation.prefill.replicas, Role.DECODE.value: observation.decode.replicas}
         draining: list[DrainGroup] = []
         for group in targets:

@@ -269,6 +269,7 @@ class Operator:
             self.cluster.plans.drop(namespace, name)
             if self.context is not None:
                 self.context.statuses.forget((namespace, name))
+                self.context.templates.forget((namespace, name))
 
 
 def finalizer(config: OperatorConfig) -> str:

@@ -15,6 +15,7 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from heteroscale.api.crd import GROUP, KIND, VERSION
@@ -77,11 +78,24 @@ def template_hash(template: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def deployment_manifest(pdsg: Mapping[str, Any], group: GroupPlan, template: JsonObject) -> JsonObject:
+@dataclass(frozen=True)
+class PodTemplate:
+    """A pod template and its hash (the annotation's value), hashed once: a sorted dump of the
+    template costs more than the comparison it serves."""
+
+    body: JsonObject
+    digest: str
+
+    @classmethod
+    def of(cls, body: JsonObject) -> PodTemplate:
+        return cls(body, template_hash(body))
+
+
+def deployment_manifest(pdsg: Mapping[str, Any], group: GroupPlan, template: PodTemplate) -> JsonObject:
     """The Deployment the operator creates for an owned group."""
     name = pdsg["metadata"]["name"]
     selector = selector_labels(name, group.role.value, group.name)
-    annotations = {ANNOTATION_TEMPLATE_HASH: template_hash(template), ANNOTATION_LAST_REPLICAS: str(group.replicas)}
+    annotations = {ANNOTATION_TEMPLATE_HASH: template.digest, ANNOTATION_LAST_REPLICAS: str(group.replicas)}
     if group.planned is not None:
         annotations |= {ANNOTATION_GPU_TYPE: group.gpu_type, ANNOTATION_DOMAIN: group.domain}
     return {
@@ -94,11 +108,11 @@ def deployment_manifest(pdsg: Mapping[str, Any], group: GroupPlan, template: Jso
             "annotations": annotations,
             "ownerReferences": [owner_reference(pdsg)],
         },
-        "spec": {"replicas": group.replicas, "selector": {"matchLabels": selector}, "template": template},
+        "spec": {"replicas": group.replicas, "selector": {"matchLabels": selector}, "template": template.body},
     }
 
 
-def group_patch(deployment: Mapping[str, Any], group: GroupPlan, template: JsonObject | None) -> JsonObject:
+def group_patch(deployment: Mapping[str, Any], group: GroupPlan, template: PodTemplate | None) -> JsonObject:
     """The one merge patch that brings a Deployment to the group's replicas and, when given, pod
     template; empty when nothing differs, so an idle tick writes nothing. The replicas written are
     recorded in the same patch (:data:`ANNOTATION_LAST_REPLICAS`), which is how a later tick tells
@@ -111,9 +125,9 @@ def group_patch(deployment: Mapping[str, Any], group: GroupPlan, template: JsonO
     annotations: JsonObject = {}
     if current.get(ANNOTATION_LAST_REPLICAS) != str(group.replicas):
         annotations[ANNOTATION_LAST_REPLICAS] = str(group.replicas)
-    if template is not None and current.get(ANNOTATION_TEMPLATE_HASH) != template_hash(template):
-        patch.setdefault("spec", {})["template"] = template
-        annotations[ANNOTATION_TEMPLATE_HASH] = template_hash(template)
+    if template is not None and current.get(ANNOTATION_TEMPLATE_HASH) != template.digest:
+        patch.setdefault("spec", {})["template"] = template.body
+        annotations[ANNOTATION_TEMPLATE_HASH] = template.digest
     if annotations:
         patch["metadata"] = {"annotations": annotations}
     return patch

@@ -52,10 +52,12 @@ from heteroscale.operator import (
 from heteroscale.operator.apply import Apply, Emit, Refusal, Stale, counts, cr_path, deployment_path, pods_of
 from heteroscale.operator.conflicts import conflicting_autoscalers, conflicting_groups, target_key
 from heteroscale.operator.kube import JsonObject, KubeClient, NotFound
+from heteroscale.operator.manifests import PodTemplate
 from heteroscale.operator.naming import GroupPlan, from_plan, from_status, leftovers, role_groups, uses_placement
 from heteroscale.operator.planbook import PlanBook
 from heteroscale.operator.signals import MetricsSink, ReaderFactory, SignalReader
 from heteroscale.operator.statusbook import StatusBook
+from heteroscale.operator.templatebook import TemplateBook
 from heteroscale.placement import Inventory, PlanRequest, RoleTargets, inventory_from_k8s
 from heteroscale.policy import Decision, Observation, decide, manual
 
@@ -131,6 +133,8 @@ class Context:
     config: OperatorConfig = field(default_factory=OperatorConfig)
     statuses: StatusBook = field(default_factory=StatusBook)
     """What each group last wrote to its status and computed since (writes that can be skipped)."""
+    templates: TemplateBook = field(default_factory=TemplateBook)
+    """Each group's parsed spec and rendered pod templates, while its spec stays the same."""
     not_ready_since: dict[tuple[str, str], float] = field(default_factory=dict)
     """When each Deployment with pods asked for but not ready was first seen so (see _pods_stuck)."""
     _reader_cache: dict[str, SignalReader] = field(default_factory=dict)
@@ -237,12 +241,13 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit, watched: Ma
         except NotFound:
             ctx.cluster.plans.drop(namespace, name)
             ctx.statuses.forget((namespace, name))
+            ctx.templates.forget((namespace, name))
             return DEFAULT_INTERVAL
     status = _parse_status(ctx.statuses.carried((namespace, name), _uid(obj), obj.get("status")))
     out = _Status(ctx, obj, status, emit, now)
     interval = DEFAULT_INTERVAL
     try:
-        spec = _spec(obj)
+        spec = _spec(ctx, obj)
         interval = spec.behavior.interval_seconds
         out.refresh = statusbook.refresh_seconds(interval, spec.behavior.scale_down.stabilization_window_seconds)
         try:
@@ -281,9 +286,10 @@ async def _tick(ctx: Context, namespace: str, name: str, emit: Emit, watched: Ma
     return interval
 
 
-def _spec(obj: Mapping[str, Any]) -> PDServingGroupSpec:
+def _spec(ctx: Context, obj: Mapping[str, Any]) -> PDServingGroupSpec:
+    meta = obj["metadata"]
     try:
-        return PDServingGroupSpec.model_validate(obj.get("spec") or {})
+        return ctx.templates.spec((meta["namespace"], meta["name"]), obj.get("spec") or {})
     except ValidationError as exc:
         raise Refusal(Reason.INVALID_SPEC, "invalid spec: " + "; ".join(describe(exc))) from None
 
@@ -461,6 +467,8 @@ class _Plan:
     unschedulable: str | None
     name: str
     spec: PDServingGroupSpec
+    render: Callable[[GroupPlan], PodTemplate | None]
+    """The pod template of a target (the tick's :class:`TemplateBook`)."""
 
     def writes(self) -> bool:
         """Whether executing this plan writes anything (Enforce); a steady tick writes nothing."""
@@ -491,10 +499,9 @@ class _Plan:
         return True
 
     @cached_property
-    def templates(self) -> dict[str, JsonObject | None]:
-        """Each target's pod template (:func:`manifests.pod_template`), rendered once per plan: the
-        check for writes and the writes use the same."""
-        return {group.name: manifests.pod_template(self.name, self.spec, group) for group in self.targets}
+    def templates(self) -> dict[str, PodTemplate | None]:
+        """Each target's pod template, by name: the check for writes and the writes use the same."""
+        return {group.name: self.render(group) for group in self.targets}
 
     @cached_property
     def _written(self) -> set[str]:
@@ -526,6 +533,10 @@ async def _plan(
     first time is read and judged here, so a name clash is refused before any write."""
     namespace, name = obj["metadata"]["namespace"], obj["metadata"]["name"]
     enforce = spec.mode is Mode.ENFORCE
+
+    def render(group: GroupPlan) -> PodTemplate | None:
+        return ctx.templates.template((namespace, name), spec, group)
+
     current, deployments = seen.current, dict(seen.deployments)
     observation = Observation(
         decode_tps=signals.decode_tps,
@@ -553,7 +564,9 @@ async def _plan(
         state = status.policy_state
         targets = _with_drain_targets(current, pending)
         finish = now >= pending.started + spec.behavior.scale_down.drain_seconds
-        plan = _Plan(seen, observation, decision, state, pending, None, finish, targets, kept, adopt, None, name, spec)
+        plan = _Plan(
+            seen, observation, decision, state, pending, None, finish, targets, kept, adopt, None, name, spec, render
+        )
         return replace(plan, seen=replace(seen, deployments=deployments))
     prefill = _starting(Role.PREFILL, decision.prefill, current, deployments, spec)
     decode = _starting(Role.DECODE, decision.decode, current, deployments, spec)
@@ -594,7 +607,7 @@ async def _plan(
         targets = _never_lower(targets, deployments)
     seen = replace(seen, deployments=deployments)
     return _Plan(
-        seen, observation, decision, state, None, cancel, False, targets, kept, adopt, unschedulable, name, spec
+        seen, observation, decision, state, None, cancel, False, targets, kept, adopt, unschedulable, name, spec, render
     )
 
 

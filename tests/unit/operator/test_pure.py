@@ -101,8 +101,9 @@ def test_owned_manifest_has_owner_selector_and_affinity_and_ref_is_not_owned() -
     assert not uses_placement(SPEC), "a deploymentRef cannot be split by placement"
     prefill, decode = role_groups(SPEC, "chat", 2, 4)
     assert (prefill.name, prefill.owned, decode.name, decode.owned) == ("chat-prefill", True, "mine", False)
-    template = manifests.pod_template("chat", SPEC, prefill)
-    assert template is not None
+    body = manifests.pod_template("chat", SPEC, prefill)
+    assert body is not None
+    template = manifests.PodTemplate.of(body)
     assert manifests.pod_template("chat", SPEC, decode) is None, "a referenced Deployment keeps its template"
     body = manifests.deployment_manifest(PDSG, prefill, template)
     assert body["metadata"]["ownerReferences"][0]["uid"] == "u1"
@@ -148,17 +149,18 @@ def test_placed_template_pins_gpu_type_and_domain_and_a_template_change_is_one_p
         ("chat-decode-g0", "s2-b", 1),
     }
     decode = next(g for g in groups if g.name == "chat-decode-g0")
-    template = manifests.pod_template("chat", PLACED, decode)
-    assert template is not None
-    required = template["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    rendered = manifests.pod_template("chat", PLACED, decode)
+    assert rendered is not None
+    template = manifests.PodTemplate.of(rendered)
+    required = rendered["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
     assert {"key": "heteroscale.io/s2", "operator": "In", "values": ["s2-b"]} in required["nodeSelectorTerms"][0][
         "matchExpressions"
     ]
-    assert template["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] == "8"
+    assert rendered["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] == "8"
     body = manifests.deployment_manifest(PDSG, decode, template)
     assert manifests.group_patch(body, decode, template) == {}
-    changed = {**template, "spec": {**template["spec"], "priorityClassName": "high"}}
-    patch = manifests.group_patch(body, decode, changed)
+    changed = {**rendered, "spec": {**rendered["spec"], "priorityClassName": "high"}}
+    patch = manifests.group_patch(body, decode, manifests.PodTemplate.of(changed))
     assert patch["spec"] == {"template": changed}, "one patch carries the new template, replicas unchanged"
 
 
