@@ -11,6 +11,7 @@ import kopf
 from heteroscale.api.config import OperatorConfig
 from heteroscale.metrics.exported import OperatorMetrics
 from heteroscale.metrics.reader import PrometheusReader
+from heteroscale.operator import collector
 from heteroscale.operator.handlers import Operator
 
 #: ``--log-format`` choices: kopf's timestamped text lines, or one JSON object per line.
@@ -71,6 +72,7 @@ def run(
 ) -> None:
     configure_logging(log_format, verbose)
     check_credentials()
+    collector.tune()
     metrics = OperatorMetrics()
     if metrics_port:
         metrics.serve(metrics_port)

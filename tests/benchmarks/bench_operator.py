@@ -59,7 +59,7 @@ import kmock
 import kopf
 
 from heteroscale.metrics.reader import Signals
-from heteroscale.operator import apply, planbook, reconcile
+from heteroscale.operator import apply, collector, planbook, reconcile
 from heteroscale.operator.handlers import Operator
 from tests.integration.operator.conftest import (
     CR,
@@ -395,6 +395,7 @@ def quantile(values: list[float], q: int) -> float:
 
 
 def main(argv: list[str]) -> None:
+    collector.tune()  # as `heteroscale run` does
     profile = "--profile" in argv
     sizes = [int(a) for a in argv if a.isdigit()] or [50, 200, 500, 1000]
     for size in sizes:
