@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Callable
@@ -118,7 +119,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     output.add_argument(
         "--holdout",
         metavar="SOURCE",
-        help="a trace (as --workload) to replay the curated spec and the defaults on, with the same scaling flags",
+        help="a trace (as --workload) to replay the curated spec and the defaults on, with the same scaling flags, "
+        "on a simulated cluster sized for it",
     )
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
@@ -130,6 +132,7 @@ def run(args: argparse.Namespace) -> int:
     from heteroscale.curate.curation import curate, replay
     from heteroscale.curate.report import Holdout, document, summary_lines
     from heteroscale.simulate.engine import EngineConfig
+    from heteroscale.simulate.inventory import simulated_inventory
     from heteroscale.simulate.perfmodel import ModelSpec, load_gpu_perf
     from heteroscale.simulate.service import Slo
     from heteroscale.simulate.stresstest import derive
@@ -152,18 +155,23 @@ def run(args: argparse.Namespace) -> int:
     workload, source, notes = _workload(args)
     held = _trace_workload(args, args.holdout) if args.holdout is not None else None
     say(f"workload {source}: {workload.duration_s / 3600:g} h, {float(workload.weight.sum()):,.0f} requests")
+    stress = functools.partial(
+        derive,
+        perf=perf,
+        prefill_gpus=prefill_gpus,
+        decode_gpus=decode_gpus,
+        slo=Slo(tbt_s=args.tbt_slo, attainment=args.attainment),
+        model=ModelSpec(),
+        gpus_per_instance=GPUS_PER_INSTANCE,
+        config=config,
+    )
     try:
         say("stress test: P/D ratio and per-instance targets at the SLO ...")
-        service = derive(
-            workload,
-            perf,
-            prefill_gpus=prefill_gpus,
-            decode_gpus=decode_gpus,
-            slo=Slo(tbt_s=args.tbt_slo, attainment=args.attainment),
-            model=ModelSpec(),
-            gpus_per_instance=GPUS_PER_INSTANCE,
-            config=config,
-        )
+        service = stress(workload)
+        # The held-out replay's cluster is the environment, sized for the trace it serves (as
+        # `simulate --holdout` sizes it): sized for the curated trace, a heavier held-out trace
+        # would measure the cluster, not the spec.
+        held_cluster = simulated_inventory(stress(held)) if held is not None else None
     except ValueError as exc:
         raise UserInputError(str(exc)) from None
     say(f"P/D ratio {service.ratio[0]}:{service.ratio[1]}, static peak {sum(service.static_peak)} instances")
@@ -193,8 +201,11 @@ def run(args: argparse.Namespace) -> int:
 
     holdout = None
     if held is not None:
+        assert held_cluster is not None  # sized with the stress test above
         curated_score, default_score = replay(
-            evaluate.setting(held, service, config), [curation.choice.document, curation.defaults.document]
+            evaluate.setting(held, service, config),
+            [curation.choice.document, curation.defaults.document],
+            held_cluster,
         )
         holdout = Holdout(args.holdout, curated_score, default_score)
 

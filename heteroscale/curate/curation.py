@@ -17,6 +17,7 @@ from heteroscale.curate import knobs, parallel, search
 from heteroscale.curate.evaluate import BASELINES, Setting, score_specs
 from heteroscale.curate.knobs import KNOBS, Candidate, Level
 from heteroscale.curate.objective import Score, best
+from heteroscale.placement import Inventory
 from heteroscale.simulate.service import spec_document
 
 
@@ -111,9 +112,10 @@ def curate(at: Setting, *, candidates: int, seed: int, workers: int, meter: Mete
     return Curation(attainment, tuple(evaluated), chosen, base, baseline_scores, tuple(effects))
 
 
-def replay(at: Setting, documents: Sequence[dict[str, Any]]) -> list[Score]:
-    """Scores of fixed spec documents on another workload (a held-out day), in one pass."""
-    return score_specs(at, documents)
+def replay(at: Setting, documents: Sequence[dict[str, Any]], inventory: Inventory) -> list[Score]:
+    """Scores of fixed spec documents on another workload (a held-out day), in one pass, on the
+    cluster ``inventory`` (the environment: sized for that workload, as in every study)."""
+    return score_specs(at, documents, inventory=inventory)
 
 
 def _key(document: dict[str, Any]) -> str:

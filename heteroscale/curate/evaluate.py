@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from heteroscale.curate.objective import Score
+from heteroscale.placement import Inventory
 from heteroscale.simulate import oracle
 from heteroscale.simulate.engine import EngineConfig, Progress, run_many
 from heteroscale.simulate.heteroscale_adapter import HeteroScale
@@ -41,13 +42,19 @@ def setting(workload: Workload, service: Service, config: EngineConfig) -> Setti
     return Setting(workload, service, config, oracle.initial_counts(need, service, config))
 
 
-def score_specs(at: Setting, documents: Sequence[dict[str, Any]], progress: Progress | None = None) -> list[Score]:
-    """Each spec document's score, all in one simulation pass."""
+def score_specs(
+    at: Setting,
+    documents: Sequence[dict[str, Any]],
+    progress: Progress | None = None,
+    inventory: Inventory | None = None,
+) -> list[Score]:
+    """Each spec document's score, all in one simulation pass, on ``inventory`` (default: the
+    cluster sized for the setting's service)."""
     policies = [
         HeteroScale(at.service, at.config.interval_s, at.initial, document=document, name=f"candidate {i}")
         for i, document in enumerate(documents)
     ]
-    runs = run_many(at.workload, at.service, policies, at.config, progress)
+    runs = run_many(at.workload, at.service, policies, at.config, progress, inventory)
     return [Score.of(summarize(run)) for run in runs]
 
 

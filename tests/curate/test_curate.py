@@ -28,10 +28,12 @@ from heteroscale.cli import main
 from heteroscale.curate import evaluate
 from heteroscale.curate.knobs import KNOBS, Knob
 from heteroscale.curate.objective import Score, rank
+from heteroscale.placement import Inventory
 from heteroscale.simulate import workload as wl
 from heteroscale.simulate.engine import EngineConfig
+from heteroscale.simulate.inventory import simulated_inventory
 from heteroscale.simulate.perfmodel import ModelSpec, load_gpu_perf
-from heteroscale.simulate.service import Slo, spec_document
+from heteroscale.simulate.service import Service, Slo, spec_document
 from heteroscale.simulate.stresstest import derive
 from tests.k8s_schema import validate
 
@@ -84,12 +86,13 @@ def _score(entry: dict) -> Score:
     return Score(entry["gpu_hours"], entry["slo_attainment"], entry["scale_actions"], entry["slo_attainment_low"])
 
 
-def _setting(curated: Curated, path: Path) -> evaluate.Setting:
-    """``path`` replayed as the command replays it, for the service the command derived from the
-    curated workload (the held-out slice is run with the curated workload's service)."""
-    day = functools.partial(wl.scale, hours=6, fleet_scale=8, diurnal=True, start_hour=6)
-    service = derive(
-        day(wl.load(str(curated.workload))),
+_DAY = functools.partial(wl.scale, hours=6, fleet_scale=8, diurnal=True, start_hour=6)
+
+
+def _stress(path: Path) -> Service:
+    """The service the command derives from the trace file ``path`` (its stress test)."""
+    return derive(
+        _DAY(wl.load(str(path))),
         load_gpu_perf(),
         prefill_gpus=["L20", "H20"],
         decode_gpus=["H20"],
@@ -97,7 +100,20 @@ def _setting(curated: Curated, path: Path) -> evaluate.Setting:
         model=ModelSpec(),
         gpus_per_instance=8,
     )
-    return evaluate.setting(day(wl.load(str(path))), service, EngineConfig())
+
+
+def _setting(curated: Curated | Path, path: Path) -> evaluate.Setting:
+    """``path`` replayed as the command replays it, for the service the command derived from the
+    curated workload (the held-out slice is run with the curated workload's service)."""
+    workload = curated.workload if isinstance(curated, Curated) else curated
+    return evaluate.setting(_DAY(wl.load(str(path))), _stress(workload), EngineConfig())
+
+
+def _held_out(workload: Path, holdout: Path, spec: dict) -> tuple[evaluate.Setting, list[dict], Inventory]:
+    """The held-out replay as the command sets it up: the written spec and the defaults, for the
+    curated workload's service, on a cluster sized for the held-out trace."""
+    at = _setting(workload, holdout)
+    return at, [spec["spec"], spec_document(at.service, at.config.interval_s)], simulated_inventory(_stress(holdout))
 
 
 def test_the_curated_spec_is_never_worse_than_the_defaults_on_its_workload(curated: Curated) -> None:
@@ -137,11 +153,34 @@ def test_the_held_out_report_is_the_written_spec_and_the_defaults_replayed_on_th
     defaults do on the held-out slice."""
     held = curated.report["holdout"]
     assert held["source"] == str(curated.holdout)
-    at = _setting(curated, curated.holdout)
-    spec, defaults = evaluate.score_specs(at, [curated.spec["spec"], spec_document(at.service, at.config.interval_s)])
+    at, documents, cluster = _held_out(curated.workload, curated.holdout, curated.spec)
+    spec, defaults = evaluate.score_specs(at, documents, inventory=cluster)
     for name, score in (("curated", spec), ("defaults", defaults)):
         assert score.gpu_hours == pytest.approx(held[name]["gpu_hours"], abs=1e-3)
         assert score.slo_attainment == pytest.approx(held[name]["slo_attainment"], abs=1e-6)
+
+
+def test_a_heavier_held_out_trace_is_replayed_on_a_cluster_sized_for_it(tmp_path: Path) -> None:
+    """The cluster is the environment, sized for the trace it serves (as ``simulate --holdout``
+    sizes it): a held-out trace with three times the requests of the curated one, replayed on the
+    curated trace's cluster, would measure that cluster's size, not the spec."""
+    first, second = _split_conv(tmp_path)
+    header, *rows = second.read_text().splitlines()
+    heavy = tmp_path / "conv-second-half-3x.csv"
+    heavy.write_text("\n".join([header, *(row for row in rows for _ in range(3))]) + "\n")
+    out = tmp_path / "heavy"
+    args = ["curate", "--workload", str(first), *DAY, "--candidates", "3", "--workers", "2", "--no-progress"]
+    main([*args, "--holdout", str(heavy), "--out", str(out / "spec.yaml"), "--report", str(out)])
+    held = json.loads((out / "report.json").read_text())["holdout"]
+    at, documents, cluster = _held_out(first, heavy, yaml.safe_load((out / "spec.yaml").read_text()))
+    sized = evaluate.score_specs(at, documents, inventory=cluster)
+    small = evaluate.score_specs(at, documents)
+    for name, score, on_small in zip(("curated", "defaults"), sized, small, strict=True):
+        assert score.gpu_hours == pytest.approx(held[name]["gpu_hours"], abs=1e-3)
+        assert score.slo_attainment == pytest.approx(held[name]["slo_attainment"], abs=1e-6)
+        assert (on_small.gpu_hours, on_small.slo_attainment) != pytest.approx(
+            (score.gpu_hours, score.slo_attainment)
+        ), "on the curated trace's cluster the heavier trace runs otherwise: the test tells the two apart"
 
 
 def test_the_output_is_a_valid_dry_run_group_with_what_was_simulated(curated: Curated) -> None:
