@@ -465,8 +465,6 @@ class _Plan:
     """Deployments the targets keep (the others go to 0 and are deleted once drained)."""
     adopt: list[JsonObject]
     unschedulable: str | None
-    name: str
-    spec: PDServingGroupSpec
     render: Callable[[GroupPlan], PodTemplate | None]
     """The pod template of a target (the tick's :class:`TemplateBook`)."""
 
@@ -564,9 +562,7 @@ async def _plan(
         state = status.policy_state
         targets = _with_drain_targets(current, pending)
         finish = now >= pending.started + spec.behavior.scale_down.drain_seconds
-        plan = _Plan(
-            seen, observation, decision, state, pending, None, finish, targets, kept, adopt, None, name, spec, render
-        )
+        plan = _Plan(seen, observation, decision, state, pending, None, finish, targets, kept, adopt, None, render)
         return replace(plan, seen=replace(seen, deployments=deployments))
     prefill = _starting(Role.PREFILL, decision.prefill, current, deployments, spec)
     decode = _starting(Role.DECODE, decision.decode, current, deployments, spec)
@@ -606,9 +602,7 @@ async def _plan(
     if decision.held:
         targets = _never_lower(targets, deployments)
     seen = replace(seen, deployments=deployments)
-    return _Plan(
-        seen, observation, decision, state, None, cancel, False, targets, kept, adopt, unschedulable, name, spec, render
-    )
+    return _Plan(seen, observation, decision, state, None, cancel, False, targets, kept, adopt, unschedulable, render)
 
 
 @dataclass

@@ -102,10 +102,9 @@ def _stress(path: Path) -> Service:
     )
 
 
-def _setting(curated: Curated | Path, path: Path) -> evaluate.Setting:
+def _setting(workload: Path, path: Path) -> evaluate.Setting:
     """``path`` replayed as the command replays it, for the service the command derived from the
-    curated workload (the held-out slice is run with the curated workload's service)."""
-    workload = curated.workload if isinstance(curated, Curated) else curated
+    curated ``workload`` (the held-out slice is run with the curated workload's service)."""
     return evaluate.setting(_DAY(wl.load(str(path))), _stress(workload), EngineConfig())
 
 
@@ -119,7 +118,7 @@ def _held_out(workload: Path, holdout: Path, spec: dict) -> tuple[evaluate.Setti
 def test_the_curated_spec_is_never_worse_than_the_defaults_on_its_workload(curated: Curated) -> None:
     """Replayed on its own, apart from the search: the spec written is the one scored, and the
     objective ranks it no worse than the simulator's own HeteroScale spec (the defaults)."""
-    at = _setting(curated, curated.workload)
+    at = _setting(curated.workload, curated.workload)
     (alone,) = evaluate.score_specs(at, [curated.spec["spec"]])
     defaults = evaluate.baselines(at)["heteroscale"]
     report = curated.report["comparison"]
