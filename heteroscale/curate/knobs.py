@@ -34,11 +34,13 @@ class Knob:
     meaning: str
 
 
-#: Latency-guard presets: the guard off, the simulator's (the CRD's default tiers), one that steps earlier
-#: and harder, and one that waits for a larger breach. All keep the document's SLOs and
-#: proportional steps.
-GUARD_TIERS: dict[str, list[dict[str, float | int]] | None] = {
-    "off": None,
+#: Latency-guard presets: the simulator's (the CRD's default tiers), one that steps earlier and
+#: harder, and one that waits for a larger breach. All keep the document's SLOs and proportional
+#: steps. None of them turns the guard off: it is the paper's safety net for what the throughput signal
+#: misses, and a history without such a breach cannot value it (there the guard never fires and costs
+#: nothing, so "off" could only win by the order of a tie, or by saving what the guard spent on a
+#: breach, which is its job). The search chooses how early and how hard it steps.
+GUARD_TIERS: dict[str, list[dict[str, float | int]]] = {
     "default": [{"over": 1.2, "stepPercent": 10}, {"over": 1.5, "stepPercent": 20}],
     "early": [{"over": 1.1, "stepPercent": 10}, {"over": 1.3, "stepPercent": 20}, {"over": 1.6, "stepPercent": 50}],
     "late": [{"over": 1.5, "stepPercent": 10}, {"over": 2.0, "stepPercent": 25}],
@@ -129,11 +131,7 @@ def apply(document: dict[str, Any], candidate: Candidate, service: Service) -> d
     behavior["scaleDown"]["cooldownSeconds"] = levels["scale_down_cooldown"]
     behavior["scaleDown"]["stabilizationWindowSeconds"] = levels["stabilization_window"]
     behavior["scaleDown"]["maxStepPercent"] = levels["scale_down_step"]
-    tiers = GUARD_TIERS[str(levels["latency_guard"])]
-    if tiers is None:
-        behavior.pop("latencyGuard", None)
-    else:
-        behavior["latencyGuard"]["tiers"] = copy.deepcopy(tiers)
+    behavior["latencyGuard"]["tiers"] = copy.deepcopy(GUARD_TIERS[str(levels["latency_guard"])])
     prefill_peak, decode_peak = service.static_peak
     spec["decode"]["minReplicas"] = max(math.ceil(float(levels["min_decode"]) * decode_peak), 1)
     factor = float(levels["max_replicas"])

@@ -26,7 +26,7 @@ from heteroscale.api.enums import Role
 from heteroscale.api.manifest import parse_manifest
 from heteroscale.cli import main
 from heteroscale.curate import evaluate
-from heteroscale.curate.knobs import KNOBS, Knob
+from heteroscale.curate.knobs import GUARD_TIERS, KNOBS, Knob
 from heteroscale.curate.objective import Score, rank
 from heteroscale.placement import Inventory
 from heteroscale.simulate import workload as wl
@@ -196,7 +196,9 @@ def test_the_output_is_a_valid_dry_run_group_with_what_was_simulated(curated: Cu
     knobs = curated.report["chosen"]["knobs"]
     assert group.spec.behavior.tolerance == knobs["tolerance"]
     assert group.spec.behavior.scale_down.stabilization_window_seconds == knobs["stabilization_window"]
-    assert (group.spec.behavior.latency_guard is None) == (knobs["latency_guard"] == "off")
+    guard = group.spec.behavior.latency_guard
+    assert guard is not None
+    assert [tier.model_dump(by_alias=True) for tier in guard.tiers] == GUARD_TIERS[knobs["latency_guard"]]
     assert (group.spec.ratio.adaptive is None) == (knobs["ratio"] == "fixed")
 
 

@@ -60,13 +60,13 @@ def test_every_level_of_every_knob_makes_a_spec_the_api_and_the_crd_accept() -> 
 def test_a_headroom_scales_the_decode_targets_and_a_floor_follows_the_static_peak() -> None:
     service = _service()
     levels = dict(zip([k.name for k in KNOBS], DEFAULTS, strict=True))
-    levels |= {"headroom": 0.9, "min_decode": 0.5, "latency_guard": "off", "max_replicas": 1.25}
+    levels |= {"headroom": 0.9, "min_decode": 0.5, "latency_guard": "early", "max_replicas": 1.25}
     spec = knobs.apply(spec_document(service, 15.0), tuple(levels.values()), service)
     for gpu, target in service.decode_target_tps.items():
         assert spec["decode"]["targetTPSPerInstance"][gpu] == pytest.approx(target * 0.9 / 0.8, abs=0.05)
     assert spec["decode"]["minReplicas"] == math.ceil(0.5 * service.static_peak[1])
     assert spec["decode"]["maxReplicas"] == math.ceil(1.25 * service.static_peak[1])
-    assert "latencyGuard" not in spec["behavior"]
+    assert spec["behavior"]["latencyGuard"]["tiers"] == knobs.GUARD_TIERS["early"]
 
 
 def test_an_adaptive_ratio_is_the_simulators_adaptive_lane_at_the_candidates_headroom() -> None:
