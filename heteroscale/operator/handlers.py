@@ -33,7 +33,7 @@ from heteroscale.operator import indexes
 from heteroscale.operator.cadence import next_tick, phase
 from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target, group_references
 from heteroscale.operator.deploymentcache import DeploymentStore, DeploymentWatch
-from heteroscale.operator.diffbase import LeanDiffBaseStorage
+from heteroscale.operator.diffbase import NoDiffBaseStorage
 from heteroscale.operator.kube import ApiError, KubeClient
 from heteroscale.operator.reconcile import DEFAULT_INTERVAL, Cluster, Context, report_failure, seed_request, tick
 from heteroscale.operator.signals import MetricsSink, ReaderFactory
@@ -119,7 +119,7 @@ class Operator:
     def _configure(self, settings: kopf.OperatorSettings, **_: Any) -> None:
         settings.persistence.finalizer = finalizer(self.config)
         settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=PREFIX)
-        settings.persistence.diffbase_storage = LeanDiffBaseStorage(prefix=PREFIX, key="last-handled-configuration")
+        settings.persistence.diffbase_storage = NoDiffBaseStorage()
         # A watch that the server or a proxy silently drops is noticed within minutes, not hours.
         settings.watching.server_timeout = 300
         settings.watching.client_timeout = 330

@@ -182,9 +182,11 @@ def _run(
     if ledger is not None and not fresh:
         for key in changed - asked.keys():
             ledger.drop(key)
-        again = [k for k in asked if k in changed or k not in ledger.plans or ledger.plans[k].unschedulable]
+        # Set operations, not a walk of every request: a run comes every few ticks, and at a
+        # thousand groups that walk took 0.15-0.3 ms of a 2 ms run. serve() orders what it plans.
+        again = sorted((changed | ledger.short | (asked.keys() - ledger.plans.keys())) & asked.keys())
         ledger.plan([asked[k] for k in again])
-        short = any(ledger.plans[k].unschedulable for k in again)
+        short = not ledger.short.isdisjoint(again)
         if not ledger.outranks(again) and not (short and ledger.inventory is not inventory):
             return ledger, again
     ledger = Ledger(inventory)

@@ -49,6 +49,9 @@ class Ledger:
         self.index = CapacityIndex(inventory, releasable=True)
         self.plans: dict[Key, Plan] = {}
         """The last plan of every request the ledger holds."""
+        self.short: set[Key] = set()
+        """The requests whose last plan left them short (``unschedulable``): a caller that plans
+        them in every run finds them without walking every plan."""
         self._priority: dict[Key, int] = {}
         self._reserved: dict[Key, list[Reservation]] = {}
 
@@ -61,6 +64,8 @@ class Ledger:
         for request, (plan, reserved) in zip(requests, planned, strict=True):
             key = key_of(request)
             self.plans[key] = plan
+            if plan.unschedulable:
+                self.short.add(key)
             self._priority[key] = request.spec.priority
             self._reserved[key] = reserved
         return [plan for plan, _ in planned]
@@ -69,11 +74,12 @@ class Ledger:
         """Give back what the group's request reserved and forget its plan (unknown: nothing)."""
         self.index.release(self._reserved.pop(key, []))
         self.plans.pop(key, None)
+        self.short.discard(key)
         self._priority.pop(key, None)
 
     def outranks(self, keys: Iterable[Key]) -> bool:
         """Whether a run of every request might place more for one of these groups: one of them
         is short of what it asked, and a group of lower priority holds room (a full run serves
         the higher priority first; this ledger's runs serve only the groups they plan)."""
-        short = [self._priority[k] for k in keys if k in self.plans and self.plans[k].unschedulable]
+        short = [self._priority[k] for k in keys if k in self.short]
         return bool(short) and min(self._priority.values()) < max(short)

@@ -1,48 +1,30 @@
-"""The lean diff base builds exactly kopf's essence, without copying what kopf throws away."""
+"""The operator keeps no diff base, which holds only while nothing it registers reads one."""
 
 from __future__ import annotations
 
-import copy
-from typing import Any
-
 import kopf
+import pytest
 
-from heteroscale.operator.diffbase import LeanDiffBaseStorage
-from tests.integration.operator.conftest import pdsg
-
-
-def stored_group() -> dict[str, Any]:
-    """A PDServingGroup as a real API server returns it: managed fields, kopf's and kubectl's
-    annotations, an owner, and a status that is most of the object."""
-    body = pdsg("chat")
-    body["metadata"] |= {
-        "labels": {"team": "search"},
-        "annotations": {
-            "note": "kept",
-            "heteroscale.io/last-handled-configuration": "{}",
-            "kubectl.kubernetes.io/last-applied-configuration": "{...}",
-        },
-        "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "o", "uid": "u"}],
-        "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
-        "finalizers": ["heteroscale.io/finalizer"],
-    }
-    body["status"] = {"conditions": [{"type": "Ready", "status": "True"}] * 3, "groups": [{"name": "g"}] * 8}
-    return body
+from heteroscale.operator.diffbase import NoDiffBaseStorage
+from heteroscale.operator.handlers import Operator
+from tests.integration.operator.conftest import RecordingMetrics, pdsg
 
 
-def test_the_essence_is_kopfs_own() -> None:
-    raw = stored_group()
-    before = copy.deepcopy(raw)
-    kwargs = {"prefix": "heteroscale.io", "key": "last-handled-configuration"}
-    ours = LeanDiffBaseStorage(**kwargs).build(body=kopf.Body(raw))
-    theirs = kopf.AnnotationsDiffBaseStorage(**kwargs).build(body=kopf.Body(raw))
-    assert ours == theirs
-    assert ours["spec"] == raw["spec"]
-    assert ours["metadata"]["labels"] == {"team": "search"}
-    assert raw == before, "building never changes the object"
-    # The spec is the event's own, shared rather than copied (kopf hands out a new body on each
-    # event and never edits one): deep copies of the essence, as kopf's progress storage makes, keep
-    # sharing it, and strip what kopf strips from its own essence.
-    assert copy.deepcopy(ours)["spec"]["ratio"] is raw["spec"]["ratio"]
-    progress = kopf.AnnotationsProgressStorage(prefix="heteroscale.io")
-    assert progress.clear(essence=ours) == progress.clear(essence=theirs)
+def test_no_handler_of_the_operator_reads_a_diff_base() -> None:
+    """kopf reads the diff base for change handlers and for idle timers (kopf's private registry
+    is the only place that says what is registered)."""
+    registry = Operator(lambda source: None, RecordingMetrics()).registry
+    assert registry._spawning.get_all_handlers(), "the groups' daemons are registered"
+    assert not registry._changing.get_all_handlers()
+    assert all(getattr(handler, "idle", None) is None for handler in registry._spawning.get_all_handlers())
+
+
+def test_the_essence_is_empty_and_none_is_stored() -> None:
+    storage = NoDiffBaseStorage()
+    body = kopf.Body(pdsg("chat"))
+    assert storage.build(body=body) == {}
+    assert storage.fetch(body=body) is None
+    # A change handler registered later would be told of a change on every event and never
+    # recorded as handled: it fails at once instead.
+    with pytest.raises(NotImplementedError, match="AnnotationsDiffBaseStorage"):
+        storage.store(body=body, patch=kopf.Patch(), essence=storage.build(body=body))

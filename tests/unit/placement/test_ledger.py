@@ -62,6 +62,7 @@ def test_changed_groups_planned_again_never_over_commit_a_node(
         ledger.plan(again)
         current.update((key_of(r), r) for r in again)
         consistent(ledger.index)
+        assert ledger.short == {key for key, plan in ledger.plans.items() if plan.unschedulable}
         live = list(current.values())
         _check_capacity(nodes, pods, live, [ledger.plans[key_of(r)] for r in live])
         for request in again:
@@ -71,6 +72,7 @@ def test_changed_groups_planned_again_never_over_commit_a_node(
         consistent(ledger.index)
     assert buckets(ledger.index) == start, "every node has its free GPUs back"
     assert not ledger.plans
+    assert not ledger.short
 
 
 def test_a_release_goes_to_the_nodes_the_reservation_took() -> None:
