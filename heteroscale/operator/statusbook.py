@@ -130,7 +130,8 @@ class StatusBook:
 
     def sent(self, key: tuple[str, str], uid: str, stored: Mapping[str, Any], now: float) -> None:
         """The write went through; ``stored`` is the status the API server answered with."""
-        self._entries[key] = _Entry(uid, dict(stored), now, dict(stored))
+        status = dict(stored)  # what it last sent is what it last computed (merged() copies)
+        self._entries[key] = _Entry(uid, status, now, status)
 
     def forget(self, key: tuple[str, str]) -> None:
         self._entries.pop(key, None)
