@@ -193,7 +193,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"P/D ratio **{ratio}** (the most goodput per GPU at the SLO); decode target per instance at the "
         f"default headroom: {_targets(service['decode_target_tps_at_default_headroom'])}; static peak "
         f"{service['static_peak']['prefill']} prefill + {service['static_peak']['decode']} decode instances; "
-        f"SLOs: TBT {service['tbt_slo_s']} s, mean TTFT limit {service['ttft_slo_s']} s.",
+        f"SLOs: TBT {service['tbt_slo_s']} s; the guard's TTFT limit {service['ttft_slo_s']} s.",
         *([f"\n**Warning:** {service['ratio_warning']}."] if service["ratio_warning"] else []),
         "",
         "| ratio | prefill | decode | goodput per GPU (tokens/s) | SLO attainment |",

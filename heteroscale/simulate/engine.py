@@ -32,6 +32,7 @@ from heteroscale.simulate.perfmodel import FloatArray, kv_transfer_seconds
 from heteroscale.simulate.placer import Placed, Placer
 from heteroscale.simulate.policies import Policy, SimObservation
 from heteroscale.simulate.pools import Offered, Queues, step_decode, step_prefill
+from heteroscale.simulate.readings import RequestStream
 from heteroscale.simulate.recorder import LaneFleets, Trajectories
 from heteroscale.simulate.service import METRIC_WINDOW_S, Service, mean_context, spec_document
 from heteroscale.simulate.workload import Workload
@@ -89,8 +90,9 @@ class Lanes(Protocol):
     @property
     def count(self) -> int: ...
 
-    def fleets(self, s: int, now: float, traj: Trajectories, decoding: npt.NDArray[np.bool_]) -> LaneFleets:
-        """Every lane's instances for step ``s`` (after any decision taken at ``now``)."""
+    def fleets(self, s: int, now: float, traj: Trajectories, stream: RequestStream) -> LaneFleets:
+        """Every lane's instances for step ``s`` (after any decision taken at ``now``); ``stream``
+        is the requests as the engines see them, for the latency a policy reads."""
 
 
 class Controlled:
@@ -123,13 +125,13 @@ class Controlled:
     def count(self) -> int:
         return len(self.policies)
 
-    def fleets(self, s: int, now: float, traj: Trajectories, decoding: npt.NDArray[np.bool_]) -> LaneFleets:
+    def fleets(self, s: int, now: float, traj: Trajectories, stream: RequestStream) -> LaneFleets:
         for k, (policy, placer, fleet) in enumerate(zip(self.policies, self._placers, self._fleets, strict=True)):
             fleet.advance(now)
             tick = max(round(policy.interval_s / self._dt), 1)
             # Policies start once a full metric window exists, as an operator's first rate() would.
             if s % tick == 0 and s >= self._window:
-                obs = _observe(traj.lane(k), s, self._window, now, self._dt, fleet, decoding=bool(decoding[k]))
+                obs = _observe(traj.lane(k), s, self._window, now, self._dt, fleet, stream)
                 self._placed[k] = placer.place(*policy.decide(obs))
                 self.actions[k] += fleet.apply(self._placed[k].counts, now)
         roles = self._service.gpu_types
@@ -163,7 +165,7 @@ class Scheduled:
     def count(self) -> int:
         return int(self.prefill_held.shape[0])
 
-    def fleets(self, s: int, now: float, traj: Trajectories, decoding: npt.NDArray[np.bool_]) -> LaneFleets:
+    def fleets(self, s: int, now: float, traj: Trajectories, stream: RequestStream) -> LaneFleets:
         zero = np.zeros(self.count)
         p, d = self.service.preferred_gpu(Role.PREFILL), self.service.preferred_gpu(Role.DECODE)
         return LaneFleets(
@@ -190,11 +192,11 @@ class Combined:
         """Index of the first lane of part ``index``."""
         return sum(part.count for part in self.parts[:index])
 
-    def fleets(self, s: int, now: float, traj: Trajectories, decoding: npt.NDArray[np.bool_]) -> LaneFleets:
+    def fleets(self, s: int, now: float, traj: Trajectories, stream: RequestStream) -> LaneFleets:
         pieces = []
         for i, part in enumerate(self.parts):
             lo, hi = self.offset(i), self.offset(i) + part.count
-            pieces.append(part.fleets(s, now, traj.lanes(lo, hi), decoding[lo:hi]))
+            pieces.append(part.fleets(s, now, traj.lanes(lo, hi), stream))
         gpus_p = sorted({g for p in pieces for g in p.ready_prefill})
         gpus_d = sorted({g for p in pieces for g in p.ready_decode})
 
@@ -273,33 +275,28 @@ def serve(
     offered = Offered.from_steps(per_step)
     traj = Trajectories.zeros(lanes.count, n_steps)
     queues = Queues.empty(lanes.count)
-    ttft_unloaded = service.unloaded_ttft_s
+    own = ref_p.prefill_latency(workload.input_tokens - workload.cached_tokens, workload.cached_tokens)
+    scv = float(trace_work.var() / trace_work.mean() ** 2) if trace.size > 1 else 1.0
+    stream = RequestStream(workload.arrival_s, own, workload.weight, float(trace_work.mean()), scv, dt)
     for s in range(n_steps):
-        fleets = lanes.fleets(s, s * dt, traj, queues.active > 0)
-        admitted_before = queues.x_d
+        fleets = lanes.fleets(s, s * dt, traj, stream)
         capacity = sum((n * speed[g] for g, n in fleets.ready_prefill.items()), np.zeros(lanes.count))
         prefill = step_prefill(queues, offered, s, capacity, dt)
         decode = step_decode(queues, offered, fleets.ready_decode, decode_models, ctx_mean, dt)
         decode_capacity = sum((n * slo_tps[g] for g, n in fleets.ready_decode.items()), np.zeros(lanes.count))
-        # Requests admitted in the step arrived, on average, midway between the positions; the
-        # fluid serves a step's own arrivals within it, so an unqueued system shows no wait.
-        waited = np.maximum(s + 0.5 - (admitted_before + queues.x_d) / 2, 0.0) * dt
-        ttft = np.where(queues.x_d > admitted_before, waited + ttft_unloaded, np.nan)
         arrived = float(offered.cum[Offered.REQUESTS, s + 1] - offered.cum[Offered.REQUESTS, s]) / dt
-        traj.record(s, fleets, prefill, decode, decode_capacity, (queues.x_p, queues.x_d), ttft, arrived)
+        traj.record(s, fleets, prefill, decode, decode_capacity, (queues.x_p, queues.x_d), arrived)
         if progress is not None:
             progress.advance(1)
 
     step_of = np.minimum((workload.arrival_s // dt).astype(np.int64), n_steps - 1)
-    own = ref_p.prefill_latency(workload.input_tokens - workload.cached_tokens, workload.cached_tokens)
     first_token = float(service.instance(Role.DECODE).decode_step_seconds(1.0, ctx_mean))
-    scv = float(trace_work.var() / trace_work.mean() ** 2) if trace.size > 1 else 1.0
     latencies, limits = [], []
     for k in range(lanes.count):
         lane = traj.lane(k)
         kv = kv_seconds(service, workload, lane.cross_domain, step_of)
         requests = Requests(workload.arrival_s, workload.output_tokens, own, kv)
-        latencies.append(read_latencies(requests, lane, dt, float(trace_work.mean()), scv))
+        latencies.append(read_latencies(requests, lane, dt, stream.work_mean, stream.work_scv))
         unloaded = own + kv + first_token
         limits.append(np.maximum(service.slo.ttft_floor_s, service.slo.ttft_scale * unloaded))
     return Served(traj, latencies, per_step[4] / dt, limits, own, first_token, step_of)
@@ -368,9 +365,10 @@ def run(
 
 
 def _observe(
-    traj: Trajectories, s: int, window: int, now: float, dt: float, fleet: Fleet, *, decoding: bool
+    traj: Trajectories, s: int, window: int, now: float, dt: float, fleet: Fleet, stream: RequestStream
 ) -> SimObservation:
-    """What an autoscaler reads at step ``s``: the last metric window's means and the pools."""
+    """What an autoscaler reads at step ``s``: the last metric window's means, its latency
+    histograms and the pools."""
     lo = max(s - window, 0)
     return SimObservation(
         now=now,
@@ -381,17 +379,10 @@ def _observe(
         prefill_missed_tps=float(traj.prefill_missed_tps[lo:s].mean()),
         prefill_utilization=float(traj.prefill_util_reported[lo:s].mean()),
         decode_utilization=float(traj.decode_util_reported[lo:s].mean()),
-        tbt_s=float(traj.tbt[lo:s].mean()) if decoding else None,
-        ttft_s=_mean_of_read(traj.ttft[lo:s]),
+        latency=stream.window(traj, lo, s),
         prefill=_pool(fleet, Role.PREFILL),
         decode=_pool(fleet, Role.DECODE),
     )
-
-
-def _mean_of_read(values: FloatArray) -> float | None:
-    """Mean of the steps that had a reading; None when none had."""
-    read = values[np.isfinite(values)]
-    return float(read.mean()) if read.size else None
 
 
 def _pool(fleet: Fleet, role: Role) -> PoolObservation:

@@ -61,16 +61,24 @@ def sakasegawa_wait(rho: FloatArray, k: FloatArray, mean_service: float, scv: fl
     return result
 
 
+def prefilled_at(
+    arrival_s: FloatArray, prefill_s: FloatArray, traj: Trajectories, dt: float, work_mean: float, work_scv: float
+) -> FloatArray:
+    """When each request's prefill ends (inf where ``traj`` never gets there): the pool's position
+    passes its arrival, no earlier than its own prefill time, plus the M/G/k wait of its arrival step.
+    The prefill engine's TTFT is this minus the arrival."""
+    step_of = np.minimum((arrival_s // dt).astype(np.int64), traj.steps - 1)
+    wait = sakasegawa_wait(traj.prefill_busy[step_of], traj.prefill_ready[step_of], work_mean, work_scv)
+    result: FloatArray = np.maximum(time_at(traj.prefilled_position, arrival_s / dt, dt), arrival_s + prefill_s) + wait
+    return result
+
+
 def read_latencies(requests: Requests, traj: Trajectories, dt: float, work_mean: float, work_scv: float) -> Latencies:
     """TTFT (to the first decode step), the mean TBT, and whether the request finished in the run."""
     n_steps = traj.steps
-    pos = requests.arrival_s / dt
     arrival = requests.arrival_s
-    step_of = np.minimum((arrival // dt).astype(np.int64), n_steps - 1)
-    t_prefilled = time_at(traj.prefilled_position, pos, dt)
-    wait = sakasegawa_wait(traj.prefill_busy[step_of], traj.prefill_ready[step_of], work_mean, work_scv)
-    t_prefilled = np.maximum(t_prefilled, arrival + requests.prefill_s) + wait + requests.kv_transfer_s
-    t_admitted = np.maximum(time_at(traj.admitted_position, pos, dt), t_prefilled)
+    t_prefilled = prefilled_at(arrival, requests.prefill_s, traj, dt, work_mean, work_scv) + requests.kv_transfer_s
+    t_admitted = np.maximum(time_at(traj.admitted_position, arrival / dt, dt), t_prefilled)
     tbt_series = np.where(traj.tbt > 0, traj.tbt, np.inf)
     s_adm = np.minimum((np.where(np.isfinite(t_admitted), t_admitted, 0) // dt).astype(np.int64), n_steps - 1)
     # A step with no ready decode instance has no TBT; a request admitted there misses its SLO.

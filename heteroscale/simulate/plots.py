@@ -118,7 +118,7 @@ def write_plots(study: Study, out: Path) -> list[Path]:
                 for n in names
             ]
             ax.bar(np.arange(len(names)) + i * 0.25, vals, width=0.25, label=f"p{q}")
-        ax.axhline(limits[attr], color="red", ls="--", lw=1, label="SLO" if attr == "tbt_s" else "mean TTFT limit")
+        ax.axhline(limits[attr], color="red", ls="--", lw=1, label="SLO" if attr == "tbt_s" else "guard's TTFT limit")
         ax.set_xticks(np.arange(len(names)) + 0.25, names, rotation=30, fontsize=7)
         ax.set(ylabel=label, yscale="log")
         _legend(ax)

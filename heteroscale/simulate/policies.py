@@ -16,6 +16,7 @@ from typing import Protocol
 
 from heteroscale.api.enums import Role
 from heteroscale.policy import PoolObservation
+from heteroscale.simulate.readings import WindowLatency
 from heteroscale.simulate.service import Service
 
 #: Kubernetes HPA defaults (pkg/controller/podautoscaler): 10% tolerance, 300 s scale-down
@@ -45,9 +46,8 @@ class SimObservation:
     #: Engine-reported GPU utilisation (share of time a kernel runs), mean over ready instances.
     prefill_utilization: float
     decode_utilization: float
-    tbt_s: float | None
-    #: Mean TTFT of the window's first tokens; None when none came.
-    ttft_s: float | None
+    #: The engines' TBT and TTFT histograms over the window, read at a quantile.
+    latency: WindowLatency
     prefill: PoolObservation
     decode: PoolObservation
 

@@ -44,8 +44,6 @@ class Trajectories:
     prefill_missed_tps: FloatArray
     prefill_raw_tps: FloatArray
     tbt: FloatArray
-    #: Mean TTFT of the requests whose first token came in the step (NaN when none did).
-    ttft: FloatArray
     #: FIFO positions at the step's end: requests prefilled, and admitted to decode.
     prefilled_position: FloatArray
     admitted_position: FloatArray
@@ -66,6 +64,10 @@ class Trajectories:
     def lane(self, k: int) -> Trajectories:
         return Trajectories(*(getattr(self, f.name)[k] for f in fields(self)))
 
+    def head(self, steps: int) -> Trajectories:
+        """A view of the first ``steps`` steps: what was recorded before step ``steps``."""
+        return Trajectories(*(getattr(self, f.name)[..., :steps] for f in fields(self)))
+
     def lanes(self, lo: int, hi: int) -> Trajectories:
         """A view of lanes ``lo`` to ``hi`` (exclusive)."""
         return Trajectories(*(getattr(self, f.name)[lo:hi] for f in fields(self)))
@@ -78,7 +80,6 @@ class Trajectories:
         decode: DecodeStep,
         decode_capacity_tps: FloatArray,
         positions: tuple[FloatArray, FloatArray],
-        ttft: FloatArray,
         gateway_rps: float,
     ) -> None:
         self.prefill_instances[:, s] = fleets.held_prefill
@@ -98,7 +99,6 @@ class Trajectories:
         )
         self.decode_util_reported[:, s] = decode.reported_util
         self.tbt[:, s] = decode.tbt
-        self.ttft[:, s] = ttft
         self.prefilled_position[:, s], self.admitted_position[:, s] = positions
         self.cross_domain[:, s] = fleets.cross_domain
         self.unschedulable[:, s] = fleets.unschedulable

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from heteroscale.api.enums import Role
+from heteroscale.api.spec import LatencyGuard
 from heteroscale.simulate.deployment import Deployment
 from heteroscale.simulate.fabric import S2, TIERS, smallest_group_fits_s2
 from heteroscale.simulate.perfmodel import InstanceModel, ModelSpec, Startup, kv_transfer_seconds
@@ -47,6 +48,8 @@ MAX_REPLICAS_FACTOR = 2.0
 #: Prometheus rate window of the metrics every policy reads (spec.metric.window's default). It
 #: also sizes static provisioning (the peak of the offered load over such a window).
 METRIC_WINDOW_S = 60.0
+#: The quantile the latency guard reads TBT and TTFT at (spec.behavior.latencyGuard.quantile's default).
+GUARD_QUANTILE: float = LatencyGuard.model_fields["quantile"].default
 #: Largest denominator of the P/D ratio (spec.ratio takes small integers).
 MAX_RATIO_DENOMINATOR = 8
 #: The production range of P/D ratios the HeteroScale paper reports (1P:5D to 9P:1D); a ratio
@@ -98,9 +101,9 @@ class Service:
     #: cluster scope (the smallest group does not fit one S2).
     colocate: str
     startup: Startup = field(default_factory=Startup)
-    #: Mean TTFT of the workload's requests on an idle service (own prefill, KV transfer inside an
-    #: S2, first decode step), and the mean of their TTFT limits: the latency guard's TTFT SLO.
-    unloaded_ttft_s: float = 0.0
+    #: The latency guard's TTFT limit (``ttftSeconds``): the workload's requests' TTFT limits at the
+    #: quantile the guard reads (:data:`GUARD_QUANTILE`). When every request meets its limit, the
+    #: requests' TTFT at any quantile is at most their limits' at that quantile.
     ttft_slo_s: float = 0.0
     #: The stress test's goodput per GPU at each ratio tried (empty under the quantile rule).
     ratio_curve: tuple[RatioPoint, ...] = field(default=())
@@ -264,8 +267,7 @@ def assemble(
         colocate=S2 if smallest_group_fits_s2(ratio, gpus_per_instance) else "",
         startup=startup,
         ratio_curve=ratio_curve,
-        unloaded_ttft_s=float(unloaded.mean()),
-        ttft_slo_s=float(np.maximum(slo.ttft_floor_s, slo.ttft_scale * unloaded).mean()),
+        ttft_slo_s=float(np.quantile(np.maximum(slo.ttft_floor_s, slo.ttft_scale * unloaded), GUARD_QUANTILE)),
     )
 
 

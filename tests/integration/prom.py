@@ -39,38 +39,19 @@ import pytest
 import requests
 import yaml
 
+from heteroscale.metrics.histogram import VLLM_ITL_BUCKETS, VLLM_TTFT_BUCKETS
+
 INSTALL_HINT = (
     "the prometheus binary is not on PATH; install it (Debian/Ubuntu: apt-get install prometheus, "
     "which also brings promtool) to run the real-Prometheus tests"
 )
 SCRAPE_INTERVAL_SECONDS = 1
 
-# Upper bounds of the latency histograms the fake engines expose. vLLM V1's inter-token latency
-# buckets (vllm/v1/metrics/loggers.py); SGLang's run from 2 ms to 8 s (collector.py), a subset here.
-VLLM_TBT_BUCKETS = (
-    0.01,
-    0.025,
-    0.05,
-    0.075,
-    0.1,
-    0.15,
-    0.2,
-    0.3,
-    0.4,
-    0.5,
-    0.75,
-    1.0,
-    2.5,
-    5.0,
-    7.5,
-    10.0,
-    20.0,
-    40.0,
-    80.0,
-)
+# Upper bounds of the latency histograms the fake engines expose: vLLM V1's, as the simulator's
+# guard reads them (heteroscale.metrics.histogram); SGLang's run from 2 ms to 8 s (collector.py),
+# a subset here.
 SGLANG_TBT_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.2, 0.4, 0.8, 1.0, 2.0, 4.0, 8.0)
-# Time-to-first-token buckets: vLLM V1's (a subset, loggers.py) and SGLang's (0.1 s to 400 s, collector.py).
-VLLM_TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+# SGLang's time-to-first-token buckets: 0.1 s to 400 s (collector.py).
 SGLANG_TTFT_BUCKETS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 100.0, 400.0)
 #: The KV-cache usage gauge (a fraction of 1) of each engine.
 KV_CACHE_GAUGE = {"vllm": "vllm:kv_cache_usage_perc", "sglang": "sglang:token_usage"}
@@ -128,7 +109,7 @@ def _label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _histogram(
+def histogram_rates(
     name: str, buckets: Sequence[float], per_second: float, spread: tuple[float, float]
 ) -> dict[tuple[str, str], float]:
     """Counter rates of a histogram whose observations fall uniformly over ``spread``."""
@@ -173,15 +154,17 @@ class _Pod:
         if load.engine == "vllm":
             rates[(prefix + "prefix_cache_hits_total", "")] = load.cached_tps
             rates[(prefix + "external_prefix_cache_hits_total", "")] = load.external_cached_tps
-            buckets, histogram = VLLM_TBT_BUCKETS, "inter_token_latency_seconds"
+            buckets, histogram = VLLM_ITL_BUCKETS, "inter_token_latency_seconds"
         else:
             rates[(prefix + "cached_tokens_total", "")] = load.cached_tps
             buckets, histogram = SGLANG_TBT_BUCKETS, "inter_token_latency_seconds"
-        rates |= _histogram(prefix + (load.tbt_histogram or histogram), buckets, load.tbt_per_second, load.tbt_range)
+        rates |= histogram_rates(
+            prefix + (load.tbt_histogram or histogram), buckets, load.tbt_per_second, load.tbt_range
+        )
         if load.ttft_per_second:
             ttft_buckets = VLLM_TTFT_BUCKETS if load.engine == "vllm" else SGLANG_TTFT_BUCKETS
             ttft = prefix + "time_to_first_token_seconds"
-            rates |= _histogram(ttft, ttft_buckets, load.ttft_per_second, load.ttft_range)
+            rates |= histogram_rates(ttft, ttft_buckets, load.ttft_per_second, load.ttft_range)
         return rates
 
     def render(self, now: float) -> list[str]:

@@ -18,10 +18,19 @@ from heteroscale.api import promql
 from heteroscale.api.enums import Reason
 from heteroscale.api.status import PolicyState
 from heteroscale.metrics import queries
+from heteroscale.metrics.histogram import VLLM_ITL_BUCKETS, VLLM_TTFT_BUCKETS, histogram_quantile
 from heteroscale.metrics.queries import Scope
 from heteroscale.metrics.reader import PrometheusReader, Signals
 from heteroscale.policy.decide import decide
-from tests.integration.prom import SCRAPE_INTERVAL_SECONDS, Exporter, Launcher, PodLoad, PrometheusServer, wait_until
+from tests.integration.prom import (
+    SCRAPE_INTERVAL_SECONDS,
+    Exporter,
+    Launcher,
+    PodLoad,
+    PrometheusServer,
+    histogram_rates,
+    wait_until,
+)
 from tests.metric_specs import endpoint, group_spec, observation
 
 pytestmark = pytest.mark.prometheus
@@ -163,6 +172,41 @@ def test_ttft_of_the_prefill_pods_is_read_when_the_guard_watches_it(stack: Stack
     assert signals.ttft_seconds == pytest.approx(0.55, abs=0.1 + 1e-9), signals.ttft_seconds
     # Without ttftSeconds it is not read.
     assert read(stack, "serving-vllm").ttft_seconds is None
+
+
+def _expected_quantile(quantile: float, loads: list[PodLoad], bounds: tuple[float, ...], attr: str) -> float | None:
+    """The pure histogram_quantile on the bucket rates the loads expose (summed by le, as the query does)."""
+    rates: dict[tuple[str, str], float] = {}
+    for load in loads:
+        per_second, spread = getattr(load, f"{attr}_per_second"), getattr(load, f"{attr}_range")
+        for key, rate in histogram_rates("h", bounds, per_second, spread).items():
+            rates[key] = rates.get(key, 0.0) + rate
+    cumulative = [rates[("h_bucket", f'le="{le}"')] for le in bounds] + [rates[("h_bucket", 'le="+Inf"')]]
+    return histogram_quantile(quantile, bounds, cumulative)
+
+
+@pytest.mark.parametrize("quantile", [0.3, 0.5, 0.9, 0.99])
+def test_the_simulators_histogram_quantile_is_prometheus(stack: Stack, quantile: float) -> None:
+    """The simulator's latency guard reads its windows with heteroscale.metrics.histogram: on the
+    same bucket rates it answers what Prometheus answers the operator, bucket interpolation and all."""
+    stack.engines.wait_window(WINDOW)
+    spec = group_spec(window=f"{WINDOW}s", quantile=quantile)
+    guard = spec.behavior.latency_guard
+    assert guard is not None
+    guard = guard.model_copy(update={"ttft_seconds": 1.0})
+    spec = spec.model_copy(update={"behavior": spec.behavior.model_copy(update={"latency_guard": guard})})
+    signals = PrometheusReader(endpoint(stack.prometheus.url), retries=0).read(
+        spec, Scope("serving-vllm"), DECODE, PREFILL, time.time()
+    )
+    vllm = [load for load in LOADS if load.namespace == "serving-vllm"]
+    decode = [load for load in vllm if load.pod.rsplit("-", 2)[0] in DECODE]
+    prefill = [load for load in vllm if load.pod.rsplit("-", 2)[0] in PREFILL]
+    tbt = _expected_quantile(quantile, decode, VLLM_ITL_BUCKETS, "tbt")
+    ttft = _expected_quantile(quantile, prefill, VLLM_TTFT_BUCKETS, "ttft")
+    assert tbt is not None
+    assert ttft is not None
+    assert signals.tbt_seconds == pytest.approx(tbt, rel=1e-6)
+    assert signals.ttft_seconds == pytest.approx(ttft, rel=1e-6)
 
 
 def test_custom_query_fills_placeholders_and_ages_by_its_own_selectors(stack: Stack) -> None:

@@ -6,11 +6,22 @@ import numpy as np
 import pytest
 
 from heteroscale.api.enums import Role
+from heteroscale.metrics.histogram import VLLM_ITL_BUCKETS, VLLM_TTFT_BUCKETS, cumulative_counts, histogram_quantile
 from heteroscale.simulate import kernels, oracle
 from heteroscale.simulate import workload as wl
-from heteroscale.simulate.engine import Combined, Controlled, EngineConfig, Scheduled, controlled_results, serve
+from heteroscale.simulate.engine import (
+    Combined,
+    Controlled,
+    EngineConfig,
+    Scheduled,
+    controlled_results,
+    serve,
+)
+from heteroscale.simulate.latency import prefilled_at
 from heteroscale.simulate.perfmodel import InstanceModel, Layout, ModelSpec, Startup, load_gpu_perf
 from heteroscale.simulate.policies import StaticPeak
+from heteroscale.simulate.readings import RequestStream
+from heteroscale.simulate.recorder import LaneFleets, Trajectories
 from heteroscale.simulate.service import Slo
 from heteroscale.simulate.stresstest import derive
 from heteroscale.simulate.study import build_policy
@@ -129,6 +140,62 @@ def test_lanes_of_one_pass_do_not_see_each_other() -> None:
     assert np.array_equal(shared_run.traj.decode_instances, alone_run.traj.decode_instances)
     assert np.array_equal(shared_run.ttft_s, alone_run.ttft_s)
     assert StaticPeak(svc, 15.0).initial() == svc.static_peak
+
+
+class _Probe:
+    """Fixed fleets that read the first lane's latency window at some steps, as a policy would."""
+
+    def __init__(self, inner: Scheduled, at: tuple[int, ...], window: int) -> None:
+        self.inner, self.at, self.window = inner, at, window
+        self.read: dict[int, tuple[float | None, float | None]] = {}
+        self.stream: RequestStream | None = None
+
+    @property
+    def count(self) -> int:
+        return self.inner.count
+
+    def fleets(self, s: int, now: float, traj: Trajectories, stream: RequestStream) -> LaneFleets:
+        self.stream = stream
+        if s in self.at:
+            latency = stream.window(traj.lane(0), s - self.window, s)
+            self.read[s] = (latency.ttft(0.9), latency.tbt(0.9))
+        return self.inner.fleets(s, now, traj, stream)
+
+
+def test_the_guards_latency_window_is_the_runs_own_latencies_of_that_window() -> None:
+    """What a policy reads at step s is the histogram of the requests whose prefill ended in the
+    window, as the whole run's latency model has them (the reading sees no later step), and of the
+    tokens generated in it; also while a backlog built by too few prefill instances drains."""
+    w = _conv_hour()
+    svc = derive(w, PERF, prefill_gpus=["L20"], decode_gpus=["H20"], slo=Slo(), model=MODEL, gpus_per_instance=8)
+    cfg = EngineConfig()
+    steps, (peak_p, peak_d) = 800, svc.static_peak
+    # A quarter of the prefill peak for the first half hour, then twice it: a queue, then its drain.
+    prefill = np.where(np.arange(steps) < 360, max(peak_p // 4, 1), 2 * peak_p)[None, :].astype(float)
+    decode = np.full((1, steps), 2.0 * peak_d)
+    window, at = 12, (100, 350, 365, 372, 400, 600, 700)
+    probe = _Probe(Scheduled(svc, prefill, prefill, decode, decode), at, window)
+    served = serve(w, svc, probe, cfg)
+    stream, lane, dt = probe.stream, served.traj.lane(0), cfg.dt
+    assert stream is not None
+    done = prefilled_at(stream.arrival_s, stream.prefill_s, lane, dt, stream.work_mean, stream.work_scv)
+    backlog = []
+    for s in at:
+        lo = s - window
+        inside = (done >= lo * dt) & (done < s * dt)
+        ttft = (done - stream.arrival_s)[inside]
+        counts = cumulative_counts(VLLM_TTFT_BUCKETS, ttft, stream.weight[inside])
+        tokens = cumulative_counts(VLLM_ITL_BUCKETS, lane.tbt[lo:s], lane.decode_tps[lo:s] * dt)
+        expected = (
+            histogram_quantile(0.9, VLLM_TTFT_BUCKETS, counts),
+            histogram_quantile(0.9, VLLM_ITL_BUCKETS, tokens),
+        )
+        assert probe.read[s] == expected, s
+        backlog.append(float(ttft.max()))
+    # The starved half hour left requests waiting many minutes, drained within the window after
+    # it; an hour's end on twice the peak has none.
+    assert max(backlog) > 600
+    assert backlog[-1] < 10
 
 
 def test_a_burst_compresses_a_slice_of_the_trace_in_time() -> None:
