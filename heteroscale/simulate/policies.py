@@ -16,7 +16,6 @@ from typing import Protocol
 
 from heteroscale.api.enums import Role
 from heteroscale.policy import PoolObservation
-from heteroscale.simulate.readings import WindowLatency
 from heteroscale.simulate.service import Service
 
 #: Kubernetes HPA defaults (pkg/controller/podautoscaler): 10% tolerance, 300 s scale-down
@@ -27,6 +26,15 @@ HPA_UP_PERCENT = 100
 HPA_UP_PODS = 4
 #: GPU-utilisation target for the HPA baseline: a common production setting.
 HPA_UTILIZATION_TARGET = 0.8
+
+
+class LatencyReading(Protocol):
+    """The engines' latency histograms over the metric window, read at a quantile as Prometheus
+    answers ``histogram_quantile``; None when nothing was observed."""
+
+    def tbt(self, quantile: float) -> float | None: ...
+
+    def ttft(self, quantile: float) -> float | None: ...
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,7 @@ class SimObservation:
     prefill_utilization: float
     decode_utilization: float
     #: The engines' TBT and TTFT histograms over the window, read at a quantile.
-    latency: WindowLatency
+    latency: LatencyReading
     prefill: PoolObservation
     decode: PoolObservation
 

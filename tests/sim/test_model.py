@@ -7,6 +7,7 @@ import pytest
 
 from heteroscale.api.enums import Role
 from heteroscale.metrics.histogram import VLLM_ITL_BUCKETS, VLLM_TTFT_BUCKETS, cumulative_counts, histogram_quantile
+from heteroscale.policy import PoolObservation
 from heteroscale.simulate import kernels, oracle
 from heteroscale.simulate import workload as wl
 from heteroscale.simulate.engine import (
@@ -17,12 +18,13 @@ from heteroscale.simulate.engine import (
     controlled_results,
     serve,
 )
+from heteroscale.simulate.heteroscale_adapter import HeteroScale
 from heteroscale.simulate.latency import prefilled_at
 from heteroscale.simulate.perfmodel import InstanceModel, Layout, ModelSpec, Startup, load_gpu_perf
-from heteroscale.simulate.policies import StaticPeak
+from heteroscale.simulate.policies import SimObservation, StaticPeak
 from heteroscale.simulate.readings import RequestStream
 from heteroscale.simulate.recorder import LaneFleets, Trajectories
-from heteroscale.simulate.service import Slo
+from heteroscale.simulate.service import Slo, spec_document
 from heteroscale.simulate.stresstest import derive
 from heteroscale.simulate.study import build_policy
 
@@ -196,6 +198,61 @@ def test_the_guards_latency_window_is_the_runs_own_latencies_of_that_window() ->
     # it; an hour's end on twice the peak has none.
     assert max(backlog) > 600
     assert backlog[-1] < 10
+
+
+class _Latency:
+    """A latency window that records which readings a policy asked for."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, float]] = []
+
+    def tbt(self, quantile: float) -> float | None:
+        self.asked.append(("tbt", quantile))
+        return 0.04
+
+    def ttft(self, quantile: float) -> float | None:
+        self.asked.append(("ttft", quantile))
+        return 1.0
+
+
+@pytest.mark.parametrize(
+    ("guard", "asked"),
+    [
+        ("as simulated", [("tbt", 0.9), ("ttft", 0.9)]),
+        ("without ttftSeconds, at 0.95", [("tbt", 0.95)]),
+        ("none", []),
+    ],
+)
+def test_heteroscale_reads_the_latency_its_guard_watches_at_its_quantile(guard: str, asked: list[object]) -> None:
+    """As the operator's reader queries: TBT with a guard, TTFT when it has ttftSeconds, at the
+    guard's quantile; nothing without a guard."""
+    w = _conv_hour()
+    svc = derive(w, PERF, prefill_gpus=["L20"], decode_gpus=["H20"], slo=Slo(), model=MODEL, gpus_per_instance=8)
+    document = spec_document(svc, 15.0)
+    behavior = document["behavior"]
+    if guard == "none":
+        del behavior["latencyGuard"]
+    elif guard != "as simulated":
+        del behavior["latencyGuard"]["ttftSeconds"]
+        behavior["latencyGuard"]["quantile"] = 0.95
+    policy = HeteroScale(svc, 15.0, svc.static_peak, document=document)
+    latency = _Latency()
+    pool = PoolObservation(replicas=4, ready=4)
+    obs = SimObservation(
+        now=600.0,
+        metric_age_s=5.0,
+        decode_tps=1000.0,
+        decode_series=True,
+        gateway_rps=1.0,
+        prefill_missed_tps=1000.0,
+        prefill_utilization=0.5,
+        decode_utilization=0.5,
+        latency=latency,
+        prefill=pool,
+        decode=pool,
+    )
+    policy.decide(obs)
+    assert latency.asked == asked
 
 
 def test_a_burst_compresses_a_slice_of_the_trace_in_time() -> None:
