@@ -14,8 +14,8 @@ averages. Pure: no clock, no I/O.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -30,7 +30,7 @@ from heteroscale.simulate.inventory import simulated_inventory
 from heteroscale.simulate.latency import Latencies, Requests, read_latencies
 from heteroscale.simulate.perfmodel import FloatArray, kv_transfer_seconds
 from heteroscale.simulate.placer import Placed, Placer
-from heteroscale.simulate.policies import Policy, SimObservation
+from heteroscale.simulate.policies import Explained, Policy, SimObservation
 from heteroscale.simulate.pools import Offered, Queues, step_decode, step_prefill
 from heteroscale.simulate.readings import RequestStream
 from heteroscale.simulate.recorder import LaneFleets, Trajectories
@@ -70,6 +70,8 @@ class RunResult:
     finished: npt.NDArray[np.bool_]
     scale_actions: int
     ratio: tuple[int, int]
+    #: How many decisions were taken for each reason (empty for a policy without reason codes).
+    decisions: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def steps(self) -> int:
@@ -332,6 +334,7 @@ def controlled_results(
                 finished=served.latencies[k].finished,
                 scale_actions=lanes.actions[i],
                 ratio=service.ratio,
+                decisions=dict(policy.reasons) if isinstance(policy, Explained) else {},
             )
         )
     return results

@@ -10,9 +10,9 @@ the oracle in :mod:`oracle`. Pure: time arrives in the observation.
 from __future__ import annotations
 
 import math
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from heteroscale.api.enums import Role
 from heteroscale.policy import PoolObservation
@@ -72,6 +72,14 @@ class Policy(Protocol):
 
     def decide(self, obs: SimObservation) -> tuple[int, int]:
         """(prefill, decode) replica targets."""
+
+
+@runtime_checkable
+class Explained(Protocol):
+    """A policy that names the reason of each decision, counted (HeteroScale's ``policy.decide``
+    does; the baselines have no reason codes)."""
+
+    reasons: Counter[str]
 
 
 class Hpa:

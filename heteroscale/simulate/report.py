@@ -37,6 +37,7 @@ def document(study: Study) -> dict[str, Any]:
                 "peak_instances": s.peak_instances,
                 "cross_domain_fraction": _num(s.cross_domain_fraction),
                 "unschedulable_instance_steps": s.unschedulable_instance_steps,
+                "decisions": dict(study.runs[name].decisions) if name in study.runs else {},
             }
             for name, s in study.summaries.items()
         },
@@ -126,6 +127,17 @@ def wake_lines(study: Study) -> list[str]:
     return lines
 
 
+def decision_lines(study: Study) -> list[str]:
+    """Why each HeteroScale lane decided what it did, by reason code, most frequent first: the
+    operator's ``status.lastDecision.reason`` of every tick, counted."""
+    lines = []
+    for name, run in study.runs.items():
+        if run.decisions:
+            counts = sorted(run.decisions.items(), key=lambda item: (-item[1], item[0]))
+            lines.append(f"decisions of {name}: " + ", ".join(f"{reason} {n:,}" for reason, n in counts))
+    return lines
+
+
 def table(study: Study) -> str:
     width = max(12, *(len(name) for name in study.summaries))
     head = (
@@ -142,6 +154,7 @@ def table(study: Study) -> str:
         )
     lines.append("(x-domain: prefill instances whose KV crosses S2 domains; unsched: instance-steps placement")
     lines.append(" could not place on the simulated cluster; the oracle is not placed)")
+    lines.extend(decision_lines(study))
     lines.append("")
     lines.append("verdict:")
     lines.extend(f"  {line}" for line in verdict(study))

@@ -16,6 +16,7 @@ from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.cli import main
 from heteroscale.placement import Inventory, RoleTargets, plan
 from heteroscale.simulate import placer as placer_module
+from heteroscale.simulate import report
 from heteroscale.simulate import workload as wl
 from heteroscale.simulate.catalog import DEFAULT_POLICIES
 from heteroscale.simulate.engine import EngineConfig, run
@@ -24,7 +25,7 @@ from heteroscale.simulate.inventory import GPUS_PER_NODE, simulated_inventory
 from heteroscale.simulate.perfmodel import InstanceModel, Layout, ModelSpec, kv_transfer_seconds
 from heteroscale.simulate.placer import PAIRED, Placer
 from heteroscale.simulate.policies import SimObservation
-from heteroscale.simulate.service import Service, spec_document
+from heteroscale.simulate.service import METRIC_WINDOW_S, Service, spec_document
 from heteroscale.simulate.study import Study, run_study
 from heteroscale.simulate.summary import gpu_hours, summarize
 from tests.sim import scenarios
@@ -405,6 +406,22 @@ def test_the_stress_test_ratio_is_in_the_papers_production_range(scenario: str, 
     assert not svc.ratio_warning
     p, d = svc.ratio
     assert 1 / 5 <= p / d <= 9
+
+
+@pytest.mark.parametrize(("scenario", "trace"), DAYS[:1])
+def test_every_heteroscale_tick_is_counted_by_its_reason_in_the_report(scenario: str, trace: str) -> None:
+    """The table says why HeteroScale did what it did: one reason per tick, as the operator's
+    status.lastDecision.reason; the baselines have no reason codes."""
+    study = _day(scenario, trace)[1]
+    run, config = study.runs["heteroscale"], EngineConfig()
+    window, tick = round(METRIC_WINDOW_S / config.dt), round(config.interval_s / config.dt)
+    assert sum(run.decisions.values()) == len(range(window, run.steps, tick))
+    assert run.decisions.get("WithinTolerance", 0) > 0
+    assert study.runs["hpa-util"].decisions == {}
+    assert report.document(study)["policies"]["heteroscale"]["decisions"] == run.decisions
+    line = next(x for x in report.table(study).splitlines() if x.startswith("decisions of heteroscale: "))
+    most = max(run.decisions, key=lambda reason: run.decisions[reason])
+    assert line.startswith(f"decisions of heteroscale: {most} {run.decisions[most]:,}")
 
 
 def test_decode_gpu_utilisation_is_a_poor_signal() -> None:
