@@ -37,6 +37,7 @@ the emulator's process plays the ReplicaSet controller, as the integration tests
 ``--profile`` prints the top functions (cProfile) of the operator's loop and of the emulator's process.
 ``--restart`` then stops the operator and starts a new one on the same cluster (a failover, an
 upgrade's new pod) and prints how long until every group ticked again, and the CPU that took.
+``--pods=N`` puts N pods of other workloads in the cluster, which the operator's pod index lists.
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from tests.integration.operator.conftest import (
     CR,
     DEPLOYMENTS,
     NODES,
+    PODS,
     ApiServerEmulator,
     RecordingMetrics,
     cr_path,
@@ -162,12 +164,12 @@ async def mark_ready(emulator: IndexedEmulator) -> int:
     return emulator.first
 
 
-def serve(groups: int, pipe: Connection, profile: bool) -> None:
+def serve(groups: int, pipe: Connection, profile: bool, pods: int = 0) -> None:
     """The emulator's process: the API server plus the ReplicaSet controller's ready marker."""
     profiler = cProfile.Profile()
     if profile:
         profiler.enable()
-    asyncio.run(_serve(groups, pipe))
+    asyncio.run(_serve(groups, pipe, pods))
     if profile:
         profiler.disable()
         out = io.StringIO()
@@ -175,7 +177,7 @@ def serve(groups: int, pipe: Connection, profile: bool) -> None:
         print("The emulator's process:\n" + out.getvalue(), flush=True)
 
 
-async def _serve(groups: int, pipe: Connection) -> None:
+async def _serve(groups: int, pipe: Connection, pods: int = 0) -> None:
     async with IndexedEmulator() as emulator, kmock.Server(emulator):
         emulator.resources.load_bundled()
         emulator.resources[CR] = kmock.ResourceInfo(
@@ -191,6 +193,11 @@ async def _serve(groups: int, pipe: Connection) -> None:
             for gpu in ("H20", "L20"):
                 body = node(f"{gpu.lower()}-{i}", gpu, domain, s1=f"s1-{i // GROUPS_PER_DOMAIN}")
                 emulator.objects[NODES, None, body["metadata"]["name"]] = body
+        # Pods of other workloads, as a real cluster has: the operator's pod index lists them all.
+        for i in range(pods):
+            name = f"web-{i}"
+            meta = {"name": name, "namespace": "other", "uid": f"pod-{i}", "resourceVersion": "1"}
+            emulator.objects[PODS, "other", name] = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {}}
         pipe.send(str(emulator.url))
         # The groups are created over one period, so that their ticks spread over it as they do
         # once an operator has run for a while; created all at once, every period would start
@@ -221,7 +228,7 @@ async def _serve(groups: int, pipe: Connection) -> None:
             await asyncio.sleep(0.25)
 
 
-async def measure(groups: int, profile: bool, restart: bool = False) -> str:
+async def measure(groups: int, profile: bool, restart: bool = False, pods: int = 0) -> str:
     ticks: list[float] = []
     durations: list[float] = []
     tick_to_patch: dict[str, float] = {}
@@ -283,7 +290,9 @@ async def measure(groups: int, profile: bool, restart: bool = False) -> str:
     reconcile._tick = timed_tick  # type: ignore[assignment]
     planbook._run = timed_run
     ours, theirs = multiprocessing.get_context("spawn").Pipe()
-    server = multiprocessing.get_context("spawn").Process(target=serve, args=(groups, theirs, profile), daemon=True)
+    server = multiprocessing.get_context("spawn").Process(
+        target=serve, args=(groups, theirs, profile, pods), daemon=True
+    )
     server.start()
     profiler = cProfile.Profile()
     rss_before = rss_mib()
@@ -433,9 +442,10 @@ def quantile(values: list[float], q: int) -> float:
 def main(argv: list[str]) -> None:
     collector.tune()  # as `heteroscale run` does
     profile, restart = "--profile" in argv, "--restart" in argv
+    pods = next((int(a.split("=", 1)[1]) for a in argv if a.startswith("--pods=")), 0)
     sizes = [int(a) for a in argv if a.isdigit()] or [50, 200, 500, 1000]
     for size in sizes:
-        print(asyncio.run(measure(size, profile, restart)), flush=True)
+        print(asyncio.run(measure(size, profile, restart, pods)), flush=True)
 
 
 if __name__ == "__main__":
