@@ -72,7 +72,7 @@ class RequestStream:
 
     def window(self, traj: Trajectories, lo: int, s: int) -> WindowLatency:
         """The histograms of steps ``lo`` to ``s`` (exclusive) of one lane."""
-        return WindowLatency(self, traj.head(s), lo)
+        return WindowLatency(self, traj, lo, s)
 
 
 @dataclass(frozen=True)
@@ -81,18 +81,19 @@ class WindowLatency:
     latency guard never reads them)."""
 
     stream: RequestStream
-    #: The lane's steps up to the reading.
+    #: The lane's trajectories (steps from ``end`` on are not recorded yet).
     traj: Trajectories
-    #: The window's first step.
+    #: The window's first step, and the step of the reading (the window ends before it).
     lo: int
+    end: int
 
     def tbt(self, quantile: float) -> float | None:
         """TBT at ``quantile`` on the decode engines; None when no token was generated."""
-        tokens = self.traj.decode_tps[self.lo :] * self.stream.dt
-        counts = cumulative_counts(VLLM_ITL_BUCKETS, self.traj.tbt[self.lo :], tokens)
+        tokens = self.traj.decode_tps[self.lo : self.end] * self.stream.dt
+        counts = cumulative_counts(VLLM_ITL_BUCKETS, self.traj.tbt[self.lo : self.end], tokens)
         return histogram_quantile(quantile, VLLM_ITL_BUCKETS, counts)
 
     def ttft(self, quantile: float) -> float | None:
         """TTFT at ``quantile`` on the prefill engines; None when no prefill ended."""
-        ttfts, weights = self.stream.prefill_ttfts(self.traj, self.lo)
+        ttfts, weights = self.stream.prefill_ttfts(self.traj.head(self.end), self.lo)
         return histogram_quantile(quantile, VLLM_TTFT_BUCKETS, cumulative_counts(VLLM_TTFT_BUCKETS, ttfts, weights))

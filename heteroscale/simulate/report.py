@@ -37,7 +37,7 @@ def document(study: Study) -> dict[str, Any]:
                 "peak_instances": s.peak_instances,
                 "cross_domain_fraction": _num(s.cross_domain_fraction),
                 "unschedulable_instance_steps": s.unschedulable_instance_steps,
-                "decisions": dict(study.runs[name].decisions) if name in study.runs else {},
+                "decisions": dict(study.runs[name].decisions),
             }
             for name, s in study.summaries.items()
         },
