@@ -1,17 +1,17 @@
-"""kopf bindings: configuration, login, the indexes, and one reconcile loop per PDServingGroup.
+"""kopf bindings: configuration, login, the operator's watches, and one reconcile loop per
+PDServingGroup.
 
 kopf timers have one fixed interval per handler, while each PDServingGroup sets its own
 ``behavior.intervalSeconds``; so the per-object loop is a kopf daemon that sleeps the spec's
 interval between ticks (and stops at once when the object goes or the operator exits). Handlers
-return None: kopf would store return values in the status, which the CRD schema prunes. Index
-handlers are the exception: what they return is the index entry (None: not indexed).
+return None: kopf would store return values in the status, which the CRD schema prunes.
 
-Indexes keep GPU Nodes and Pods (placement's inventory) and the HPAs and ScaledObjects that target
-Deployments (conflicts) in memory from the watch. kopf starts a resource's daemons only once the
-indexes are filled, so the first tick already sees the whole cluster. A resource the API server does
-not serve (KEDA not installed) is simply not watched, and its index stays empty. Deployments are
-kept by a watch of the operator's own (:mod:`heteroscale.operator.deploymentcache`, for its volume of
-events), which the first group's loop starts and every loop waits for before its first tick.
+The operator's own watches (:mod:`heteroscale.operator.watch`; kopf indexes nothing, see there why)
+keep GPU Nodes and Pods (placement's inventory), every Deployment, the HPAs and ScaledObjects that
+target workloads and the Deployments every group references (conflicts) in memory. The first
+group's loop starts them, and every loop waits until all have listed before its first tick, so the
+first tick already sees the whole cluster. A kind the API server does not serve (KEDA not
+installed) stays empty.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import kopf
@@ -31,12 +31,13 @@ from heteroscale.api.config import OperatorConfig
 from heteroscale.api.crd import GROUP, PLURAL, VERSION
 from heteroscale.operator import indexes
 from heteroscale.operator.cadence import next_tick, phase
-from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, autoscaler_target, group_references
-from heteroscale.operator.deploymentcache import DeploymentStore, DeploymentWatch
+from heteroscale.operator.conflicts import HPA, SCALED_OBJECT, group_references
 from heteroscale.operator.diffbase import NoDiffBaseStorage
 from heteroscale.operator.kube import ApiError, KubeClient
 from heteroscale.operator.reconcile import DEFAULT_INTERVAL, Cluster, Context, report_failure, seed_request, tick
 from heteroscale.operator.signals import MetricsSink, ReaderFactory
+from heteroscale.operator.store import Store
+from heteroscale.operator.watch import Resource, Watches
 
 PREFIX = "heteroscale.io"
 FINALIZER = f"{PREFIX}/finalizer"
@@ -48,6 +49,13 @@ STOP_GRACE_SECONDS = 10.0
 
 #: The component every Event of the operator names as its source.
 EVENT_SOURCE = "heteroscale-operator"
+
+DEPLOYMENTS = Resource("apps", "v1", "deployments", "Deployments")
+PODS = Resource("", "v1", "pods", "Pods")
+NODES = Resource("", "v1", "nodes", "Nodes", namespaced=False)
+HPAS = Resource("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscalers")
+SCALED_OBJECTS = Resource("keda.sh", "v1alpha1", "scaledobjects", "ScaledObjects")
+GROUPS = Resource(GROUP, VERSION, PLURAL, "PDServingGroups")
 
 #: ``connect(**login_kwargs)`` returns the API server and credentials (kopf's login protocol).
 Connect = Callable[..., kopf.ConnectionInfo | None]
@@ -79,12 +87,29 @@ class Operator:
         self.stop_grace_seconds = stop_grace_seconds
         self.client_timeout_seconds = client_timeout_seconds
         self.context: Context | None = None
-        self.deployments = DeploymentStore()
-        self.cluster = Cluster(slow_nodes=frozenset(slow_nodes), deployments=self.deployments)
+        self.stores: list[tuple[Resource, Store[Any, Any]]] = [
+            (NODES, Store(indexes.node_index(self.config.shard))),
+            (PODS, Store(indexes.pod_index)),
+            (DEPLOYMENTS, Store(indexes.deployment_index)),
+            (HPAS, Store(indexes.autoscaler_index(HPA))),
+            (SCALED_OBJECTS, Store(indexes.autoscaler_index(SCALED_OBJECT))),
+            # Every group, of every shard: a Deployment referenced by groups of two shards is still
+            # a conflict.
+            (GROUPS, Store(self._index_group)),
+        ]
+        (nodes, pods, deployments, hpas, scaled_objects, groups) = (store for _, store in self.stores)
+        self.cluster = Cluster(
+            nodes=nodes,
+            pods=pods,
+            autoscalers=(hpas, scaled_objects),
+            references=groups,
+            deployments=deployments,
+            slow_nodes=frozenset(slow_nodes),
+        )
         self.namespaces = list(namespaces)
-        """The namespaces served (none: every namespace), as kopf is told: the Deployment watch's too."""
+        """The namespaces served (none: every namespace), as kopf is told: the watches' too."""
         self._watching: asyncio.Task[None] | None = None
-        self._watch: DeploymentWatch | None = None
+        self._watches: Watches | None = None
         self.registry = kopf.OperatorRegistry()
         self._register()
 
@@ -92,16 +117,6 @@ class Operator:
         kopf.on.startup(registry=self.registry)(self._configure)
         kopf.on.login(registry=self.registry)(self._login)
         kopf.on.cleanup(registry=self.registry)(self._cleanup)
-        kopf.index("v1", "nodes", id="gpu_nodes", registry=self.registry)(self._index_node)
-        kopf.index("v1", "pods", id="gpu_pods", registry=self.registry)(self._index_pod)
-        kopf.index("autoscaling", "v2", "horizontalpodautoscalers", id="hpas", registry=self.registry)(self._index_hpa)
-        kopf.index("keda.sh", "v1alpha1", "scaledobjects", id="scaled_objects", registry=self.registry)(
-            self._index_scaled_object
-        )
-        # Every group, of every shard: a Deployment referenced by groups of two shards is still a
-        # conflict. One handler for both jobs of a group's watch event (kopf repeats its per-call
-        # work for each handler, and every status write of every group is an event).
-        kopf.index(GROUP, VERSION, PLURAL, id="references", registry=self.registry)(self._index_group)
         # A group's loop stops when the group is deleted, leaves this shard or the operator stops.
         # The loop checks for that between ticks; a tick under way gets the grace period to finish
         # its writes (a drain's pod labels and the status that records the drain belong together)
@@ -138,50 +153,25 @@ class Operator:
             self.context = Context(client, self.readers, self.metrics, self.clock, self.cluster, self.config)
         return info
 
-    # Index handlers are coroutines: they run on every change of every object, and kopf would hand
-    # a plain function to a worker thread each time.
-
     def _in_shard(self, labels: kopf.Labels, **_: Any) -> bool:
         """Whether this replica reconciles a group with these labels. kopf stops a group's daemon
         when it stops matching (relabelled into another shard), and starts it when it matches."""
         shard = self.config.shard
         return shard is None or shard.serves(labels)
 
-    async def _index_node(self, body: kopf.Body, name: str, labels: kopf.Labels, **_: Any) -> dict[str, Any] | None:
-        """A GPU node of this replica's shard (every GPU node without shards)."""
-        shard = self.config.shard
-        node = indexes.gpu_node(body) if shard is None or shard.places_on(labels) else None
-        node = self.cluster.indexed(self.cluster.nodes, name, node)
-        return None if node is None else {name: node}
-
-    async def _index_pod(self, body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[Any, Any] | None:
-        pod = self.cluster.indexed(self.cluster.pods, (namespace, name), indexes.gpu_pod(body))
-        return None if pod is None else {(namespace, name): pod}
-
-    async def _index_group(
-        self, body: kopf.Body, namespace: str | None, name: str, labels: kopf.Labels, **_: Any
-    ) -> dict[tuple[str, str], tuple[str, str, str]] | None:
+    def _index_group(self, body: Mapping[str, Any]) -> dict[tuple[str, str], tuple[str, str, str]]:
         """Which Deployments each group references, so a tick finds another group on its own.
 
         And a group of this replica's shard that the plan book does not know yet is seeded into
-        it: kopf fills the indexes before it starts any daemon, so after a restart the plan book
-        knows what every group holds before the first tick plans. A coroutine: it runs on every
-        status write of every group, and kopf would hand a plain function to a worker thread."""
-        if namespace is not None and (namespace, name) not in self.cluster.plans and self._in_shard(labels):
+        it: every loop waits for the watches to list before its first tick, so after a restart the
+        plan book knows what every group holds before the first tick plans."""
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        if key not in self.cluster.plans and self._in_shard(meta.get("labels") or {}):
             request = seed_request(body, self.config)
             if request is not None:
                 self.cluster.plans.seed(request)
-        return group_references(body) or None
-
-    @staticmethod
-    async def _index_hpa(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str] | None:
-        found = autoscaler_target(HPA, body)
-        return None if found is None else dict([found])
-
-    @staticmethod
-    async def _index_scaled_object(body: kopf.Body, **_: Any) -> dict[tuple[str, str], str] | None:
-        found = autoscaler_target(SCALED_OBJECT, body)
-        return None if found is None else dict([found])
+        return group_references(body)
 
     async def _cleanup(self, **_: Any) -> None:
         if self._watching is not None:
@@ -195,23 +185,24 @@ class Operator:
         assert self.context is not None, "kopf logs in before any handler runs"
         return self.context.client.connection
 
-    async def _deployments_synced(self, stopped: kopf.DaemonStopped) -> bool:
-        """Start the Deployment watch (once, from the first group's loop: it needs the login) and
-        wait until it has listed every namespace served; False when the loop is told to stop first."""
-        if self._watch is None:
-            self._watch = DeploymentWatch(self._connection, self.deployments, self.namespaces)
-            self._watching = asyncio.create_task(self._watch.run(), name="heteroscale deployment watch")
+    async def _synced(self, stopped: kopf.DaemonStopped) -> bool:
+        """Start the watches (once, from the first group's loop: they need the login) and wait
+        until every one has listed every namespace served; False when the loop is told to stop
+        first."""
+        if self._watches is None:
+            self._watches = Watches(self._connection, self.stores, self.namespaces)
+            self._watching = asyncio.create_task(self._watches.run(), name="heteroscale watches")
 
         async def halt() -> None:
             await stopped.wait()
 
-        synced, halted = asyncio.create_task(self._watch.synced.wait()), asyncio.create_task(halt())
+        synced, halted = asyncio.create_task(self._watches.wait_synced()), asyncio.create_task(halt())
         try:
             await asyncio.wait({synced, halted}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             synced.cancel()
             halted.cancel()
-        return self._watch.synced.is_set()
+        return self._watches.synced
 
     async def _run_group(
         self,
@@ -221,14 +212,9 @@ class Operator:
         body: kopf.Body,
         stopped: kopf.DaemonStopped,
         logger: kopf.Logger,
-        **indexed: Any,
+        **_: Any,
     ) -> None:
         assert namespace is not None, "PDServingGroups are namespaced"
-        # kopf passes the same live index objects (kwargs named by the index ids) to every handler;
-        # the ticks read them through the cluster view.
-        self.cluster.nodes, self.cluster.pods = indexed["gpu_nodes"], indexed["gpu_pods"]
-        self.cluster.autoscalers = (indexed["hpas"], indexed["scaled_objects"])
-        self.cluster.references = indexed["references"]
 
         def emit(type_: str, reason: str, message: str) -> None:
             kopf.event(body, type=type_, reason=reason, message=message[:1024])
@@ -236,7 +222,7 @@ class Operator:
         failures = 0
         cadence = phase(namespace, name)
         try:
-            if not await self._deployments_synced(stopped):
+            if not await self._synced(stopped):
                 return
             while not stopped:
                 interval: float = DEFAULT_INTERVAL

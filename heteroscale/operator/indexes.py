@@ -1,11 +1,12 @@
-"""What the operator's watches keep of Nodes, Pods and Deployments (pure).
+"""What the operator's watches keep of Nodes, Pods, Deployments and other autoscalers, and the
+keys each is found by (pure): the index functions of its stores (:mod:`heteroscale.operator.store`).
 
 Placement needs every GPU node and every bound pod that requests GPUs, and every tick needs its
-group's Deployments; listing or fetching them on every tick would cost requests per
-PDServingGroup per tick. kopf indexes (Nodes, Pods) and the operator's own Deployment watch
-(:mod:`heteroscale.operator.deploymentcache`) keep them from the watch instead, trimmed to the fields that
-are read: :func:`heteroscale.placement.inventory_from_k8s` for nodes and pods, and for Deployments
-what ownership, the policy's observation and the patches read (:func:`deployment`).
+group's Deployments and the autoscalers that target them; listing or fetching them on every tick
+would cost requests per PDServingGroup per tick. The operator's watches
+(:mod:`heteroscale.operator.watch`) keep them instead, trimmed to the fields that are read:
+:func:`heteroscale.placement.inventory_from_k8s` for nodes and pods, and for Deployments what
+ownership, the policy's observation and the patches read (:func:`deployment`).
 
 Which extended resource is a GPU is each spec's ``topology.gpuResource``, unknown when an object is
 indexed, so a node or pod is kept when it offers or requests any extended resource (a
@@ -15,8 +16,11 @@ small (CPU-only nodes and pods are left out).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from heteroscale.api.config import Shard
+from heteroscale.operator.conflicts import autoscaler_target
 
 JsonObject = dict[str, Any]
 
@@ -97,3 +101,40 @@ def deployment_keys(obj: Mapping[str, Any]) -> list[tuple[str, ...]]:
     if owners and owners[0].get("uid"):
         keys.append(("owner", str(owners[0]["uid"])))
     return keys
+
+
+def node_index(shard: Shard | None) -> Callable[[Mapping[str, Any]], dict[str, JsonObject]]:
+    """A GPU node of ``shard`` (of any shard without one) by its name."""
+
+    def index(obj: Mapping[str, Any]) -> dict[str, JsonObject]:
+        meta = obj.get("metadata") or {}
+        if shard is not None and not shard.places_on(meta.get("labels") or {}):
+            return {}
+        node = gpu_node(obj)
+        return {} if node is None else {str(meta.get("name", "")): node}
+
+    return index
+
+
+def pod_index(obj: Mapping[str, Any]) -> dict[tuple[str, str], JsonObject]:
+    """A pod that takes GPUs by (namespace, name)."""
+    pod = gpu_pod(obj)
+    meta = obj.get("metadata") or {}
+    return {} if pod is None else {(str(meta.get("namespace", "")), str(meta.get("name", ""))): pod}
+
+
+def deployment_index(obj: Mapping[str, Any]) -> dict[tuple[str, ...], JsonObject]:
+    """A Deployment, trimmed, by each of :func:`deployment_keys`."""
+    trimmed = deployment(obj)
+    return dict.fromkeys(deployment_keys(obj), trimmed)
+
+
+def autoscaler_index(kind: str) -> Callable[[Mapping[str, Any]], dict[tuple[str, str], str]]:
+    """An HPA or ScaledObject (``kind``) by the workload it targets
+    (:func:`~heteroscale.operator.conflicts.autoscaler_target`)."""
+
+    def index(obj: Mapping[str, Any]) -> dict[tuple[str, str], str]:
+        found = autoscaler_target(kind, obj)
+        return {} if found is None else dict([found])
+
+    return index

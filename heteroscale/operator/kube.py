@@ -1,9 +1,9 @@
 """A small asyncio Kubernetes client for the objects the operator reads and writes.
 
-kopf watches PDServingGroups (and indexes Nodes, Pods and autoscalers) with its own session;
-Deployments, and the Pods being drained, go through this client, built from the same
-:class:`kopf.ConnectionInfo` kopf logged in with, so the two always talk to the same API server
-with the same credentials.
+kopf watches PDServingGroups with its own session; the operator's own watches
+(:mod:`heteroscale.operator.watch`) and every read and write of a tick go through this client,
+built from the same :class:`kopf.ConnectionInfo` kopf logged in with, so the two always talk to
+the same API server with the same credentials.
 
 Every call retries what a healthy API server answers under load or during a restart (409 on a
 write, 429, 5xx, timeouts, dropped connections) with capped backoff, and raises
@@ -140,7 +140,8 @@ class KubeClient:
         async with self._open().get(url, params=params, timeout=timeout) as response:
             if response.status >= 300:
                 text = await response.text()
-                raise ApiError(response.status, f"GET {path} (watch): {text[:200]}")
+                error = NotFound if response.status == 404 else ApiError
+                raise error(response.status, f"GET {path} (watch): {text[:200]}")
             # Split lines here rather than with the reader's readline: that refuses lines over
             # 64 KiB, and a Deployment with a large pod template is one such line.
             pending = b""

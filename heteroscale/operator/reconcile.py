@@ -14,8 +14,8 @@
 
 Level-based: every tick starts from the object as the API server has it (from the watch while its
 status is the one this operator last wrote, else a GET) and its Deployments, and everything
-carried between ticks is in the object's status. Nodes, Pods and other autoscalers come from kopf
-indexes (:class:`Cluster`). Every failure of a tick ends in a condition and an Event
+carried between ticks is in the object's status. Nodes, Pods, Deployments and other autoscalers
+come from the operator's watches (:class:`Cluster`). Every failure of a tick ends in a condition and an Event
 (:func:`tick`), never silently.
 """
 
@@ -57,6 +57,7 @@ from heteroscale.operator.naming import GroupPlan, from_plan, from_status, lefto
 from heteroscale.operator.planbook import PlanBook
 from heteroscale.operator.signals import MetricsSink, ReaderFactory, SignalReader
 from heteroscale.operator.statusbook import StatusBook
+from heteroscale.operator.store import Store
 from heteroscale.operator.templatebook import TemplateBook
 from heteroscale.placement import Inventory, PlanRequest, RoleTargets, inventory_from_k8s
 from heteroscale.policy import Decision, Observation, decide, manual
@@ -71,14 +72,13 @@ __all__ = ["DEFAULT_INTERVAL", "Cluster", "Context", "Emit", "seed_request", "ti
 
 @dataclass
 class Cluster:
-    """What the watches hold, as a tick reads it: GPU nodes and pods for placement's inventory,
-    the other autoscalers by the Deployment they target, the Deployments other PDServingGroups
-    reference (kopf indexes, which the handlers put here), and every Deployment (the operator's own
-    watch). They stay current from the watch, so no tick lists or fetches Nodes, Pods, Deployments,
-    autoscalers or groups."""
+    """What the operator's watches hold, as a tick reads it (:mod:`heteroscale.operator.watch`):
+    GPU nodes and pods for placement's inventory, the other autoscalers by the workload they target,
+    the Deployments other PDServingGroups reference, and every Deployment. They stay current from
+    the watches, so no tick lists or fetches Nodes, Pods, Deployments, autoscalers or groups."""
 
-    nodes: Mapping[Any, Iterable[JsonObject]] = field(default_factory=dict)
-    pods: Mapping[Any, Iterable[JsonObject]] = field(default_factory=dict)
+    nodes: Store[str, JsonObject] = field(default_factory=lambda: Store(indexes.node_index(None)))
+    pods: Store[tuple[str, str], JsonObject] = field(default_factory=lambda: Store(indexes.pod_index))
     autoscalers: Sequence[Mapping[tuple[str, str], Iterable[str]]] = ()
     references: Mapping[tuple[str, str], Iterable[tuple[str, str, str]]] = field(default_factory=dict)
     """(namespace, Deployment) → (creationTimestamp, uid, name) of each PDServingGroup referencing it."""
@@ -87,31 +87,16 @@ class Cluster:
     ``("name", namespace, name)`` and by ``("owner", controller uid)``."""
     slow_nodes: frozenset[str] = frozenset()
     """Nodes to use last, besides those labelled slow (e.g. from `heteroscale stragglers serve --slow-nodes`)."""
-    changes: int = 0
-    """Bumped when the Node or Pod index handlers keep something other than they kept before for an
-    object (:meth:`indexed`). kopf calls no handler when an object is deleted, but the index then
-    shrinks: (changes, size) differs after any change, so a cached inventory is exact."""
     plans: PlanBook = field(default_factory=PlanBook)
     """Every placed group's latest placement request: ticks plan all of them together."""
     _inventories: dict[str, tuple[tuple[int, int], Inventory]] = field(default_factory=dict)
 
-    def indexed(
-        self, index: Mapping[Any, Iterable[JsonObject]], key: Any, kept: JsonObject | None
-    ) -> JsonObject | None:
-        """Note what an index handler keeps of a Node or Pod under ``key`` of ``index`` (None:
-        nothing), and return it. kopf updates the index after the handler returns, so the index
-        still holds the previous entry: only a change counts. Most pod events (status, annotations,
-        pods without GPUs) leave what placement reads as it was, and each counted change costs a
-        rebuild of the inventory (tens of ms on thousands of nodes) on the next tick that places."""
-        if next(iter(index.get(key, ())), None) != kept:
-            self.changes += 1
-        return kept
-
     def inventory(self, topology: Topology) -> Inventory:
-        """One inventory per topology, rebuilt only after a Node or Pod changed (not per tick: with
-        a thousand groups that would be a thousand passes over the cluster per period)."""
+        """One inventory per topology, rebuilt only after what the stores keep of a Node or Pod
+        changed (not per tick: with a thousand groups that would be a thousand passes over the
+        cluster per period)."""
         key = topology.model_dump_json()
-        version = (self.changes, len(self.nodes) + len(self.pods))
+        version = (self.nodes.changes, self.pods.changes)
         cached = self._inventories.get(key)
         if cached is None or cached[0] != version:
             nodes = [obj for store in list(self.nodes.values()) for obj in store]
@@ -123,7 +108,7 @@ class Cluster:
 @dataclass
 class Context:
     """What every tick shares: the API client, the metric readers, the exported metrics, the clock,
-    the admin's configuration, and the cluster as the indexes see it."""
+    the admin's configuration, and the cluster as the watches see it."""
 
     client: KubeClient
     readers: ReaderFactory

@@ -31,13 +31,15 @@ not are changed in :class:`IndexedEmulator` (KMock's docstring invites subclassi
 - A GET or PATCH by name scans every stored object; here it is a dict lookup by key, as an API server
   serves it from its watch cache.
 
-It also names objects created with ``metadata.generateName`` (kopf's Events), which KMock does not.
+It also names objects created with ``metadata.generateName`` (kopf's Events), and answers a list
+with ``limit`` in pages, which KMock does not.
 Everything else (watch streams, merge patches, the object store) is KMock's own. The ready marker in
 the emulator's process plays the ReplicaSet controller, as the integration tests' stand-in does.
 ``--profile`` prints the top functions (cProfile) of the operator's loop and of the emulator's process.
 ``--restart`` then stops the operator and starts a new one on the same cluster (a failover, an
 upgrade's new pod) and prints how long until every group ticked again, and the CPU that took.
-``--pods=N`` puts N pods of other workloads in the cluster, which the operator's pod index lists.
+``--pods=N`` puts N pods of other workloads in the cluster (about 3.5 KB of JSON each), which the
+operator's pod watch lists.
 """
 
 from __future__ import annotations
@@ -111,6 +113,8 @@ class IndexedEmulator(ApiServerEmulator):
         """Deployments created or patched since the ready marker last looked (a watch's worth)."""
         self.first = 0
         """First Deployments (deployment group g0) created so far."""
+        self.pages: dict[str, list[Any]] = {}
+        """What is left of each paged list, by its ``continue`` token."""
         self.served: collections.Counter[str] = collections.Counter()
         """Requests served, by verb, resource (and subresource) and error: what the operator asks."""
 
@@ -134,6 +138,18 @@ class IndexedEmulator(ApiServerEmulator):
             if request.action == kmock.action.CREATE and str(name).endswith("-g0"):
                 self.first += 1
         return answer
+
+    async def _serve_list(self, request: kmock.Request) -> dict[str, Any]:
+        """A list in pages of ``limit`` objects with a ``continue`` token, as an API server answers
+        it (KMock answers every object at once): the list of the first page, the rest kept for the
+        tokens that follow."""
+        limit, token = int(request.url.query.get("limit") or 0), request.url.query.get("continue")
+        items = self.pages.pop(token) if token else (await super()._serve_list(request))["items"]
+        meta: dict[str, Any] = {"resourceVersion": "..."}
+        if limit and len(items) > limit:
+            meta["continue"] = f"page-{next(self.names)}"
+            items, self.pages[meta["continue"]] = items[:limit], items[limit:]
+        return {"metadata": meta, "items": items}
 
     def _KubernetesEmulator__get_objs(self, request: kmock.Request, strict: bool) -> list[kmock.Object]:
         if strict and request.name is not None:
@@ -193,11 +209,10 @@ async def _serve(groups: int, pipe: Connection, pods: int = 0) -> None:
             for gpu in ("H20", "L20"):
                 body = node(f"{gpu.lower()}-{i}", gpu, domain, s1=f"s1-{i // GROUPS_PER_DOMAIN}")
                 emulator.objects[NODES, None, body["metadata"]["name"]] = body
-        # Pods of other workloads, as a real cluster has: the operator's pod index lists them all.
+        # Pods of other workloads, as a real cluster has: the operator's pod watch lists them all.
         for i in range(pods):
-            name = f"web-{i}"
-            meta = {"name": name, "namespace": "other", "uid": f"pod-{i}", "resourceVersion": "1"}
-            emulator.objects[PODS, "other", name] = {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {}}
+            body = web_pod(i)
+            emulator.objects[PODS, "other", body["metadata"]["name"]] = body
         pipe.send(str(emulator.url))
         # The groups are created over one period, so that their ticks spread over it as they do
         # once an operator has run for a while; created all at once, every period would start
@@ -403,6 +418,110 @@ class _Holding:
 
     def read(self, spec: Any, scope: Any, decode: Any, prefill: Any, now: float) -> Signals:
         return Signals(450.0, 1.0, None, None, None)
+
+
+def web_pod(i: int) -> dict[str, Any]:
+    """A running pod of a web Deployment without GPUs, as large as such a pod is when listed
+    (about 3.5 KB of JSON: env, probes, a service-account volume, status with conditions)."""
+    name, hash_ = f"web-{i // 10}", f"{i:010x}"[-10:]
+    env = [{"name": f"SETTING_{k}", "value": f"value-{k}-{i}"} for k in range(8)]
+    probe = {"httpGet": {"path": "/healthz", "port": 8080, "scheme": "HTTP"}, "periodSeconds": 10, "timeoutSeconds": 1}
+    condition = {"status": "True", "lastProbeTime": None, "lastTransitionTime": "2026-11-30T00:00:00Z"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{name}-7d9f8c6b5-{hash_[-5:]}",
+            "generateName": f"{name}-7d9f8c6b5-",
+            "namespace": "other",
+            "uid": f"00000000-0000-4000-8000-{i:012d}",
+            "resourceVersion": "1",
+            "creationTimestamp": "2026-11-30T00:00:00Z",
+            "labels": {"app": name, "pod-template-hash": "7d9f8c6b5", "tier": "frontend"},
+            "annotations": {"kubectl.kubernetes.io/restartedAt": "2026-11-30T00:00:00Z"},
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "ReplicaSet",
+                    "name": f"{name}-7d9f8c6b5",
+                    "uid": f"11111111-0000-4000-8000-{i // 10:012d}",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "containers": [
+                {
+                    "name": "web",
+                    "image": "registry.example.com/team/web:1.27.3",
+                    "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                    "env": env,
+                    "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "512Mi"}},
+                    "readinessProbe": probe,
+                    "livenessProbe": probe,
+                    "volumeMounts": [
+                        {"name": "kube-api-access", "readOnly": True, "mountPath": "/var/run/secrets/kubernetes.io"}
+                    ],
+                    "terminationMessagePath": "/dev/termination-log",
+                    "imagePullPolicy": "IfNotPresent",
+                }
+            ],
+            "volumes": [
+                {
+                    "name": "kube-api-access",
+                    "projected": {
+                        "defaultMode": 420,
+                        "sources": [
+                            {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
+                            {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                            {
+                                "downwardAPI": {
+                                    "items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]
+                                }
+                            },
+                        ],
+                    },
+                }
+            ],
+            "nodeName": f"cpu-node-{i % 200}",
+            "serviceAccountName": "default",
+            "restartPolicy": "Always",
+            "dnsPolicy": "ClusterFirst",
+            "schedulerName": "default-scheduler",
+            "tolerations": [
+                {
+                    "key": f"node.kubernetes.io/{t}",
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": 300,
+                }
+                for t in ("not-ready", "unreachable")
+            ],
+        },
+        "status": {
+            "phase": "Running",
+            "conditions": [
+                {"type": t, **condition} for t in ("Initialized", "Ready", "ContainersReady", "PodScheduled")
+            ],
+            "hostIP": f"10.0.{i % 200 // 250}.{i % 200}",
+            "podIP": f"10.244.{i // 250 % 256}.{i % 250}",
+            "startTime": "2026-11-30T00:00:00Z",
+            "containerStatuses": [
+                {
+                    "name": "web",
+                    "ready": True,
+                    "restartCount": 0,
+                    "image": "registry.example.com/team/web:1.27.3",
+                    "imageID": "registry.example.com/team/web@sha256:" + "0" * 64,
+                    "containerID": f"containerd://{i:064x}",
+                    "started": True,
+                    "state": {"running": {"startedAt": "2026-11-30T00:00:00Z"}},
+                }
+            ],
+            "qosClass": "Burstable",
+        },
+    }
 
 
 def rss_mib() -> float:

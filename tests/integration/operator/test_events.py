@@ -60,7 +60,8 @@ async def test_a_namespaced_operator_lists_no_namespaces_and_watches_no_crds(
 ) -> None:
     """What the namespaced install's RBAC grants is enough: no cluster-wide namespace list, no CRD
     watch (kopf would ask, be refused, warn and fall back)."""
-    operator = Operator(lambda source: load, metrics, connect=lambda **_: kopf.ConnectionInfo(server=str(emulator.url)))
+    connect = lambda **_: kopf.ConnectionInfo(server=str(emulator.url))  # noqa: E731
+    operator = Operator(lambda source: load, metrics, connect=connect, namespaces=[NS])
     serve_namespaces(operator, [NS])
     stop = threading.Event()
     thread = threading.Thread(
@@ -80,4 +81,7 @@ async def test_a_namespaced_operator_lists_no_namespaces_and_watches_no_crds(
     paths = [request.url.path for request in list(emulator) if request.method == "GET"]
     assert "/api/v1/namespaces" not in paths
     assert not [p for p in paths if p.endswith("/customresourcedefinitions")]
-    assert any(p.startswith(f"/api/v1/namespaces/{NS}/") for p in paths)  # it does read its own namespace
+    # It reads its own namespace, and of what has no namespace, Nodes only.
+    assert any(p.startswith(f"/api/v1/namespaces/{NS}/") for p in paths)
+    resources = [p for p in paths if p.count("/") > (2 if p.startswith("/api/") else 3)]  # not discovery
+    assert {p for p in resources if f"/namespaces/{NS}/" not in p} == {"/api/v1/nodes"}

@@ -40,6 +40,7 @@ from heteroscale.operator.conflicts import group_references
 from heteroscale.operator.kube import ApiError, KubeClient
 from heteroscale.operator.ownership import controller_of
 from heteroscale.operator.reconcile import Cluster, Context, tick
+from heteroscale.operator.store import Store
 from tests.integration.operator.conftest import (
     CR,
     DEPLOYMENTS,
@@ -278,14 +279,6 @@ class Reading:
         return self.signals
 
 
-def deployment_index(objects: Any) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    index: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    for obj in objects:
-        for key in indexes.deployment_keys(obj):
-            index.setdefault(key, []).append(indexes.deployment(obj))
-    return index
-
-
 def may_write(case: Case, before: dict[str, Any]) -> set[str]:
     """Deployments the group may write: its own, what it references that no other controller runs,
     and what its owner annotated for adoption by this group."""
@@ -313,10 +306,13 @@ async def test_ticks_stay_inside_the_group_and_never_lower_on_a_hold(
     kmock.resources.load_bundled()
     seed(kmock, case)
     nodes = [node(f"h20-{i}", "H20", "s2-a") for i in range(2)] + [node(f"l20-{i}", "L20", "s2-a") for i in range(2)]
+    deployments = Store(indexes.deployment_index)
     cluster = Cluster(
-        nodes={n["metadata"]["name"]: [indexes.gpu_node(n)] for n in nodes},
         references={k: [v] for k, v in group_references(kmock.objects[CR, NS, "other"]).items()} if case.rival else {},
+        deployments=deployments,
     )
+    for body in nodes:
+        cluster.nodes.put(body)
     client = KubeClient(kopf.ConnectionInfo(server=str(kmock.url)), attempts=1)
     metrics = RecordingMetrics()
     clock = [1_000_000.0]
@@ -329,6 +325,7 @@ async def test_ticks_stay_inside_the_group_and_never_lower_on_a_hold(
                 k[2]: kmock.objects[k] for k in list(kmock.objects) if str(k[0]) == str(kmock.resource(DEPLOYMENTS))
             }
             before = {name: obj.raw for name, obj in live.items() if not obj.deleted}
+            deployments.replace(None, list(before.values()))  # as the operator's watch keeps them
             sizes = {name: obj["spec"]["replicas"] for name, obj in before.items()}
             start = len(list(kmock))
             try:

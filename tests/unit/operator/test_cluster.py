@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from heteroscale.api.spec import Topology
-from heteroscale.operator import indexes
 from heteroscale.operator.reconcile import Cluster
 from tests.integration.operator.conftest import node
 
@@ -20,33 +19,23 @@ def gpu_pod(name: str, node_name: str, phase: str = "Running", **annotations: st
 
 def test_only_a_change_of_what_placement_reads_rebuilds_the_inventory() -> None:
     cluster = Cluster()
-    nodes: dict[str, list[Any]] = {}
-    pods: dict[Any, list[Any]] = {}
-    cluster.nodes, cluster.pods = nodes, pods
-
-    def index_pod(body: dict[str, Any]) -> None:
-        """As the pod index handler and then kopf do: note the trimmed pod, then keep or drop it."""
-        key = ("ns", body["metadata"]["name"])
-        kept = cluster.indexed(pods, key, indexes.gpu_pod(body))
-        if kept is None:
-            pods.pop(key, None)
-        else:
-            pods[key] = [kept]
-
-    body = node("h20-0", "H20", "s2-a")
-    nodes["h20-0"] = [cluster.indexed(nodes, "h20-0", indexes.gpu_node(body))]
+    cluster.nodes.put(node("h20-0", "H20", "s2-a"))
     first = cluster.inventory(Topology())
     assert cluster.inventory(Topology()) is first, "nothing changed: the same inventory"
     # The same node again (a resync, a heartbeat): no rebuild.
-    cluster.indexed(nodes, "h20-0", indexes.gpu_node(node("h20-0", "H20", "s2-a")))
+    cluster.nodes.put(node("h20-0", "H20", "s2-a"))
     assert cluster.inventory(Topology()) is first
     # A GPU pod binds: rebuilt, and it takes a GPU.
-    index_pod(gpu_pod("p", "h20-0"))
+    cluster.pods.put(gpu_pod("p", "h20-0"))
     bound = cluster.inventory(Topology())
     assert bound is not first
     # The pod's annotations change (a drain marks it): placement reads none of that.
-    index_pod(gpu_pod("p", "h20-0", **{"controller.kubernetes.io/pod-deletion-cost": "-1"}))
+    cluster.pods.put(gpu_pod("p", "h20-0", **{"controller.kubernetes.io/pod-deletion-cost": "-1"}))
     assert cluster.inventory(Topology()) is bound
     # It ends: no longer kept, so rebuilt.
-    index_pod(gpu_pod("p", "h20-0", phase="Succeeded"))
-    assert cluster.inventory(Topology()) is not bound
+    cluster.pods.put(gpu_pod("p", "h20-0", phase="Succeeded"))
+    ended = cluster.inventory(Topology())
+    assert ended is not bound
+    # A node goes: rebuilt.
+    cluster.nodes.remove(node("h20-0", "H20", "s2-a"))
+    assert cluster.inventory(Topology()) is not ended

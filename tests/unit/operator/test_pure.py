@@ -209,7 +209,9 @@ def test_slow_nodes_from_the_straggler_analysis_are_marked_in_the_inventory() ->
     from tests.unit.placement.cluster import node
 
     nodes = [node("a", "H20", "s2-0", "s1-0", "s0-0"), node("b", "H20", "s2-0", "s1-0", "s0-0")]
-    cluster = Cluster(nodes={"a": [nodes[0]], "b": [nodes[1]]}, slow_nodes=frozenset({"b"}))
+    cluster = Cluster(slow_nodes=frozenset({"b"}))
+    for body in nodes:
+        cluster.nodes.put(body)
     inventory = cluster.inventory(PLACED.topology)
     assert {n.name: n.slow for n in inventory.nodes} == {"a": False, "b": True}
 

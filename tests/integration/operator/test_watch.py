@@ -1,5 +1,6 @@
-"""The operator's own Deployment watch against the emulator's list and watch: what it keeps, how it
-lists again when its version is gone, and how it retries an API server that refuses.
+"""The operator's own watches against the emulator's list and watch, on Deployments: what they keep,
+how they list again when their version is gone, and how they retry an API server that refuses; and
+a kind the API server does not serve.
 
 The emulator serves the list and the watch as KMock does for kopf. Two things a test cannot make
 it do through its API, it is made to do directly: forget an object without a watch event (a
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import kmock
 import kopf
@@ -17,12 +20,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from heteroscale.operator.deploymentcache import DeploymentStore, DeploymentWatch
+from heteroscale.operator import indexes
+from heteroscale.operator.handlers import DEPLOYMENTS as RESOURCE
+from heteroscale.operator.handlers import SCALED_OBJECTS
+from heteroscale.operator.store import Store
+from heteroscale.operator.watch import Watch, WatchClient
 from tests.integration.operator.conftest import DEPLOYMENTS, NS, Api, ApiServerEmulator, deployment, eventually
 
 pytestmark = pytest.mark.looptime
 
 PATH = f"/apis/apps/v1/namespaces/{NS}/deployments"
+SCALED_OBJECTS_ID = "keda.sh/v1alpha1/scaledobjects"
 
 
 @pytest.fixture
@@ -30,7 +38,17 @@ def login(emulator: ApiServerEmulator) -> kopf.ConnectionInfo:
     return kopf.ConnectionInfo(server=str(emulator.url))
 
 
-async def watching(watch: DeploymentWatch, emulator: ApiServerEmulator) -> asyncio.Task[None]:
+def deployment_store() -> Store[tuple[str, ...], dict[str, Any]]:
+    return Store(indexes.deployment_index)
+
+
+def deployment_watch(
+    login: Callable[[], kopf.ConnectionInfo], store: Store[Any, Any], namespaces: Sequence[str] = (), **kwargs: Any
+) -> Watch:
+    return Watch(WatchClient(login), RESOURCE, store, namespaces, **kwargs)
+
+
+async def watching(watch: Watch, emulator: ApiServerEmulator) -> asyncio.Task[None]:
     """The watch running: listed, and its watch request at the emulator (whose event bus keeps
     nothing for a watch that connects later)."""
     task = asyncio.create_task(watch.run())
@@ -39,7 +57,7 @@ async def watching(watch: DeploymentWatch, emulator: ApiServerEmulator) -> async
     return task
 
 
-def names(store: DeploymentStore) -> set[str]:
+def names(store: Store[Any, Any]) -> set[str]:
     return {key[2] for key in store if key[0] == "name"}
 
 
@@ -55,8 +73,8 @@ async def test_it_lists_then_follows_creations_changes_and_deletions(
     emulator: ApiServerEmulator, login: kopf.ConnectionInfo, api: Api
 ) -> None:
     emulator.objects[DEPLOYMENTS, NS, "before"] = deployment("before")
-    store = DeploymentStore()
-    task = await watching(DeploymentWatch(lambda: login, store), emulator)
+    store = deployment_store()
+    task = await watching(deployment_watch(lambda: login, store), emulator)
     assert names(store) == {"before"}
     await api.create(PATH, deployment("after"))
     await api.patch(f"{PATH}/before", {"spec": {"replicas": 5}})
@@ -70,8 +88,8 @@ async def test_it_lists_then_follows_creations_changes_and_deletions(
 async def test_a_namespaced_watch_keeps_only_its_namespaces(
     emulator: ApiServerEmulator, login: kopf.ConnectionInfo, api: Api
 ) -> None:
-    store = DeploymentStore()
-    task = await watching(DeploymentWatch(lambda: login, store, [NS]), emulator)
+    store = deployment_store()
+    task = await watching(deployment_watch(lambda: login, store, [NS]), emulator)
     other = deployment("elsewhere")
     other["metadata"]["namespace"] = "other"
     await api.create("/apis/apps/v1/namespaces/other/deployments", other)
@@ -87,8 +105,8 @@ async def test_a_gone_version_lists_again_and_drops_what_the_watch_missed(
 ) -> None:
     emulator.objects[DEPLOYMENTS, NS, "missed"] = deployment("missed")
     emulator.objects[DEPLOYMENTS, NS, "kept"] = deployment("kept")
-    store = DeploymentStore()
-    task = await watching(DeploymentWatch(lambda: login, store), emulator)
+    store = deployment_store()
+    task = await watching(deployment_watch(lambda: login, store), emulator)
     assert names(store) == {"missed", "kept"}
     before = lists(emulator)
     del emulator.objects[DEPLOYMENTS, NS, "missed"]  # no watch event: the watch missed it
@@ -116,8 +134,8 @@ async def test_a_refused_list_is_logged_and_retried_with_backoff_until_it_succee
 ) -> None:
     emulator.objects[DEPLOYMENTS, NS, "d"] = deployment("d")
     emulator.refusing = lambda request: request.url.path.endswith("/deployments")
-    watch = DeploymentWatch(lambda: login, DeploymentStore(), retry_seconds=1.0)
-    recorded, logger = Recorded(), logging.getLogger("heteroscale.operator.deploymentcache")
+    watch = deployment_watch(lambda: login, deployment_store(), retry_seconds=1.0)
+    recorded, logger = Recorded(), logging.getLogger("heteroscale.operator.watch")
     # dateparser (prometheus-api-client's) configures logging with disable_existing_loggers when it
     # first logs and the root logger has no handler, as in some tests before this one; the operator
     # configures kopf's handler on the root logger first.
@@ -147,8 +165,8 @@ async def test_a_watch_of_many_namespaces_leaves_the_ticks_their_connections(
     """Each namespace's watch holds a connection open; with more namespaces than the ticks' client
     has connections (64), every watch still lists and follows, on the watch's own client."""
     namespaces = [f"team-{i}" for i in range(80)]
-    store = DeploymentStore()
-    task = asyncio.create_task(DeploymentWatch(lambda: login, store, namespaces).run())
+    store = deployment_store()
+    task = asyncio.create_task(deployment_watch(lambda: login, store, namespaces).run())
     await eventually(lambda: sum("watch" in r.url.query for _, r in emulator.arrivals) == len(namespaces))
     last = deployment("late")
     last["metadata"]["namespace"] = namespaces[-1]
@@ -180,8 +198,67 @@ async def test_a_watch_refused_with_410_lists_again_instead_of_retrying_the_gone
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     login = kopf.ConnectionInfo(server=str(server.make_url("/")))
-    task = asyncio.create_task(DeploymentWatch(lambda: login, DeploymentStore()).run())
+    task = asyncio.create_task(deployment_watch(lambda: login, deployment_store()).run())
     await eventually(lambda: len(requests) >= 4)
     assert requests[:4] == ["list", "watch from 1", "list", "watch from 3"]
+    task.cancel()
+    await server.close()
+
+
+async def test_a_kind_the_server_does_not_serve_is_empty_and_listed_again_until_it_is_served(
+    emulator: ApiServerEmulator, login: kopf.ConnectionInfo
+) -> None:
+    """KEDA not installed: its ScaledObjects are answered 404. The watch counts as listed (an empty
+    store: nothing conflicts), so the ticks do not wait for it; installed later, it is found."""
+    store = Store(indexes.autoscaler_index("ScaledObject"))
+    watch = Watch(WatchClient(lambda: login), SCALED_OBJECTS, store, absent_retry_seconds=60)
+    task = asyncio.create_task(watch.run())
+    await asyncio.wait_for(watch.synced.wait(), 10)
+    assert len(store) == 0
+    emulator.resources[SCALED_OBJECTS_ID] = kmock.ResourceInfo(
+        kind="ScaledObject", singular="scaledobject", namespaced=True, verbs={"get", "list", "watch"}
+    )
+    scaled = {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": "so", "namespace": NS},
+        "spec": {"scaleTargetRef": {"name": "decode"}},
+    }
+    emulator.objects[SCALED_OBJECTS_ID, NS, "so"] = scaled
+    await asyncio.sleep(30)
+    assert len(store) == 0, "not listed again before its wait is over"
+    await eventually(lambda: store.get((NS, "decode")), timeout=60)
+    assert store[NS, "decode"] == ["ScaledObject/so targets Deployment decode"]
+    task.cancel()
+
+
+async def test_a_list_in_pages_keeps_every_page_and_drops_what_no_page_holds() -> None:
+    """A real API server answers a list in pages (``limit``, then ``continue``); the emulator
+    answers every object at once, so a scripted server."""
+    requests: list[str | None] = []
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if request.query.get("watch") == "true":
+            response = web.StreamResponse()
+            await response.prepare(request)
+            await asyncio.sleep(3600)  # a quiet watch
+            return response
+        requests.append(request.query.get("continue"))
+        page = [deployment(f"d{i}") for i in range(3)] if "continue" not in request.query else [deployment("d3")]
+        meta = {"resourceVersion": "9", **({"continue": "next"} if "continue" not in request.query else {})}
+        return web.json_response({"kind": "DeploymentList", "metadata": meta, "items": page})
+
+    app = web.Application()
+    app.router.add_get("/apis/apps/v1/deployments", handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    login = kopf.ConnectionInfo(server=str(server.make_url("/")))
+    store = deployment_store()
+    store.put(deployment("deleted-while-no-watch-ran"))
+    watch = deployment_watch(lambda: login, store)
+    task = asyncio.create_task(watch.run())
+    await asyncio.wait_for(watch.synced.wait(), 10)
+    assert requests == [None, "next"]
+    assert names(store) == {"d0", "d1", "d2", "d3"}
     task.cancel()
     await server.close()
