@@ -358,8 +358,10 @@ class LatencyGuard(SpecModel):
         None,
         gt=0,
         le=3600,
-        description="Optional time-to-first-token SLO in seconds. When set, TTFT (at the same quantile) over a "
-        "tier's factor of it triggers the tier as TBT does: TTFT rises first when prefill queues, e.g. on a surge.",
+        description="Optional time-to-first-token SLO in seconds. When set, TTFT on the prefill pods (at the same "
+        "quantile), or the prefill queue's wait (requests waiting over prefills ended per second), over a tier's "
+        "factor of it triggers the tier as TBT does: prefill queues first on a surge, and the queue shows it before "
+        "the TTFT of the prefills that ended does.",
     )
     quantile: float = Field(0.9, gt=0, lt=1, description="TBT quantile compared with the SLO.")
     proportional: bool = Field(

@@ -35,6 +35,9 @@ class EngineMetrics:
     """Time-between-tokens histograms, preferred first; a later name is read only where the earlier is absent."""
     ttft_histogram: str
     """Time-to-first-token histogram; read on the prefill pods, where a surge queues first."""
+    queued_requests: str
+    """Gauge of requests waiting to be scheduled; on the prefill pods, the queue the latency
+    guard's TTFT tiers read (:func:`heteroscale.policy.latency.queue_wait`)."""
     requests: str
     """Counter of finished requests; rate() is requests/s (``heteroscale curate``'s arrivals)."""
     prompt_length_histogram: str
@@ -64,6 +67,8 @@ VLLM = EngineMetrics(
     ),
     # vllm/v1/metrics/loggers.py: "Histogram of time to first token in seconds".
     ttft_histogram="vllm:time_to_first_token_seconds",
+    # vllm/v1/metrics/loggers.py: "Number of requests waiting to be processed", gauge.
+    queued_requests="vllm:num_requests_waiting",
     # vllm/v1/metrics/loggers.py: "Count of successfully processed requests", counter labelled by
     # finished_reason (stop, length, abort), so summing over it counts every finished request.
     requests="vllm:request_success_total",
@@ -89,6 +94,8 @@ SGLANG = EngineMetrics(
     ),
     # python/sglang/srt/metrics/collector.py: "Histogram of time to first token in seconds".
     ttft_histogram="sglang:time_to_first_token_seconds",
+    # python/sglang/srt/metrics/collector.py: "Number of requests in the waiting queue", gauge.
+    queued_requests="sglang:num_queue_reqs",
     # python/sglang/srt/metrics/collector.py: "Number of requests processed", counter.
     requests="sglang:num_requests_total",
     # python/sglang/srt/metrics/collector.py: "Histogram of prompt token length"; exposed only with

@@ -158,6 +158,20 @@ def ttft_quantile_query(
     return _quantile((engine.ttft_histogram,), matchers, metric.window_seconds, quantile)
 
 
+def prefill_queue_queries(
+    metric: MetricSource, scope: Scope, prefill_deployments: Sequence[str]
+) -> tuple[str, str] | None:
+    """The requests waiting on the prefill pods now, and the prefills they ended per second over
+    the window (the TTFT histogram's count): their ratio is the queue's wait by Little's law
+    (:func:`heteroscale.policy.latency.queue_wait`). None for a custom query."""
+    engine = _engine(metric)
+    if engine is None:
+        return None
+    matchers = selector(scope, prefill_deployments)
+    queued = f"sum({engine.queued_requests}{{{matchers}}})"
+    return queued, _rate_sum(f"{engine.ttft_histogram}_count", matchers, metric.window_seconds)
+
+
 def _quantile(histograms: Sequence[str], matchers: str, window: int, quantile: float) -> str:
     if not 0 < quantile < 1 or not math.isfinite(quantile):
         raise ValueError(f"quantile must be in (0, 1), got {quantile}")

@@ -79,6 +79,10 @@ class Signals:
     """Why decode_tps is None or stale, for a person; None when fine."""
     ttft_seconds: float | None = None
     """TTFT of the prefill pods at the guard's quantile; None unless the guard sets ttftSeconds."""
+    prefill_queued: float | None = None
+    """Requests waiting on the prefill pods now; None unless the guard sets ttftSeconds."""
+    prefill_rps: float | None = None
+    """Prefills the prefill pods ended per second over the window; None as prefill_queued."""
     decode_reporting: int | None = None
     """Decode pods whose series contribute to decode_tps now; None when unknown (custom queries)."""
     activation: float | None = None
@@ -211,10 +215,12 @@ class _Reading:
             if prefill_deployments:
                 prefill_query = queries.prefill_missed_tps_query(metric, scope, prefill_deployments)
             tbt_query = ttft_query = None
+            queue_queries: tuple[str | None, str | None] = (None, None)
             if guard is not None:
                 tbt_query = queries.tbt_quantile_query(metric, scope, decode_deployments, guard.quantile)
                 if guard.ttft_seconds is not None and prefill_deployments:
                     ttft_query = queries.ttft_quantile_query(metric, scope, prefill_deployments, guard.quantile)
+                    queue_queries = queries.prefill_queue_queries(metric, scope, prefill_deployments) or (None, None)
         except ValueError as error:
             raise QueryFailed(f"cannot build the query: {error}") from error
 
@@ -266,6 +272,8 @@ class _Reading:
             tbt_seconds=self._secondary("TBT", tbt_query, now),
             problem=problem,
             ttft_seconds=self._secondary("TTFT", ttft_query, now),
+            prefill_queued=self._secondary("prefill requests waiting", queue_queries[0], now),
+            prefill_rps=self._secondary("prefills ended per second", queue_queries[1], now),
             decode_reporting=reporting,
         )
 

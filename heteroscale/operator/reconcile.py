@@ -529,6 +529,8 @@ async def _plan(
         tbt_seconds=signals.tbt_seconds,
         decode_reporting=signals.decode_reporting,
         ttft_seconds=signals.ttft_seconds,
+        prefill_queued=signals.prefill_queued,
+        prefill_rps=signals.prefill_rps,
         prefill_missed_tps=signals.prefill_missed_tps,
         activation=signals.activation,
         manual_edit=observe.manual_edit(current, deployments),

@@ -5,6 +5,13 @@ it only adds a fixed step on top of the throughput recommendation when the SLO i
 is watched too (when the spec gives its SLO): on a sudden surge prefill queues first, so TTFT
 leaves its SLO while the decode-throughput reading, capped by what prefill lets through, barely
 moves.
+
+The TTFT histogram lags a surge: it counts requests whose prefill has *ended*, most of which
+arrived before it. So the TTFT tier also reads the prefill queue as it is now (the leading
+indicator TokenScale argues for, ``papers/burst-anchors.md``): by Little's law the requests
+waiting for a prefill engine divided by the rate at which prefills end is the time a request
+waits there, which on a surge is most of the TTFT a request arriving now is heading for
+(:func:`queue_wait`).
 """
 
 from __future__ import annotations
@@ -14,16 +21,34 @@ import math
 from heteroscale.api.spec import LatencyGuard, LatencyTier
 
 
-def overshoot(guard: LatencyGuard | None, tbt_seconds: float | None, ttft_seconds: float | None) -> float | None:
-    """The larger of TBT / its SLO and TTFT / its SLO (when the spec gives one); None when neither
-    was read."""
+def queue_wait(queued: float | None, rps: float | None) -> float | None:
+    """Seconds a request waits for a prefill engine now, by Little's law: the requests waiting
+    over the rate at which prefills end. None without both readings, or without a prefill ending
+    in the window (nothing to divide by: an idle or a stalled pool, which the other rules see)."""
+    if queued is None or rps is None or not (math.isfinite(queued) and math.isfinite(rps)):
+        return None
+    if rps <= 0 or queued < 0:
+        return None
+    return queued / rps
+
+
+def overshoot(
+    guard: LatencyGuard | None,
+    tbt_seconds: float | None,
+    ttft_seconds: float | None,
+    queue_wait_seconds: float | None = None,
+) -> float | None:
+    """The largest of TBT / its SLO, and of TTFT and the prefill queue's wait / the TTFT SLO (when
+    the spec gives one); None when none was read."""
     if guard is None:
         return None
     factors = []
     if tbt_seconds is not None and math.isfinite(tbt_seconds):
         factors.append(tbt_seconds / guard.slo_seconds)
-    if guard.ttft_seconds is not None and ttft_seconds is not None and math.isfinite(ttft_seconds):
-        factors.append(ttft_seconds / guard.ttft_seconds)
+    if guard.ttft_seconds is not None:
+        for seconds in (ttft_seconds, queue_wait_seconds):
+            if seconds is not None and math.isfinite(seconds):
+                factors.append(seconds / guard.ttft_seconds)
     return max(factors, default=None)
 
 

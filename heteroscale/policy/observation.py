@@ -55,6 +55,11 @@ class Observation:
     """Time between tokens at the guard's quantile, for the latency safety net; None if unread."""
     ttft_seconds: float | None = None
     """Time to first token at the guard's quantile, for the latency safety net; None if unread."""
+    prefill_queued: float | None = None
+    """Requests waiting for a prefill engine now, for the latency safety net's queue estimate
+    (:func:`heteroscale.policy.latency.queue_wait`); None if unread."""
+    prefill_rps: float | None = None
+    """Requests whose prefill ended per second over the metric window, for the same; None if unread."""
     prefill_missed_tps: float | None = None
     """KV-cache-missed prefill tokens/s over the metric window, for an adaptive ratio; None if unread."""
     decode_reporting: int | None = None

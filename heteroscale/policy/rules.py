@@ -251,7 +251,10 @@ def recommend(spec: PDServingGroupSpec, observation: Observation, tps: float) ->
     recommended = cur_d if in_band else needed
     notes: tuple[Reason, ...] = ()
     guard = behavior.latency_guard
-    factor = latency.overshoot(guard, observation.tbt_seconds, observation.ttft_seconds)
+    waited = None
+    if guard is not None and guard.ttft_seconds is not None:
+        waited = latency.queue_wait(observation.prefill_queued, observation.prefill_rps)
+    factor = latency.overshoot(guard, observation.tbt_seconds, observation.ttft_seconds, waited)
     tier = latency.breached_tier(guard, factor)
     guarded = 0
     if guard is not None and tier is not None and factor is not None:
@@ -261,14 +264,18 @@ def recommend(spec: PDServingGroupSpec, observation: Observation, tps: float) ->
             recommended = guarded
             notes = (Reason.LATENCY_GUARD,)
             step = f"+{guarded - observation.decode.ready} on {observation.decode.ready} serving"
-            load += f"; {_latency_text(observation)} is {factor:.2f}x the SLO (tier {tier.over}x), {step}"
+            load += f"; {_latency_text(observation, waited)} is {factor:.2f}x the SLO (tier {tier.over}x), {step}"
     return Recommended(recommended, notes, load, guarded), in_band
 
 
-def _latency_text(observation: Observation) -> str:
+def _latency_text(observation: Observation, waited: float | None) -> str:
     shown = [
         f"{name} {value:.3f}s"
-        for name, value in (("TBT", observation.tbt_seconds), ("TTFT", observation.ttft_seconds))
+        for name, value in (
+            ("TBT", observation.tbt_seconds),
+            ("TTFT", observation.ttft_seconds),
+            ("prefill queue wait", waited),
+        )
         if value is not None
     ]
     return " / ".join(shown)

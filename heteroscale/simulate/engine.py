@@ -279,7 +279,7 @@ def serve(
     queues = Queues.empty(lanes.count)
     own = ref_p.prefill_latency(workload.input_tokens - workload.cached_tokens, workload.cached_tokens)
     scv = float(trace_work.var() / trace_work.mean() ** 2) if trace.size > 1 else 1.0
-    stream = RequestStream(workload.arrival_s, own, workload.weight, float(trace_work.mean()), scv, dt)
+    stream = RequestStream(workload.arrival_s, own, workload.weight, float(trace_work.mean()), scv, dt, offered)
     for s in range(n_steps):
         fleets = lanes.fleets(s, s * dt, traj, stream)
         capacity = sum((n * speed[g] for g, n in fleets.ready_prefill.items()), np.zeros(lanes.count))

@@ -65,13 +65,15 @@ class HeteroScale:
         return self._initial
 
     def decide(self, obs: SimObservation) -> tuple[int, int]:
-        # The latency the operator's reader queries: TBT with a guard, TTFT when it has a limit.
+        # The latency the operator's reader queries: TBT with a guard, TTFT and the prefill queue
+        # when it has a TTFT limit.
         guard = self.spec.behavior.latency_guard
-        tbt = ttft = None
+        tbt = ttft = queued = rps = None
         if guard is not None:
             tbt = obs.latency.tbt(guard.quantile)
             if guard.ttft_seconds is not None:
                 ttft = obs.latency.ttft(guard.quantile)
+                queued, rps = obs.latency.prefill_queue()
         observation = Observation(
             # No decode instance ready in the window: no engine reported, so no series.
             decode_tps=obs.decode_tps if obs.decode_series else None,
@@ -80,6 +82,8 @@ class HeteroScale:
             decode=obs.decode,
             tbt_seconds=tbt,
             ttft_seconds=ttft,
+            prefill_queued=queued,
+            prefill_rps=rps,
             prefill_missed_tps=obs.prefill_missed_tps,
             # What the activation query reads: the gateway's request rate, engines or not.
             activation=obs.gateway_rps if self.spec.behavior.scale_to_zero is not None else None,

@@ -36,6 +36,10 @@ class LatencyReading(Protocol):
 
     def ttft(self, quantile: float) -> float | None: ...
 
+    def prefill_queue(self) -> tuple[float, float]:
+        """Requests waiting for a prefill engine now, and prefills ended per second over the window."""
+        ...
+
 
 @dataclass(frozen=True)
 class SimObservation:

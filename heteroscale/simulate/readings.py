@@ -13,6 +13,9 @@ The operator reads TBT on the decode pods and TTFT on the prefill pods, each as
   not in its histogram.
 * TBT: each step's inter-token latency, counted once per token generated in the step (the fluid
   model gives a step's tokens one TBT).
+* The prefill queue (``vllm:num_requests_waiting`` on the prefill engines at the reading, and
+  the rate of the TTFT histogram's count over the window): the requests behind the prefill FIFO's
+  position at the window's end, and those it passed in the window.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 from heteroscale.metrics.histogram import VLLM_ITL_BUCKETS, VLLM_TTFT_BUCKETS, cumulative_counts, histogram_quantile
 from heteroscale.simulate.latency import prefilled_at, sakasegawa_wait
 from heteroscale.simulate.perfmodel import FloatArray
+from heteroscale.simulate.pools import Offered
 from heteroscale.simulate.recorder import Trajectories
 
 #: How far before the window a request may have arrived and still end its prefill in it by its
@@ -44,6 +48,8 @@ class RequestStream:
     work_mean: float
     work_scv: float
     dt: float
+    #: What the users offer, cumulated per step: the fluid arrivals the prefill FIFO counts.
+    offered: Offered
     #: The longest own prefill time (the lookback's bound), computed once: every reading needs it.
     longest_prefill_s: float = field(init=False)
 
@@ -69,6 +75,10 @@ class RequestStream:
         done = prefilled_at(arrival, self.prefill_s[i0:i1], traj, dt, self.work_mean, self.work_scv)
         inside = (done >= lo * dt) & (done < end * dt)
         return done[inside] - arrival[inside], self.weight[i0:i1][inside]
+
+    def requests_before(self, position: float) -> float:
+        """Requests offered before FIFO ``position`` (in steps, as the fluid pools count it)."""
+        return float(self.offered.at(np.array([position]))[Offered.REQUESTS, 0])
 
     def window(self, traj: Trajectories, lo: int, s: int) -> WindowLatency:
         """The histograms of steps ``lo`` to ``s`` (exclusive) of one lane."""
@@ -97,3 +107,14 @@ class WindowLatency:
         """TTFT at ``quantile`` on the prefill engines; None when no prefill ended."""
         ttfts, weights = self.stream.prefill_ttfts(self.traj.head(self.end), self.lo)
         return histogram_quantile(quantile, VLLM_TTFT_BUCKETS, cumulative_counts(VLLM_TTFT_BUCKETS, ttfts, weights))
+
+    def prefill_queue(self) -> tuple[float, float]:
+        """Requests waiting for a prefill engine at the reading, and requests whose prefill ended
+        per second over the window, from the fluid FIFO the engines run (not from the sampled
+        requests: each stands for many, and a count of a few of them in flight would jump by a
+        sample's weight where a real fleet's count of thousands moves smoothly)."""
+        stream, at = self.stream, self.traj.prefilled_position
+        done = stream.requests_before(float(at[self.end - 1])) if self.end > 0 else 0.0
+        before = stream.requests_before(float(at[self.lo - 1])) if self.lo > 0 else 0.0
+        seconds = (self.end - self.lo) * stream.dt
+        return stream.requests_before(self.end) - done, (done - before) / seconds if seconds > 0 else 0.0

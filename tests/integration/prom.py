@@ -55,6 +55,8 @@ SGLANG_TBT_BUCKETS = (0.002, 0.005, 0.01, 0.02, 0.03, 0.04, 0.06, 0.08, 0.1, 0.2
 SGLANG_TTFT_BUCKETS = (0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 2.0, 4.0, 6.0, 8.0, 10.0, 20.0, 40.0, 60.0, 100.0, 400.0)
 #: The KV-cache usage gauge (a fraction of 1) of each engine.
 KV_CACHE_GAUGE = {"vllm": "vllm:kv_cache_usage_perc", "sglang": "sglang:token_usage"}
+#: The waiting-requests gauge of each engine (the serving-metrics reference).
+QUEUE_GAUGE = {"vllm": "vllm:num_requests_waiting", "sglang": "sglang:num_queue_reqs"}
 
 
 def require_prometheus(binary: str = "prometheus") -> str:
@@ -97,6 +99,8 @@ class PodLoad:
     ttft_range: tuple[float, float] = (0.2, 0.6)
     kv_cache_usage: float | None = None
     """The KV-cache usage gauge's value; None: not exposed."""
+    queued: float | None = None
+    """The waiting-requests gauge's value; None: not exposed."""
 
     def quantile(self, q: float) -> float:
         """The true TBT quantile of this pod's uniform observations."""
@@ -179,6 +183,8 @@ class _Pod:
             lines.append(f"{name}{{{labels}{',' + extra if extra else ''}}} {counter.value(now)!r}")
         if self.load.kv_cache_usage is not None:
             lines.append(f"{KV_CACHE_GAUGE[self.load.engine]}{{{labels}}} {self.load.kv_cache_usage!r}")
+        if self.load.queued is not None:
+            lines.append(f"{QUEUE_GAUGE[self.load.engine]}{{{labels}}} {self.load.queued!r}")
         return lines
 
 

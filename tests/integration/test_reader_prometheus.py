@@ -58,8 +58,9 @@ LOADS = [
         external_cached_tps=300,
         ttft_per_second=30,
         ttft_range=(0.2, 0.6),
+        queued=12,
     ),
-    PodLoad("serving-vllm", "chat-prefill-l20-5f6b7c8d9-zzzzz", "vllm", prompt_tps=70000),
+    PodLoad("serving-vllm", "chat-prefill-l20-5f6b7c8d9-zzzzz", "vllm", prompt_tps=70000, queued=500),
     PodLoad("other", "chat-decode-7d9f8b6c5-abcde", "vllm", decode_tps=77777, prompt_tps=77777),
     # SGLang: decode 2500 tok/s, TBT uniform on 20-40 ms; prefill 2000 - 800 = 1200 missed tok/s.
     PodLoad(
@@ -151,7 +152,7 @@ def test_signals_match_the_exporter_rates(
     assert signals.decode_reporting == {"serving-vllm": 3, "serving-sglang": 1, "old-sglang": 1}[namespace]
 
 
-def test_ttft_of_the_prefill_pods_is_read_when_the_guard_watches_it(stack: Stack) -> None:
+def test_ttft_and_the_queue_of_the_prefill_pods_are_read_when_the_guard_watches_ttft(stack: Stack) -> None:
     stack.engines.wait_window(WINDOW)
     spec = group_spec(window=f"{WINDOW}s", quantile=QUANTILE)
     guard = spec.behavior.latency_guard
@@ -170,8 +171,13 @@ def test_ttft_of_the_prefill_pods_is_read_when_the_guard_watches_it(stack: Stack
     # an estimate on a bucket bound may come back a rounding error above it (0.6500000000000001).
     assert signals.ttft_seconds is not None
     assert signals.ttft_seconds == pytest.approx(0.55, abs=0.1 + 1e-9), signals.ttft_seconds
-    # Without ttftSeconds it is not read.
-    assert read(stack, "serving-vllm").ttft_seconds is None
+    # The prefill queue: the waiting gauge of the group's prefill pods only (not the decoy's 500),
+    # and their prefills ended per second, the TTFT histogram's count (30 a second).
+    assert signals.prefill_queued == 12
+    assert signals.prefill_rps == pytest.approx(30, rel=0.05)
+    # Without ttftSeconds none of it is read.
+    unguarded = read(stack, "serving-vllm")
+    assert (unguarded.ttft_seconds, unguarded.prefill_queued, unguarded.prefill_rps) == (None, None, None)
 
 
 def _expected_quantile(quantile: float, loads: list[PodLoad], bounds: tuple[float, ...], attr: str) -> float | None:

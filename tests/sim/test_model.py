@@ -149,7 +149,7 @@ class _Probe:
 
     def __init__(self, inner: Scheduled, at: tuple[int, ...], window: int) -> None:
         self.inner, self.at, self.window = inner, at, window
-        self.read: dict[int, tuple[float | None, float | None]] = {}
+        self.read: dict[int, tuple[float | None, float | None, tuple[float, float]]] = {}
         self.stream: RequestStream | None = None
 
     @property
@@ -160,14 +160,15 @@ class _Probe:
         self.stream = stream
         if s in self.at:
             latency = stream.window(traj.lane(0), s - self.window, s)
-            self.read[s] = (latency.ttft(0.9), latency.tbt(0.9))
+            self.read[s] = (latency.ttft(0.9), latency.tbt(0.9), latency.prefill_queue())
         return self.inner.fleets(s, now, traj, stream)
 
 
 def test_the_guards_latency_window_is_the_runs_own_latencies_of_that_window() -> None:
     """What a policy reads at step s is the histogram of the requests whose prefill ended in the
     window, as the whole run's latency model has them (the reading sees no later step), and of the
-    tokens generated in it; also while a backlog built by too few prefill instances drains."""
+    tokens generated in it, and the requests still on the prefill engines at s; also while a
+    backlog built by too few prefill instances drains."""
     w = _conv_hour()
     svc = derive(w, PERF, prefill_gpus=["L20"], decode_gpus=["H20"], slo=Slo(), model=MODEL, gpus_per_instance=8)
     cfg = EngineConfig()
@@ -181,23 +182,38 @@ def test_the_guards_latency_window_is_the_runs_own_latencies_of_that_window() ->
     stream, lane, dt = probe.stream, served.traj.lane(0), cfg.dt
     assert stream is not None
     done = prefilled_at(stream.arrival_s, stream.prefill_s, lane, dt, stream.work_mean, stream.work_scv)
-    backlog = []
+    backlog, queues = [], []
     for s in at:
         lo = s - window
         inside = (done >= lo * dt) & (done < s * dt)
         ttft = (done - stream.arrival_s)[inside]
         counts = cumulative_counts(VLLM_TTFT_BUCKETS, ttft, stream.weight[inside])
         tokens = cumulative_counts(VLLM_ITL_BUCKETS, lane.tbt[lo:s], lane.decode_tps[lo:s] * dt)
+        # The queue reading comes from the fluid FIFO; the sampled requests (each standing for
+        # many) on the prefill engines and ending in the window count the same while a backlog
+        # stands, within their sampling noise (about a tenth of a minute's samples here).
+        on_prefill = (stream.arrival_s < s * dt) & (done >= s * dt)
+        sampled = (float(stream.weight[on_prefill].sum()), float(stream.weight[inside].sum()) / (window * dt))
+        queued, rps = probe.read[s][2]
         expected = (
             histogram_quantile(0.9, VLLM_TTFT_BUCKETS, counts),
             histogram_quantile(0.9, VLLM_ITL_BUCKETS, tokens),
         )
-        assert probe.read[s] == expected, s
+        assert probe.read[s][:2] == expected, s
+        if sampled[0] > 1000:
+            assert queued == pytest.approx(sampled[0], rel=0.2), s
+            assert rps == pytest.approx(sampled[1], rel=0.3), s
+        queues.append(queued / rps if rps else None)
         backlog.append(float(ttft.max()))
     # The starved half hour left requests waiting many minutes, drained within the window after
     # it; an hour's end on twice the peak has none.
     assert max(backlog) > 600
     assert backlog[-1] < 10
+    # While the backlog builds, the queue's wait (Little's law) is ahead of the longest wait of the
+    # requests whose prefill ended in the window: it leads. Drained, nothing waits.
+    assert queues[0] is not None
+    assert queues[0] > backlog[0]
+    assert queues[-2] == 0
 
 
 class _Latency:
@@ -214,18 +230,22 @@ class _Latency:
         self.asked.append(("ttft", quantile))
         return 1.0
 
+    def prefill_queue(self) -> tuple[float, float]:
+        self.asked.append(("queue", 0.0))
+        return 2.0, 2.0
+
 
 @pytest.mark.parametrize(
     ("guard", "asked"),
     [
-        ("as simulated", [("tbt", 0.9), ("ttft", 0.9)]),
+        ("as simulated", [("tbt", 0.9), ("ttft", 0.9), ("queue", 0.0)]),
         ("without ttftSeconds, at 0.95", [("tbt", 0.95)]),
         ("none", []),
     ],
 )
 def test_heteroscale_reads_the_latency_its_guard_watches_at_its_quantile(guard: str, asked: list[object]) -> None:
-    """As the operator's reader queries: TBT with a guard, TTFT when it has ttftSeconds, at the
-    guard's quantile; nothing without a guard."""
+    """As the operator's reader queries: TBT with a guard, TTFT and the prefill queue when it has
+    ttftSeconds, at the guard's quantile; nothing without a guard."""
     w = _conv_hour()
     svc = derive(w, PERF, prefill_gpus=["L20"], decode_gpus=["H20"], slo=Slo(), model=MODEL, gpus_per_instance=8)
     document = spec_document(svc, 15.0)

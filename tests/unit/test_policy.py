@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -366,6 +367,36 @@ def test_latency_guard_tiers_watch_ttft(ttft: float, ttft_slo: float | None, exp
     decision = run(watched(1000.0, 10, ttft=ttft), behavior=guard)
     assert decision.decode == expected
     assert decision.reason is reason
+
+
+@pytest.mark.parametrize(
+    ("queued", "rps", "ttft_slo", "expected", "reason"),
+    [
+        (12.0, 4.0, 4.0, 10, Reason.WITHIN_TOLERANCE),  # 3 s on prefill: within the 4 s SLO
+        (21.0, 4.0, 4.0, 11, Reason.LATENCY_GUARD),  # 5.25 s, 1.31x: +10%, while TTFT still reads 3 s
+        (40.0, 4.0, 4.0, 12, Reason.LATENCY_GUARD),  # 10 s, 2.5x: +20%
+        (40.0, 4.0, None, 10, Reason.WITHIN_TOLERANCE),  # no TTFT SLO: the queue is not watched
+        (40.0, 0.0, 4.0, 10, Reason.WITHIN_TOLERANCE),  # no prefill ended: no estimate
+        (40.0, None, 4.0, 10, Reason.WITHIN_TOLERANCE),  # unread
+        (float("nan"), 4.0, 4.0, 10, Reason.WITHIN_TOLERANCE),  # unusable
+        (-5.0, 4.0, 4.0, 10, Reason.WITHIN_TOLERANCE),  # unusable
+    ],
+)
+def test_the_ttft_tiers_also_watch_the_prefill_queue(
+    queued: float, rps: float | None, ttft_slo: float | None, expected: int, reason: Reason
+) -> None:
+    """The TTFT histogram counts prefills that ended, most of whose requests came before a surge;
+    the requests on the prefill engines now over the rate their prefills end (Little's law) is the
+    wait a request arriving now is heading for."""
+    guard = GUARD
+    if ttft_slo is None:
+        guard = {"latencyGuard": {k: v for k, v in GUARD["latencyGuard"].items() if k != "ttftSeconds"}}
+    observation = replace(watched(1000.0, 10, ttft=3.0), prefill_queued=queued, prefill_rps=rps)
+    decision = run(observation, behavior=guard)
+    assert decision.decode == expected
+    assert decision.reason is reason
+    if reason is Reason.LATENCY_GUARD:
+        assert f"prefill queue wait {queued / (rps or 1):.3f}s" in decision.message
 
 
 @pytest.mark.parametrize(

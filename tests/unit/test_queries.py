@@ -96,6 +96,10 @@ def test_vllm_queries() -> None:
         f"histogram_quantile(0.9, sum by (le) (rate(vllm:inter_token_latency_seconds_bucket{{{decode}}}[60s])))"
         f" or histogram_quantile(0.9, sum by (le) (rate(vllm:time_per_output_token_seconds_bucket{{{decode}}}[60s])))"
     )
+    assert queries.prefill_queue_queries(metric, serving, ["p"]) == (
+        f"sum(vllm:num_requests_waiting{{{prefill}}})",
+        f"sum(rate(vllm:time_to_first_token_seconds_count{{{prefill}}}[60s]))",
+    )
 
 
 def test_sglang_queries() -> None:
@@ -108,6 +112,10 @@ def test_sglang_queries() -> None:
         f" - (sum(rate(sglang:cached_tokens_total{{{scope}}}[30s])) or vector(0)), 0)"
     )
     assert "sglang:inter_token_latency_seconds_bucket" in str(queries.tbt_quantile_query(metric, n, ["d"], 0.5))
+    assert queries.prefill_queue_queries(metric, n, ["d"]) == (
+        f"sum(sglang:num_queue_reqs{{{scope}}})",
+        f"sum(rate(sglang:time_to_first_token_seconds_count{{{scope}}}[30s]))",
+    )
 
 
 def test_custom_engine_reads_decode_and_its_age_from_its_own_selectors() -> None:
@@ -124,6 +132,7 @@ def test_custom_engine_reads_decode_and_its_age_from_its_own_selectors() -> None
     assert queries.reporting_pods_query(metric, a, ["d"]) is None, "custom series need not be per pod"
     assert queries.prefill_missed_tps_query(metric, a, ["d"]) is None
     assert queries.tbt_quantile_query(metric, a, ["d"], 0.9) is None
+    assert queries.prefill_queue_queries(metric, a, ["d"]) is None
 
 
 def test_a_custom_query_that_reads_no_series_has_no_age() -> None:

@@ -63,6 +63,9 @@ class Load:
     decode_tps: float | None = 50.0
     reporting: int | None = None
     """Decode pods the reading comes from; None: unknown (no partial-data check)."""
+    prefill_queued: float | None = None
+    prefill_rps: float | None = None
+    """The prefill queue's readings (requests waiting, prefills ended per second); None: unread."""
     reads: int = 0
     scopes: list[Any] = field(default_factory=list)
     held: str | None = None
@@ -78,7 +81,16 @@ class Load:
             self.release.wait(timeout=120)
         age = 1.0 if self.decode_tps is not None else None
         problem = None if self.decode_tps is not None else "no data"
-        return Signals(self.decode_tps, age, None, None, problem, decode_reporting=self.reporting)
+        return Signals(
+            self.decode_tps,
+            age,
+            None,
+            None,
+            problem,
+            decode_reporting=self.reporting,
+            prefill_queued=self.prefill_queued,
+            prefill_rps=self.prefill_rps,
+        )
 
 
 @dataclass
