@@ -3,7 +3,7 @@
 Reference counting frees the operator's garbage as it goes: JSON bodies, patches and parsed
 specs hold no reference cycles. The collector is only for cycles, yet with CPython's default
 thresholds (700, 10, 10) it ran a full collection every few seconds at a thousand groups, and a
-full collection walks every object the process holds (kopf's copy of each group, the indexes of
+full collection walks every object the process holds (kopf's copy of each group, the stores of
 Nodes, Pods and Deployments, the plan book: about 180 KiB per group). Measured with the operator
 benchmark at 1,000 groups (issue #15): 35 full collections in a run of about two minutes, 0.24 s
 each, and 13 s of the run's CPU in the collector all told; with the thresholds below, none full,

@@ -1,8 +1,8 @@
 """Other autoscalers that target our Deployments or /scale targets (pure).
 
 Two controllers writing one replica count fight; the operator refuses to act instead. The
-HorizontalPodAutoscalers, ScaledObjects and other PDServingGroups' ``deploymentRef`` come from kopf
-indexes keyed by the Deployment they target, so a tick looks its Deployments up instead of listing.
+HorizontalPodAutoscalers, ScaledObjects and other PDServingGroups' ``deploymentRef`` come from the
+operator's watches, keyed by the Deployment they target, so a tick looks its Deployments up instead of listing.
 Between two PDServingGroups on one Deployment the one created first keeps it and the later one is
 refused, so a running group is never stopped by a newcomer. (Owned Deployments cannot be shared:
 another group finds the owner's controller reference on them, see :mod:`ownership`.)

@@ -402,7 +402,7 @@ def _judge(
 async def _pods_stuck(ctx: Context, spec: PDServingGroupSpec, seen: _Seen, now: float) -> _Seen:
     """The stuck pods of each Deployment that has pods asked for but not ready. Only those are
     listed (pods and ReplicaSets, by the Deployment's selector and ownership): a group whose pods
-    are all ready costs no request. The pod index cannot answer: it keeps only pods bound to a
+    are all ready costs no request. The pod watch cannot answer: it keeps only pods bound to a
     node, and an Unschedulable pod is not."""
     timeout = spec.behavior.pod_start_timeout_seconds
     stuck: dict[str, int] = {}

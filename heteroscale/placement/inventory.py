@@ -1,9 +1,9 @@
 """The GPU inventory placement plans against: nodes, their GPU type, free GPUs and switch domains.
 
 This module owns the translation from Kubernetes objects (the plain dicts that ``kubectl get -o
-json`` prints and that kopf hands to handlers and indexes) into :class:`Inventory`. It is pure:
-no API calls, no clock. The operator keeps the dicts current from kopf indexes on Nodes and Pods
-and calls :func:`inventory_from_k8s` once per tick.
+json`` prints and that a watch delivers) into :class:`Inventory`. It is pure: no API calls, no
+clock. The operator keeps the dicts current from its own watches of Nodes and Pods and calls
+:func:`inventory_from_k8s` when what they keep changed.
 
 API::
 
