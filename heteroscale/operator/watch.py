@@ -14,7 +14,8 @@ other groups' references) in its own watches rather than in kopf indexes, for tw
   while it first lists, and every object's worker waits on one condition that each dropped toggle
   wakes: a start quadratic in what is indexed (measured with kopf 1.45: 1,000 groups 24-30 s,
   2,000 groups 109 s; 50 groups beside 8,000 pods of other workloads 194 s, with no group ticking
-  until it ends). A watch of the operator's own lists in pages and is done.
+  until it ends). A watch of the operator's own lists in pages and is done (in one hour, the
+  indexes against these watches: 1,000 groups 14.6 against 3.1 s, 2,000 groups 72.4 against 6.6 s).
 
 :class:`Watch` lists, then watches from the list's ``resourceVersion``, lists again when the server
 says that version is gone (410), and reconnects with backoff after errors, as kopf's own watches do.
