@@ -36,7 +36,7 @@ from heteroscale.operator.diffbase import NoDiffBaseStorage
 from heteroscale.operator.kube import ApiError, KubeClient
 from heteroscale.operator.reconcile import DEFAULT_INTERVAL, Cluster, Context, report_failure, seed_request, tick
 from heteroscale.operator.signals import MetricsSink, ReaderFactory
-from heteroscale.operator.store import Store
+from heteroscale.operator.store import Store, name_of
 from heteroscale.operator.watch import Resource, Watches
 
 PREFIX = "heteroscale.io"
@@ -165,9 +165,8 @@ class Operator:
         And a group of this replica's shard that the plan book does not know yet is seeded into
         it: every loop waits for the watches to list before its first tick, so after a restart the
         plan book knows what every group holds before the first tick plans."""
-        meta = body.get("metadata") or {}
-        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
-        if key not in self.cluster.plans and self._in_shard(meta.get("labels") or {}):
+        labels = (body.get("metadata") or {}).get("labels") or {}
+        if name_of(body) not in self.cluster.plans and self._in_shard(labels):
             request = seed_request(body, self.config)
             if request is not None:
                 self.cluster.plans.seed(request)

@@ -21,6 +21,7 @@ from typing import Any
 
 from heteroscale.api.config import Shard
 from heteroscale.operator.conflicts import autoscaler_target
+from heteroscale.operator.store import name_of
 
 JsonObject = dict[str, Any]
 
@@ -95,7 +96,7 @@ def deployment(obj: Mapping[str, Any]) -> JsonObject:
 def deployment_keys(obj: Mapping[str, Any]) -> list[tuple[str, ...]]:
     """The keys a Deployment is found by: its name, and its controller's uid (the group that owns it)."""
     meta = obj.get("metadata") or {}
-    namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+    namespace, name = name_of(obj)
     keys: list[tuple[str, ...]] = [("name", namespace, name)]
     owners = [r for r in meta.get("ownerReferences") or [] if isinstance(r, Mapping) and r.get("controller") is True]
     if owners and owners[0].get("uid"):
@@ -119,8 +120,7 @@ def node_index(shard: Shard | None) -> Callable[[Mapping[str, Any]], dict[str, J
 def pod_index(obj: Mapping[str, Any]) -> dict[tuple[str, str], JsonObject]:
     """A pod that takes GPUs by (namespace, name)."""
     pod = gpu_pod(obj)
-    meta = obj.get("metadata") or {}
-    return {} if pod is None else {(str(meta.get("namespace", "")), str(meta.get("name", ""))): pod}
+    return {} if pod is None else {name_of(obj): pod}
 
 
 def deployment_index(obj: Mapping[str, Any]) -> dict[tuple[str, ...], JsonObject]:
