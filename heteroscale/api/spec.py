@@ -367,7 +367,9 @@ class LatencyGuard(SpecModel):
     proportional: bool = Field(
         False,
         description="When true, a breached tier adds at least as many percent as the latency is over its "
-        "SLO ((factor - 1) x 100%), so a large jump gets a step to match; maxStepPercent still limits it.",
+        "SLO ((factor - 1) x 100%) of the instances serving, so a large jump gets a step to match. TBT and the "
+        "prefill queue's wait size it; TTFT does only when the queue is not read (its histogram lags). "
+        "scaleUp.maxStepPercent still limits what each period adds to the current count.",
     )
     tiers: list[LatencyTier] = Field(
         # A plain default (pydantic copies it) rather than a factory, so it appears in the CRD too.

@@ -52,6 +52,22 @@ def overshoot(
     return max(factors, default=None)
 
 
+def step_factor(
+    guard: LatencyGuard | None,
+    tbt_seconds: float | None,
+    ttft_seconds: float | None,
+    queue_wait_seconds: float | None,
+) -> float | None:
+    """The overshoot a proportional step is sized by: :func:`overshoot` without the TTFT histogram
+    wherever the prefill queue was read. The histogram counts prefills that ended, so it lags both
+    ways: low while a surge's queue builds (why the queue is read), high for a window after the
+    queue has drained, and after a cold start it reads the start-up its first requests waited for,
+    which more instances cannot undo. The queue's wait is the present; TTFT still triggers its tier
+    (:func:`breached_tier` reads :func:`overshoot`), whose fixed step stands."""
+    present = ttft_seconds if queue_wait_seconds is None else None
+    return overshoot(guard, tbt_seconds, present, queue_wait_seconds)
+
+
 def breached_tier(guard: LatencyGuard | None, factor: float | None) -> LatencyTier | None:
     """The highest tier whose factor over the SLO the observed latency exceeds."""
     if guard is None or factor is None:
@@ -60,13 +76,16 @@ def breached_tier(guard: LatencyGuard | None, factor: float | None) -> LatencyTi
     return max(hit, key=lambda tier: tier.over, default=None)
 
 
-def guarded(serving: int, tier: LatencyTier, factor: float, proportional: bool, max_percent: int) -> int:
+def guarded(serving: int, tier: LatencyTier, factor: float, proportional: bool) -> int:
     """Decode instances after the tier's extra step (at least one more) on top of those serving.
-    With ``proportional`` the step is at least the overshoot, (factor - 1) x 100%, up to
-    ``max_percent`` of the serving instances: latency keeps rising while a step starts up, so
-    the step is counted from what serves, and instances still starting already hold it."""
+    With ``proportional`` the step is at least the overshoot, (factor - 1) x 100%. Latency keeps
+    rising while a step starts up, so the step is counted from what serves, and instances still
+    starting already hold it. The step limit is not applied here: ``maxStepPercent`` limits what a
+    period adds to the current count (:func:`heteroscale.policy.rules.scale_up`), as it limits
+    every scale-up; capped here too, of the serving count, a guard could never ask for more than
+    twice what serves until its last step served, whatever the overshoot."""
     percent = float(tier.step_percent)
     if proportional:
-        percent = max(percent, min((factor - 1.0) * 100.0, float(max_percent)))
+        percent = max(percent, (factor - 1.0) * 100.0)
     # The epsilon keeps float noise (30.000000000000004%) from adding a whole instance.
     return serving + max(1, math.ceil(serving * percent / 100 - 1e-9))

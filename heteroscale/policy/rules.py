@@ -256,14 +256,16 @@ def recommend(spec: PDServingGroupSpec, observation: Observation, tps: float) ->
         waited = latency.queue_wait(observation.prefill_queued, observation.prefill_rps)
     factor = latency.overshoot(guard, observation.tbt_seconds, observation.ttft_seconds, waited)
     tier = latency.breached_tier(guard, factor)
+    sized = latency.step_factor(guard, observation.tbt_seconds, observation.ttft_seconds, waited)
     guarded = 0
-    if guard is not None and tier is not None and factor is not None:
-        max_percent = behavior.scale_up.max_step_percent
-        guarded = latency.guarded(observation.decode.ready, tier, factor, guard.proportional, max_percent)
+    if guard is not None and tier is not None and factor is not None and sized is not None:
+        guarded = latency.guarded(observation.decode.ready, tier, sized, guard.proportional)
         if guarded > recommended:
             recommended = guarded
             notes = (Reason.LATENCY_GUARD,)
             step = f"+{guarded - observation.decode.ready} on {observation.decode.ready} serving"
+            if guard.proportional and sized < factor:
+                step += f" (sized by TBT and the prefill queue, {sized:.2f}x: the TTFT histogram lags)"
             load += f"; {_latency_text(observation, waited)} is {factor:.2f}x the SLO (tier {tier.over}x), {step}"
     return Recommended(recommended, notes, load, guarded), in_band
 

@@ -404,7 +404,7 @@ def test_the_ttft_tiers_also_watch_the_prefill_queue(
     [
         (8.0, 1000, 20),  # 2x its SLO: +100% (not the tier's +20%)
         (10.0, 1000, 25),  # 2.5x: +150%
-        (10.0, 100, 20),  # capped at maxStepPercent of the serving instances
+        (10.0, 100, 20),  # capped at maxStepPercent of the current count (all 10 serve here)
         (5.2, 1000, 13),  # 1.3x: the overshoot's +30% beats the tier's +10%
     ],
 )
@@ -416,15 +416,56 @@ def test_a_proportional_guard_steps_with_the_overshoot(ttft: float, max_step: in
     assert decision.reason is Reason.LATENCY_GUARD
 
 
-def test_the_guard_counts_its_step_from_the_serving_instances() -> None:
-    # 10 serving and 10 starting (the guard's last step): latency is still 3x over while they load,
-    # but doubling what serves is what is already on its way, so nothing more is asked (and the
-    # breach keeps the pool from scaling in on the low throughput reading).
+@pytest.mark.parametrize(
+    ("ttft", "expected"),
+    [
+        (8.0, 20),  # 2x over: +100% of the 10 serving is the 10 already starting, so nothing more
+        (12.0, 30),  # 3x over: +200% of what serves
+        (24.0, 40),  # 6x over: 60 asked, cut to +100% of the 20 replicas (maxStepPercent, per period)
+    ],
+)
+def test_the_guard_counts_its_step_from_the_serving_instances(ttft: float, expected: int) -> None:
+    # 10 serving and 10 starting (the guard's last step): latency stays over while they load, and
+    # what is already on its way counts towards the step the overshoot asks for.
     behavior = merge(GUARD, {"latencyGuard": {"proportional": True}, "scaleUp": {"maxStepPercent": 100}})
-    decision = run(watched(1000.0, 20, ttft=12.0, starting=10), behavior=behavior)
-    assert decision.decode == 20
-    counted_from_replicas = run(watched(1000.0, 20, ttft=12.0), behavior=behavior)
+    decision = run(watched(1000.0, 20, ttft=ttft, starting=10), behavior=behavior)
+    assert decision.decode == expected
+    assert decision.reason is Reason.LATENCY_GUARD
+    counted_from_replicas = run(watched(1000.0, 20, ttft=ttft), behavior=behavior)
     assert counted_from_replicas.decode == 40  # the same breach with all 20 serving doubles them
+
+
+@pytest.mark.parametrize(
+    ("queued", "ttft", "expected"),
+    [
+        (4.0, 24.0, 12),  # queue within its SLO, TTFT 6x: the past (a cold start) gets the tier's +20%
+        (48.0, 24.0, 30),  # queue 3x over: +200%, whatever the histogram says
+        (None, 24.0, 60),  # queue unread: TTFT sizes the step, +500%
+    ],
+)
+def test_a_proportional_step_is_sized_by_the_present(queued: float | None, ttft: float, expected: int) -> None:
+    """The TTFT histogram counts prefills that ended: it lags a surge, reads high for a window after
+    the queue has drained, and after a cold start reads the start-up its first requests waited.
+    Where the prefill queue is read, its wait sizes a proportional step; TTFT still triggers its
+    tier."""
+    behavior = merge(GUARD, {"latencyGuard": {"proportional": True}, "scaleUp": {"maxStepPercent": 1000}})
+    observation = replace(watched(1000.0, 10, ttft=ttft), prefill_queued=queued, prefill_rps=4.0)
+    decision = run(observation, behavior=behavior)
+    assert decision.decode == expected
+    assert decision.reason is Reason.LATENCY_GUARD
+    assert ("the TTFT histogram lags" in decision.message) is (queued is not None)
+
+
+def test_the_step_limit_applies_per_period_to_the_replicas_not_to_what_serves() -> None:
+    """maxStepPercent limits what a period adds to the current count. Applied to the serving count
+    instead, a guard whose last step is still starting could never ask for more than twice what
+    serves, however far latency is over: a 3x surge would wait a whole start-up for its second
+    step (found on the burst days' timeline, docs/simulator.md)."""
+    behavior = merge(GUARD, {"latencyGuard": {"proportional": True}, "scaleUp": {"maxStepPercent": 100}})
+    first = run(watched(1000.0, 10, ttft=16.0), behavior=behavior)  # 4x over: +300% asked
+    assert first.decode == 20  # one period: +100% of 10
+    second = run(watched(1000.0, 20, ttft=16.0, starting=10), behavior=behavior)  # the next period
+    assert second.decode == 40  # +300% of the 10 serving, within +100% of the 20 replicas
 
 
 def test_a_latency_breach_is_not_held_by_the_scale_up_cooldown() -> None:
