@@ -6,7 +6,7 @@ No kopf, kubernetes or HTTP imports, no I/O, no clock. The operator builds an
 :func:`render_pod_template`. See docs/placement.md for the whole contract.
 """
 
-from heteroscale.placement.inventory import Inventory, Node, inventory_from_k8s
+from heteroscale.placement.inventory import Inventory, Node, bound_key, inventory_from_k8s
 from heteroscale.placement.ledger import Ledger
 from heteroscale.placement.plan import plan, plan_many
 from heteroscale.placement.render import render_pod_template
@@ -22,6 +22,7 @@ __all__ = [
     "PlannedGroup",
     "RoleTargets",
     "Shortfall",
+    "bound_key",
     "deployment_name",
     "inventory_from_k8s",
     "plan",

@@ -74,7 +74,12 @@ class Inventory:
     """The labels ``nodes`` were read with; plans must use the same."""
 
     def bound_instances(self, namespace: str, deployment: str) -> int:
-        return self.bound.get(f"{namespace}/{deployment}", 0)
+        return self.bound.get(bound_key(namespace, deployment), 0)
+
+
+def bound_key(namespace: str, deployment: str) -> str:
+    """The key of :attr:`Inventory.bound` for a deployment group's Deployment."""
+    return f"{namespace}/{deployment}"
 
 
 def gpu_count(value: object) -> int:
@@ -125,7 +130,7 @@ def inventory_from_k8s(
         meta = pod.get("metadata") or {}
         group = (meta.get("labels") or {}).get(LABEL_DEPLOYMENT)
         if group:
-            bound[f"{meta.get('namespace', '')}/{group}"] += 1
+            bound[bound_key(meta.get("namespace", ""), group)] += 1
 
     slow_names = frozenset(slow_nodes)
     result: list[Node] = []

@@ -24,8 +24,9 @@ has cluster scope (:func:`heteroscale.simulate.service.derive`): no group is pin
 so there is no per-big-pod unit to provision and the cluster is the fewest big-pods that hold all
 nodes, decode-type nodes spread evenly over them.
 
-Built directly as :class:`heteroscale.placement.Node` objects: the simulator binds no pods, so
-there is nothing for ``inventory_from_k8s`` to translate. Pure.
+Built directly as :class:`heteroscale.placement.Node` objects, with no pod on them: there are no
+Kubernetes objects for ``inventory_from_k8s`` to translate. The placer binds each plan's instances
+to these nodes itself (:func:`heteroscale.simulate.placer.bound_inventory`). Pure.
 """
 
 from __future__ import annotations

@@ -13,10 +13,12 @@ policy's targets become plans depends on what it scales:
   would any single-role group.
 
 Like the operator, the groups of the previous plan are passed back as ``GroupStatus`` (desired =
-planned replicas), so groups grow and shrink instead of being re-planned from scratch. The
-inventory stays free of bound pods: the simulator binds no pod to a node, so every kept group
-reserves its instances afresh each cycle, before any growth or new group (what the operator's
-cycle does on a cluster this service has to itself). Placement runs only when the targets change,
+planned replicas), so groups grow and shrink instead of being re-planned from scratch, and their
+instances are bound to nodes, as the operator sees running pods (:func:`bound_inventory`): the
+scheduler has put every planned instance on a node of its group's GPU type and domain, starting
+or ready. That matters where a kept group no longer fits: placement never gives up a bound
+instance because its follower share has no room (a group keeps it with what fits of the
+follower), where an unbound one would be dropped. Placement runs only when the targets change,
 and not again for targets it already planned from the same groups (``plan`` is pure).
 Instances a plan reports unschedulable are not started.
 
@@ -34,12 +36,22 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from heteroscale.api.enums import Role
 from heteroscale.api.spec import PDServingGroupSpec
 from heteroscale.api.status import GroupStatus
-from heteroscale.placement import Inventory, Plan, PlannedGroup, PlanRequest, RoleTargets, plan, plan_many
+from heteroscale.placement import (
+    Inventory,
+    Node,
+    Plan,
+    PlannedGroup,
+    PlanRequest,
+    RoleTargets,
+    bound_key,
+    plan,
+    plan_many,
+)
 
 #: PDServingGroup name of a paired policy's plans, and of each pool of an unpaired one.
 PAIRED = "sim"
@@ -97,6 +109,40 @@ def cross_domain_fraction(groups: Sequence[tuple[str, PlannedGroup]], spread: Sp
     return crossing / prefill_total
 
 
+def bound_inventory(inventory: Inventory, plans: Sequence[Plan]) -> Inventory:
+    """``inventory`` with the instances of ``plans`` bound to nodes: each group's on schedulable
+    nodes of its GPU type in its domain (anywhere for a cluster-scoped group), filling nodes in
+    mini-pods of one GPU type before those where types meet, which placement keeps free for the
+    groups that need them (the order its premium ranks give), each mini-pod's nodes in name
+    order. What finds no node stays unbound (the plan placed it, so that does not happen)."""
+    types_in_s1: defaultdict[str | None, set[str]] = defaultdict(set)
+    for node in inventory.nodes:
+        types_in_s1[node.tiers[1] if len(node.tiers) > 1 else None].add(node.gpu_type)
+
+    def mixed(node: Node) -> bool:
+        return len(types_in_s1[node.tiers[1] if len(node.tiers) > 1 else None]) > 1
+
+    order = sorted((n for n in inventory.nodes if n.schedulable), key=lambda n: (mixed(n), n.name))
+    free = {n.name: n.free for n in order}
+    used: Counter[str] = Counter()
+    bound: Counter[str] = Counter()
+    for group in (g for p in plans for g in p.groups):
+        left = group.replicas
+        for node in order:
+            if not left:
+                break
+            if node.gpu_type != group.gpu_type or (group.domain and node.tiers[-1] != group.domain):
+                continue
+            fits = min(left, free[node.name] // group.gpus_per_instance)
+            free[node.name] -= fits * group.gpus_per_instance
+            used[node.name] += fits * group.gpus_per_instance
+            left -= fits
+        # The plans' PDServingGroups have no namespace (PlanRequest's default).
+        bound[bound_key("", group.name)] += group.replicas - left
+    nodes = tuple(replace(n, requested=n.requested + used[n.name]) if used[n.name] else n for n in inventory.nodes)
+    return Inventory(nodes=nodes, bound={**inventory.bound, **bound}, topology=inventory.topology)
+
+
 class Placer:
     """Carries one policy's deployment groups from plan to plan."""
 
@@ -133,11 +179,12 @@ class Placer:
             ]
             for p in self._plans
         }
+        inventory = bound_inventory(self._inventory, self._plans)
         if self._paired:
-            return (plan(self._inventory, current.get(PAIRED, ()), RoleTargets(prefill, decode), self._spec, PAIRED),)
+            return (plan(inventory, current.get(PAIRED, ()), RoleTargets(prefill, decode), self._spec, PAIRED),)
         return tuple(
             plan_many(
-                self._inventory,
+                inventory,
                 [
                     PlanRequest(name, self._spec, targets, current.get(name, ()))
                     for name, targets in (

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import json
 import math
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -220,6 +221,45 @@ def test_heteroscale_is_placed_by_the_real_planner_in_pairs_that_grow_and_shrink
         assert placed.cross_domain_fraction == 0.0
     # Groups carried from plan to plan keep their names: they grew and shrank, not re-planned.
     assert names & {g.name for g in placed.groups}
+
+
+def test_planned_instances_are_bound_to_nodes_of_their_groups_type_and_domain() -> None:
+    w = wl.scale(wl.load("azure-conv"), hours=1, fleet_scale=50)
+    svc = _service(w)
+    inventory = simulated_inventory(svc)
+    placed = Placer(inventory, _spec(svc), paired=True).place(5 * svc.ratio[0], 5 * svc.ratio[1])
+    plans = [plan(inventory, [], RoleTargets(5 * svc.ratio[0], 5 * svc.ratio[1]), _spec(svc), PAIRED)]
+    bound = placer_module.bound_inventory(inventory, plans)
+    planned: Counter[tuple[str, str]] = Counter()
+    for g in placed.groups:
+        assert bound.bound_instances("", g.name) == g.replicas
+        planned[g.gpu_type, g.domain] += g.replicas * g.gpus_per_instance
+    requested: Counter[tuple[str, str]] = Counter()
+    for n in bound.nodes:
+        assert n.requested <= n.allocatable
+        if n.requested:
+            requested[n.gpu_type, str(n.tiers[-1])] += n.requested
+    assert requested == planned
+
+
+def test_a_running_group_whose_follower_share_no_longer_fits_keeps_its_instances() -> None:
+    """Targets at a ratio whose follower share no S2 holds (an adaptive ratio past the fabric):
+    the planner starts no new group for them, but the groups already running keep their bound
+    instances with what fits of the follower, as in the operator. (Before the simulator bound
+    its instances to nodes, every group was dropped and the fleet went to zero.)"""
+    w = wl.scale(wl.load("azure-conv"), hours=1, fleet_scale=50)
+    svc = _service(w)
+    inventory = simulated_inventory(svc)
+    p, d = svc.ratio
+    too_many = NODES_PER_S2 + 1  # prefill per decode instance: more than one S2 has nodes
+    fresh = Placer(inventory, _spec(svc), paired=True).place(2 * too_many, 2)
+    assert sum(fresh.counts[Role.DECODE].values()) == 0, "no new group is started without its follower"
+    placer = Placer(inventory, _spec(svc), paired=True)
+    placer.place(3 * p, 3 * d)
+    kept = placer.place(2 * too_many, 2)
+    assert sum(kept.counts[Role.DECODE].values()) == 2
+    assert 0 < sum(kept.counts[Role.PREFILL].values()) < 2 * too_many
+    assert kept.unschedulable > 0
 
 
 def test_placement_runs_only_when_the_targets_change(monkeypatch: pytest.MonkeyPatch) -> None:
