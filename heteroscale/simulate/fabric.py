@@ -32,8 +32,15 @@ def nodes_for(instances: int, gpus_per_instance: int) -> int:
     return math.ceil(instances / per_node)
 
 
+def prefill_beside_one_decode(gpus_per_instance: int) -> int:
+    """The most prefill instances one S2 big-pod holds beside one decode instance: the largest
+    prefill share a deployment group pinned to an S2 can have."""
+    per_node = GPUS_PER_NODE // gpus_per_instance
+    return (NODES_PER_S2 - nodes_for(1, gpus_per_instance)) * per_node
+
+
 def smallest_group_fits_s2(ratio: tuple[int, int], gpus_per_instance: int) -> bool:
     """Whether the smallest deployment group at ``ratio`` (one decode instance and the prefill
     instances that go with it) fits the nodes of one S2 big-pod."""
     prefill = Ratio(prefill=ratio[0], decode=ratio[1]).prefill_for(1)
-    return nodes_for(1, gpus_per_instance) + nodes_for(prefill, gpus_per_instance) <= NODES_PER_S2
+    return prefill <= prefill_beside_one_decode(gpus_per_instance)

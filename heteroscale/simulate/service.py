@@ -30,7 +30,7 @@ import numpy as np
 from heteroscale.api.enums import Role
 from heteroscale.api.spec import LatencyGuard
 from heteroscale.simulate.deployment import Deployment
-from heteroscale.simulate.fabric import S2, TIERS, smallest_group_fits_s2
+from heteroscale.simulate.fabric import S2, TIERS, prefill_beside_one_decode, smallest_group_fits_s2
 from heteroscale.simulate.perfmodel import InstanceModel, ModelSpec, Startup, kv_transfer_seconds
 from heteroscale.simulate.workload import Workload
 
@@ -289,12 +289,17 @@ def unloaded_ttfts(workload: Workload, prefill: Deployment, decode: Deployment) 
 def adaptive_ratio(service: Service, busy: float = TARGET_BUSY) -> dict[str, Any]:
     """The spec's ``ratio.adaptive`` for ``service``: prefill on its KV-missed throughput at
     ``busy`` of what its preferred GPU type sustains, within :data:`ADAPTIVE_BAND` of the stress
-    test's ratio."""
+    test's ratio. A service whose groups are pinned to an S2 gets no band past the prefill share
+    one S2 holds beside a decode instance: placement could make no group at such a ratio (the
+    rule that gives a fixed ratio past it cluster scope, :func:`derive`)."""
     ratio = service.ratio[0] / service.ratio[1]
+    top = ADAPTIVE_BAND[1] * ratio
+    if service.colocate:
+        top = min(top, prefill_beside_one_decode(service.gpus_per_instance))
     target = service.prefill_target_tps[service.preferred_gpu(Role.PREFILL)] * busy / TARGET_BUSY
     return {
         "minRatio": round(ADAPTIVE_BAND[0] * ratio, 3),
-        "maxRatio": round(ADAPTIVE_BAND[1] * ratio, 3),
+        "maxRatio": round(top, 3),
         "prefillTargetTPSPerInstance": round(target, 1),
     }
 
