@@ -227,11 +227,10 @@ def test_planned_instances_are_bound_to_nodes_of_their_groups_type_and_domain() 
     w = wl.scale(wl.load("azure-conv"), hours=1, fleet_scale=50)
     svc = _service(w)
     inventory = simulated_inventory(svc)
-    placed = Placer(inventory, _spec(svc), paired=True).place(5 * svc.ratio[0], 5 * svc.ratio[1])
-    plans = [plan(inventory, [], RoleTargets(5 * svc.ratio[0], 5 * svc.ratio[1]), _spec(svc), PAIRED)]
-    bound = placer_module.bound_inventory(inventory, plans)
+    planned_once = plan(inventory, [], RoleTargets(5 * svc.ratio[0], 5 * svc.ratio[1]), _spec(svc), PAIRED)
+    bound = placer_module.bound_inventory(inventory, [planned_once])
     planned: Counter[tuple[str, str]] = Counter()
-    for g in placed.groups:
+    for g in planned_once.groups:
         assert bound.bound_instances("", g.name) == g.replicas
         planned[g.gpu_type, g.domain] += g.replicas * g.gpus_per_instance
     requested: Counter[tuple[str, str]] = Counter()
