@@ -110,11 +110,12 @@ def _heteroscale(study: Study, hs: Summary, target: float) -> list[str]:
         )
     oracle = s.get("oracle")
     if oracle is not None:
+        p_o, d_o = role_gpu_hours(runs["oracle"])
         lines.append(
             f"vs the oracle: {hs.gpu_hours / oracle.gpu_hours:.2f}x its GPU-hours ({oracle.slo_attainment:.2%} "
-            f"SLO). HeteroScale runs at {hs.avg_utilization:.0%} busy against the oracle's "
-            f"{oracle.avg_utilization:.0%}: its targets leave 20% headroom for the signal's lag and "
-            "the start-up delay, and a fixed ratio must cover both roles' peaks, which the oracle, "
-            "knowing the future, sizes each on its own."
+            f"SLO; prefill {_pct(p_hs, p_o)}, decode {_pct(d_hs, d_o)}). HeteroScale runs at "
+            f"{hs.avg_utilization:.0%} busy against the oracle's {oracle.avg_utilization:.0%}: its targets hold "
+            "each role below what it serves at the SLO, the headroom for the signal's lag and the start-up "
+            "delay, where the oracle, knowing the future, holds what each step needs."
         )
     return lines
