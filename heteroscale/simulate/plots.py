@@ -46,6 +46,20 @@ def _legend(ax: Any) -> None:
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0)
 
 
+def _plain(axis: Any) -> None:
+    """Tick labels of a log axis as plain numbers (3, 0.05), not matplotlib's 3x10^0."""
+    from matplotlib.ticker import FuncFormatter
+
+    label = FuncFormatter(lambda value, _: f"{value:g}")
+    axis.set_major_formatter(label)
+    axis.set_minor_formatter(label)
+
+
+def ratio_text(ratio: float) -> str:
+    """A P/D ratio as a person writes it: 1:5, 1:1, 9:1."""
+    return f"{ratio:g}:1" if ratio >= 1 else f"1:{1 / ratio:g}"
+
+
 class Saver:
     """Writes figures as PNGs into one folder, closes them, and keeps the paths it wrote."""
 
@@ -121,6 +135,7 @@ def write_plots(study: Study, out: Path) -> list[Path]:
         ax.axhline(limits[attr], color="red", ls="--", lw=1, label="SLO" if attr == "tbt_s" else "guard's TTFT limit")
         ax.set_xticks(np.arange(len(names)) + 0.25, names, rotation=30, fontsize=7)
         ax.set(ylabel=label, yscale="log")
+        _plain(ax.yaxis)
         _legend(ax)
     fig.suptitle("Latency percentiles (TTFT limits are per request: max(2 s, 3x unloaded))")
     fig.tight_layout()
@@ -169,4 +184,8 @@ def draw_ratio_curve(ax: Any, curve: Sequence[RatioPoint]) -> None:
         ylabel="decode tokens/s per GPU at the SLO",
         title="Stress test: goodput per GPU at each P/D ratio",
     )
+    low, high = ax.get_xlim()
+    ticks = [t for t in (0.1, 0.2, 0.5, 1, 2, 5, 9, 20, 50, 100) if low <= t <= high]
+    ax.set_xticks(ticks, [ratio_text(t) for t in ticks])
+    ax.xaxis.set_minor_formatter("")
     _legend(ax)
