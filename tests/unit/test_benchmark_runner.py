@@ -7,7 +7,7 @@ import pytest
 from tests.benchmarks.__main__ import main
 
 #: The benchmarks docs/development.md documents, by the name ``--only`` takes.
-DOCUMENTED = {"curate", "holdout", "operator", "placement", "plan_cli", "simulate", "stragglers"}
+DOCUMENTED = {"curate", "gap", "holdout", "operator", "placement", "plan_cli", "simulate", "stragglers"}
 
 
 def test_list_names_each_benchmark_with_what_it_measures(capsys: pytest.CaptureFixture[str]) -> None:
@@ -20,7 +20,7 @@ def test_list_names_each_benchmark_with_what_it_measures(capsys: pytest.CaptureF
 @pytest.mark.parametrize(
     ("argv", "words"),
     [
-        (["--only", "nosuch"], "--only nosuch: no such benchmark; choose from curate, holdout, operator"),
+        (["--only", "nosuch"], "--only nosuch: no such benchmark; choose from curate, gap, holdout, operator"),
         (["--", "20"], "arguments after -- go to one benchmark: name it with a single --only"),
         (["--only", "operator", "--only", "placement", "--", "20"], "name it with a single --only"),
     ],
