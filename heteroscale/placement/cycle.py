@@ -10,8 +10,9 @@
 2. Scale-in of the lead role shrinks groups on premium (then slow) resources first, smaller
    groups first, so groups empty and are removed; a cut that would make the rest of the cycle
    place less of either role is passed over for the next group, and when no whole cut is safe,
-   groups are cut partly (the largest safe part of each, in the same order). Freed GPUs are not
-   reused in the same cycle: the next cycle's inventory shows them.
+   groups are cut partly (the largest safe part of each, in the same order); when that leaves
+   excess, the same again with each group in turn cut last. Freed GPUs are not reused in the same
+   cycle: the next cycle's inventory shows them.
 3. Kept groups reserve what their pods not yet bound to nodes need; a group that no longer fits
    keeps what fits and the rest is placed elsewhere. Bound instances are never given up because
    a follower cannot be placed: a group whose follower floor (the ratio's share rounded down)
@@ -115,7 +116,9 @@ class Cycle:
         loses instances that a different cut keeps. Whole cuts are tried first, then partial
         ones (largest first): when every domain is full, cutting one group whole moves its
         follower share to full domains, while cutting each group a little keeps every group's
-        bound follower. Excess no such cut sheds is cut in plain preference order."""
+        bound follower. The cuts are greedy, so when they leave excess they are tried again with
+        each group in turn cut last; excess no such order sheds is cut in plain preference
+        order."""
         lead = self.roles.lead
         excess = sum(g.count[lead] for g in groups) - self.roles.target[lead]
         if excess <= 0:
@@ -131,22 +134,39 @@ class Cycle:
             return False
 
         order = sorted(groups, key=lambda g: (tuple(-r for r in self.sizing.rank(g)), g.count[lead], len(g.gid), g.gid))
-        # Whole cuts first (they empty groups), then the largest partial cut of each group that
-        # the trial accepts: when every whole cut strands follower instances (each remaining
-        # group's domain is full), shrinking several groups keeps each its bound follower.
-        for partial in (False, True):
-            for group in order:
-                most = min(excess, group.count[lead])
-                if most <= 0:
-                    continue
-                for cut in range(most, 0, -1) if partial else (most,):
-                    if not loses(group, cut):
-                        excess -= cut
-                        break
+
+        def shed(order: list[Group], excess: int) -> int:
+            """Whole cuts first (they empty groups), then the largest partial cut of each group
+            that the trial accepts: when every whole cut strands follower instances (each
+            remaining group's domain is full), shrinking several groups keeps each its bound
+            follower. Returns the excess left."""
+            for partial in (False, True):
+                for group in order:
+                    most = min(excess, group.count[lead])
+                    if most <= 0:
+                        continue
+                    for cut in range(most, 0, -1) if partial else (most,):
+                        if not loses(group, cut):
+                            excess -= cut
+                            break
+            return excess
+
+        counts = [g.count[lead] for g in groups]
+        left = shed(order, excess)
+        # The cuts are greedy: early ones can take the groups the last ones needed (found by the
+        # property tests: the two groups holding their whole follower share cut first, one that
+        # could not grow its share in a full domain kept). Then each group in turn is kept for
+        # last, in preference order, until an order sheds it all.
+        for last in order if left else ():
+            for group, count in zip(groups, counts, strict=True):
+                group.count[lead] = count
+            left = shed([g for g in order if g is not last] + [last], excess)
+            if not left:
+                break
         for group in order:
-            cut = min(excess, group.count[lead])
+            cut = min(left, group.count[lead])
             group.count[lead] -= cut
-            excess -= cut
+            left -= cut
         return [g for g in groups if g.count[lead] > 0]
 
     def placed(self, groups: list[Group], used: set[str]) -> dict[Role, int]:

@@ -207,6 +207,35 @@ SCALE_IN_SPEC = pdsg_spec(("H20",), ("H20",), ratio=(1, 2), prefill_gpus=4, deco
     reqs=[PlanRequest("svc0", SCALE_IN_SPEC, RoleTargets(2, 3))],
     extra=3,
 )
+@example(
+    # Found by hypothesis: 1 D + 2 P on a mixed S1, scaled out to five groups and back. The greedy
+    # cuts took the two groups holding their whole prefill share (one of them the first plan's)
+    # and kept one with a single prefill instance in a domain too full to add the second.
+    cluster=(
+        layout(
+            [
+                MiniPod("s2-0", "s2-0-s1-0", ("H20",) * 4),
+                MiniPod("s2-0", "s2-0-s1-1", ("H20",) * 4),
+                MiniPod("s2-0", "s2-0-s1-2", ("H20",) * 4, (SOFT,)),
+                MiniPod("s2-1", "s2-1-s1-0", ("H20", "H20", "L20", "L20")),
+                MiniPod("s2-2", "s2-2-s1-0", ("H20",) * 4),
+                MiniPod("s2-2", "s2-2-s1-1", ("H20", "H20", "L20", "L20")),
+            ]
+        ),
+        [
+            pod(f"p{i}", node, 2)
+            for i, node in enumerate(("s2-2-s1-0-n1", "s2-2-s1-0-n2", "s2-2-s1-0-n3", "s2-2-s1-1-n0", "s2-2-s1-1-n1"))
+        ],
+    ),
+    reqs=[
+        PlanRequest(
+            "svc0",
+            pdsg_spec(("L20", "H20"), ("H20",), ratio=(3, 2), prefill_gpus=8, decode_gpus=4, priority=0),
+            RoleTargets(2, 1),
+        )
+    ],
+    extra=7,
+)
 def test_scale_out_then_in_returns_to_the_same_size(
     cluster: tuple[list[Any], list[Any]], reqs: list[PlanRequest], extra: int
 ) -> None:
