@@ -143,7 +143,8 @@ class Ratio(SpecModel):
         description="Opt-in: move the ratio within a band on KV-cache-missed prefill tokens/s (beyond the "
         "paper, which keeps it fixed); prefill:decode above is then where it starts and what minimums use. "
         "Prefill scales in as decode does: to the highest recommendation of behavior.scaleDown's "
-        "stabilization window, by at most its step.",
+        "stabilization window, by at most its step. The latency guard steps each role on its own latency: "
+        "decode on TBT, prefill on TTFT and its queue (decode rising with it as far as maxRatio needs).",
     )
 
     def prefill_for(self, decode_instances: int) -> int:

@@ -28,7 +28,9 @@ The order of the rules (:mod:`heteroscale.policy.rules`) matters and is the cont
 6. Decode is clamped to its bounds and prefill follows from the ratio in the same decision; a
    prefill bound that breaks the ratio is repaired by raising decode (see :mod:`ratio`). With
    ``ratio.adaptive`` prefill instead follows its own KV-missed throughput, within the declared
-   band of prefill per decode instance, with hysteresis; still in the same decision.
+   band of prefill per decode instance, with hysteresis; still in the same decision. Its latency
+   guard steps each role on its own latency (decode on TBT in step 4, prefill on TTFT and its
+   queue), decode rising with prefill's step as far as the band's ``maxRatio`` needs.
 7. Reporting: a floor raised by a schedule or a manual hold is reported as ``ScheduleFloor`` or
    ``ManualOverride`` where the spec's own would be ``ClampedToMin``; stuck pods add ``PodsStuck``
    (the primary reason when nothing else moved); the entry in force is returned for the status.
@@ -82,9 +84,14 @@ def _decide(
             return rules.hold(spec, observation, partial.reason, partial.message, no_zeros)
         return rules.zero_traffic(spec, observation, state, now)
 
-    recommended, in_band = rules.recommend(spec, observation, tps)
     missed = observation.prefill_missed_tps
     wanted_p = wanted_prefill(spec, cur_p, missed)
+    recommended, in_band = rules.recommend(spec, observation, tps, adaptive=wanted_p is not None)
+    prefill_guarded = False
+    if wanted_p is not None:
+        unguarded = wanted_p
+        wanted_p, recommended = rules.guard_prefill(spec, cur_p, wanted_p, recommended)
+        prefill_guarded = wanted_p > unguarded
     window = stabilization.remember(
         state, now, recommended.decode, spec.behavior.scale_down.stabilization_window_seconds, wanted_p
     )
@@ -113,7 +120,7 @@ def _decide(
             pair.notes + adapted.notes,
             "; ".join(filter(None, [pair.detail, adapted.detail])),
         )
-    notes = [*recommended.notes, *step.notes, *pair.notes]
+    notes = [*recommended.notes, *step.notes, *pair.notes, *([Reason.LATENCY_GUARD] if prefill_guarded else [])]
     prefill, decode, kept = rules.keep_until_scale_in_allowed(spec, observation, state, now, pair)
     if partial is not None:
         # Nothing goes down on a partial reading, whatever else (an adaptive ratio) would lower.

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, replace
 
 from heteroscale.api.enums import Reason
-from heteroscale.api.spec import PDServingGroupSpec
+from heteroscale.api.spec import LatencyGuard, PDServingGroupSpec
 from heteroscale.api.status import PolicyState, Recommendation
 from heteroscale.policy import capacity, latency, stabilization
 from heteroscale.policy.decision import Decision
@@ -40,6 +40,9 @@ class Recommended:
     #: Decode instances the latency guard asks for when a tier is breached, whether or not the
     #: load asks for more (0: no breach).
     guarded: int = 0
+    #: With an adaptive ratio in force: prefill instances the guard asks for on a TTFT or prefill
+    #: queue breach (0: none), counted from the prefill instances serving (:func:`guard_prefill`).
+    prefill_guarded: int = 0
 
 
 @dataclass(frozen=True)
@@ -236,10 +239,19 @@ def _idle(
     return since, f"idle for {now - since:.0f}s; zero after idleSeconds {zero.idle_seconds}"
 
 
-def recommend(spec: PDServingGroupSpec, observation: Observation, tps: float) -> tuple[Recommended, bool]:
+def recommend(
+    spec: PDServingGroupSpec, observation: Observation, tps: float, adaptive: bool = False
+) -> tuple[Recommended, bool]:
     """Decode instances = ceil(TPS / target per instance), the target weighted by the GPU types now
     serving; within the tolerance band the current count stands. The latency guard may add a
-    tiered step on top. Also returns whether the load was within the tolerance band."""
+    tiered step on top. Also returns whether the load was within the tolerance band.
+
+    With a fixed ratio one decode count carries both roles, so a breach of any latency steps
+    decode and prefill follows the ratio. With an ``adaptive`` ratio in force each role has a
+    count of its own, so each steps on its own latency: decode on TBT, prefill on TTFT and its
+    queue (``prefill_guarded``). A TTFT breach is a prefill queue, which decode instances do not
+    drain: stepped on it, decode took the room prefill needed (the adaptive lane of the burst
+    days, docs/simulator.md)."""
     cur_d = observation.decode.replicas
     behavior = spec.behavior
     target = capacity.weighted_target(
@@ -254,20 +266,58 @@ def recommend(spec: PDServingGroupSpec, observation: Observation, tps: float) ->
     waited = None
     if guard is not None and guard.ttft_seconds is not None:
         waited = latency.queue_wait(observation.prefill_queued, observation.prefill_rps)
-    factor = latency.overshoot(guard, observation.tbt_seconds, observation.ttft_seconds, waited)
+    tbt, ttft = observation.tbt_seconds, observation.ttft_seconds
+    readings = (None, None) if adaptive else (ttft, waited)
+    guarded, step = _guard_step(guard, "", observation.decode.ready, tbt, *readings)
+    if guarded > recommended:
+        recommended = guarded
+        notes = (Reason.LATENCY_GUARD,)
+        shown = replace(observation, ttft_seconds=None) if adaptive else observation
+        load += f"; {_latency_text(shown, None if adaptive else waited)} is {step}"
+    prefill_guarded = 0
+    if adaptive:
+        prefill_guarded, prefill_step = _guard_step(guard, "prefill ", observation.prefill.ready, None, ttft, waited)
+        if prefill_guarded:
+            load += f"; {_latency_text(replace(observation, tbt_seconds=None), waited)} is {prefill_step}"
+    return Recommended(recommended, notes, load, guarded, prefill_guarded), in_band
+
+
+def _guard_step(
+    guard: LatencyGuard | None, role: str, serving: int, tbt: float | None, ttft: float | None, waited: float | None
+) -> tuple[int, str]:
+    """Instances of a role after the latency guard's step on the readings given, counted from the
+    ``serving`` ones, and the text of the step (``role`` names the instances it adds, "" for the
+    decode count that carries both roles); (0, "") when no tier is breached."""
+    factor = latency.overshoot(guard, tbt, ttft, waited)
     tier = latency.breached_tier(guard, factor)
-    sized = latency.step_factor(guard, observation.tbt_seconds, observation.ttft_seconds, waited)
-    guarded = 0
-    if guard is not None and tier is not None and factor is not None and sized is not None:
-        guarded = latency.guarded(observation.decode.ready, tier, sized, guard.proportional)
-        if guarded > recommended:
-            recommended = guarded
-            notes = (Reason.LATENCY_GUARD,)
-            step = f"+{guarded - observation.decode.ready} on {observation.decode.ready} serving"
-            if guard.proportional and sized < factor:
-                step += f" (sized by TBT and the prefill queue, {sized:.2f}x: the TTFT histogram lags)"
-            load += f"; {_latency_text(observation, waited)} is {factor:.2f}x the SLO (tier {tier.over}x), {step}"
-    return Recommended(recommended, notes, load, guarded), in_band
+    sized = latency.step_factor(guard, tbt, ttft, waited)
+    if guard is None or tier is None or factor is None or sized is None:
+        return 0, ""
+    guarded = latency.guarded(serving, tier, sized, guard.proportional)
+    text = f"{factor:.2f}x the SLO (tier {tier.over}x), +{guarded - serving} {role}on {serving} serving"
+    if guard.proportional and sized < factor:
+        text += f" (sized by TBT and the prefill queue, {sized:.2f}x: the TTFT histogram lags)"
+    return guarded, text
+
+
+def guard_prefill(
+    spec: PDServingGroupSpec, current: int, wanted: int, recommended: Recommended
+) -> tuple[int, Recommended]:
+    """An adaptive ratio's prefill recommendation raised to the latency guard's prefill step
+    (limited per period by ``scaleUp.maxStepPercent`` of the prefill replicas, as every scale-up),
+    and decode raised as far as the band's ``maxRatio`` needs to pair it: one joint decision, the
+    pair kept within the declared band. Returns ``wanted`` and ``recommended`` as they were when
+    the guard asks prefill for no more."""
+    adaptive = spec.ratio.adaptive
+    if adaptive is None or recommended.prefill_guarded <= wanted:
+        return wanted, recommended
+    limit = stabilization.step_up_limit(current, spec.behavior.scale_up)
+    prefill = max(wanted, min(recommended.prefill_guarded, limit))
+    paired = math.ceil(prefill / adaptive.max_ratio - 1e-9)
+    if paired <= recommended.decode:
+        return prefill, recommended
+    notes = tuple(dict.fromkeys((*recommended.notes, Reason.LATENCY_GUARD)))
+    return prefill, replace(recommended, decode=paired, notes=notes, guarded=max(recommended.guarded, paired))
 
 
 def _latency_text(observation: Observation, waited: float | None) -> str:

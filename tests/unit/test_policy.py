@@ -551,3 +551,66 @@ def test_an_adaptive_prefill_scale_in_waits_for_starting_pods() -> None:
     )
     assert run(starting, **ADAPTIVE).prefill == 20
     assert run(observation, **ADAPTIVE).prefill == 10
+
+
+def adaptive_watched(
+    missed: float | None, decode: int, prefill: int, *, ttft: float | None = None, tbt: float = 0.03
+) -> Observation:
+    return replace(adaptive_observe(missed, decode, prefill), tbt_seconds=tbt, ttft_seconds=ttft)
+
+
+@pytest.mark.parametrize(
+    ("missed", "decode", "ttft", "tbt", "expected", "reason"),
+    [
+        # A TTFT breach (2x the 4 s SLO: +20%) steps prefill from the 20 serving; decode's TBT is fine.
+        (20_000.0, 10, 8.0, 0.03, (24, 10), Reason.LATENCY_GUARD),
+        # A TBT breach (2x the 50 ms SLO) steps decode; prefill stays on its KV-missed reading.
+        (20_000.0, 10, 1.0, 0.1, (20, 12), Reason.LATENCY_GUARD),
+        # Both: each role steps on its own latency.
+        (20_000.0, 10, 8.0, 0.1, (24, 12), Reason.LATENCY_GUARD),
+        # The reading already asks for more than the guard: the reading stands.
+        (30_000.0, 10, 8.0, 0.03, (30, 10), Reason.SCALED_UP),
+        # Prefill's step past the band's 4 per decode: decode rises to pair it (24 / 4 = 6).
+        (20_000.0, 5, 8.0, 0.03, (24, 6), Reason.LATENCY_GUARD),
+        # No KV-missed reading: the fixed 2:1 ratio applies, and with it the guard steps decode.
+        (None, 10, 8.0, 0.03, (24, 12), Reason.LATENCY_GUARD),
+        # Within its SLOs: nothing.
+        (20_000.0, 10, 3.0, 0.03, (20, 10), Reason.WITHIN_TOLERANCE),
+    ],
+)
+def test_with_an_adaptive_ratio_each_role_steps_on_its_own_latency(
+    missed: float | None, decode: int, ttft: float, tbt: float, expected: tuple[int, int], reason: Reason
+) -> None:
+    """With a fixed ratio one decode count carries both roles. With an adaptive ratio a TTFT breach
+    (a prefill queue) stepped only decode, whose TBT was fine, and reached prefill only through the
+    band's minimum: on a 3x surge the adaptive lane held 91% SLO where the fixed ratio held 99%."""
+    decision = run(adaptive_watched(missed, decode, 20, ttft=ttft, tbt=tbt), behavior=GUARD, **ADAPTIVE)
+    assert (decision.prefill, decision.decode) == expected
+    assert decision.reason is reason
+
+
+@pytest.mark.parametrize(
+    ("max_step", "expected"),
+    [
+        (1000, 60),  # 3x over, proportional: +200% of the 20 prefill serving
+        (100, 40),  # +100% of the 20 prefill replicas per period
+        (10, 24),  # 10% of 20 is 2, but a scale-up may always add minStepInstances (4)
+    ],
+)
+def test_an_adaptive_prefill_guard_step_is_proportional_and_limited_per_period(max_step: int, expected: int) -> None:
+    behavior = merge(GUARD, {"latencyGuard": {"proportional": True}, "scaleUp": {"maxStepPercent": max_step}})
+    ratio = merge(ADAPTIVE, {"ratio": {"adaptive": {"maxRatio": 10.0}}})  # the band does not bind here
+    decision = run(adaptive_watched(20_000.0, 10, 20, ttft=12.0), behavior=behavior, **ratio)
+    assert (decision.prefill, decision.decode) == (expected, 10)
+    assert decision.reason is Reason.LATENCY_GUARD
+    assert "TTFT 12.000s is 3.00x the SLO (tier 1.5x), +40 prefill on 20 serving" in decision.message
+
+
+def test_an_adaptive_prefill_guard_step_skips_the_scale_up_cooldown_and_is_remembered() -> None:
+    """Prefill's step is a latency step like decode's: no cooldown holds it, and the stabilization
+    window remembers it, so the next tick's reading does not scale it straight back in."""
+    state = PolicyState(last_scale_up_time=NOW - 10)
+    damped = merge(merge(DAMPED, {"behavior": GUARD}), ADAPTIVE)
+    decision = run(adaptive_watched(20_000.0, 10, 20, ttft=8.0), state, **damped)
+    assert decision.prefill == 24
+    assert decision.state.recommendations[-1].prefill == 24
