@@ -296,7 +296,8 @@ def _guard_step(
     guarded = latency.guarded(serving, tier, sized, guard.proportional)
     text = f"{factor:.2f}x the SLO (tier {tier.over}x), +{guarded - serving} {role}on {serving} serving"
     if guard.proportional and sized < factor:
-        text += f" (sized by TBT and the prefill queue, {sized:.2f}x: the TTFT histogram lags)"
+        present = "the prefill queue" if tbt is None else "TBT and the prefill queue"
+        text += f" (sized by {present}, {sized:.2f}x: the TTFT histogram lags)"
     return guarded, text
 
 

@@ -614,3 +614,12 @@ def test_an_adaptive_prefill_guard_step_skips_the_scale_up_cooldown_and_is_remem
     decision = run(adaptive_watched(20_000.0, 10, 20, ttft=8.0), state, **damped)
     assert decision.prefill == 24
     assert decision.state.recommendations[-1].prefill == 24
+
+
+def test_an_adaptive_prefill_step_sized_by_the_queue_says_so() -> None:
+    behavior = merge(GUARD, {"latencyGuard": {"proportional": True}, "scaleUp": {"maxStepPercent": 1000}})
+    ratio = merge(ADAPTIVE, {"ratio": {"adaptive": {"maxRatio": 10.0}}})
+    observation = replace(adaptive_watched(20_000.0, 10, 20, ttft=24.0), prefill_queued=48.0, prefill_rps=4.0)
+    decision = run(observation, behavior=behavior, **ratio)
+    assert decision.prefill == 60  # the queue's 12 s, 3x: +200% of the 20 serving (TTFT's 6x only triggers)
+    assert "+40 prefill on 20 serving (sized by the prefill queue, 3.00x: the TTFT histogram lags)" in decision.message
